@@ -1,0 +1,297 @@
+"""Envelopes: the signed, end-to-end encrypted unit that the relay logs.
+
+Wire format (integers big-endian; see docs/PROTOCOL.md for a worked example)::
+
+    magic      4   "HLEN"
+    version    u8  1
+    kind       u8  1 message, 2 receipt, 3 link test, 4 key event, 5 notice
+    precedence u8  1 FLASH, 2 IMMEDIATE, 3 PRIORITY, 4 ROUTINE
+    channel    u8 length + UTF-8
+    party      u8 length + UTF-8       sender party
+    station    u8 length + UTF-8       sender station
+    seq        u64                     sender's sequence number, from 1
+    prev       32                      SHA-256 of the sender's previous envelope (zeros for seq 1)
+    created    u64                     sender's clock, ms since the Unix epoch (UTC)
+    ephemeral  32                      X25519 public key, fresh per envelope
+    count      u16                     number of recipients
+    count x:   recipient u8 length + "party/station", wrapped body key 48
+    body       u32 length + ChaCha20-Poly1305 ciphertext (key fresh, nonce zero,
+               associated data = every byte above)
+    signature  64                      Ed25519 by the sender station over every byte above
+
+The body key is wrapped per recipient with ChaCha20-Poly1305 under
+HKDF-SHA256(X25519(ephemeral, recipient), info = "hotline/wrap/v1" ||
+ephemeral || recipient key), nonce zero, associated data = recipient name.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import BadSignature, ChainGap, Malformed, NotARecipient, Replay, TooLarge
+from .keys import KeyRing, StationCertificate, StationKey
+from .wire import Reader, Writer
+
+MAGIC = b"HLEN"
+VERSION = 1
+MAX_BODY = 64 * 1024
+MAX_RECIPIENTS = 256
+MAX_ENVELOPE = MAX_BODY + 16 + MAX_RECIPIENTS * (1 + 65 + 48) + 1024
+ZERO_HASH = bytes(32)
+_NONCE = bytes(12)
+_WRAP_INFO = b"hotline/wrap/v1"
+
+
+class Kind(enum.IntEnum):
+    MESSAGE = 1
+    RECEIPT = 2
+    LINK_TEST = 3
+    KEY_EVENT = 4
+    NOTICE = 5
+
+
+class Precedence(enum.IntEnum):
+    FLASH = 1
+    IMMEDIATE = 2
+    PRIORITY = 3
+    ROUTINE = 4
+
+
+@dataclass(frozen=True)
+class Recipient:
+    ident: str
+    wrapped: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed envelope. ``raw`` is exactly the bytes that were signed and logged."""
+
+    version: int
+    kind: Kind
+    precedence: Precedence
+    channel: str
+    party: str
+    station: str
+    seq: int
+    prev: bytes
+    created_ms: int
+    ephemeral: bytes
+    recipients: tuple[Recipient, ...]
+    ciphertext: bytes
+    signature: bytes
+    raw: bytes
+    body_offset: int
+
+    @property
+    def sender(self) -> str:
+        return f"{self.party}/{self.station}"
+
+    @property
+    def hash(self) -> bytes:
+        return envelope_hash(self.raw)
+
+    @property
+    def signed_part(self) -> bytes:
+        return self.raw[:-64]
+
+    @property
+    def header_part(self) -> bytes:
+        """The bytes bound to the body as AEAD associated data."""
+        return self.raw[: self.body_offset]
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An envelope whose signature was checked and whose body was decrypted."""
+
+    envelope: Envelope
+    certificate: StationCertificate
+    body: bytes
+
+
+def envelope_hash(raw: bytes) -> bytes:
+    return hashlib.sha256(raw).digest()
+
+
+def _wrap_key(shared: bytes, ephemeral: bytes, recipient_pub: bytes) -> ChaCha20Poly1305:
+    kek = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=None,
+        info=_WRAP_INFO + ephemeral + recipient_pub,
+    ).derive(shared)
+    return ChaCha20Poly1305(kek)
+
+
+def seal(
+    body: bytes,
+    *,
+    sender: StationKey,
+    channel: str,
+    seq: int,
+    prev: bytes,
+    recipients: Sequence[StationCertificate],
+    created_ms: int,
+    kind: Kind = Kind.MESSAGE,
+    precedence: Precedence = Precedence.ROUTINE,
+    ephemeral: X25519PrivateKey | None = None,
+    body_key: bytes | None = None,
+) -> bytes:
+    """Encrypt ``body`` once, wrap its key for every recipient, sign the bytes.
+
+    ``ephemeral`` and ``body_key`` are fresh random values unless given; give
+    them only to reproduce a documented example, never in operation.
+    """
+    if len(body) > MAX_BODY:
+        raise TooLarge(f"body is {len(body)} bytes; the limit is {MAX_BODY}", field="body")
+    if seq < 1 or len(prev) != 32 or (seq == 1) != (prev == ZERO_HASH):
+        raise Malformed("seq starts at 1 with a zero previous hash", field="seq")
+    if len(recipients) > MAX_RECIPIENTS:
+        raise TooLarge(f"{len(recipients)} recipients; the limit is {MAX_RECIPIENTS}")
+    body_key = ChaCha20Poly1305.generate_key() if body_key is None else body_key
+    eph = X25519PrivateKey.generate() if ephemeral is None else ephemeral
+    eph_pub = eph.public_key().public_bytes_raw()
+    w = (
+        Writer()
+        .raw(MAGIC)
+        .u8(VERSION)
+        .u8(kind)
+        .u8(precedence)
+        .str8(channel)
+        .str8(sender.party)
+        .str8(sender.station)
+        .u64(seq)
+        .raw(prev)
+        .u64(created_ms)
+        .raw(eph_pub)
+        .u16(len(recipients))
+    )
+    for cert in recipients:
+        shared = eph.exchange(X25519PublicKey.from_public_bytes(cert.encryption))
+        wrapped = _wrap_key(shared, eph_pub, cert.encryption).encrypt(
+            _NONCE, body_key, cert.ident.encode()
+        )
+        w.str8(cert.ident).raw(wrapped)
+    header = w.getvalue()
+    ciphertext = ChaCha20Poly1305(body_key).encrypt(_NONCE, body, header)
+    signed = Writer().raw(header).bytes32(ciphertext).getvalue()
+    return signed + sender.signing.sign(signed)
+
+
+def parse(data: bytes, max_size: int = MAX_ENVELOPE) -> Envelope:
+    """Parse envelope bytes strictly (size is checked before anything else)."""
+    if len(data) > max_size:
+        raise TooLarge(f"envelope is {len(data)} bytes; the limit is {max_size}")
+    r = Reader(data, "envelope")
+    if r.raw(4, "magic") != MAGIC:
+        raise Malformed("not a hotline envelope (bad magic)", field="magic")
+    version = r.u8("version")
+    if version != VERSION:
+        raise Malformed(f"envelope version {version} is not supported", field="version")
+    try:
+        kind = Kind(r.u8("kind"))
+        precedence = Precedence(r.u8("precedence"))
+    except ValueError as exc:
+        raise Malformed("unknown kind or precedence", field="kind") from exc
+    channel, party, station = r.str8("channel"), r.str8("party"), r.str8("station")
+    seq, prev, created = r.u64("seq"), r.raw(32, "prev"), r.u64("created")
+    ephemeral = r.raw(32, "ephemeral")
+    count = r.u16("recipients")
+    if count > MAX_RECIPIENTS:
+        raise Malformed(f"{count} recipients is over the limit", field="recipients")
+    recipients = tuple(Recipient(r.str8("recipient"), r.raw(48, "wrapped")) for _ in range(count))
+    body_offset = r.pos
+    ciphertext = r.bytes32("body", MAX_BODY + 16)
+    signature = r.raw(64, "signature")
+    r.end()
+    if seq < 1 or (seq == 1) != (prev == ZERO_HASH):
+        raise Malformed("seq starts at 1 with a zero previous hash", field="seq")
+    if not channel or not party or not station:
+        raise Malformed("channel, party and station must be named", field="header")
+    return Envelope(
+        version,
+        kind,
+        precedence,
+        channel,
+        party,
+        station,
+        seq,
+        prev,
+        created,
+        ephemeral,
+        recipients,
+        ciphertext,
+        signature,
+        data,
+        body_offset,
+    )
+
+
+def verify(env: Envelope, keyring: KeyRing, at: int | None = None) -> StationCertificate:
+    """Check the sender's signature with a certificate usable at ``at`` (unix s).
+
+    ``at`` defaults to the envelope's own creation time; the relay passes its
+    clock. Raises UnknownKey, KeyNotValid, RevokedKey or BadSignature.
+    """
+    when = env.created_ms // 1000 if at is None else at
+    for cert in keyring.station(env.sender, when):
+        if cert.verify(env.signed_part, env.signature):
+            return cert
+    raise BadSignature(f"envelope signature by {env.sender} does not verify", channel=env.channel)
+
+
+def open_envelope(
+    data: bytes | Envelope, station: StationKey, keyring: KeyRing, at: int | None = None
+) -> Opened:
+    """Verify signature and certificate first, then unwrap and decrypt."""
+    env = data if isinstance(data, Envelope) else parse(data)
+    cert = verify(env, keyring, at)
+    mine = [r for r in env.recipients if r.ident == station.ident]
+    if not mine:
+        raise NotARecipient(f"{station.ident} is not a recipient", channel=env.channel)
+    shared = station.encryption.exchange(X25519PublicKey.from_public_bytes(env.ephemeral))
+    try:
+        body_key = _wrap_key(shared, env.ephemeral, station.encryption_public).decrypt(
+            _NONCE, mine[0].wrapped, station.ident.encode()
+        )
+        body = ChaCha20Poly1305(body_key).decrypt(_NONCE, env.ciphertext, env.header_part)
+    except InvalidTag as exc:
+        raise NotARecipient(
+            f"the body key for {station.ident} does not open this envelope", channel=env.channel
+        ) from exc
+    return Opened(env, cert, body)
+
+
+def check_chain(last_seq: int, last_hash: bytes, env: Envelope) -> None:
+    """Check that ``env`` directly follows the sender's last envelope.
+
+    ``last_seq`` is 0 (and ``last_hash`` zeros) before the first envelope.
+    """
+    if env.seq <= last_seq:
+        raise Replay(
+            f"{env.sender} sequence {env.seq} was already used (last {last_seq})",
+            channel=env.channel,
+            field="seq",
+        )
+    if env.seq != last_seq + 1:
+        raise ChainGap(
+            f"{env.sender} sequence jumps from {last_seq} to {env.seq}",
+            channel=env.channel,
+            field="seq",
+        )
+    if env.prev != last_hash:
+        raise ChainGap(
+            f"{env.sender} envelope {env.seq} does not chain to envelope {last_seq}",
+            channel=env.channel,
+            field="prev",
+        )

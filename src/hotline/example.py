@@ -1,0 +1,80 @@
+"""The worked example of docs/PROTOCOL.md, rebuilt from fixed seeds.
+
+A test re-derives every byte printed in the document from this module, so the
+document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from .envelope import ZERO_HASH, Kind, Precedence, seal
+from .keys import PartyKey, StationKey
+from .merkle import MerkleTree, leaf_hash
+from .notes import Checkpoint, NoteSigner, cosign, sign_checkpoint
+
+T0 = 1_764_000_000  # 2025-11-24T16:00:00Z
+
+
+def _seed(label: str) -> bytes:
+    return hashlib.sha256(b"hotline example " + label.encode()).digest()
+
+
+def example() -> dict[str, str]:
+    """Every value of the worked example, as printed in docs/PROTOCOL.md."""
+    us_root = PartyKey("us", Ed25519PrivateKey.from_private_bytes(_seed("us root")))
+    ru_root = PartyKey("ru", Ed25519PrivateKey.from_private_bytes(_seed("ru root")))
+    us1 = StationKey(
+        "us",
+        "us-1",
+        Ed25519PrivateKey.from_private_bytes(_seed("us-1 signing")),
+        X25519PrivateKey.from_private_bytes(_seed("us-1 encryption")),
+    )
+    ru1 = StationKey(
+        "ru",
+        "ru-1",
+        Ed25519PrivateKey.from_private_bytes(_seed("ru-1 signing")),
+        X25519PrivateKey.from_private_bytes(_seed("ru-1 encryption")),
+    )
+    us_cert = us_root.certify(us1, T0, T0 + 365 * 86400)
+    ru_cert = ru_root.certify(ru1, T0, T0 + 365 * 86400)
+    body = '{"lang":"en","text":"Test of the line.","type":"text"}'.encode()
+    envelope = seal(
+        body,
+        sender=us1,
+        channel="us-ru",
+        seq=1,
+        prev=ZERO_HASH,
+        recipients=[us_cert, ru_cert],
+        created_ms=T0 * 1000 + 5,
+        kind=Kind.MESSAGE,
+        precedence=Precedence.FLASH,
+        ephemeral=X25519PrivateKey.from_private_bytes(_seed("ephemeral")),
+        body_key=_seed("body key"),
+    )
+    relay = NoteSigner("relay.ae", Ed25519PrivateKey.from_private_bytes(_seed("relay")))
+    tree = MerkleTree()
+    tree.append(envelope)
+    checkpoint = sign_checkpoint(
+        Checkpoint("hotline/example/us-ru", tree.size, tree.root(), (f"time {T0 * 1000 + 9}",)),
+        relay,
+    )
+    witnessed = cosign(checkpoint, ru1.cosigner(), T0 + 1)
+    return {
+        "us_root_key": us_root.verifier.encode(),
+        "relay_key": relay.verifier.encode(),
+        "us_certificate": us_cert.encode().decode(),
+        "body": body.decode(),
+        "envelope_hex": envelope.hex(),
+        "envelope_sha256": hashlib.sha256(envelope).hexdigest(),
+        "leaf_hash": leaf_hash(envelope).hex(),
+        "checkpoint": witnessed.encode().decode(),
+    }
+
+
+if __name__ == "__main__":
+    for name, value in example().items():
+        print(f"## {name}\n{value}\n")

@@ -1,0 +1,410 @@
+"""Party, station keys; certificates and revocations; encrypted key files.
+
+A party's root key (Ed25519) signs *statements*: signed notes whose text is a
+type line and one line of compact JSON. A station certificate binds a station's
+Ed25519 signing key and X25519 encryption key to ``party/station`` for a period;
+a revocation withdraws a signing key from a time on (a rotation is a new
+certificate plus a revocation of the old key with ``replaced_by``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+from .errors import (
+    BadSignature,
+    KeyNotValid,
+    Malformed,
+    RevokedKey,
+    UnknownKey,
+    WrongPassphrase,
+)
+from .notes import Cosigner, Note, NoteSigner, NoteVerifier, b64, make_note, parse_note, unb64
+from .notes import verify_note as _verify_note
+
+CERT_TYPE = "hotline-certificate/v1"
+REVOCATION_TYPE = "hotline-revocation/v1"
+KEYFILE_FORMAT = "hotline-keyfile/v1"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def statement_text(kind: str, body: dict[str, Any]) -> str:
+    return f"{kind}\n{canonical_json(body)}\n"
+
+
+def parse_statement(note: Note, kind: str) -> dict[str, Any]:
+    lines = note.text.split("\n")
+    if len(lines) != 3 or lines[0] != kind:
+        raise Malformed(f"not a {kind} statement", field="statement")
+    try:
+        body = json.loads(lines[1])
+    except ValueError as exc:
+        raise Malformed(f"{kind} body is not JSON", field="statement") from exc
+    if not isinstance(body, dict):
+        raise Malformed(f"{kind} body is not an object", field="statement")
+    return body
+
+
+def _str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise Malformed(f"{key} must be a non-empty string", field=key)
+    return value
+
+
+def _int(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise Malformed(f"{key} must be a non-negative integer", field=key)
+    return value
+
+
+def _key32(body: dict[str, Any], key: str) -> bytes:
+    raw = unb64(_str(body, key), key)
+    if len(raw) != 32:
+        raise Malformed(f"{key} must be a 32-byte key", field=key)
+    return raw
+
+
+def check_id(value: str, what: str) -> str:
+    """Party, station and channel identifiers: short lowercase ASCII names."""
+    ok = 0 < len(value) <= 32 and all(c.isascii() and (c.isalnum() or c in "-_.") for c in value)
+    if not ok or value != value.lower():
+        raise Malformed(f"{what} {value!r} must be 1-32 of a-z, 0-9, '-', '_', '.'", field=what)
+    return value
+
+
+@dataclass(frozen=True)
+class StationCertificate:
+    """A party's statement that a station holds these keys for this period."""
+
+    party: str
+    station: str
+    signing: bytes
+    encryption: bytes
+    not_before: int
+    not_after: int
+    note: Note = field(repr=False, compare=False)
+
+    @property
+    def ident(self) -> str:
+        return f"{self.party}/{self.station}"
+
+    def encode(self) -> bytes:
+        return self.note.encode()
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(self.signing).verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Revocation:
+    party: str
+    station: str
+    signing: bytes
+    revoked_at: int
+    reason: str
+    replaced_by: bytes | None
+    note: Note = field(repr=False, compare=False)
+
+    def encode(self) -> bytes:
+        return self.note.encode()
+
+
+def parse_certificate(data: bytes, party_root: NoteVerifier) -> StationCertificate:
+    """Parse and verify a station certificate against its party's root key."""
+    note = parse_note(data)
+    _verify_note(note, [party_root])
+    body = parse_statement(note, CERT_TYPE)
+    cert = StationCertificate(
+        party=check_id(_str(body, "party"), "party"),
+        station=check_id(_str(body, "station"), "station"),
+        signing=_key32(body, "signing"),
+        encryption=_key32(body, "encryption"),
+        not_before=_int(body, "not_before"),
+        not_after=_int(body, "not_after"),
+        note=note,
+    )
+    if cert.party != party_root.name:
+        raise BadSignature(f"certificate for {cert.party} signed by {party_root.name}")
+    if cert.not_after <= cert.not_before:
+        raise Malformed("certificate ends before it starts", field="not_after")
+    return cert
+
+
+def parse_revocation(data: bytes, party_root: NoteVerifier) -> Revocation:
+    note = parse_note(data)
+    _verify_note(note, [party_root])
+    body = parse_statement(note, REVOCATION_TYPE)
+    replaced = body.get("replaced_by")
+    rev = Revocation(
+        party=check_id(_str(body, "party"), "party"),
+        station=check_id(_str(body, "station"), "station"),
+        signing=_key32(body, "signing"),
+        revoked_at=_int(body, "revoked_at"),
+        reason=_str(body, "reason"),
+        replaced_by=_key32(body, "replaced_by") if replaced is not None else None,
+        note=note,
+    )
+    if rev.party != party_root.name:
+        raise BadSignature(f"revocation for {rev.party} signed by {party_root.name}")
+    return rev
+
+
+class PartyKey:
+    """A party's root key: signs certificates, revocations and the roster."""
+
+    def __init__(self, party: str, private: Ed25519PrivateKey) -> None:
+        self.party = check_id(party, "party")
+        self.signer = NoteSigner(party, private)
+
+    @classmethod
+    def generate(cls, party: str) -> PartyKey:
+        return cls(party, Ed25519PrivateKey.generate())
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        return self.signer.verifier
+
+    def certify(self, station: StationKey, not_before: int, not_after: int) -> StationCertificate:
+        body = {
+            "party": self.party,
+            "station": check_id(station.station, "station"),
+            "signing": b64(station.signing_public),
+            "encryption": b64(station.encryption_public),
+            "not_before": not_before,
+            "not_after": not_after,
+        }
+        note = make_note(statement_text(CERT_TYPE, body), self.signer)
+        return parse_certificate(note.encode(), self.verifier)
+
+    def revoke(
+        self,
+        cert: StationCertificate,
+        revoked_at: int,
+        reason: str,
+        replaced_by: StationCertificate | None = None,
+    ) -> Revocation:
+        body: dict[str, Any] = {
+            "party": self.party,
+            "station": cert.station,
+            "signing": b64(cert.signing),
+            "revoked_at": revoked_at,
+            "reason": reason,
+        }
+        if replaced_by is not None:
+            body["replaced_by"] = b64(replaced_by.signing)
+        note = make_note(statement_text(REVOCATION_TYPE, body), self.signer)
+        return parse_revocation(note.encode(), self.verifier)
+
+    def secret_material(self) -> dict[str, str]:
+        return {
+            "kind": "party",
+            "party": self.party,
+            "signing": b64(self.signer.private.private_bytes_raw()),
+        }
+
+
+class StationKey:
+    """A station's private keys: Ed25519 for signing, X25519 for receiving."""
+
+    def __init__(
+        self, party: str, station: str, signing: Ed25519PrivateKey, encryption: X25519PrivateKey
+    ) -> None:
+        self.party = check_id(party, "party")
+        self.station = check_id(station, "station")
+        self.signing = signing
+        self.encryption = encryption
+        self.signing_public = signing.public_key().public_bytes_raw()
+        self.encryption_public = encryption.public_key().public_bytes_raw()
+
+    @classmethod
+    def generate(cls, party: str, station: str) -> StationKey:
+        return cls(party, station, Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+
+    @property
+    def ident(self) -> str:
+        return f"{self.party}/{self.station}"
+
+    def cosigner(self) -> Cosigner:
+        """The station as a witness of checkpoints (C2SP cosignature, alg 0x04)."""
+        return Cosigner(self.ident, self.signing)
+
+    def secret_material(self) -> dict[str, str]:
+        return {
+            "kind": "station",
+            "party": self.party,
+            "station": self.station,
+            "signing": b64(self.signing.private_bytes_raw()),
+            "encryption": b64(self.encryption.private_bytes_raw()),
+        }
+
+
+def key_from_material(material: dict[str, Any]) -> PartyKey | StationKey:
+    kind = material.get("kind")
+    if kind == "party":
+        seed = unb64(_str(material, "signing"), "signing")
+        return PartyKey(_str(material, "party"), Ed25519PrivateKey.from_private_bytes(seed))
+    if kind == "station":
+        return StationKey(
+            _str(material, "party"),
+            _str(material, "station"),
+            Ed25519PrivateKey.from_private_bytes(unb64(_str(material, "signing"), "signing")),
+            X25519PrivateKey.from_private_bytes(unb64(_str(material, "encryption"), "encryption")),
+        )
+    raise Malformed("key material of unknown kind", field="kind")
+
+
+# --- key files at rest -------------------------------------------------------
+
+DEFAULT_KDF = {"iterations": 3, "lanes": 4, "memory_kib": 64 * 1024}
+
+
+def _kdf(passphrase: str, salt: bytes, params: dict[str, int]) -> bytes:
+    return Argon2id(
+        salt=salt,
+        length=32,
+        iterations=params["iterations"],
+        lanes=params["lanes"],
+        memory_cost=params["memory_kib"],
+    ).derive(passphrase.encode())
+
+
+def seal_key_file(
+    material: dict[str, str], passphrase: str, kdf: dict[str, int] | None = None
+) -> bytes:
+    """Encrypt key material with a passphrase (Argon2id, then ChaCha20-Poly1305)."""
+    if not passphrase:
+        raise Malformed("a key file needs a non-empty passphrase", field="passphrase")
+    params = dict(DEFAULT_KDF if kdf is None else kdf)
+    salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
+    key = _kdf(passphrase, salt, params)
+    ciphertext = ChaCha20Poly1305(key).encrypt(
+        nonce, canonical_json(material).encode(), KEYFILE_FORMAT.encode()
+    )
+    doc = {
+        "format": KEYFILE_FORMAT,
+        "kdf": {"name": "argon2id", "salt": b64(salt), **params},
+        "nonce": b64(nonce),
+        "ciphertext": b64(ciphertext),
+    }
+    return (json.dumps(doc, indent=1) + "\n").encode()
+
+
+def open_key_file(data: bytes, passphrase: str) -> dict[str, Any]:
+    """Decrypt a key file; WrongPassphrase if the passphrase does not open it."""
+    try:
+        doc = json.loads(data)
+        if doc.get("format") != KEYFILE_FORMAT or doc["kdf"]["name"] != "argon2id":
+            raise Malformed("not a hotline key file", field="format")
+        kdf = doc["kdf"]
+        params = {k: int(kdf[k]) for k in ("iterations", "lanes", "memory_kib")}
+        salt, nonce = unb64(kdf["salt"], "salt"), unb64(doc["nonce"], "nonce")
+        ciphertext = unb64(doc["ciphertext"], "ciphertext")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise Malformed("not a hotline key file", field="format") from exc
+    if params["memory_kib"] > 4 * 1024 * 1024 or params["iterations"] > 64:
+        raise Malformed("key file asks for unreasonable KDF parameters", field="kdf")
+    key = _kdf(passphrase, salt, params)
+    try:
+        plain = ChaCha20Poly1305(key).decrypt(nonce, ciphertext, KEYFILE_FORMAT.encode())
+    except InvalidTag as exc:
+        raise WrongPassphrase(
+            "wrong passphrase for this key file (or the file was altered)"
+        ) from exc
+    material = json.loads(plain)
+    if not isinstance(material, dict):
+        raise Malformed("key file content is not an object", field="format")
+    return material
+
+
+def load_key(
+    path: Path, passphrase: str | None, env_var: str | None = None
+) -> PartyKey | StationKey:
+    """Load a key from ``env_var`` (base64 of the key material JSON) or a key file."""
+    if env_var and os.environ.get(env_var):
+        material = json.loads(unb64(os.environ[env_var], env_var))
+        return key_from_material(material)
+    if passphrase is None:
+        raise WrongPassphrase(f"{path} is encrypted: give a passphrase")
+    return key_from_material(open_key_file(path.read_bytes(), passphrase))
+
+
+def _claimed_party(data: bytes, kind: str) -> str:
+    return _str(parse_statement(parse_note(data), kind), "party")
+
+
+# --- the key ring: which key may sign for a station at a given time -------------
+
+
+class KeyRing:
+    """Station certificates and revocations, checked against the parties' roots."""
+
+    def __init__(self, roots: dict[str, NoteVerifier]) -> None:
+        self.roots = dict(roots)
+        self.certificates: dict[str, list[StationCertificate]] = {}
+        self.revocations: dict[bytes, Revocation] = {}
+
+    def _root(self, party: str) -> NoteVerifier:
+        root = self.roots.get(party)
+        if root is None:
+            raise UnknownKey(f"party {party!r} is not in the roster", field="party")
+        return root
+
+    def add_certificate(self, data: bytes) -> StationCertificate:
+        cert = parse_certificate(data, self._root(_claimed_party(data, CERT_TYPE)))
+        known = self.certificates.setdefault(cert.ident, [])
+        if all(c.signing != cert.signing for c in known):
+            known.append(cert)
+        return cert
+
+    def add_revocation(self, data: bytes) -> Revocation:
+        rev = parse_revocation(data, self._root(_claimed_party(data, REVOCATION_TYPE)))
+        current = self.revocations.get(rev.signing)
+        if current is None or rev.revoked_at < current.revoked_at:
+            self.revocations[rev.signing] = rev
+        return rev
+
+    def certificates_of(self, ident: str) -> list[StationCertificate]:
+        return list(self.certificates.get(ident, []))
+
+    def all_certificates(self) -> list[StationCertificate]:
+        return [c for certs in self.certificates.values() for c in certs]
+
+    def station(self, ident: str, at: int) -> list[StationCertificate]:
+        """Certificates of ``party/station`` usable at time ``at`` (unix seconds).
+
+        Raises UnknownKey, KeyNotValid or RevokedKey naming why none is usable.
+        """
+        certs = self.certificates.get(ident)
+        if not certs:
+            raise UnknownKey(f"no certificate for station {ident}", field="station")
+        valid = [c for c in certs if c.not_before <= at < c.not_after]
+        if not valid:
+            raise KeyNotValid(f"no certificate of {ident} is valid at {at}", field="station")
+        live = [
+            c
+            for c in valid
+            if c.signing not in self.revocations or at < self.revocations[c.signing].revoked_at
+        ]
+        if not live:
+            raise RevokedKey(f"the key of {ident} was revoked before {at}", field="station")
+        return live

@@ -1,0 +1,173 @@
+"""The roster: parties, their root keys, channels, and the relay's checkpoint key.
+
+A roster is a signed note: the line ``hotline-roster/v1`` then one line of
+compact JSON. It is valid only when every party it lists has signed it with
+its root key. Stations and the relay refuse anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import BadSignature, Malformed
+from .keys import PartyKey, check_id, parse_statement, statement_text
+from .notes import Note, NoteSigner, NoteVerifier, make_note, parse_note, parse_verifier_key
+from .notes import verify_note as _verify_note
+
+ROSTER_TYPE = "hotline-roster/v1"
+PRECEDENCES = ("FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE")
+DEFAULT_DEADLINES = {"FLASH": 600, "IMMEDIATE": 1800, "PRIORITY": 3 * 3600, "ROUTINE": 24 * 3600}
+LANGUAGES = ("en", "ru", "uk")
+DEFAULT_LINK_TEST_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    root: NoteVerifier
+    language: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    members: tuple[str, ...]
+    languages: tuple[str, ...]
+    deadlines: dict[str, int] = field(hash=False)
+    link_test_seconds: int = DEFAULT_LINK_TEST_SECONDS
+    link_down_after: int = 3  # missed link tests before a party is shown down
+
+
+@dataclass(frozen=True)
+class Roster:
+    name: str
+    version: int
+    parties: dict[str, Party] = field(hash=False)
+    channels: dict[str, Channel] = field(hash=False)
+    relay_key: NoteVerifier
+    note: Note = field(repr=False, compare=False)
+
+    def origin(self, channel: str) -> str:
+        """The checkpoint origin line of a channel's log."""
+        return f"hotline/{self.name}/{channel}"
+
+    def channel(self, name: str) -> Channel:
+        ch = self.channels.get(name)
+        if ch is None:
+            raise Malformed(f"no channel {name!r} in roster {self.name}", field="channel")
+        return ch
+
+    def channels_of(self, party: str) -> list[Channel]:
+        return [c for c in self.channels.values() if party in c.members]
+
+    def roots(self) -> dict[str, NoteVerifier]:
+        return {p.name: p.root for p in self.parties.values()}
+
+    def encode(self) -> bytes:
+        return self.note.encode()
+
+
+def roster_text(
+    name: str,
+    parties: dict[str, dict[str, str]],
+    channels: dict[str, dict[str, Any]],
+    relay_key: str,
+    version: int = 1,
+) -> str:
+    """The text every party signs. ``parties`` maps name to root key, language, title."""
+    body = {
+        "name": check_id(name, "roster"),
+        "version": version,
+        "relay_key": relay_key,
+        "parties": parties,
+        "channels": channels,
+    }
+    return statement_text(ROSTER_TYPE, body)
+
+
+def sign_roster(text_or_note: str | Note, key: PartyKey | NoteSigner) -> Note:
+    """Add one party's signature to the roster text (or partly signed roster)."""
+    signer = key.signer if isinstance(key, PartyKey) else key
+    if isinstance(text_or_note, str):
+        return make_note(text_or_note, signer)
+    sig = signer.sign(text_or_note.text.encode())
+    kept = tuple(s for s in text_or_note.signatures if s.name != signer.name)
+    return Note(text_or_note.text, (*kept, sig))
+
+
+def _parse_body(note: Note) -> Roster:
+    body = parse_statement(note, ROSTER_TYPE)
+    try:
+        name = check_id(str(body["name"]), "roster")
+        version = int(body["version"])
+        relay_key = parse_verifier_key(str(body["relay_key"]))
+        parties: dict[str, Party] = {}
+        for pname, p in dict(body["parties"]).items():
+            check_id(pname, "party")
+            lang = str(p.get("language", "en"))
+            if lang not in LANGUAGES:
+                raise Malformed(f"party {pname} has unknown language {lang!r}", field="language")
+            root = parse_verifier_key(str(p["root"]))
+            if root.name != pname:
+                raise Malformed(f"root key of {pname} is named {root.name}", field="root")
+            parties[pname] = Party(pname, root, lang, str(p.get("title", pname)))
+        channels: dict[str, Channel] = {}
+        for cname, c in dict(body["channels"]).items():
+            check_id(cname, "channel")
+            members = tuple(str(m) for m in c["members"])
+            if len(members) < 2 or len(set(members)) != len(members):
+                raise Malformed(
+                    f"channel {cname} needs two or more distinct members", field="members"
+                )
+            for m in members:
+                if m not in parties:
+                    raise Malformed(f"channel {cname} member {m} is not a party", field="members")
+            deadlines = {
+                **DEFAULT_DEADLINES,
+                **{str(k): int(v) for k, v in dict(c.get("deadlines", {})).items()},
+            }
+            if set(deadlines) != set(PRECEDENCES) or min(deadlines.values()) <= 0:
+                raise Malformed(f"channel {cname} has bad deadlines", field="deadlines")
+            languages = tuple(
+                str(x) for x in c.get("languages", [parties[m].language for m in members])
+            )
+            link = int(c.get("link_test_seconds", DEFAULT_LINK_TEST_SECONDS))
+            if link < 1:
+                raise Malformed(
+                    f"channel {cname} link test interval must be >= 1 s", field="link_test_seconds"
+                )
+            channels[cname] = Channel(
+                cname, members, languages, deadlines, link, int(c.get("link_down_after", 3))
+            )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, Malformed):
+            raise
+        raise Malformed(f"roster is malformed: {exc}", field="roster") from exc
+    return Roster(name, version, parties, channels, relay_key, note)
+
+
+def open_roster(data: bytes) -> Roster:
+    """Parse a roster and require a valid signature from every listed party."""
+    note = parse_note(data)
+    roster = _parse_body(note)
+    signed = set(_verify_note(note, list(roster.roots().values())))
+    missing = sorted(set(roster.parties) - signed)
+    if missing:
+        raise BadSignature(f"roster {roster.name} lacks the signature of {', '.join(missing)}")
+    return roster
+
+
+def unsigned_parties(data: bytes) -> list[str]:
+    """Which listed parties have not yet signed (for the signing workflow)."""
+    note = parse_note(data) if b"\n\n" in data else Note(data.decode(), ())
+    roster = _parse_body(note)
+    signed: set[str] = set()
+    for party in roster.parties.values():
+        try:
+            _verify_note(note, [party.root])
+            signed.add(party.name)
+        except (BadSignature, Malformed):
+            pass
+    return sorted(set(roster.parties) - signed)

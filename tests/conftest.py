@@ -1,0 +1,66 @@
+"""Shared fixtures: the public vectors, a small world of parties and stations."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hotline.keys import KeyRing, PartyKey, StationCertificate, StationKey
+from hotline.notes import NoteSigner
+from hotline.roster import Roster, open_roster, roster_text, sign_roster
+
+
+def vectors_dir() -> Path:
+    """../shared/vectors beside the checkout (HOTLINE_VECTORS overrides)."""
+    env = os.environ.get("HOTLINE_VECTORS")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "vectors"
+    if not path.is_dir():
+        raise RuntimeError(f"public test vectors not found at {path}; set HOTLINE_VECTORS")
+    return path
+
+
+@dataclass
+class World:
+    parties: dict[str, PartyKey]
+    stations: dict[str, StationKey]
+    certs: dict[str, StationCertificate]
+    relay: NoteSigner
+    roster: Roster
+    keyring: KeyRing
+
+
+def make_world(now: int | None = None) -> World:
+    t = int(time.time()) if now is None else now
+    parties = {p: PartyKey.generate(p) for p in ("us", "ru", "ua", "ae")}
+    stations = {p: StationKey.generate(p, f"{p}-1") for p in ("us", "ru", "ua")}
+    certs = {p: parties[p].certify(s, t - 3600, t + 86400) for p, s in stations.items()}
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    relay = NoteSigner("relay.ae", Ed25519PrivateKey.generate())
+    langs = {"us": "en", "ru": "ru", "ua": "uk", "ae": "en"}
+    text = roster_text(
+        "abu-dhabi",
+        {p: {"root": k.verifier.encode(), "language": langs[p]} for p, k in parties.items()},
+        {
+            "us-ru": {"members": ["us", "ru"]},
+            "us-ru-ua": {"members": ["us", "ru", "ua"]},
+        },
+        relay.verifier.encode(),
+    )
+    note = sign_roster(text, parties["us"])
+    for p in ("ru", "ua", "ae"):
+        note = sign_roster(note, parties[p])
+    roster = open_roster(note.encode())
+    keyring = KeyRing(roster.roots())
+    for c in certs.values():
+        keyring.add_certificate(c.encode())
+    return World(parties, stations, certs, relay, roster, keyring)
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    return make_world()
