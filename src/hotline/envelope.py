@@ -256,6 +256,11 @@ def open_envelope(
     """Verify signature and certificate first, then unwrap and decrypt."""
     env = data if isinstance(data, Envelope) else parse(data)
     cert = verify(env, keyring, at)
+    return Opened(env, cert, decrypt(env, station))
+
+
+def decrypt(env: Envelope, station: StationKey) -> bytes:
+    """Unwrap and decrypt for ``station``. Call only after ``verify`` succeeded."""
     mine = [r for r in env.recipients if r.ident == station.ident]
     if not mine:
         raise NotARecipient(f"{station.ident} is not a recipient", channel=env.channel)
@@ -264,12 +269,11 @@ def open_envelope(
         body_key = _wrap_key(shared, env.ephemeral, station.encryption_public).decrypt(
             _NONCE, mine[0].wrapped, station.ident.encode()
         )
-        body = ChaCha20Poly1305(body_key).decrypt(_NONCE, env.ciphertext, env.header_part)
+        return ChaCha20Poly1305(body_key).decrypt(_NONCE, env.ciphertext, env.header_part)
     except InvalidTag as exc:
         raise NotARecipient(
             f"the body key for {station.ident} does not open this envelope", channel=env.channel
         ) from exc
-    return Opened(env, cert, body)
 
 
 def check_chain(last_seq: int, last_hash: bytes, env: Envelope) -> None:

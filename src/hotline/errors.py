@@ -20,6 +20,7 @@ family without parsing messages::
     │   ├── NotARecipient        this station holds no wrapped key in the envelope
     │   └── WrongPassphrase      a key file could not be decrypted with this passphrase
     └── Unavailable              a peer or store cannot be reached now; retry later
+        └── RateLimited          too many requests from this station; slow down
 
 Each error has a stable ``code`` (used on the wire and in ``--json`` output) and
 may name where it happened: ``channel``, ``index`` and ``field``.
@@ -129,6 +130,10 @@ class WrongPassphrase(NotAuthorized):
 
 class Unavailable(HotlineError):
     code = "unavailable"
+
+
+class RateLimited(Unavailable):
+    code = "rate_limited"
 
 
 _BY_CODE: dict[str, type[HotlineError]] = {}

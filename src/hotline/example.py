@@ -41,7 +41,7 @@ def example() -> dict[str, str]:
     )
     us_cert = us_root.certify(us1, T0, T0 + 365 * 86400)
     ru_cert = ru_root.certify(ru1, T0, T0 + 365 * 86400)
-    body = '{"lang":"en","text":"Test of the line.","type":"text"}'.encode()
+    body = b'{"lang":"en","text":"Test of the line.","type":"text"}'
     envelope = seal(
         body,
         sender=us1,

@@ -1,0 +1,211 @@
+"""Directories of a party, a station and a relay: what files they hold.
+
+    party/    party.key (encrypted root key), party.pub (note verifier key)
+    relay/    relay.key, relay.pub, relay.toml, roster.note, relay.db
+    station/  station.key, station.cert, station.toml, roster.note, station.db, api-token
+
+Settings come from the TOML file, then ``HOTLINE_*`` environment variables.
+Passphrases come from ``HOTLINE_PASSPHRASE`` (or the variable named by
+``--passphrase-env``) or a prompt; key material may instead come whole from
+``HOTLINE_KEY`` (base64 of the key JSON) for unattended machines.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import Malformed, WrongPassphrase
+from .keys import (
+    PartyKey,
+    StationCertificate,
+    StationKey,
+    load_key,
+    parse_certificate,
+    seal_key_file,
+)
+from .notes import NoteSigner
+from .roster import Roster, open_roster
+
+KEY_ENV = "HOTLINE_KEY"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def toml_line(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{key} = {'true' if value else 'false'}"
+    if isinstance(value, int):
+        return f"{key} = {value}"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'{key} = "{escaped}"'
+
+
+def write_toml(path: Path, values: dict[str, Any]) -> None:
+    path.write_text("".join(toml_line(k, v) + "\n" for k, v in values.items()))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise Malformed(f"{path} does not exist; run the init command first", field="config")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise Malformed(f"{path}: {exc}", field="config") from exc
+
+
+def passphrase_from_env(env_name: str = "HOTLINE_PASSPHRASE") -> str | None:
+    return os.environ.get(env_name) or None
+
+
+# --- party -------------------------------------------------------------------------
+
+
+def party_init(
+    directory: Path, party: str, passphrase: str, kdf: dict[str, int] | None = None
+) -> PartyKey:
+    if (directory / "party.key").exists():
+        raise Malformed(f"{directory} already holds a party key; not overwriting", field="dir")
+    key = PartyKey.generate(party)
+    write_private(directory / "party.key", seal_key_file(key.secret_material(), passphrase, kdf))
+    (directory / "party.pub").write_text(key.verifier.encode() + "\n")
+    return key
+
+
+def load_party(directory: Path, passphrase: str | None) -> PartyKey:
+    key = load_key(directory / "party.key", passphrase, KEY_ENV)
+    if not isinstance(key, PartyKey):
+        raise Malformed(f"{directory / 'party.key'} is not a party key", field="key")
+    return key
+
+
+# --- relay ---------------------------------------------------------------------------
+
+
+def relay_init(
+    directory: Path,
+    name: str,
+    passphrase: str,
+    host: str = "127.0.0.1",
+    port: int = 8700,
+    kdf: dict[str, int] | None = None,
+) -> NoteSigner:
+    if (directory / "relay.key").exists():
+        raise Malformed(f"{directory} already holds a relay key; not overwriting", field="dir")
+    party = PartyKey.generate(name)  # a note signer with the same file format
+    write_private(directory / "relay.key", seal_key_file(party.secret_material(), passphrase, kdf))
+    (directory / "relay.pub").write_text(party.verifier.encode() + "\n")
+    write_toml(directory / "relay.toml", {"name": name, "host": host, "port": port})
+    return party.signer
+
+
+def load_relay_key(directory: Path, passphrase: str | None) -> NoteSigner:
+    key = load_key(directory / "relay.key", passphrase, KEY_ENV)
+    if not isinstance(key, PartyKey):
+        raise Malformed("relay.key is not a signing key", field="key")
+    return key.signer
+
+
+def load_roster(path: Path) -> Roster:
+    if not path.exists():
+        raise Malformed(f"no roster at {path}", field="roster")
+    return open_roster(path.read_bytes())
+
+
+# --- station -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    directory: Path
+    party: str
+    station: str
+    relay: str
+    api_host: str
+    api_port: int
+    language: str
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def token(self) -> str:
+        return (self.directory / "api-token").read_text().strip()
+
+
+def station_init(
+    directory: Path,
+    party_key: PartyKey,
+    station: str,
+    passphrase: str,
+    *,
+    relay: str = "ws://127.0.0.1:8700/ws",
+    api_port: int = 8711,
+    language: str = "en",
+    valid_days: int = 365,
+    kdf: dict[str, int] | None = None,
+) -> StationCertificate:
+    if (directory / "station.key").exists():
+        raise Malformed(f"{directory} already holds a station key; not overwriting", field="dir")
+    key = StationKey.generate(party_key.party, station)
+    now = int(time.time())
+    cert = party_key.certify(key, now - 300, now + valid_days * 86400)
+    write_private(directory / "station.key", seal_key_file(key.secret_material(), passphrase, kdf))
+    (directory / "station.cert").write_bytes(cert.encode())
+    write_private(directory / "api-token", (secrets.token_urlsafe(32) + "\n").encode())
+    write_toml(
+        directory / "station.toml",
+        {
+            "party": party_key.party,
+            "station": station,
+            "relay": relay,
+            "api_host": "127.0.0.1",
+            "api_port": api_port,
+            "language": language,
+        },
+    )
+    return cert
+
+
+def station_config(directory: Path) -> StationConfig:
+    raw = read_toml(directory / "station.toml")
+    env = os.environ
+    try:
+        return StationConfig(
+            directory=directory,
+            party=str(raw["party"]),
+            station=str(raw["station"]),
+            relay=env.get("HOTLINE_RELAY", str(raw.get("relay", "ws://127.0.0.1:8700/ws"))),
+            api_host=env.get("HOTLINE_API_HOST", str(raw.get("api_host", "127.0.0.1"))),
+            api_port=int(env.get("HOTLINE_API_PORT", raw.get("api_port", 8711))),
+            language=str(raw.get("language", "en")),
+        )
+    except (KeyError, ValueError) as exc:
+        raise Malformed(f"station.toml: {exc}", field="config") from exc
+
+
+def load_station(
+    directory: Path, passphrase: str | None, roster: Roster
+) -> tuple[StationKey, StationCertificate]:
+    key = load_key(directory / "station.key", passphrase, KEY_ENV)
+    if not isinstance(key, StationKey):
+        raise Malformed("station.key is not a station key", field="key")
+    root = roster.parties.get(key.party)
+    if root is None:
+        raise Malformed(f"party {key.party} is not in the roster", field="party")
+    cert = parse_certificate((directory / "station.cert").read_bytes(), root.root)
+    if cert.signing != key.signing_public or cert.encryption != key.encryption_public:
+        raise WrongPassphrase("station.cert does not belong to station.key")
+    return key, cert

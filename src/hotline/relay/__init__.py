@@ -1,0 +1,1 @@
+"""The relay: run by the host; logs envelopes per channel, signs checkpoints, serves proofs."""

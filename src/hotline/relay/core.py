@@ -1,0 +1,229 @@
+"""The relay's rules, without any network: authenticate, accept, log, prove.
+
+``RelayCore`` is synchronous and owns one store; the ASGI shell (app.py) calls it
+from a single database thread, so its methods never run concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import envelope as env_mod
+from ..errors import HotlineError, Malformed, NotAuthorized, UnknownKey
+from ..keys import KeyRing, StationCertificate
+from ..merkle import MerkleTree
+from ..notes import (
+    Checkpoint,
+    CosignatureVerifier,
+    Note,
+    NoteSigner,
+    parse_note,
+    sign_checkpoint,
+    verify_note,
+)
+from ..roster import Roster
+from .storage import RelayStore, StoredEntry
+
+log = logging.getLogger("hotline.relay")
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """The relay's answer to an accepted envelope (``duplicate``: accepted before)."""
+
+    entry: StoredEntry
+    checkpoint: bytes
+    checkpoint_size: int
+    proof: list[bytes]
+    duplicate: bool
+
+
+class RelayCore:
+    def __init__(
+        self,
+        store: RelayStore,
+        roster: Roster,
+        log_key: NoteSigner,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if log_key.verifier != roster.relay_key:
+            raise NotAuthorized("this relay key is not the one the roster names")
+        self.store = store
+        self.roster = roster
+        self.log_key = log_key
+        self.clock = clock
+        self.keyring = KeyRing(roster.roots())
+        for data in store.statements("certificate"):
+            self.keyring.add_certificate(data)
+        for data in store.statements("revocation"):
+            self.keyring.add_revocation(data)
+        self._trees: dict[str, MerkleTree] = {}
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def tree(self, channel: str) -> MerkleTree:
+        tree = self._trees.get(channel)
+        if tree is None:
+            tree = self._trees[channel] = MerkleTree(self.store.nodes(channel))
+        return tree
+
+    def size(self, channel: str) -> int:
+        return self.tree(channel).size
+
+    # --- keys and authentication -------------------------------------------
+
+    def register_certificate(self, data: bytes) -> StationCertificate:
+        cert = self.keyring.add_certificate(data)
+        with self.store.transaction():
+            self.store.put_statement("certificate", cert.signing, data)
+        return cert
+
+    def register_revocation(self, data: bytes) -> None:
+        rev = self.keyring.add_revocation(data)
+        with self.store.transaction():
+            self.store.put_statement("revocation", rev.signing, data)
+
+    def statements(self) -> dict[str, list[bytes]]:
+        return {
+            "certificates": [c.encode() for c in self.keyring.all_certificates()],
+            "revocations": [r.encode() for r in self.keyring.revocations.values()],
+        }
+
+    def authenticate(
+        self, certificate: bytes, message: bytes, signature: bytes
+    ) -> StationCertificate:
+        """Check a station's certificate and its signature over a fresh challenge."""
+        cert = self.register_certificate(certificate)
+        usable = self.keyring.station(cert.ident, int(self.clock()))
+        if not any(c.signing == cert.signing for c in usable):
+            raise UnknownKey(f"the presented key of {cert.ident} is not usable now")
+        if not cert.verify(message, signature):
+            raise NotAuthorized(f"challenge signature of {cert.ident} does not verify")
+        if not self.roster.channels_of(cert.party):
+            raise NotAuthorized(f"party {cert.party} is in no channel")
+        return cert
+
+    def channels_of(self, party: str) -> list[str]:
+        return [c.name for c in self.roster.channels_of(party)]
+
+    def may_read(self, party: str, channel: str) -> None:
+        ch = self.roster.channels.get(channel)
+        if ch is None:
+            raise Malformed(f"no channel {channel!r}", field="channel")
+        if party not in ch.members:
+            raise NotAuthorized(f"party {party} is not a member of {channel}", channel=channel)
+
+    # --- the log -------------------------------------------------------------
+
+    def _check(self, station: str, raw: bytes, now_s: int) -> env_mod.Envelope:
+        env = env_mod.parse(raw)
+        if env.sender != station:
+            raise NotAuthorized(
+                f"station {station} may not post as {env.sender}", channel=env.channel
+            )
+        self.may_read(env.party, env.channel)
+        env_mod.verify(env, self.keyring, at=now_s)
+        return env
+
+    def accept(self, batch: list[tuple[str, bytes]]) -> list[Acceptance | HotlineError]:
+        """Check, log and make durable a batch of posted envelopes, in order.
+
+        One transaction for the batch, one checkpoint per channel it touched.
+        Each envelope gets its acceptance or its own error; a refused envelope
+        changes nothing stored.
+        """
+        now_ms = self.now_ms()
+        outcome: list[tuple[StoredEntry, bool] | HotlineError] = []
+        touched: set[str] = set()
+        try:
+            with self.store.transaction():
+                for station, raw in batch:
+                    try:
+                        outcome.append(self._accept_one(station, raw, now_ms, touched))
+                    except HotlineError as exc:
+                        outcome.append(exc)
+                for channel in touched:
+                    self._sign(channel, now_ms)
+        except BaseException:
+            self._trees.clear()  # in-memory frontiers may hold rolled-back nodes
+            raise
+        results: list[Acceptance | HotlineError] = []
+        for item in outcome:
+            if isinstance(item, HotlineError):
+                results.append(item)
+                continue
+            entry, duplicate = item
+            size = self.size(entry.channel)
+            note = self.store.checkpoint(entry.channel, size) or self._sign_now(entry.channel, size)
+            proof = self.tree(entry.channel).inclusion_proof(entry.index, size)
+            results.append(Acceptance(entry, note, size, proof, duplicate))
+        return results
+
+    def _accept_one(
+        self, station: str, raw: bytes, now_ms: int, touched: set[str]
+    ) -> tuple[StoredEntry, bool]:
+        env = self._check(station, raw, now_ms // 1000)
+        digest = env.hash
+        earlier = self.store.find_hash(env.channel, digest)
+        if earlier is not None:
+            return earlier, True
+        last_seq, last_hash = self.store.sender_state(env.channel, env.sender)
+        env_mod.check_chain(last_seq, last_hash, env)
+        index = self.tree(env.channel).append(raw)
+        entry = StoredEntry(env.channel, index, raw, digest, env.sender, env.seq, now_ms)
+        self.store.add_entry(entry)
+        touched.add(env.channel)
+        return entry, False
+
+    def _sign(self, channel: str, now_ms: int) -> bytes:
+        tree = self.tree(channel)
+        cp = Checkpoint(self.roster.origin(channel), tree.size, tree.root(), (f"time {now_ms}",))
+        note = sign_checkpoint(cp, self.log_key).encode()
+        self.store.add_checkpoint(channel, tree.size, note)
+        return note
+
+    def _sign_now(self, channel: str, size: int) -> bytes:
+        """A checkpoint for an exact size (signed on demand for catch-up chunks)."""
+        tree = self.tree(channel)
+        cp = Checkpoint(
+            self.roster.origin(channel), size, tree.root(size), (f"time {self.now_ms()}",)
+        )
+        note = sign_checkpoint(cp, self.log_key).encode()
+        with self.store.transaction():
+            self.store.add_checkpoint(channel, size, note)
+        return note
+
+    def checkpoint(self, channel: str, size: int | None = None) -> bytes:
+        """The signed checkpoint at ``size`` (default: the latest), with cosignatures."""
+        self.roster.channel(channel)
+        n = self.size(channel) if size is None else size
+        if n > self.size(channel):
+            raise Malformed(f"{channel} has only {self.size(channel)} entries", field="size")
+        return self.store.checkpoint(channel, n) or self._sign_now(channel, n)
+
+    def entries(self, channel: str, start: int, stop: int) -> list[StoredEntry]:
+        return self.store.entries(channel, start, min(stop, self.size(channel)))
+
+    def add_cosignature(self, channel: str, size: int, cosigned: bytes, witness: str) -> None:
+        """Merge a station's verified cosignature into the stored checkpoint."""
+        stored = self.store.checkpoint(channel, size)
+        if stored is None:
+            raise Malformed(f"no checkpoint of {channel} at size {size}", field="size")
+        ours, theirs = parse_note(stored), parse_note(cosigned)
+        if theirs.text != ours.text:
+            raise Malformed("cosigned checkpoint differs from the relay's", field="checkpoint")
+        certs = self.keyring.station(witness, int(self.clock()))
+        names = {s.name for s in ours.signatures}
+        added = [s for s in theirs.signatures if s.name == witness and s.name not in names]
+        checked = [CosignatureVerifier(witness, c.signing) for c in certs]
+        merged = ours
+        for sig in added:
+            verify_note(Note(ours.text, (sig,)), checked)
+            merged = merged.with_signature(sig)
+        if merged is not ours:
+            with self.store.transaction():
+                self.store.add_checkpoint(channel, size, merged.encode())

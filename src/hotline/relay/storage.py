@@ -1,0 +1,49 @@
+"""The relay's storage interface. SQLite (sqlite.py) is the embedded default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..merkle import NodeStore
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    channel: str
+    index: int
+    envelope: bytes
+    hash: bytes
+    sender: str
+    seq: int
+    relay_ms: int
+
+
+class RelayStore(Protocol):
+    """Everything the relay keeps. Writes happen inside ``transaction()``;
+    leaving it normally makes them durable (committed and synced), an
+    exception rolls all of them back."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def nodes(self, channel: str) -> NodeStore: ...
+
+    def sender_state(self, channel: str, sender: str) -> tuple[int, bytes]: ...
+
+    def find_hash(self, channel: str, digest: bytes) -> StoredEntry | None: ...
+
+    def add_entry(self, entry: StoredEntry) -> None: ...
+
+    def entries(self, channel: str, start: int, stop: int) -> list[StoredEntry]: ...
+
+    def add_checkpoint(self, channel: str, size: int, note: bytes) -> None: ...
+
+    def checkpoint(self, channel: str, size: int | None = None) -> bytes | None: ...
+
+    def put_statement(self, kind: str, key: bytes, data: bytes) -> None: ...
+
+    def statements(self, kind: str) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...

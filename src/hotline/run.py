@@ -1,0 +1,129 @@
+"""Running a relay or a station: load its directory, serve until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from .errors import Malformed
+from .frames import MAX_FRAME
+from .home import load_relay_key, load_roster, load_station, station_config
+from .relay.app import Relay
+from .relay.core import RelayCore
+from .relay.sqlite import SqliteRelayStore
+from .station.api import StationAPI
+from .station.core import StationCore
+from .station.service import StationService
+from .station.store import StationStore
+
+log = logging.getLogger("hotline")
+
+
+class Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its owner."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_relay(directory: Path, passphrase: str | None, **limits: float) -> Relay:
+    roster = load_roster(directory / "roster.note")
+    core = RelayCore(
+        SqliteRelayStore(directory / "relay.db"), roster, load_relay_key(directory, passphrase)
+    )
+    return Relay(core, **limits)  # type: ignore[arg-type]
+
+
+async def serve_relay(
+    relay: Relay,
+    host: str,
+    port: int,
+    *,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    allow_plain: bool = False,
+    stop: asyncio.Event | None = None,
+) -> None:
+    if tls_cert is None and not is_loopback(host):
+        if not allow_plain:
+            raise Malformed(
+                f"refusing to serve without TLS on {host}: give --tls-cert and --tls-key "
+                "(or --allow-plain on a network you trust)",
+                field="host",
+            )
+        log.warning("serving WITHOUT TLS on %s: traffic metadata is exposed", host)
+    config = uvicorn.Config(
+        relay.app(),
+        host=host,
+        port=port,
+        log_level="warning",
+        ws_max_size=4 * MAX_FRAME,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        lifespan="on",
+        ws_ping_interval=20,
+    )
+    await _serve(Server(config), stop)
+
+
+async def _serve(server: Server, stop: asyncio.Event | None) -> None:
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(server.serve())
+        if stop is not None:
+            waiter = tg.create_task(stop.wait())
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            waiter.cancel()
+
+
+def build_station(directory: Path, passphrase: str | None) -> tuple[StationService, StationAPI]:
+    cfg = station_config(directory)
+    roster = load_roster(directory / "roster.note")
+    key, cert = load_station(directory, passphrase, roster)
+    core = StationCore(StationStore(directory / "station.db"), key, cert, roster)
+    ssl_context = None
+    if cfg.relay.startswith("wss://"):
+        ssl_context = ssl.create_default_context()
+        ca = directory / "relay-ca.pem"
+        if ca.exists():
+            ssl_context.load_verify_locations(str(ca))
+    service = StationService(core, cfg.relay, ssl_context=ssl_context)
+    return service, StationAPI(service, cfg.token())
+
+
+async def serve_station(
+    service: StationService,
+    api: StationAPI,
+    host: str,
+    port: int,
+    stop: asyncio.Event | None = None,
+) -> None:
+    if not is_loopback(host):
+        log.warning("station API and console listen on %s (not loopback)", host)
+    config = uvicorn.Config(api.app(), host=host, port=port, log_level="warning", lifespan="off")
+    server = Server(config)
+    stop = stop or asyncio.Event()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(service.run_link())
+        tg.create_task(_serve(server, stop))
+        await stop.wait()
+        service.stopping.set()
+        service.kick()
+    service.db.shutdown(wait=True)

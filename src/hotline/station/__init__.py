@@ -1,0 +1,1 @@
+"""The station: run by each party; keys, outbox, inbox, verification, receipts."""

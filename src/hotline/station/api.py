@@ -1,0 +1,318 @@
+"""The station's local HTTP API (127.0.0.1 by default), used by the CLI and console.
+
+Every request carries ``Authorization: Bearer <token>`` (the token file in the
+station directory) or, for the console, a signed-in operator session.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .. import body as body_mod
+from ..envelope import Kind, Precedence
+from ..errors import HotlineError, Malformed, NotAuthorized, Unavailable
+from ..notes import b64
+from .service import StationService
+
+MAX_REQUEST = 128 * 1024
+
+
+def precedence_of(name: str) -> Precedence:
+    try:
+        return Precedence[name.upper()]
+    except KeyError as exc:
+        raise Malformed(
+            f"precedence must be one of {', '.join(p.name for p in Precedence)}", field="precedence"
+        ) from exc
+
+
+class StationAPI:
+    def __init__(self, service: StationService, token: str) -> None:
+        self.service = service
+        self.core = service.core
+        self.token = token
+
+    def check(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.startswith("Bearer ") else ""
+        if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
+            raise NotAuthorized("missing or wrong API token")
+
+    async def body(self, request: Request) -> dict[str, Any]:
+        length = int(request.headers.get("content-length") or 0)
+        if length > MAX_REQUEST:
+            raise Malformed(f"request over {MAX_REQUEST} bytes")
+        raw = await request.body()
+        if len(raw) > MAX_REQUEST:
+            raise Malformed(f"request over {MAX_REQUEST} bytes")
+        try:
+            data = json.loads(raw or b"{}")
+        except ValueError as exc:
+            raise Malformed("request body is not JSON") from exc
+        if not isinstance(data, dict):
+            raise Malformed("request body must be a JSON object")
+        return data
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/status", self.status),
+            Route("/api/send", self.send, methods=["POST"]),
+            Route("/api/inbox", self.inbox),
+            Route("/api/messages/{channel}/{index:int}", self.message),
+            Route("/api/sent", self.sent),
+            Route("/api/sent/{channel}/{seq:int}", self.sent_one),
+            Route("/api/ack", self.ack, methods=["POST"]),
+            Route("/api/alarms", self.alarms),
+            Route("/api/alarms/{alarm_id:int}/clear", self.clear_alarm, methods=["POST"]),
+            Route("/api/wait", self.wait),
+        ]
+
+    def app(self) -> Starlette:
+        return Starlette(routes=self.routes(), exception_handlers={HotlineError: error_response})
+
+    # --- handlers ----------------------------------------------------------------------
+
+    async def status(self, request: Request) -> Response:
+        self.check(request)
+        return JSONResponse(await self.service.run_db(self.status_view))
+
+    def status_view(self) -> dict[str, Any]:
+        core, store, link = self.core, self.core.store, self.service.link
+        channels = {}
+        for ch in core.channels:
+            verified = core.verified(ch)
+            channels[ch] = {
+                "cursor": core.size(ch),
+                "verified_size": verified.size if verified else 0,
+                "verified_root": b64(verified.root) if verified else None,
+                "members": list(core.roster.channel(ch).members),
+            }
+        counts = {
+            r["state"]: r["n"]
+            for r in store.q("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+        }
+        alarms = store.one("SELECT COUNT(*) AS n FROM alarm WHERE cleared_ms IS NULL")
+        return {
+            "station": core.ident,
+            "party": core.key.party,
+            "roster": core.roster.name,
+            "relay": {
+                "url": self.service.relay_url,
+                "connected": link.connected,
+                "since_ms": link.since_ms,
+                "last_contact_ms": link.last_contact_ms,
+                "rtt_ms": link.rtt_ms,
+                "last_error": link.last_error,
+            },
+            "outbox": {
+                "queued": counts.get("queued", 0),
+                "accepted": counts.get("accepted", 0),
+                "refused": counts.get("refused", 0),
+            },
+            "channels": channels,
+            "open_alarms": alarms["n"] if alarms else 0,
+        }
+
+    async def send(self, request: Request) -> Response:
+        self.check(request)
+        data = await self.body(request)
+        channel = str(data.get("channel", ""))
+        prec = precedence_of(str(data.get("precedence", "ROUTINE")))
+        if "text" in data:
+            lang = str(data.get("lang") or self.core.roster.parties[self.core.key.party].language)
+            content = body_mod.text(str(data["text"]), lang)
+        elif isinstance(data.get("body"), dict):
+            content = data["body"]
+        else:
+            raise Malformed("give text or a form body", field="text")
+        item = await self.service.run_db(
+            lambda: self.core.send(channel, content, kind=Kind.MESSAGE, precedence=prec)
+        )
+        self.service.kick()
+        await self.service.notify()
+        return JSONResponse(
+            {
+                "channel": item.channel,
+                "seq": item.seq,
+                "hash": item.hash.hex(),
+                "state": item.state,
+            },
+            status_code=202,
+        )
+
+    async def inbox(self, request: Request) -> Response:
+        self.check(request)
+        channel = request.query_params.get("channel")
+        limit = min(int(request.query_params.get("limit", "200")), 5000)
+        return JSONResponse(await self.service.run_db(self.inbox_view, channel, limit))
+
+    def inbox_view(self, channel: str | None, limit: int) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM message WHERE kind=?"
+        args: list[Any] = [int(Kind.MESSAGE)]
+        if channel:
+            sql += " AND channel=?"
+            args.append(channel)
+        sql += " ORDER BY precedence ASC, relay_ms DESC LIMIT ?"
+        args.append(limit)
+        out = []
+        for r in self.core.store.q(sql, *args):
+            out.append(self._message(r))
+        return out
+
+    def _message(self, r: Any) -> dict[str, Any]:
+        content = json.loads(r["body"])
+        return {
+            "channel": r["channel"],
+            "index": r["idx"],
+            "sender": r["sender"],
+            "party": r["party"],
+            "seq": r["seq"],
+            "precedence": Precedence(r["precedence"]).name,
+            "created_ms": r["created_ms"],
+            "relay_ms": r["relay_ms"],
+            "hash": bytes(r["hash"]).hex(),
+            "body": content,
+            "summary": body_mod.summary(content),
+            "read_ms": r["read_ms"],
+            "state": self.core.message_state(r["channel"], r["idx"]),
+        }
+
+    async def message(self, request: Request) -> Response:
+        self.check(request)
+        channel, index = request.path_params["channel"], request.path_params["index"]
+
+        def work() -> dict[str, Any]:
+            row = self.core.store.one(
+                "SELECT * FROM message WHERE channel=? AND idx=?", channel, index
+            )
+            if row is None:
+                raise Malformed(f"no message {index} in {channel}", field="index")
+            return self._message(row)
+
+        return JSONResponse(await self.service.run_db(work))
+
+    async def sent(self, request: Request) -> Response:
+        self.check(request)
+        channel = request.query_params.get("channel")
+
+        def work() -> list[dict[str, Any]]:
+            items = self.core.store.outbox(None, channel)
+            return [self._sent(i) for i in items if i.kind == int(Kind.MESSAGE)]
+
+        return JSONResponse(await self.service.run_db(work))
+
+    def _sent(self, item: Any) -> dict[str, Any]:
+        out = {
+            "channel": item.channel,
+            "seq": item.seq,
+            "hash": item.hash.hex(),
+            "precedence": Precedence(item.precedence).name,
+            "created_ms": item.created_ms,
+            "state": item.state,
+            "index": item.index,
+            "relay_ms": item.relay_ms,
+            "error": item.error,
+            "recipients": {},
+        }
+        if item.index is not None:
+            out["recipients"] = self.core.message_state(item.channel, item.index)
+        return out
+
+    async def sent_one(self, request: Request) -> Response:
+        self.check(request)
+        channel, seq = request.path_params["channel"], request.path_params["seq"]
+
+        def work() -> dict[str, Any]:
+            item = self.core.store.outbox_item(channel, seq)
+            if item is None:
+                raise Malformed(f"no sent message {seq} in {channel}", field="seq")
+            return self._sent(item)
+
+        return JSONResponse(await self.service.run_db(work))
+
+    async def ack(self, request: Request) -> Response:
+        self.check(request)
+        data = await self.body(request)
+        channel, index = str(data.get("channel", "")), data.get("index")
+        if not isinstance(index, int):
+            raise Malformed("index must be an integer", field="index")
+        operator = str(data.get("operator", ""))
+        reply = data.get("reply")
+        item = await self.service.run_db(
+            self.core.acknowledge, channel, index, operator, str(reply) if reply else None
+        )
+        self.service.kick()
+        await self.service.notify()
+        return JSONResponse(
+            {"channel": item.channel, "seq": item.seq, "state": item.state}, status_code=202
+        )
+
+    async def alarms(self, request: Request) -> Response:
+        self.check(request)
+        everything = request.query_params.get("all") == "1"
+
+        def work() -> list[dict[str, Any]]:
+            sql = "SELECT * FROM alarm" + ("" if everything else " WHERE cleared_ms IS NULL")
+            return [
+                {
+                    "id": r["id"],
+                    "created_ms": r["created_ms"],
+                    "kind": r["kind"],
+                    "level": r["level"],
+                    "channel": r["channel"],
+                    "index": r["idx"],
+                    "message": r["message"],
+                    "has_evidence": r["evidence"] is not None,
+                    "cleared_ms": r["cleared_ms"],
+                    "cleared_by": r["cleared_by"],
+                }
+                for r in self.core.store.q(sql + " ORDER BY id DESC LIMIT 500")
+            ]
+
+        return JSONResponse(await self.service.run_db(work))
+
+    async def clear_alarm(self, request: Request) -> Response:
+        self.check(request)
+        data = await self.body(request)
+        operator = str(data.get("operator", "")).strip()
+        if not operator:
+            raise Malformed("clearing an alarm names the operator", field="operator")
+        alarm_id = request.path_params["alarm_id"]
+
+        def work() -> None:
+            with self.core.store.transaction():
+                self.core.store.x(
+                    "UPDATE alarm SET cleared_ms=?, cleared_by=? WHERE id=? AND cleared_ms IS NULL",
+                    self.core.now_ms(),
+                    operator,
+                    alarm_id,
+                )
+
+        await self.service.run_db(work)
+        await self.service.notify()
+        return JSONResponse({"id": alarm_id, "cleared_by": operator})
+
+    async def wait(self, request: Request) -> Response:
+        """Long poll: returns when anything changed after ``version`` (or after 25 s)."""
+        self.check(request)
+        version = int(request.query_params.get("version", "-1"))
+        if version == self.service.version:
+            version = await self.service.wait_change(version, 25.0)
+        return JSONResponse({"version": self.service.version})
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HotlineError)
+    status = 400
+    if isinstance(exc, NotAuthorized):
+        status = 401 if "token" in exc.message else 403
+    elif isinstance(exc, Unavailable):
+        status = 503
+    return JSONResponse({"error": exc.to_dict()}, status_code=status)

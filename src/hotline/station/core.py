@@ -1,0 +1,617 @@
+"""The station's rules, without any network: seal and queue, verify and ingest.
+
+``StationCore`` is synchronous and owns the station's store; the network shell
+(service.py) calls it from one database thread. Every check that fails raises
+an alarm that keeps its evidence; nothing received is silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import body as body_mod
+from .. import envelope as env_mod
+from ..envelope import Kind, Precedence
+from ..errors import (
+    ForkDetected,
+    HotlineError,
+    Malformed,
+    NotARecipient,
+    Unavailable,
+)
+from ..keys import KeyRing, StationCertificate, StationKey
+from ..merkle import MerkleTree, leaf_hash, verify_inclusion
+from ..notes import SignedCheckpoint, check_extends, cosign, open_checkpoint, unb64
+from ..roster import Roster
+from .store import OutboxItem, StationStore
+
+log = logging.getLogger("hotline.station")
+
+
+@dataclass
+class Ingested:
+    """What the shell must do after a batch of entries."""
+
+    need_sync_from: int | None = None
+    cosign: tuple[str, int, bytes] | None = None
+    new_messages: list[dict[str, Any]] = field(default_factory=list)
+    queued: int = 0
+
+
+class StationCore:
+    def __init__(
+        self,
+        store: StationStore,
+        key: StationKey,
+        cert: StationCertificate,
+        roster: Roster,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.cert = cert
+        self.roster = roster
+        self.clock = clock
+        self.keyring = KeyRing(roster.roots())
+        self.keyring.add_certificate(cert.encode())
+        for data in store.statements("certificate"):
+            self.keyring.add_certificate(data)
+        for data in store.statements("revocation"):
+            self.keyring.add_revocation(data)
+        self.witness = key.cosigner()
+        self._trees: dict[str, MerkleTree] = {}
+        self.channels = [c.name for c in roster.channels_of(key.party)]
+
+    @property
+    def ident(self) -> str:
+        return self.key.ident
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def tree(self, channel: str) -> MerkleTree:
+        tree = self._trees.get(channel)
+        if tree is None:
+            tree = self._trees[channel] = MerkleTree(self.store.nodes(channel))
+        return tree
+
+    def size(self, channel: str) -> int:
+        return self.tree(channel).size
+
+    def alarm(
+        self,
+        kind: str,
+        message: str,
+        *,
+        level: int = 2,
+        channel: str | None = None,
+        index: int | None = None,
+        evidence: bytes | None = None,
+    ) -> None:
+        log.warning("ALARM %s: %s", kind, message)
+        self.store.add_alarm(
+            kind,
+            message,
+            self.now_ms(),
+            level=level,
+            channel=channel,
+            index=index,
+            evidence=evidence,
+        )
+
+    # --- keys -------------------------------------------------------------------
+
+    def add_statements(self, certificates: list[bytes], revocations: list[bytes]) -> int:
+        """Learn other stations' certificates and revocations (checked against roots)."""
+        added = 0
+        with self.store.transaction():
+            for data in certificates:
+                try:
+                    cert = self.keyring.add_certificate(data)
+                except HotlineError as exc:
+                    self.alarm(
+                        "bad-certificate",
+                        f"relay served a certificate that fails: {exc}",
+                        evidence=data,
+                    )
+                    continue
+                self.store.put_statement("certificate", cert.signing, data)
+                added += 1
+            for data in revocations:
+                try:
+                    rev = self.keyring.add_revocation(data)
+                except HotlineError as exc:
+                    self.alarm(
+                        "bad-certificate",
+                        f"relay served a revocation that fails: {exc}",
+                        evidence=data,
+                    )
+                    continue
+                self.store.put_statement("revocation", rev.signing, data)
+        return added
+
+    def recipients(self, channel: str) -> list[StationCertificate]:
+        """Every usable station certificate of every member party, now."""
+        now = int(self.clock())
+        members = self.roster.channel(channel).members
+        out: list[StationCertificate] = []
+        missing = []
+        for party in members:
+            certs = []
+            for cert in self.keyring.all_certificates():
+                if cert.party != party:
+                    continue
+                try:
+                    usable = self.keyring.station(cert.ident, now)
+                except HotlineError:
+                    continue
+                if any(c.signing == cert.signing for c in usable):
+                    certs.append(cert)
+            if not certs:
+                missing.append(party)
+            out.extend(certs)
+        if missing:
+            raise Unavailable(
+                f"no station of {', '.join(missing)} is known yet; the relay has not "
+                "introduced it (is it connected?)",
+                channel=channel,
+            )
+        return out
+
+    # --- sending ----------------------------------------------------------------
+
+    def queue(
+        self,
+        channel: str,
+        body: dict[str, Any],
+        *,
+        kind: Kind = Kind.MESSAGE,
+        precedence: Precedence = Precedence.ROUTINE,
+    ) -> OutboxItem:
+        """Seal a message and put it in the durable outbox (the caller's transaction)."""
+        if channel not in self.channels:
+            raise Malformed(f"{self.key.party} is not a member of {channel}", field="channel")
+        seq, prev = self.store.last_sent(channel)
+        now = self.now_ms()
+        raw = env_mod.seal(
+            body_mod.encode(body),
+            sender=self.key,
+            channel=channel,
+            seq=seq + 1,
+            prev=prev,
+            recipients=self.recipients(channel),
+            created_ms=now,
+            kind=kind,
+            precedence=precedence,
+        )
+        item = OutboxItem(
+            channel,
+            seq + 1,
+            raw,
+            env_mod.envelope_hash(raw),
+            int(kind),
+            int(precedence),
+            now,
+            "queued",
+            None,
+            None,
+            None,
+        )
+        self.store.add_outbox(item)
+        return item
+
+    def send(
+        self,
+        channel: str,
+        body: dict[str, Any],
+        *,
+        kind: Kind = Kind.MESSAGE,
+        precedence: Precedence = Precedence.ROUTINE,
+    ) -> OutboxItem:
+        with self.store.transaction():
+            return self.queue(channel, body, kind=kind, precedence=precedence)
+
+    def on_accepted(self, frame: dict[str, Any]) -> None:
+        """The relay accepted one of ours: check its checkpoint and inclusion proof."""
+        channel, seq = str(frame["channel"]), int(frame["seq"])
+        item = self.store.outbox_item(channel, seq)
+        if item is None:
+            self.alarm(
+                "unexpected-acceptance",
+                f"relay accepted {channel} seq {seq} we never sent",
+                channel=channel,
+            )
+            return
+        try:
+            signed = self._open_checkpoint(channel, str(frame["checkpoint"]).encode())
+            proof = [unb64(p, "proof") for p in frame["proof"]]
+            index = int(frame["index"])
+            verify_inclusion(leaf_hash(item.envelope), index, signed.size, proof, signed.root)
+        except HotlineError as exc:
+            self.alarm(
+                "bad-acceptance",
+                f"relay's acceptance of {channel} seq {seq} fails: {exc}",
+                channel=channel,
+                evidence=str(frame.get("checkpoint", "")).encode(),
+            )
+            return
+        if item.state != "accepted":
+            with self.store.transaction():
+                self.store.mark_accepted(channel, seq, index, int(frame["relay_ms"]))
+
+    def on_refused(self, channel: str, seq: int, error: dict[str, Any]) -> None:
+        code = str(error.get("code"))
+        if code in ("unavailable", "rate_limited"):
+            return  # stays queued; sent again
+        if code == "chain_gap" and self.store.one(
+            "SELECT 1 FROM outbox WHERE channel=? AND seq<? AND state='queued'", channel, seq
+        ):
+            return  # an earlier one of ours is still on its way; this follows it
+        self.alarm(
+            "refused",
+            f"relay refused {channel} seq {seq}: {code}: {error.get('message')}",
+            channel=channel,
+        )
+        with self.store.transaction():
+            self.store.mark_refused(channel, seq, f"{code}: {error.get('message')}")
+
+    # --- receiving -----------------------------------------------------------------
+
+    def _open_checkpoint(self, channel: str, note: bytes) -> SignedCheckpoint:
+        return open_checkpoint(note, self.roster.relay_key, self.roster.origin(channel))
+
+    def verified(self, channel: str) -> SignedCheckpoint | None:
+        note = self.store.verified_checkpoint(channel)
+        return self._open_checkpoint(channel, note) if note else None
+
+    def on_entries(self, frame: dict[str, Any]) -> Ingested:
+        """Verify and store a run of entries ending at a signed checkpoint."""
+        channel = str(frame.get("channel"))
+        if channel not in self.channels:
+            self.alarm("unexpected-channel", f"relay sent entries of {channel!r}")
+            return Ingested()
+        note = str(frame.get("checkpoint", "")).encode()
+        try:
+            signed = self._open_checkpoint(channel, note)
+        except HotlineError as exc:
+            self.alarm(
+                "bad-checkpoint",
+                f"checkpoint of {channel} does not verify: {exc}",
+                channel=channel,
+                evidence=note,
+            )
+            return Ingested()
+        start = int(frame.get("start", 0))
+        entries = list(frame.get("entries", []))
+        have = self.size(channel)
+        if start > have:
+            return Ingested(need_sync_from=have)
+        # Entries we already hold must be the very same bytes.
+        overlap = [e for e in entries if int(e["index"]) < have]
+        for e in overlap:
+            if self.tree(channel).leaf_hash_at(int(e["index"])) != leaf_hash(unb64(e["envelope"])):
+                self.alarm(
+                    "fork",
+                    f"relay shows a different entry {e['index']} of {channel}",
+                    channel=channel,
+                    index=int(e["index"]),
+                    evidence=unb64(e["envelope"]),
+                )
+                return Ingested()
+        entries = [e for e in entries if int(e["index"]) >= have]
+        if have + len(entries) != signed.size:
+            if signed.size < have:
+                return self._check_older(channel, signed)
+            self.alarm(
+                "bad-checkpoint",
+                f"{channel}: {len(entries)} entries from {have} do not "
+                f"reach checkpoint size {signed.size}",
+                channel=channel,
+                evidence=note,
+            )
+            return Ingested()
+        last = self.verified(channel)
+        if last is not None:
+            proof = [unb64(p) for p in frame.get("consistency", [])]
+            try:
+                if signed.size < last.size or last.size == start:
+                    check_extends(last.checkpoint, signed.checkpoint, proof)
+            except ForkDetected as exc:
+                self.alarm(
+                    "fork",
+                    f"{channel}: {exc}",
+                    level=3,
+                    channel=channel,
+                    evidence=last.encode() + b"\n--\n" + note,
+                )
+                return Ingested()
+        result = Ingested()
+        try:
+            with self.store.transaction():
+                for e in entries:
+                    self._ingest(
+                        channel, int(e["index"]), unb64(e["envelope"]), int(e["relay_ms"]), result
+                    )
+                root = self.tree(channel).root()
+                if root != signed.root:
+                    raise ForkDetected(
+                        f"{channel}: entries up to {signed.size} do not give the signed root",
+                        channel=channel,
+                    )
+                cosigned = cosign(signed, self.witness, int(self.clock()))
+                self.store.add_checkpoint(channel, signed.size, cosigned.encode(), self.now_ms())
+                result.cosign = (channel, signed.size, cosigned.encode())
+                self._send_receipts(channel, result)
+        except ForkDetected as exc:
+            self._trees.pop(channel, None)
+            self.alarm("fork", str(exc), level=3, channel=channel, evidence=note)
+            return Ingested()
+        except BaseException:
+            self._trees.pop(channel, None)
+            raise
+        return result
+
+    def _check_older(self, channel: str, signed: SignedCheckpoint) -> Ingested:
+        """A checkpoint smaller than our log: it must match our own history."""
+        if self.tree(channel).root(signed.size) != signed.root:
+            self.alarm(
+                "fork",
+                f"{channel}: relay signed a different root at size {signed.size}",
+                level=3,
+                channel=channel,
+                evidence=signed.encode(),
+            )
+        return Ingested()
+
+    def _ingest(
+        self, channel: str, index: int, raw: bytes, relay_ms: int, result: Ingested
+    ) -> None:
+        self.tree(channel).append(raw)
+        digest = env_mod.envelope_hash(raw)
+        env: env_mod.Envelope | None = None
+        valid = False
+        try:
+            env = env_mod.parse(raw)
+            if env.channel != channel:
+                raise Malformed(f"envelope for {env.channel} logged in {channel}", index=index)
+            env_mod.verify(env, self.keyring, at=relay_ms // 1000)
+            last_seq, last_hash = self.store.chain(channel, env.sender)
+            env_mod.check_chain(last_seq, last_hash, env)
+            self.store.set_chain(channel, env.sender, env.seq, digest)
+            valid = True
+        except HotlineError as exc:
+            self.alarm(
+                "verification",
+                f"{channel} entry {index}: {exc}",
+                level=3,
+                channel=channel,
+                index=index,
+                evidence=raw,
+            )
+        self.store.x(
+            "INSERT INTO entry (channel, idx, envelope, hash, sender, seq, kind, relay_ms, valid) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            channel,
+            index,
+            raw,
+            digest,
+            env.sender if env else "?",
+            env.seq if env else 0,
+            int(env.kind) if env else 0,
+            relay_ms,
+            int(valid),
+        )
+        if not valid or env is None:
+            return
+        if env.sender == self.ident:
+            self.store.x(
+                "UPDATE outbox SET state='accepted', idx=?, relay_ms=? "
+                "WHERE channel=? AND seq=? AND state!='accepted'",
+                index,
+                relay_ms,
+                channel,
+                env.seq,
+            )
+        if env.kind == Kind.LINK_TEST:
+            return
+        try:
+            content = body_mod.decode(env_mod.decrypt(env, self.key))
+        except NotARecipient as exc:
+            self.alarm(
+                "not-a-recipient",
+                f"{channel} entry {index}: {exc}",
+                level=1,
+                channel=channel,
+                index=index,
+            )
+            return
+        except HotlineError as exc:
+            self.alarm(
+                "verification",
+                f"{channel} entry {index} body: {exc}",
+                level=2,
+                channel=channel,
+                index=index,
+                evidence=raw,
+            )
+            return
+        if env.kind == Kind.RECEIPT:
+            self._ingest_receipt(channel, index, env, content, relay_ms)
+            return
+        self.store.x(
+            "INSERT INTO message (channel, idx, sender, party, seq, kind, precedence, created_ms, "
+            "relay_ms, hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            channel,
+            index,
+            env.sender,
+            env.party,
+            env.seq,
+            int(env.kind),
+            int(env.precedence),
+            env.created_ms,
+            relay_ms,
+            digest,
+            body_mod.encode(content).decode(),
+        )
+        if env.kind == Kind.MESSAGE and env.party != self.key.party:
+            result.new_messages.append(
+                {
+                    "channel": channel,
+                    "index": index,
+                    "hash": digest,
+                    "precedence": int(env.precedence),
+                    "sender": env.sender,
+                }
+            )
+
+    def _ingest_receipt(
+        self,
+        channel: str,
+        index: int,
+        env: env_mod.Envelope,
+        content: dict[str, Any],
+        relay_ms: int,
+    ) -> None:
+        try:
+            of_index = int(content["of_index"])
+            of_hash = bytes.fromhex(str(content["of_hash"]))
+            status = str(content["status"])
+            if status not in ("delivered", "acknowledged"):
+                raise Malformed(f"unknown receipt status {status!r}")
+        except (KeyError, ValueError, TypeError) as exc:
+            self.alarm(
+                "verification",
+                f"{channel} entry {index}: malformed receipt: {exc}",
+                channel=channel,
+                index=index,
+                evidence=env.raw,
+            )
+            return
+        if (
+            of_index >= index
+            or self.tree(channel).leaf_hash_at(of_index)
+            != leaf_hash(self._entry_bytes(channel, of_index))
+            or env_mod.envelope_hash(self._entry_bytes(channel, of_index)) != of_hash
+        ):
+            self.alarm(
+                "fork",
+                f"{channel}: receipt {index} by {env.sender} is for a message "
+                f"#{of_index} that differs from ours: the relay showed it another history",
+                level=3,
+                channel=channel,
+                index=index,
+                evidence=env.raw,
+            )
+            return
+        self._check_carried_checkpoint(channel, index, env, content)
+        self.store.x(
+            "INSERT INTO receipt (channel, idx, of_index, party, station, status, operator, reply,"
+            " created_ms, relay_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            channel,
+            index,
+            of_index,
+            env.party,
+            env.sender,
+            status,
+            content.get("operator"),
+            content.get("reply"),
+            env.created_ms,
+            relay_ms,
+        )
+
+    def _entry_bytes(self, channel: str, index: int) -> bytes:
+        row = self.store.one("SELECT envelope FROM entry WHERE channel=? AND idx=?", channel, index)
+        return bytes(row["envelope"]) if row else b""
+
+    def _check_carried_checkpoint(
+        self, channel: str, index: int, env: env_mod.Envelope, content: dict[str, Any]
+    ) -> None:
+        """The receipt's sender saw a checkpoint: it must agree with our log."""
+        note = str(content.get("checkpoint", "")).encode()
+        try:
+            theirs = self._open_checkpoint(channel, note)
+        except HotlineError as exc:
+            self.alarm(
+                "verification",
+                f"{channel} receipt {index}: carried checkpoint: {exc}",
+                channel=channel,
+                index=index,
+                evidence=note,
+            )
+            return
+        if theirs.size > self.size(channel) or self.tree(channel).root(theirs.size) != theirs.root:
+            mine = self.store.verified_checkpoint(channel) or b""
+            self.alarm(
+                "fork",
+                f"{channel}: {env.sender} verified a checkpoint of size "
+                f"{theirs.size} that is not consistent with ours: the relay forked the log",
+                level=3,
+                channel=channel,
+                index=index,
+                evidence=note + b"\n--\n" + mine,
+            )
+
+    def _send_receipts(self, channel: str, result: Ingested) -> None:
+        if not result.new_messages:
+            return
+        note = result.cosign[2].decode() if result.cosign else ""
+        for m in result.new_messages:
+            self.queue(
+                channel,
+                body_mod.receipt("delivered", m["index"], m["hash"], note),
+                kind=Kind.RECEIPT,
+                precedence=Precedence(m["precedence"]),
+            )
+            result.queued += 1
+
+    # --- views ---------------------------------------------------------------------
+
+    def acknowledge(self, channel: str, index: int, operator: str, reply: str | None) -> OutboxItem:
+        row = self.store.one("SELECT * FROM message WHERE channel=? AND idx=?", channel, index)
+        if row is None:
+            raise Malformed(f"no message {index} in {channel}", field="index")
+        if not operator.strip():
+            raise Malformed("an acknowledgment names the operator", field="operator")
+        note = (self.store.verified_checkpoint(channel) or b"").decode()
+        with self.store.transaction():
+            item = self.queue(
+                channel,
+                body_mod.receipt("acknowledged", index, bytes(row["hash"]), note, operator, reply),
+                kind=Kind.RECEIPT,
+                precedence=Precedence(row["precedence"]),
+            )
+            self.store.x(
+                "UPDATE message SET read_ms=COALESCE(read_ms, ?) WHERE channel=? AND idx=?",
+                self.now_ms(),
+                channel,
+                index,
+            )
+        return item
+
+    def message_state(self, channel: str, index: int) -> dict[str, dict[str, Any]]:
+        """Per recipient party: delivered (station, when) and acknowledged (by whom, when)."""
+        row = self.store.one("SELECT party FROM message WHERE channel=? AND idx=?", channel, index)
+        sender_party = row["party"] if row else self.key.party
+        out: dict[str, dict[str, Any]] = {
+            p: {"delivered": None, "acknowledged": None}
+            for p in self.roster.channel(channel).members
+            if p != sender_party
+        }
+        for r in self.store.q(
+            "SELECT * FROM receipt WHERE channel=? AND of_index=? ORDER BY idx", channel, index
+        ):
+            slot = out.setdefault(r["party"], {"delivered": None, "acknowledged": None})
+            if slot[r["status"]] is None:
+                slot[r["status"]] = {
+                    "station": r["station"],
+                    "relay_ms": r["relay_ms"],
+                    "created_ms": r["created_ms"],
+                    "operator": r["operator"],
+                    "reply": r["reply"],
+                    "receipt_index": r["idx"],
+                }
+        return out
