@@ -124,6 +124,5 @@ async def serve_station(
         tg.create_task(service.run_link())
         tg.create_task(_serve(server, stop))
         await stop.wait()
-        service.stopping.set()
-        service.kick()
+        await service.shutdown()
     service.db.shutdown(wait=True)

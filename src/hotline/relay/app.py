@@ -343,16 +343,16 @@ class Relay:
                 return
             request_id = None
             try:
+                frame = frames.decode(_text_of(msg))  # size-checked before parsing
+                request_id = frame.get("id")
                 if not bucket.take():
                     strikes += 1
-                    if strikes > 1000:
+                    if strikes > 5000:
                         log.warning("station %s keeps flooding; closing", conn.cert.ident)
                         conn.close()
                         return
                     raise RateLimited("too many frames; slow down")
                 strikes = 0
-                frame = frames.decode(_text_of(msg))
-                request_id = frame.get("id")
                 await self._handle(conn, frame, request_id)
             except HotlineError as exc:
                 log.info("bad frame from %s: %s", conn.cert.ident, exc.code)

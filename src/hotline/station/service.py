@@ -69,6 +69,14 @@ class StationService:
         self.roster_hash = hashlib.sha256(core.roster.encode()).digest()
         self._last_cosign: dict[str, float] = {}
         self._pending_cosign: dict[str, tuple[int, bytes]] = {}
+        self._ws: ClientConnection | None = None
+
+    async def shutdown(self) -> None:
+        """Stop reconnecting and close the link to the relay."""
+        self.stopping.set()
+        self.kick()
+        if self._ws is not None:
+            await self._ws.close()
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
@@ -105,6 +113,7 @@ class StationService:
                     ping_timeout=20,
                 ) as ws:
                     backoff = 0.2
+                    self._ws = ws
                     await self._session(ws)
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
                 self.link.last_error = f"{type(exc).__name__}: {exc}"
@@ -112,6 +121,7 @@ class StationService:
                 self.link.last_error = f"{exc.code}: {exc}"
                 log.warning("relay refused this station: %s", exc)
             finally:
+                self._ws = None
                 if self.link.connected:
                     self.link.connected = False
                     await self.notify()

@@ -1,0 +1,201 @@
+"""Real processes on 127.0.0.1 for network tests: relay and stations via the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hotline.home import station_config
+from hotline.provision import Network, provision
+
+FAST_KDF = {"iterations": 1, "lanes": 1, "memory_kib": 8 * 1024}
+PASSPHRASE = "test passphrase"
+
+
+def free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except (httpx.HTTPError, OSError, KeyError, sqlite3.Error) as exc:
+            last = exc
+        time.sleep(0.05)
+    raise AssertionError(
+        f"timed out waiting for {what}" + (f" (last error: {last})" if last else "")
+    )
+
+
+class Proc:
+    """A hotline process (relay or station serve) we can start, kill -9 and restart."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.args = args
+        self.log = log
+        self.p: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        env = {**os.environ, "HOTLINE_PASSPHRASE": PASSPHRASE, "HOTLINE_LOG": "INFO"}
+        out = self.log.open("ab")
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "hotline", *self.args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        return self
+
+    def kill9(self) -> None:
+        if self.p and self.p.poll() is None:
+            self.p.send_signal(signal.SIGKILL)
+            self.p.wait(10)
+
+    def stop(self) -> int | None:
+        if self.p and self.p.poll() is None:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                return self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        return self.p.returncode if self.p else None
+
+
+class Cluster:
+    """A provisioned network with its relay and station processes."""
+
+    def __init__(
+        self,
+        root: Path,
+        stations: dict[str, list[str]] | None = None,
+        channels: dict[str, dict[str, Any]] | None = None,
+        relay_args: tuple[str, ...] = (),
+    ) -> None:
+        ports = free_ports(8)
+        idents = [
+            f"{p}/{s}"
+            for p, names in (stations or {"us": ["us-1"], "ru": ["ru-1"], "ua": ["ua-1"]}).items()
+            for s in names
+        ]
+        self.net: Network = provision(
+            root,
+            PASSPHRASE,
+            relay_port=ports[0],
+            stations=stations,
+            channels=channels,
+            api_ports=dict(zip(idents, ports[1:], strict=False)),
+            kdf=FAST_KDF,
+        )
+        self.relay = Proc(
+            ["relay", "serve", "--dir", str(self.net.relay_dir), *relay_args], root / "relay.log"
+        )
+        self.stations = {
+            ident: Proc(
+                ["station", "serve", "--dir", str(d)], root / f"{ident.replace('/', '_')}.log"
+            )
+            for ident, d in self.net.stations.items()
+        }
+        self.clients: dict[str, httpx.Client] = {}
+
+    def start(self) -> Cluster:
+        self.start_relay()
+        for ident in self.stations:
+            self.start_station(ident)
+        self.wait_ready()
+        return self
+
+    def start_relay(self) -> None:
+        self.relay.start()
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{self.net.relay_port}/health").is_success,
+            what="relay up",
+        )
+
+    def start_station(self, ident: str) -> None:
+        self.stations[ident].start()
+        wait_for(lambda: self.api(ident).get("/api/status").is_success, what=f"{ident} API up")
+
+    def wait_ready(self, idents: list[str] | None = None) -> None:
+        """Every station connected and knowing a station of every party it talks to."""
+        for ident in idents or list(self.stations):
+            wait_for(lambda i=ident: self.status(i)["relay"]["connected"], what=f"{ident} linked")
+        health = f"http://127.0.0.1:{self.net.relay_port}/health"
+        want = set(idents or self.stations)
+        wait_for(
+            lambda: want <= set(httpx.get(health).json()["stations_online"]), what="all online"
+        )
+
+    def api(self, ident: str) -> httpx.Client:
+        if ident not in self.clients:
+            cfg = station_config(self.net.stations[ident])
+            self.clients[ident] = httpx.Client(
+                base_url=cfg.api_url, timeout=30, headers={"Authorization": f"Bearer {cfg.token()}"}
+            )
+        return self.clients[ident]
+
+    def status(self, ident: str) -> dict[str, Any]:
+        return dict(self.api(ident).get("/api/status").json())
+
+    def send(
+        self, ident: str, channel: str, text: str, precedence: str = "ROUTINE"
+    ) -> dict[str, Any]:
+        def attempt() -> dict[str, Any] | None:
+            r = self.api(ident).post(
+                "/api/send", json={"channel": channel, "text": text, "precedence": precedence}
+            )
+            if r.status_code == 503:  # recipients not introduced yet
+                return None
+            assert r.status_code == 202, r.text
+            return dict(r.json())
+
+        return dict(wait_for(attempt, what="send accepted by station"))
+
+    def inbox(self, ident: str, channel: str | None = None) -> list[dict[str, Any]]:
+        params = {"channel": channel, "limit": 5000} if channel else {"limit": 5000}
+        return list(self.api(ident).get("/api/inbox", params=params).json())
+
+    def sent(self, ident: str, channel: str | None = None) -> list[dict[str, Any]]:
+        return list(
+            self.api(ident).get("/api/sent", params={"channel": channel} if channel else {}).json()
+        )
+
+    def alarms(self, ident: str) -> list[dict[str, Any]]:
+        return list(self.api(ident).get("/api/alarms").json())
+
+    def relay_db(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.net.relay_dir / 'relay.db'}?mode=ro", uri=True)
+
+    def station_db(self, ident: str) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.net.stations[ident] / 'station.db'}?mode=ro", uri=True)
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            c.close()
+        for p in self.stations.values():
+            p.stop()
+        self.relay.stop()

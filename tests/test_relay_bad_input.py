@@ -1,0 +1,249 @@
+"""Every class of bad input gets its own error, and nothing stored changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from hotline import frames
+from hotline.envelope import ZERO_HASH, Kind, Precedence, seal
+from hotline.home import load_roster, load_station
+from hotline.keys import KeyRing, PartyKey, StationCertificate, StationKey
+from hotline.notes import b64, parse_note
+
+from .netutil import PASSPHRASE, Cluster, wait_for
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("bad"), relay_args=("--rate", "200")).start()
+    c.send("us/us-1", "us-ru", "a real message")
+    wait_for(lambda: len(c.inbox("ru/ru-1")) == 1, what="baseline delivered")
+    yield c
+    c.close()
+
+
+def _snapshot(c: Cluster) -> str:
+    """A digest of everything the relay has stored (cosignatures aside: stations add them)."""
+    h = hashlib.sha256()
+    with c.relay_db() as db:
+        for table in ("entry", "node", "sender", "channel"):
+            for row in db.execute(f"SELECT * FROM {table} ORDER BY 1, 2"):
+                h.update(repr(row).encode())
+        for channel, size, note in db.execute("SELECT * FROM checkpoint ORDER BY 1, 2"):
+            h.update(repr((channel, size, parse_note(bytes(note)).text)).encode())
+    return h.hexdigest()
+
+
+def _station(c: Cluster, ident: str) -> StationKey:
+    roster = load_roster(c.net.relay_dir / "roster.note")
+    key, _ = load_station(c.net.stations[ident], PASSPHRASE, roster)
+    return key
+
+
+def _login(c: Cluster, ident: str) -> ClientConnection:
+    roster = load_roster(c.net.relay_dir / "roster.note")
+    key, cert = load_station(c.net.stations[ident], PASSPHRASE, roster)
+    ws = connect(c.net.relay_url, max_size=None)
+    challenge = json.loads(ws.recv())
+    nonce = frames.field_bytes(challenge, "nonce")
+    rh = hashlib.sha256(roster.encode()).digest()
+    ws.send(
+        frames.encode(
+            "hello",
+            station=ident,
+            certificate=b64(cert.encode()),
+            signature=b64(key.signing.sign(frames.auth_message(nonce, ident, rh))),
+        )
+    )
+    welcome = json.loads(ws.recv())
+    assert welcome["op"] == "welcome", welcome
+    return ws
+
+
+def _reply(ws: ClientConnection, rid: Any, timeout: float = 10) -> dict[str, Any]:
+    """The answer to request ``rid`` (pushes and other frames are skipped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = json.loads(ws.recv(timeout=timeout))
+        if (frame.get("id") == rid and frame["op"] != "entries") or (
+            frame["op"] == "error" and frame.get("id") == rid
+        ):
+            return dict(frame)
+    raise AssertionError(f"no reply to {rid}")
+
+
+def _code(frame: dict[str, Any]) -> str:
+    assert frame["op"] == "error", frame
+    return str(frame["error"]["code"])
+
+
+def test_pre_auth_garbage_and_bad_signatures_are_refused(cluster: Cluster) -> None:
+    before = _snapshot(cluster)
+    with connect(cluster.net.relay_url) as ws:
+        ws.recv()
+        ws.send("this is not json")
+        assert _code(json.loads(ws.recv())) == "malformed"
+        with pytest.raises(ConnectionClosed):
+            ws.recv()
+    roster = load_roster(cluster.net.relay_dir / "roster.note")
+    _, cert = load_station(cluster.net.stations["us/us-1"], PASSPHRASE, roster)
+    with connect(cluster.net.relay_url) as ws:
+        ws.recv()
+        ws.send(
+            frames.encode(
+                "hello", station="us/us-1", certificate=b64(cert.encode()), signature=b64(bytes(64))
+            )
+        )
+        assert _code(json.loads(ws.recv())) == "not_authorized"
+    # A certificate not signed by the party's root (a self-made "us" station).
+    fake_root = PartyKey.generate("us")
+    fake = StationKey.generate("us", "us-9")
+    fake_cert = fake_root.certify(fake, int(time.time()) - 10, int(time.time()) + 100)
+    with connect(cluster.net.relay_url) as ws:
+        nonce = frames.field_bytes(json.loads(ws.recv()), "nonce")
+        rh = hashlib.sha256(roster.encode()).digest()
+        ws.send(
+            frames.encode(
+                "hello",
+                station="us/us-9",
+                certificate=b64(fake_cert.encode()),
+                signature=b64(fake.signing.sign(frames.auth_message(nonce, "us/us-9", rh))),
+            )
+        )
+        assert _code(json.loads(ws.recv())) == "bad_signature"
+    assert _snapshot(cluster) == before
+
+
+def test_bad_frames_and_envelopes_get_specific_errors_and_change_nothing(cluster: Cluster) -> None:
+    before = _snapshot(cluster)
+    us = _station(cluster, "us/us-1")
+    ws = _login(cluster, "us/us-1")
+    certs = _reply_certs(ws, cluster)
+    now = int(time.time() * 1000)
+
+    def post(rid: str, raw: bytes) -> dict[str, Any]:
+        ws.send(frames.encode("post", id=rid, envelope=b64(raw)))
+        return _reply(ws, rid)
+
+    ws.send("{not json")
+    assert _code(json.loads(ws.recv())) == "malformed"
+    ws.send(json.dumps({"op": "post", "id": "big", "envelope": "A" * (frames.MAX_FRAME + 10)}))
+    assert _code(json.loads(ws.recv())) == "too_large"  # refused before parsing: no id
+    ws.send(frames.encode("nonsense", id="n"))
+    assert _code(_reply(ws, "n")) == "malformed"
+    assert _code(post("garbage", b"HLEN\x01garbage")) == "malformed"
+    # Signed by us, claiming to be ru's station: not authorized.
+    ru_claim = StationKey("ru", "ru-1", us.signing, us.encryption)
+    raw = seal(
+        b"x",
+        sender=ru_claim,
+        channel="us-ru",
+        seq=1,
+        prev=ZERO_HASH,
+        recipients=certs,
+        created_ms=now,
+    )
+    assert _code(post("impostor", raw)) == "not_authorized"
+    # A channel us is not in does not exist for it.
+    raw = seal(
+        b"x", sender=us, channel="ru-ua", seq=1, prev=ZERO_HASH, recipients=certs, created_ms=now
+    )
+    assert _code(post("nochannel", raw)) == "malformed"
+    # One flipped byte in the signature.
+    raw = bytearray(
+        seal(
+            b"x",
+            sender=us,
+            channel="us-ru",
+            seq=2,
+            prev=hashlib.sha256(b"1").digest(),
+            recipients=certs,
+            created_ms=now,
+            kind=Kind.MESSAGE,
+            precedence=Precedence.ROUTINE,
+        )
+    )
+    raw[-1] ^= 1
+    assert _code(post("badsig", bytes(raw))) == "bad_signature"
+    # Sequence 1 again with other content: a replay; sequence 9 after 1: a gap.
+    raw = seal(
+        b"again",
+        sender=us,
+        channel="us-ru",
+        seq=1,
+        prev=ZERO_HASH,
+        recipients=certs,
+        created_ms=now,
+    )
+    assert _code(post("replay", raw)) == "replay"
+    raw = seal(
+        b"gap",
+        sender=us,
+        channel="us-ru",
+        seq=9,
+        prev=hashlib.sha256(b"?").digest(),
+        recipients=certs,
+        created_ms=now,
+    )
+    assert _code(post("gap", raw)) == "chain_gap"
+    # Reading a channel it is not in.
+    ws2 = _login(cluster, "ua/ua-1")
+    ws2.send(frames.encode("sync", id="s", channel="us-ru", **{"from": 0}))
+    assert _code(_reply(ws2, "s")) == "not_authorized"
+    ws2.close()
+    ws.close()
+    assert _snapshot(cluster) == before
+
+
+def test_resending_an_accepted_envelope_returns_the_original_acceptance(cluster: Cluster) -> None:
+    with cluster.station_db("us/us-1") as db:
+        raw, idx = db.execute(
+            "SELECT envelope, idx FROM outbox WHERE seq=1 AND channel='us-ru'"
+        ).fetchone()
+    before = _snapshot(cluster)
+    ws = _login(cluster, "us/us-1")
+    for attempt in range(3):
+        ws.send(frames.encode("post", id=f"dup{attempt}", envelope=b64(bytes(raw))))
+        answer = _reply(ws, f"dup{attempt}")
+        assert answer["op"] == "accepted" and answer["duplicate"] is True
+        assert answer["index"] == idx
+    ws.close()
+    assert _snapshot(cluster) == before
+
+
+def test_a_flood_is_rate_limited_and_the_relay_stays_up(cluster: Cluster) -> None:
+    before = _snapshot(cluster)
+    ws = _login(cluster, "ua/ua-1")
+    for i in range(1500):
+        ws.send(frames.encode("ping", id=f"p{i}"))
+    codes: list[str] = []
+    deadline = time.monotonic() + 20
+    while len(codes) < 1500 and time.monotonic() < deadline:
+        frame = json.loads(ws.recv(timeout=10))
+        if str(frame.get("id", "")).startswith("p"):
+            codes.append(frame["error"]["code"] if frame["op"] == "error" else frame["op"])
+    ws.close()
+    assert "rate_limited" in codes and "pong" in codes
+    health = httpx.get(f"http://127.0.0.1:{cluster.net.relay_port}/health")
+    assert health.json()["ok"] is True
+    assert _snapshot(cluster) == before
+    log = (cluster.net.root / "relay.log").read_text()
+    assert "a real message" not in log  # no plaintext in the relay's log
+
+
+def _reply_certs(ws: ClientConnection, c: Cluster) -> list[StationCertificate]:
+    """Every station certificate the relay knows, checked against the roster's roots."""
+    ring = KeyRing(load_roster(c.net.relay_dir / "roster.note").roots())
+    ws.send(frames.encode("certificates", id="c"))
+    return [ring.add_certificate(d.encode()) for d in _reply(ws, "c")["certificates"]]
