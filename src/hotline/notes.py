@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ ALG_COSIGNATURE_V1 = 0x04
 MAX_SIGNATURES = 100
 MAX_NOTE_SIZE = 1 << 20
 _DASH = "\u2014 "
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f]")
 
 
 def b64(data: bytes) -> str:
@@ -168,7 +170,7 @@ class Note:
 def _check_text(text: str) -> None:
     if not text.endswith("\n"):
         raise Malformed("note text must end with a newline", field="text")
-    if any((ord(c) < 0x20 and c != "\n") or ord(c) == 0x7F for c in text):
+    if _CONTROL.search(text):
         raise Malformed("note text contains a control character", field="text")
     if "\n\n" in text:
         raise Malformed("note text contains a blank line", field="text")

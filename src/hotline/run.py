@@ -79,6 +79,7 @@ async def serve_relay(
         ssl_keyfile=str(tls_key) if tls_key else None,
         lifespan="on",
         ws_ping_interval=20,
+        ws_per_message_deflate=False,  # ciphertext does not compress; deflate only costs CPU
     )
     await _serve(Server(config), stop)
 

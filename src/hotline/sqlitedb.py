@@ -24,24 +24,47 @@ def connect(path: Path | str) -> sqlite3.Connection:
 
 
 class SqliteNodes:
-    """A channel's Merkle nodes in the relay database (a merkle.NodeStore)."""
+    """A channel's Merkle nodes in SQLite (a merkle.NodeStore).
+
+    Nodes never change once written, so reads are cached; the size is cached
+    too. An instance belongs to one writer: whoever rolls back a transaction
+    that extended it must drop it (the cores rebuild their trees then).
+    """
+
+    CACHE_LIMIT = 200_000
 
     def __init__(self, conn: sqlite3.Connection, channel: str) -> None:
         self.conn = conn
         self.channel = channel
+        self._size: int | None = None
+        self._cache: dict[tuple[int, int], bytes] = {}
 
     def size(self) -> int:
-        row = self.conn.execute("SELECT size FROM channel WHERE name=?", (self.channel,)).fetchone()
-        return int(row[0]) if row else 0
+        if self._size is None:
+            row = self.conn.execute(
+                "SELECT size FROM channel WHERE name=?", (self.channel,)
+            ).fetchone()
+            self._size = int(row[0]) if row else 0
+        return self._size
 
     def get(self, level: int, index: int) -> bytes:
+        digest = self._cache.get((level, index))
+        if digest is not None:
+            return digest
         row = self.conn.execute(
             "SELECT hash FROM node WHERE channel=? AND level=? AND idx=?",
             (self.channel, level, index),
         ).fetchone()
         if row is None:
             raise KeyError(f"node ({level}, {index}) of {self.channel} is missing")
-        return bytes(row[0])
+        digest = bytes(row[0])
+        self._remember(level, index, digest)
+        return digest
+
+    def _remember(self, level: int, index: int, digest: bytes) -> None:
+        if len(self._cache) >= self.CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[(level, index)] = digest
 
     def extend(self, new_size: int, nodes: Sequence[tuple[int, int, bytes]]) -> None:
         self.conn.executemany(
@@ -53,3 +76,7 @@ class SqliteNodes:
             "ON CONFLICT (name) DO UPDATE SET size=excluded.size",
             (self.channel, new_size),
         )
+        for lvl, idx, h in nodes:
+            if lvl > 0:
+                self._remember(lvl, idx, h)
+        self._size = new_size

@@ -61,6 +61,7 @@ class RelayCore:
         for data in store.statements("revocation"):
             self.keyring.add_revocation(data)
         self._trees: dict[str, MerkleTree] = {}
+        self._senders: dict[tuple[str, str], tuple[int, bytes]] = {}
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -149,7 +150,9 @@ class RelayCore:
                 for channel in touched:
                     self._sign(channel, now_ms)
         except BaseException:
-            self._trees.clear()  # in-memory frontiers may hold rolled-back nodes
+            # In-memory frontiers and sender states may hold rolled-back writes.
+            self._trees.clear()
+            self._senders.clear()
             raise
         results: list[Acceptance | HotlineError] = []
         for item in outcome:
@@ -168,16 +171,25 @@ class RelayCore:
     ) -> tuple[StoredEntry, bool]:
         env = self._check(station, raw, now_ms // 1000)
         digest = env.hash
-        earlier = self.store.find_hash(env.channel, digest)
-        if earlier is not None:
-            return earlier, True
-        last_seq, last_hash = self.store.sender_state(env.channel, env.sender)
+        last_seq, last_hash = self._sender_state(env.channel, env.sender)
+        if env.seq <= last_seq:
+            # Only an envelope we already logged may come again: answer as before.
+            earlier = self.store.find_hash(env.channel, digest)
+            if earlier is not None:
+                return earlier, True
         env_mod.check_chain(last_seq, last_hash, env)
         index = self.tree(env.channel).append(raw)
         entry = StoredEntry(env.channel, index, raw, digest, env.sender, env.seq, now_ms)
         self.store.add_entry(entry)
+        self._senders[(env.channel, env.sender)] = (env.seq, digest)
         touched.add(env.channel)
         return entry, False
+
+    def _sender_state(self, channel: str, sender: str) -> tuple[int, bytes]:
+        state = self._senders.get((channel, sender))
+        if state is None:
+            state = self._senders[(channel, sender)] = self.store.sender_state(channel, sender)
+        return state
 
     def _sign(self, channel: str, now_ms: int) -> bytes:
         tree = self.tree(channel)

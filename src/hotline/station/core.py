@@ -64,6 +64,7 @@ class StationCore:
             self.keyring.add_revocation(data)
         self.witness = key.cosigner()
         self._trees: dict[str, MerkleTree] = {}
+        self._verified: dict[str, SignedCheckpoint | None] = {}
         self.channels = [c.name for c in roster.channels_of(key.party)]
 
     @property
@@ -265,8 +266,11 @@ class StationCore:
         return open_checkpoint(note, self.roster.relay_key, self.roster.origin(channel))
 
     def verified(self, channel: str) -> SignedCheckpoint | None:
-        note = self.store.verified_checkpoint(channel)
-        return self._open_checkpoint(channel, note) if note else None
+        """The latest checkpoint this station verified (and cosigned) for the channel."""
+        if channel not in self._verified:
+            note = self.store.verified_checkpoint(channel)
+            self._verified[channel] = self._open_checkpoint(channel, note) if note else None
+        return self._verified[channel]
 
     def on_entries(self, frame: dict[str, Any]) -> Ingested:
         """Verify and store a run of entries ending at a signed checkpoint."""
@@ -346,12 +350,15 @@ class StationCore:
                 self.store.add_checkpoint(channel, signed.size, cosigned.encode(), self.now_ms())
                 result.cosign = (channel, signed.size, cosigned.encode())
                 self._send_receipts(channel, result)
+            self._verified[channel] = cosigned
         except ForkDetected as exc:
             self._trees.pop(channel, None)
+            self._verified.pop(channel, None)
             self.alarm("fork", str(exc), level=3, channel=channel, evidence=note)
             return Ingested()
         except BaseException:
             self._trees.pop(channel, None)
+            self._verified.pop(channel, None)
             raise
         return result
 
@@ -444,7 +451,7 @@ class StationCore:
             return
         self.store.x(
             "INSERT INTO message (channel, idx, sender, party, seq, kind, precedence, created_ms, "
-            "relay_ms, hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "relay_ms, hash, body, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             channel,
             index,
             env.sender,
@@ -456,6 +463,7 @@ class StationCore:
             relay_ms,
             digest,
             body_mod.encode(content).decode(),
+            self.now_ms(),
         )
         if env.kind == Kind.MESSAGE and env.party != self.key.party:
             result.new_messages.append(

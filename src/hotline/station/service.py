@@ -109,6 +109,7 @@ class StationService:
                     ssl=self.ssl_context,
                     max_size=4 * frames.MAX_FRAME,
                     open_timeout=10,
+                    compression=None,  # ciphertext does not compress
                     ping_interval=10,
                     ping_timeout=20,
                 ) as ws:

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS message (
   channel TEXT NOT NULL, idx INTEGER NOT NULL, sender TEXT NOT NULL, party TEXT NOT NULL,
   seq INTEGER NOT NULL, kind INTEGER NOT NULL, precedence INTEGER NOT NULL,
   created_ms INTEGER NOT NULL, relay_ms INTEGER NOT NULL, hash BLOB NOT NULL, body TEXT NOT NULL,
-  read_ms INTEGER, PRIMARY KEY (channel, idx));
+  received_ms INTEGER NOT NULL, read_ms INTEGER, PRIMARY KEY (channel, idx));
 CREATE TABLE IF NOT EXISTS receipt (
   channel TEXT NOT NULL, idx INTEGER NOT NULL, of_index INTEGER NOT NULL, party TEXT NOT NULL,
   station TEXT NOT NULL, status TEXT NOT NULL, operator TEXT, reply TEXT,
