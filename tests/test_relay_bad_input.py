@@ -6,6 +6,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -51,10 +52,16 @@ def _station(c: Cluster, ident: str) -> StationKey:
     return key
 
 
-def _login(c: Cluster, ident: str) -> ClientConnection:
+@contextmanager
+def _login(c: Cluster, ident: str) -> Iterator[ClientConnection]:
+    """A raw WebSocket session authenticated as station ``ident``."""
+    with connect(c.net.relay_url, max_size=None) as ws:
+        yield _hello(c, ws, ident)
+
+
+def _hello(c: Cluster, ws: ClientConnection, ident: str) -> ClientConnection:
     roster = load_roster(c.net.relay_dir / "roster.note")
     key, cert = load_station(c.net.stations[ident], PASSPHRASE, roster)
-    ws = connect(c.net.relay_url, max_size=None)
     challenge = json.loads(ws.recv())
     nonce = frames.field_bytes(challenge, "nonce")
     rh = hashlib.sha256(roster.encode()).digest()
@@ -128,81 +135,85 @@ def test_pre_auth_garbage_and_bad_signatures_are_refused(cluster: Cluster) -> No
 def test_bad_frames_and_envelopes_get_specific_errors_and_change_nothing(cluster: Cluster) -> None:
     before = _snapshot(cluster)
     us = _station(cluster, "us/us-1")
-    ws = _login(cluster, "us/us-1")
-    certs = _reply_certs(ws, cluster)
-    now = int(time.time() * 1000)
+    with _login(cluster, "us/us-1") as ws:
+        certs = _reply_certs(ws, cluster)
+        now = int(time.time() * 1000)
 
-    def post(rid: str, raw: bytes) -> dict[str, Any]:
-        ws.send(frames.encode("post", id=rid, envelope=b64(raw)))
-        return _reply(ws, rid)
+        def post(rid: str, raw: bytes) -> dict[str, Any]:
+            ws.send(frames.encode("post", id=rid, envelope=b64(raw)))
+            return _reply(ws, rid)
 
-    ws.send("{not json")
-    assert _code(json.loads(ws.recv())) == "malformed"
-    ws.send(json.dumps({"op": "post", "id": "big", "envelope": "A" * (frames.MAX_FRAME + 10)}))
-    assert _code(json.loads(ws.recv())) == "too_large"  # refused before parsing: no id
-    ws.send(frames.encode("nonsense", id="n"))
-    assert _code(_reply(ws, "n")) == "malformed"
-    assert _code(post("garbage", b"HLEN\x01garbage")) == "malformed"
-    # Signed by us, claiming to be ru's station: not authorized.
-    ru_claim = StationKey("ru", "ru-1", us.signing, us.encryption)
-    raw = seal(
-        b"x",
-        sender=ru_claim,
-        channel="us-ru",
-        seq=1,
-        prev=ZERO_HASH,
-        recipients=certs,
-        created_ms=now,
-    )
-    assert _code(post("impostor", raw)) == "not_authorized"
-    # A channel us is not in does not exist for it.
-    raw = seal(
-        b"x", sender=us, channel="ru-ua", seq=1, prev=ZERO_HASH, recipients=certs, created_ms=now
-    )
-    assert _code(post("nochannel", raw)) == "malformed"
-    # One flipped byte in the signature.
-    raw = bytearray(
-        seal(
+        ws.send("{not json")
+        assert _code(json.loads(ws.recv())) == "malformed"
+        ws.send(json.dumps({"op": "post", "id": "big", "envelope": "A" * (frames.MAX_FRAME + 10)}))
+        assert _code(json.loads(ws.recv())) == "too_large"  # refused before parsing: no id
+        ws.send(frames.encode("nonsense", id="n"))
+        assert _code(_reply(ws, "n")) == "malformed"
+        assert _code(post("garbage", b"HLEN\x01garbage")) == "malformed"
+        # Signed by us, claiming to be ru's station: not authorized.
+        ru_claim = StationKey("ru", "ru-1", us.signing, us.encryption)
+        raw = seal(
             b"x",
-            sender=us,
+            sender=ru_claim,
             channel="us-ru",
-            seq=2,
-            prev=hashlib.sha256(b"1").digest(),
+            seq=1,
+            prev=ZERO_HASH,
             recipients=certs,
             created_ms=now,
-            kind=Kind.MESSAGE,
-            precedence=Precedence.ROUTINE,
         )
-    )
-    raw[-1] ^= 1
-    assert _code(post("badsig", bytes(raw))) == "bad_signature"
-    # Sequence 1 again with other content: a replay; sequence 9 after 1: a gap.
-    raw = seal(
-        b"again",
-        sender=us,
-        channel="us-ru",
-        seq=1,
-        prev=ZERO_HASH,
-        recipients=certs,
-        created_ms=now,
-    )
-    assert _code(post("replay", raw)) == "replay"
-    raw = seal(
-        b"gap",
-        sender=us,
-        channel="us-ru",
-        seq=9,
-        prev=hashlib.sha256(b"?").digest(),
-        recipients=certs,
-        created_ms=now,
-    )
-    assert _code(post("gap", raw)) == "chain_gap"
-    # Reading a channel it is not in.
-    ws2 = _login(cluster, "ua/ua-1")
-    ws2.send(frames.encode("sync", id="s", channel="us-ru", **{"from": 0}))
-    assert _code(_reply(ws2, "s")) == "not_authorized"
-    ws2.close()
-    ws.close()
+        assert _code(post("impostor", raw)) == "not_authorized"
+        # A channel us is not in does not exist for it.
+        raw = seal(
+            b"x",
+            sender=us,
+            channel="ru-ua",
+            seq=1,
+            prev=ZERO_HASH,
+            recipients=certs,
+            created_ms=now,
+        )
+        assert _code(post("nochannel", raw)) == "malformed"
+        # One flipped byte in the signature.
+        raw = bytearray(
+            seal(
+                b"x",
+                sender=us,
+                channel="us-ru",
+                seq=2,
+                prev=hashlib.sha256(b"1").digest(),
+                recipients=certs,
+                created_ms=now,
+                kind=Kind.MESSAGE,
+                precedence=Precedence.ROUTINE,
+            )
+        )
+        raw[-1] ^= 1
+        assert _code(post("badsig", bytes(raw))) == "bad_signature"
+        # Sequence 1 again with other content: a replay; sequence 9 after 1: a gap.
+        raw = seal(
+            b"again",
+            sender=us,
+            channel="us-ru",
+            seq=1,
+            prev=ZERO_HASH,
+            recipients=certs,
+            created_ms=now,
+        )
+        assert _code(post("replay", raw)) == "replay"
+        raw = seal(
+            b"gap",
+            sender=us,
+            channel="us-ru",
+            seq=9,
+            prev=hashlib.sha256(b"?").digest(),
+            recipients=certs,
+            created_ms=now,
+        )
+        assert _code(post("gap", raw)) == "chain_gap"
+        # Reading a channel it is not in.
+        with _login(cluster, "ua/ua-1") as ws2:
+            ws2.send(frames.encode("sync", id="s", channel="us-ru", **{"from": 0}))
+            assert _code(_reply(ws2, "s")) == "not_authorized"
     assert _snapshot(cluster) == before
 
 
@@ -212,28 +223,26 @@ def test_resending_an_accepted_envelope_returns_the_original_acceptance(cluster:
             "SELECT envelope, idx FROM outbox WHERE seq=1 AND channel='us-ru'"
         ).fetchone()
     before = _snapshot(cluster)
-    ws = _login(cluster, "us/us-1")
-    for attempt in range(3):
-        ws.send(frames.encode("post", id=f"dup{attempt}", envelope=b64(bytes(raw))))
-        answer = _reply(ws, f"dup{attempt}")
-        assert answer["op"] == "accepted" and answer["duplicate"] is True
-        assert answer["index"] == idx
-    ws.close()
+    with _login(cluster, "us/us-1") as ws:
+        for attempt in range(3):
+            ws.send(frames.encode("post", id=f"dup{attempt}", envelope=b64(bytes(raw))))
+            answer = _reply(ws, f"dup{attempt}")
+            assert answer["op"] == "accepted" and answer["duplicate"] is True
+            assert answer["index"] == idx
     assert _snapshot(cluster) == before
 
 
 def test_a_flood_is_rate_limited_and_the_relay_stays_up(cluster: Cluster) -> None:
     before = _snapshot(cluster)
-    ws = _login(cluster, "ua/ua-1")
-    for i in range(1500):
-        ws.send(frames.encode("ping", id=f"p{i}"))
-    codes: list[str] = []
-    deadline = time.monotonic() + 20
-    while len(codes) < 1500 and time.monotonic() < deadline:
-        frame = json.loads(ws.recv(timeout=10))
-        if str(frame.get("id", "")).startswith("p"):
-            codes.append(frame["error"]["code"] if frame["op"] == "error" else frame["op"])
-    ws.close()
+    with _login(cluster, "ua/ua-1") as ws:
+        for i in range(1500):
+            ws.send(frames.encode("ping", id=f"p{i}"))
+        codes: list[str] = []
+        deadline = time.monotonic() + 20
+        while len(codes) < 1500 and time.monotonic() < deadline:
+            frame = json.loads(ws.recv(timeout=10))
+            if str(frame.get("id", "")).startswith("p"):
+                codes.append(frame["error"]["code"] if frame["op"] == "error" else frame["op"])
     assert "rate_limited" in codes and "pong" in codes
     health = httpx.get(f"http://127.0.0.1:{cluster.net.relay_port}/health")
     assert health.json()["ok"] is True
