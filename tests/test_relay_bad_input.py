@@ -256,3 +256,30 @@ def _reply_certs(ws: ClientConnection, c: Cluster) -> list[StationCertificate]:
     ring = KeyRing(load_roster(c.net.relay_dir / "roster.note").roots())
     ws.send(frames.encode("certificates", id="c"))
     return [ring.add_certificate(d.encode()) for d in _reply(ws, "c")["certificates"]]
+
+
+def _signed_get(c: Cluster, ident: str, path: str, params: dict[str, str]) -> httpx.Response:
+    from hotline.relay.app import http_auth_message
+
+    key = _station(c, ident)
+    stamp = int(time.time())
+    query = str(httpx.QueryParams(params))
+    sig = key.signing.sign(http_auth_message("GET", path, query, stamp))
+    return httpx.get(
+        f"http://127.0.0.1:{c.net.relay_port}{path}",
+        params=params,
+        headers={"Authorization": f"Hotline station={ident},time={stamp},signature={b64(sig)}"},
+    )
+
+
+def test_http_entries_need_a_member_station_signature(cluster: Cluster) -> None:
+    path = "/channels/us-ru/entries"
+    plain = httpx.get(f"http://127.0.0.1:{cluster.net.relay_port}{path}")
+    assert plain.status_code == 403 and plain.json()["error"]["code"] == "not_authorized"
+    outsider = _signed_get(cluster, "ua/ua-1", path, {"after": "0"})
+    assert outsider.status_code == 403
+    member = _signed_get(cluster, "ru/ru-1", path, {"after": "0"})
+    assert member.status_code == 200
+    assert member.json()["entries"][0]["index"] == 0
+    spec = httpx.get(f"http://127.0.0.1:{cluster.net.relay_port}/openapi.json").json()
+    assert path.replace("us-ru", "{channel}") in spec["paths"]
