@@ -188,10 +188,10 @@ class Cluster:
         return list(self.api(ident).get("/api/alarms").json())
 
     def relay_db(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.net.relay_dir / 'relay.db'}?mode=ro", uri=True)
+        return sqlite3.connect(self.net.relay_dir / "relay.db")
 
     def station_db(self, ident: str) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.net.stations[ident] / 'station.db'}?mode=ro", uri=True)
+        return sqlite3.connect(self.net.stations[ident] / "station.db")
 
     def close(self) -> None:
         for c in self.clients.values():

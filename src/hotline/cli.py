@@ -509,20 +509,43 @@ def send(
 @main.command()
 @dir_option("The station's directory.")
 @click.option("--channel")
+@click.option("--watch", is_flag=True, help="Keep watching; FLASH and overdue ring the bell.")
 @json_option
 @handled
-def inbox(directory: Path, channel: str | None, as_json: bool) -> None:
+def inbox(directory: Path, channel: str | None, watch: bool, as_json: bool) -> None:
     """Messages received, by precedence then time."""
-    items = _api(directory, "GET", "/api/inbox", params={"channel": channel} if channel else {})
-    if as_json:
-        click.echo(json.dumps(items))
-        return
-    for m in items:
-        acked = any(v.get("acknowledged") for v in m["state"].values())
-        click.echo(
-            f"{m['precedence']:<9} {m['channel']}#{m['index']:<5} {_ts(m['relay_ms'])} "
-            f"{m['sender']:<10} {'ACK ' if acked else ''}{m['summary']}"
-        )
+    params = {"channel": channel} if channel else {}
+    seen_alarms: set[int] = set()
+    version = -1
+    while True:
+        items = _api(directory, "GET", "/api/inbox", params=params)
+        if as_json:
+            click.echo(json.dumps(items))
+        else:
+            if watch:
+                click.clear()
+            for m in items:
+                click.echo(_inbox_line(m))
+        if not watch:
+            return
+        for alarm in _api(directory, "GET", "/api/alarms"):
+            if alarm["id"] not in seen_alarms and alarm["kind"] in ("flash", "overdue"):
+                click.echo(f"\a*** {alarm['kind'].upper()}: {alarm['message']} ***")
+            seen_alarms.add(alarm["id"])
+        version = _api(directory, "GET", "/api/wait", params={"version": version})["version"]
+
+
+def _inbox_line(m: dict[str, Any]) -> str:
+    state = m["state"].values()
+    mark = (
+        "ACK "
+        if any(v.get("acknowledged") for v in state)
+        else ("OVERDUE " if any(v.get("overdue") for v in state) else "")
+    )
+    return (
+        f"{m['precedence']:<9} {m['channel']}#{m['index']:<5} {_ts(m['relay_ms'])} "
+        f"{m['sender']:<10} {mark}{m['summary']}"
+    )
 
 
 @main.command()
@@ -567,12 +590,17 @@ def status(directory: Path, message: str | None, as_json: bool) -> None:
         )
         for party_name, st in out["recipients"].items():
             d, a = st.get("delivered"), st.get("acknowledged")
-            click.echo(
-                f"  {party_name}: delivered "
-                + (f"to {d['station']} at {_ts(d['relay_ms'])}" if d else "-")
-                + "; acknowledged "
-                + (f"by {a['operator']} at {_ts(a['relay_ms'])}" if a else "-")
+            line = f"  {party_name}: delivered " + (
+                f"to {d['station']} at {_ts(d['relay_ms'])}" if d else "-"
             )
+            line += "; acknowledged " + (
+                f"by {a['operator']} at {_ts(a['relay_ms'])}" if a else "-"
+            )
+            if st.get("overdue"):
+                line += f"; OVERDUE since {_ts(st['due_ms'])} (escalation {st['escalation']})"
+            elif st.get("due_ms") and not a:
+                line += f"; due {_ts(st['due_ms'])}"
+            click.echo(line)
         return
     out = _api(directory, "GET", "/api/status")
     if as_json:
@@ -590,6 +618,13 @@ def status(directory: Path, message: str | None, as_json: bool) -> None:
     click.echo(f"outbox: {ob['queued']} queued, {ob['accepted']} accepted, {ob['refused']} refused")
     for ch, c in out["channels"].items():
         click.echo(f"channel {ch}: cursor {c['cursor']}, verified checkpoint {c['verified_size']}")
+    for ch, parties in out.get("links", {}).items():
+        for party_name, link in parties.items():
+            rtt = f", rtt {link['rtt_ms']:.0f} ms" if link["rtt_ms"] is not None else ""
+            click.echo(
+                f"link {ch} {party_name}: {link['state'].upper()}, last contact "
+                f"{_ts(link['last_contact_ms'])}{rtt}, missed {link['missed']}"
+            )
     click.echo(f"open alarms: {out['open_alarms']}")
 
 

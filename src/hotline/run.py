@@ -123,6 +123,7 @@ async def serve_station(
     stop = stop or asyncio.Event()
     async with asyncio.TaskGroup() as tg:
         tg.create_task(service.run_link())
+        tg.create_task(service.run_ticker())
         tg.create_task(_serve(server, stop))
         await stop.wait()
         await service.shutdown()

@@ -382,6 +382,17 @@ class Relay:
                 self.core.register_revocation, frames.field_str(frame, "data").encode()
             )
             conn.send(frames.encode("ok", id=request_id))
+        elif op == "link":
+            # Link tests are forwarded, never logged; stations verify their signatures.
+            msg = frame.get("link")
+            if not isinstance(msg, dict) or msg.get("from") != conn.cert.ident:
+                raise NotAuthorized("a link test must come from the connected station")
+            channel = str(msg.get("channel"))
+            self.core.may_read(conn.cert.party, channel)
+            out = frames.encode("link", link=msg)
+            for other in list(self.subscribers.get(channel, ())):
+                if other is not conn:
+                    other.send(out)
         elif op == "ping":
             conn.send(frames.encode("pong", id=request_id, relay_ms=self.core.now_ms()))
         else:

@@ -117,6 +117,7 @@ class StationAPI:
                 "refused": counts.get("refused", 0),
             },
             "channels": channels,
+            "links": {ch: board.view(core.now_ms()) for ch, board in core.boards.items()},
             "open_alarms": alarms["n"] if alarms else 0,
         }
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import body as body_mod
+from .. import deadlines
 from .. import envelope as env_mod
 from ..envelope import Kind, Precedence
 from ..errors import (
@@ -24,6 +25,7 @@ from ..errors import (
     Unavailable,
 )
 from ..keys import KeyRing, StationCertificate, StationKey
+from ..link import LinkBoard
 from ..merkle import MerkleTree, leaf_hash, verify_inclusion
 from ..notes import SignedCheckpoint, check_extends, cosign, open_checkpoint, unb64
 from ..roster import Roster
@@ -66,6 +68,17 @@ class StationCore:
         self._trees: dict[str, MerkleTree] = {}
         self._verified: dict[str, SignedCheckpoint | None] = {}
         self.channels = [c.name for c in roster.channels_of(key.party)]
+        started = self.now_ms()
+        self.boards = {
+            c.name: LinkBoard(
+                c.name,
+                [p for p in c.members if p != key.party],
+                c.link_test_seconds,
+                c.link_down_after,
+                started,
+            )
+            for c in roster.channels_of(key.party)
+        }
 
     @property
     def ident(self) -> str:
@@ -466,6 +479,14 @@ class StationCore:
             self.now_ms(),
         )
         if env.kind == Kind.MESSAGE and env.party != self.key.party:
+            if env.precedence == Precedence.FLASH:
+                self.alarm(
+                    "flash",
+                    f"FLASH from {env.sender} on {channel}",
+                    level=3,
+                    channel=channel,
+                    index=index,
+                )
             result.new_messages.append(
                 {
                     "channel": channel,
@@ -530,6 +551,18 @@ class StationCore:
             env.created_ms,
             relay_ms,
         )
+        if status == "acknowledged":
+            # An acknowledgment ends the FLASH and overdue alarms for that message, here
+            # at the sender's and at every station of the acknowledging party.
+            who = f"{content.get('operator')} ({env.sender})"
+            self.store.x(
+                "UPDATE alarm SET cleared_ms=?, cleared_by=? WHERE channel=? AND idx=? "
+                "AND kind IN ('flash', 'overdue') AND cleared_ms IS NULL",
+                self.now_ms(),
+                who,
+                channel,
+                of_index,
+            )
 
     def _entry_bytes(self, channel: str, index: int) -> bytes:
         row = self.store.one("SELECT envelope FROM entry WHERE channel=? AND idx=?", channel, index)
@@ -576,6 +609,163 @@ class StationCore:
             )
             result.queued += 1
 
+    # --- deadlines and escalation ------------------------------------------------------
+
+    def _deadline_s(self, channel: str, precedence: int) -> int:
+        return self.roster.channel(channel).deadlines[Precedence(precedence).name]
+
+    def pending_acks(self) -> list[deadlines.Pending]:
+        """Messages still waiting for a party's acknowledgment, on either side."""
+        me = self.key.party
+        out = []
+        levels = {
+            (r["channel"], r["idx"], r["party"]): r["level"]
+            for r in self.store.q("SELECT channel, idx, party, level FROM escalation")
+        }
+        sent = self.store.q(
+            "SELECT channel, idx, precedence, relay_ms FROM outbox WHERE kind=? AND "
+            "state='accepted' AND idx IS NOT NULL",
+            int(Kind.MESSAGE),
+        )
+        for r in sent:
+            acked = {
+                a["party"]
+                for a in self.store.q(
+                    "SELECT party FROM receipt WHERE channel=? AND of_index=? AND "
+                    "status='acknowledged'",
+                    r["channel"],
+                    r["idx"],
+                )
+            }
+            for party in self.roster.channel(r["channel"]).members:
+                if party != me and party not in acked:
+                    out.append(
+                        deadlines.Pending(
+                            r["channel"],
+                            r["idx"],
+                            party,
+                            Precedence(r["precedence"]).name,
+                            r["relay_ms"],
+                            self._deadline_s(r["channel"], r["precedence"]),
+                            levels.get((r["channel"], r["idx"], party), 0),
+                        )
+                    )
+        received = self.store.q(
+            "SELECT m.channel, m.idx, m.precedence, m.relay_ms FROM message m WHERE m.kind=? "
+            "AND m.party!=? AND NOT EXISTS (SELECT 1 FROM receipt r WHERE r.channel=m.channel "
+            "AND r.of_index=m.idx AND r.status='acknowledged' AND r.party=?)",
+            int(Kind.MESSAGE),
+            me,
+            me,
+        )
+        for r in received:
+            out.append(
+                deadlines.Pending(
+                    r["channel"],
+                    r["idx"],
+                    me,
+                    Precedence(r["precedence"]).name,
+                    r["relay_ms"],
+                    self._deadline_s(r["channel"], r["precedence"]),
+                    levels.get((r["channel"], r["idx"], me), 0),
+                )
+            )
+        return out
+
+    def check_deadlines(self) -> int:
+        """Raise each newly reached escalation: alarm, and a notice in the log."""
+        now = self.now_ms()
+        due = deadlines.escalations(now, self.pending_acks())
+        if not due:
+            return 0
+        with self.store.transaction():
+            for e in due:
+                p = e.pending
+                side = "recipient" if p.party == self.key.party else "sender"
+                late = (now - e.due_ms) // 1000
+                who = "we have" if side == "recipient" else f"{p.party} has"
+                self.alarm(
+                    "overdue",
+                    f"{p.precedence} {p.channel}#{p.index}: {who} not acknowledged, {late} s past "
+                    f"the {p.deadline_s} s deadline (escalation level {e.level})",
+                    level=3 if e.level > 1 or p.precedence == "FLASH" else 2,
+                    channel=p.channel,
+                    index=p.index,
+                )
+                self.store.x(
+                    "INSERT INTO escalation (channel, idx, party, level, at_ms) VALUES "
+                    "(?, ?, ?, ?, ?) ON CONFLICT (channel, idx, party) DO UPDATE SET "
+                    "level=excluded.level, at_ms=excluded.at_ms",
+                    p.channel,
+                    p.index,
+                    p.party,
+                    e.level,
+                    now,
+                )
+                try:
+                    self.queue(
+                        p.channel,
+                        {
+                            "type": "notice",
+                            "notice": "overdue",
+                            "side": side,
+                            "of_index": p.index,
+                            "party": p.party,
+                            "level": e.level,
+                            "due_ms": e.due_ms,
+                        },
+                        kind=Kind.NOTICE,
+                        precedence=Precedence[p.precedence],
+                    )
+                except HotlineError as exc:
+                    log.warning("could not record escalation in the log: %s", exc)
+        return len(due)
+
+    # --- link state ------------------------------------------------------------------
+
+    def link_changes(self) -> int:
+        """Recompute link boards; alarm on a party going down, clear on return, log both."""
+        now = self.now_ms()
+        queued = 0
+        for channel, board in self.boards.items():
+            for party, old, new in board.update(now):
+                if new == "down":
+                    with self.store.transaction():
+                        self.alarm(
+                            "party-down",
+                            f"{party} silent on {channel}: "
+                            f"{board.missed(party, now)} link tests missed",
+                            level=3,
+                            channel=channel,
+                        )
+                        queued += self._link_notice(channel, party, old, new)
+                elif new == "up" and old in ("down", "degraded", "unknown"):
+                    with self.store.transaction():
+                        self.store.x(
+                            "UPDATE alarm SET cleared_ms=?, cleared_by='link restored' WHERE "
+                            "kind='party-down' AND channel=? AND message LIKE ? AND "
+                            "cleared_ms IS NULL",
+                            now,
+                            channel,
+                            f"{party} silent%",
+                        )
+                        if old == "down":
+                            queued += self._link_notice(channel, party, old, new)
+        return queued
+
+    def _link_notice(self, channel: str, party: str, old: str, new: str) -> int:
+        try:
+            self.queue(
+                channel,
+                {"type": "notice", "notice": "link", "party": party, "from": old, "to": new},
+                kind=Kind.NOTICE,
+                precedence=Precedence.PRIORITY,
+            )
+            return 1
+        except HotlineError as exc:
+            log.warning("could not record a link change in the log: %s", exc)
+            return 0
+
     # --- views ---------------------------------------------------------------------
 
     def acknowledge(self, channel: str, index: int, operator: str, reply: str | None) -> OutboxItem:
@@ -601,9 +791,30 @@ class StationCore:
         return item
 
     def message_state(self, channel: str, index: int) -> dict[str, dict[str, Any]]:
-        """Per recipient party: delivered (station, when) and acknowledged (by whom, when)."""
-        row = self.store.one("SELECT party FROM message WHERE channel=? AND idx=?", channel, index)
+        """Per recipient party: delivered (station, when), acknowledged (by whom, when),
+        the acknowledgment deadline and whether it has passed."""
+        row = self.store.one(
+            "SELECT party, precedence, relay_ms FROM message WHERE channel=? AND idx=?",
+            channel,
+            index,
+        )
+        if row is None:
+            row = self.store.one(
+                "SELECT ? AS party, precedence, relay_ms FROM outbox WHERE channel=? AND idx=?",
+                self.key.party,
+                channel,
+                index,
+            )
         sender_party = row["party"] if row else self.key.party
+        due = None
+        if row is not None and row["relay_ms"] is not None:
+            due = deadlines.due_ms(row["relay_ms"], self._deadline_s(channel, row["precedence"]))
+        levels = {
+            r["party"]: r["level"]
+            for r in self.store.q(
+                "SELECT party, level FROM escalation WHERE channel=? AND idx=?", channel, index
+            )
+        }
         out: dict[str, dict[str, Any]] = {
             p: {"delivered": None, "acknowledged": None}
             for p in self.roster.channel(channel).members
@@ -622,4 +833,9 @@ class StationCore:
                     "reply": r["reply"],
                     "receipt_index": r["idx"],
                 }
+        now = self.now_ms()
+        for party, slot in out.items():
+            slot["due_ms"] = due
+            slot["overdue"] = bool(due and slot["acknowledged"] is None and now >= due)
+            slot["escalation"] = levels.get(party, 0)
         return out

@@ -23,7 +23,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from .. import frames
-from ..errors import HotlineError
+from .. import link as link_mod
+from ..envelope import Kind, Precedence
+from ..errors import HotlineError, Malformed
 from ..notes import b64
 from .core import Ingested, StationCore
 
@@ -70,6 +72,9 @@ class StationService:
         self._last_cosign: dict[str, float] = {}
         self._pending_cosign: dict[str, tuple[int, bytes]] = {}
         self._ws: ClientConnection | None = None
+        self._last_ping: dict[str, float] = {}
+        self._my_pings: dict[str, float] = {}
+        self._last_logged_test: dict[str, float] = {}
 
     async def shutdown(self) -> None:
         """Stop reconnecting and close the link to the relay."""
@@ -175,9 +180,11 @@ class StationService:
         async with asyncio.TaskGroup() as tg:
             pump = tg.create_task(_until_closed(self._pump(ws)))
             pinger = tg.create_task(_until_closed(self._pinger(ws)))
+            links = tg.create_task(_until_closed(self._link_tests(ws)))
             await _until_closed(self._reader(ws))
             pump.cancel()
             pinger.cancel()
+            links.cancel()
 
     async def _reader(self, ws: ClientConnection) -> None:
         async for text in ws:
@@ -238,6 +245,8 @@ class StationService:
             )
             if added:
                 self.kick()
+        elif op == "link":
+            await self._on_link(ws, frame.get("link"))
         elif op == "pong":
             sent = float(str(frame.get("id", "ping:0")).split(":", 1)[1])
             self.link.rtt_ms = (time.monotonic() - sent) * 1000
@@ -256,6 +265,77 @@ class StationService:
         self._last_cosign[channel] = now
         self._pending_cosign.pop(channel, None)
         await ws.send(frames.encode("cosign", channel=channel, size=size, checkpoint=note.decode()))
+
+    async def _link_tests(self, ws: ClientConnection) -> None:
+        """Send each channel's signed link test on the roster's schedule."""
+        while True:
+            now = time.time()
+            for channel in self.core.channels:
+                interval = self.core.roster.channel(channel).link_test_seconds
+                if now - self._last_ping.get(channel, 0.0) >= interval:
+                    self._last_ping[channel] = now
+                    msg = link_mod.make("ping", self.core.key, channel, int(now * 1000))
+                    self._my_pings[msg["nonce"]] = time.monotonic()
+                    await ws.send(frames.encode("link", link=msg))
+                if now - self._last_logged_test.get(channel, 0.0) >= 3600:
+                    # One link test an hour goes into the log, as a record of the line's upkeep.
+                    self._last_logged_test[channel] = now
+                    await self.run_db(self._log_link_test, channel)
+                    self.kick()
+            if len(self._my_pings) > 1000:
+                self._my_pings.clear()
+            await asyncio.sleep(0.2)
+
+    def _log_link_test(self, channel: str) -> None:
+        try:
+            self.core.send(
+                channel,
+                {"type": "link-test", "sent_ms": self.core.now_ms()},
+                kind=Kind.LINK_TEST,
+                precedence=Precedence.ROUTINE,
+            )
+        except HotlineError as exc:
+            log.info("hourly link test not logged yet: %s", exc)
+
+    async def _on_link(self, ws: ClientConnection, msg: Any) -> None:
+        if not isinstance(msg, dict):
+            raise Malformed("link frame without a link message")
+        channel = str(msg.get("channel"))
+        if channel not in self.core.channels:
+            return
+        try:
+            sender = link_mod.check(msg, self.core.keyring, int(time.time()))
+        except HotlineError as exc:
+            reason = f"bad link test on {channel}: {exc}"
+            await self.run_db(
+                lambda: self.core.alarm("verification", reason, level=2, channel=channel)
+            )
+            return
+        party = sender.split("/", 1)[0]
+        now_ms = int(time.time() * 1000)
+        rtt = None
+        if msg["kind"] == "ping" and sender != self.core.ident:
+            pong = link_mod.make(
+                "pong", self.core.key, channel, now_ms, nonce=str(msg["nonce"]), to=sender
+            )
+            await ws.send(frames.encode("link", link=pong))
+        elif msg["kind"] == "pong" and msg.get("to") == self.core.ident:
+            sent = self._my_pings.get(str(msg["nonce"]))
+            rtt = (time.monotonic() - sent) * 1000 if sent is not None else None
+        if party != self.core.key.party and party in self.core.boards[channel].links:
+            self.core.boards[channel].heard(party, sender, now_ms, rtt)
+
+    async def run_ticker(self) -> None:
+        """Deadlines, escalation and link state, evaluated every quarter second."""
+        while not self.stopping.is_set():
+            queued = await self.run_db(self.core.check_deadlines)
+            queued += await self.run_db(self.core.link_changes)
+            if queued:
+                self.kick()
+                await self.notify()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.25):
+                    await self.stopping.wait()
 
     async def _pinger(self, ws: ClientConnection) -> None:
         while True:
