@@ -646,6 +646,81 @@ def alarms(directory: Path, as_json: bool) -> None:
 
 
 @main.command()
+@dir_option("The station's directory.")
+@click.argument("channel")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option(
+    "--with-bodies",
+    is_flag=True,
+    help="Disclose the bodies this party can read (each bound to its envelope).",
+)
+@handled
+def export(directory: Path, channel: str, out: Path, with_bodies: bool) -> None:
+    """Write CHANNEL's transcript: everything `hotline verify` needs, offline."""
+    cfg = station_config(directory)
+    try:
+        with httpx.Client(base_url=cfg.api_url, timeout=300) as client:
+            resp = client.get(
+                f"/api/export/{channel}",
+                params={"bodies": "1"} if with_bodies else {},
+                headers={"Authorization": f"Bearer {cfg.token()}"},
+            )
+    except httpx.HTTPError as exc:
+        raise Unavailable(f"station at {cfg.api_url} is not answering ({exc})") from exc
+    if resp.status_code >= 400:
+        raise from_dict(resp.json().get("error", {}))
+    out.write_bytes(resp.content)
+    doc = json.loads(resp.content)
+    click.echo(
+        f"wrote {out}: {len(doc['entries'])} entries, {len(doc['checkpoints'])} "
+        f"checkpoints, {len(doc['bodies'])} disclosed bodies"
+    )
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@json_option
+def verify(path: Path, as_json: bool) -> None:
+    """Verify a transcript offline (no network, no keys). Exit 4 on any failure."""
+    from . import transcript
+
+    try:
+        doc = json.loads(path.read_bytes())
+    except ValueError as exc:
+        fail(Malformed(f"{path} is not a transcript: {exc}"), as_json)
+    report = transcript.verify(doc)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=1))
+    else:
+        click.echo(_verify_text(report))
+    sys.exit(0 if report.ok else 4)
+
+
+def _verify_text(report: Any) -> str:
+    lines = [
+        f"channel {report.channel}: {report.entries} entries, "
+        f"{_ts(report.first_ms)} .. {_ts(report.last_ms)}",
+        f"checkpoints: {report.checkpoints} signed by the relay, largest "
+        f"{report.largest_checkpoint}",
+    ]
+    for witness, size in sorted(report.cosigned.items()):
+        lines.append(f"  cosigned by {witness} up to size {size}")
+    for party_name, r in report.parties.items():
+        lines.append(
+            f"party {party_name}: sent {r.sent}, delivered {r.delivered}, "
+            f"acknowledged {r.acknowledged}, overdue {r.overdue}"
+        )
+    if report.bodies_checked:
+        lines.append(f"disclosed bodies checked: {report.bodies_checked}")
+    if report.ok:
+        lines.append("VERIFIED: every signature, chain, checkpoint and proof holds")
+    else:
+        lines.append(f"FAILED: {len(report.failures)} problem(s)")
+        lines.extend(f"  {f}" for f in report.failures)
+    return "\n".join(lines)
+
+
+@main.command()
 @click.option(
     "--dir",
     "directory",

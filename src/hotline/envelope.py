@@ -261,18 +261,32 @@ def open_envelope(
 
 def decrypt(env: Envelope, station: StationKey) -> bytes:
     """Unwrap and decrypt for ``station``. Call only after ``verify`` succeeded."""
+    return decrypt_with_key(env, unwrap_key(env, station))
+
+
+def unwrap_key(env: Envelope, station: StationKey) -> bytes:
+    """The envelope's body key, unwrapped with ``station``'s X25519 key."""
     mine = [r for r in env.recipients if r.ident == station.ident]
     if not mine:
         raise NotARecipient(f"{station.ident} is not a recipient", channel=env.channel)
     shared = station.encryption.exchange(X25519PublicKey.from_public_bytes(env.ephemeral))
     try:
-        body_key = _wrap_key(shared, env.ephemeral, station.encryption_public).decrypt(
+        return _wrap_key(shared, env.ephemeral, station.encryption_public).decrypt(
             _NONCE, mine[0].wrapped, station.ident.encode()
         )
-        return ChaCha20Poly1305(body_key).decrypt(_NONCE, env.ciphertext, env.header_part)
     except InvalidTag as exc:
         raise NotARecipient(
             f"the body key for {station.ident} does not open this envelope", channel=env.channel
+        ) from exc
+
+
+def decrypt_with_key(env: Envelope, body_key: bytes) -> bytes:
+    """Decrypt the body with its key (as disclosed in a transcript, for example)."""
+    try:
+        return ChaCha20Poly1305(body_key).decrypt(_NONCE, env.ciphertext, env.header_part)
+    except (InvalidTag, ValueError) as exc:
+        raise BadSignature(
+            "the body key does not decrypt this envelope", channel=env.channel
         ) from exc
 
 

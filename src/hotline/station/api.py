@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import body as body_mod
+from .. import transcript
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError, Malformed, NotAuthorized, Unavailable
 from ..notes import b64
@@ -72,6 +73,7 @@ class StationAPI:
             Route("/api/alarms", self.alarms),
             Route("/api/alarms/{alarm_id:int}/clear", self.clear_alarm, methods=["POST"]),
             Route("/api/wait", self.wait),
+            Route("/api/export/{channel}", self.export),
         ]
 
     def app(self) -> Starlette:
@@ -299,6 +301,18 @@ class StationAPI:
         await self.service.run_db(work)
         await self.service.notify()
         return JSONResponse({"id": alarm_id, "cleared_by": operator})
+
+    async def export(self, request: Request) -> Response:
+        """The channel's transcript (bodies disclosed with ``?bodies=1``)."""
+        self.check(request)
+        channel = request.path_params["channel"]
+        bodies = request.query_params.get("bodies") == "1"
+        doc = await self.service.run_db(transcript.export, self.core, channel, bodies)
+        return Response(
+            transcript.dumps(doc),
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{channel}.hotline.json"'},
+        )
 
     async def wait(self, request: Request) -> Response:
         """Long poll: returns when anything changed after ``version`` (or after 25 s)."""

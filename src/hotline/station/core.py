@@ -27,7 +27,14 @@ from ..errors import (
 from ..keys import KeyRing, StationCertificate, StationKey
 from ..link import LinkBoard
 from ..merkle import MerkleTree, leaf_hash, verify_inclusion
-from ..notes import SignedCheckpoint, check_extends, cosign, open_checkpoint, unb64
+from ..notes import (
+    SignedCheckpoint,
+    check_extends,
+    cosign,
+    open_checkpoint,
+    parse_note,
+    unb64,
+)
 from ..roster import Roster
 from .store import OutboxItem, StationStore
 
@@ -594,6 +601,32 @@ class StationCore:
                 channel=channel,
                 index=index,
                 evidence=note + b"\n--\n" + mine,
+            )
+            return
+        self._keep_cosignatures(channel, theirs)
+
+    def _keep_cosignatures(self, channel: str, theirs: SignedCheckpoint) -> None:
+        """Keep another station's cosignature on a checkpoint that matches our log."""
+        row = self.store.one(
+            "SELECT note FROM checkpoint WHERE channel=? AND size=?", channel, theirs.size
+        )
+        if row is None:
+            self.store.add_checkpoint(channel, theirs.size, theirs.encode(), self.now_ms())
+            return
+        ours = parse_note(bytes(row["note"]))
+        if ours.text != theirs.note.text:
+            return  # same size and root, signed at another time: both stay valid evidence
+        names = {s.name for s in ours.signatures}
+        merged = ours
+        for sig in theirs.note.signatures:
+            if sig.name not in names:
+                merged = merged.with_signature(sig)
+        if merged is not ours:
+            self.store.x(
+                "UPDATE checkpoint SET note=? WHERE channel=? AND size=?",
+                merged.encode(),
+                channel,
+                theirs.size,
             )
 
     def _send_receipts(self, channel: str, result: Ingested) -> None:

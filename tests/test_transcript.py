@@ -1,0 +1,202 @@
+"""Export and offline verify: a clean record verifies; every kind of lie is named."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.home import load_party, load_relay_key
+from hotline.merkle import MerkleTree
+from hotline.notes import Checkpoint, sign_checkpoint
+from hotline.transcript import verify
+
+from .netutil import PASSPHRASE, Cluster, wait_for
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real exchange on us-ru (with an acknowledgment), exported by us with bodies."""
+    root = tmp_path_factory.mktemp("transcript")
+    c = Cluster(root).start()
+    try:
+        for i in range(4):
+            c.send("us/us-1", "us-ru", f"message {i}", "PRIORITY")
+        c.send("ru/ru-1", "us-ru", "reply from ru", "ROUTINE")
+        wait_for(lambda: len(c.inbox("ru/ru-1", "us-ru")) == 5, what="ru inbox")
+        first = min(m["index"] for m in c.inbox("ru/ru-1", "us-ru") if m["party"] == "us")
+        c.api("ru/ru-1").post(
+            "/api/ack", json={"channel": "us-ru", "index": first, "operator": "Capt. Volkov"}
+        )
+
+        def settled() -> bool:
+            sent = c.sent("us/us-1", "us-ru")
+            return all(s["recipients"]["ru"]["delivered"] for s in sent) and any(
+                s["recipients"]["ru"]["acknowledged"] for s in sent
+            )
+
+        wait_for(settled, what="receipts at us")
+        out = root / "us-ru.json"
+        env = {**os.environ, "HOTLINE_PASSPHRASE": PASSPHRASE}
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hotline",
+                "export",
+                "--dir",
+                str(c.net.stations["us/us-1"]),
+                "us-ru",
+                "--out",
+                str(out),
+                "--with-bodies",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        yield c, out, json.loads(out.read_bytes())
+    finally:
+        c.close()
+
+
+def hotline_verify(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hotline", "verify", str(path), "--json"],
+        capture_output=True,
+        text=True,
+    )
+
+
+def codes(doc: dict[str, Any]) -> set[str]:
+    return {f.code for f in verify(doc).failures}
+
+
+def test_a_clean_export_verifies_offline_with_a_full_report(recorded: Any) -> None:
+    _, path, doc = recorded
+    out = hotline_verify(path)
+    assert out.returncode == 0, out.stdout
+    report = json.loads(out.stdout)
+    assert report["ok"] and report["entries"] == len(doc["entries"])
+    assert report["parties"]["us"]["sent"] == 4 and report["parties"]["ru"]["sent"] == 1
+    assert report["parties"]["ru"]["delivered"] == 4
+    assert report["parties"]["ru"]["acknowledged"] == 1
+    assert report["parties"]["us"]["delivered"] == 1
+    assert {"us/us-1", "ru/ru-1"} <= set(report["cosigned"])
+    assert report["bodies_checked"] == len(doc["bodies"]) > 0
+    text = subprocess.run(
+        [sys.executable, "-m", "hotline", "verify", str(path)], capture_output=True, text=True
+    ).stdout
+    assert "VERIFIED" in text and "party ru: sent 1" in text
+
+
+def _raw(doc: dict[str, Any], i: int) -> bytearray:
+    return bytearray(base64.b64decode(doc["entries"][i]["envelope"]))
+
+
+def _set(doc: dict[str, Any], i: int, raw: bytes) -> None:
+    doc["entries"][i]["envelope"] = base64.b64encode(raw).decode()
+
+
+def test_a_dropped_message_is_named(recorded: Any) -> None:
+    doc = copy.deepcopy(recorded[2])
+    del doc["entries"][2]
+    for i, e in enumerate(doc["entries"]):
+        e["index"] = i
+    assert {"chain_gap", "bad_proof"} <= codes(doc) or "chain_gap" in codes(doc)
+    assert "bad_proof" in codes(doc)
+
+
+def test_two_reordered_messages_are_named(recorded: Any) -> None:
+    doc = copy.deepcopy(recorded[2])
+    e = doc["entries"]
+    i, j = [k for k in range(len(e)) if _raw(doc, k)[5] == 1][:2]
+    e[i]["envelope"], e[j]["envelope"] = e[j]["envelope"], e[i]["envelope"]
+    assert {"chain_gap", "replay"} & codes(doc) and "bad_proof" in codes(doc)
+
+
+def test_an_altered_byte_is_named(recorded: Any) -> None:
+    doc = copy.deepcopy(recorded[2])
+    raw = _raw(doc, 1)
+    raw[-10] ^= 1
+    _set(doc, 1, bytes(raw))
+    report = verify(doc)
+    assert any(f.index == 1 and f.code == "bad_signature" for f in report.failures)
+    assert "bad_proof" in codes(doc)
+
+
+def test_a_replayed_envelope_is_named(recorded: Any) -> None:
+    doc = copy.deepcopy(recorded[2])
+    doc["entries"].append({**doc["entries"][1], "index": len(doc["entries"])})
+    assert "replay" in codes(doc)
+
+
+def test_an_envelope_signed_by_a_revoked_key_is_named(recorded: Any) -> None:
+    c, _, original = recorded
+    doc = copy.deepcopy(original)
+    us = load_party(c.net.root / "parties" / "us", PASSPHRASE)
+    from hotline.keys import KeyRing
+
+    ring = KeyRing({"us": us.verifier})
+    cert = ring.add_certificate(
+        next(x for x in doc["certificates"] if '"party":"us"' in x).encode()
+    )
+    last_us = max(e["relay_ms"] for e in doc["entries"])
+    doc["revocations"].append(us.revoke(cert, last_us // 1000 - 0, "compromised").encode().decode())
+    assert "revoked_key" in codes(doc)
+
+
+def _resign(c: Cluster, doc: dict[str, Any], size: int, root: bytes) -> str:
+    key = load_relay_key(c.net.relay_dir, PASSPHRASE)
+    cp = Checkpoint(f"hotline/abu-dhabi/{doc['channel']}", size, root, ("time 1",))
+    return sign_checkpoint(cp, key).encode().decode()
+
+
+def test_a_forked_history_is_named(recorded: Any) -> None:
+    c, _, original = recorded
+    doc = copy.deepcopy(original)
+    # The relay signed, for someone else, a different history of the same size.
+    other = MerkleTree()
+    other.append_many([b"another history %d" % i for i in range(len(doc["entries"]))])
+    doc["checkpoints"].append(_resign(c, doc, other.size, other.root()))
+    assert "bad_proof" in codes(doc)
+
+
+def test_a_rollback_is_named(recorded: Any) -> None:
+    c, _, original = recorded
+    doc = copy.deepcopy(original)
+    tree = MerkleTree()
+    tree.append_many([base64.b64decode(e["envelope"]) for e in doc["entries"][:2]])
+    doc["checkpoints"].append(_resign(c, doc, 2, tree.root()))  # after larger ones
+    assert "fork" in codes(doc)
+
+
+def test_a_checkpoint_whose_root_does_not_match_is_named(recorded: Any) -> None:
+    c, _, original = recorded
+    doc = copy.deepcopy(original)
+    doc["checkpoints"].append(_resign(c, doc, len(doc["entries"]), os.urandom(32)))
+    assert "bad_proof" in codes(doc)
+
+
+def test_a_disclosed_body_that_lies_is_named(recorded: Any) -> None:
+    doc = copy.deepcopy(recorded[2])
+    fake = json.dumps({"type": "text", "lang": "en", "text": "we never warned you"}).encode()
+    doc["bodies"][0]["body"] = base64.b64encode(fake).decode()
+    assert "malformed" in codes(doc)
+
+
+def test_a_roster_missing_a_signature_fails_everything(recorded: Any) -> None:
+    doc = copy.deepcopy(recorded[2])
+    lines = doc["roster"].rstrip("\n").split("\n")
+    doc["roster"] = "\n".join(lines[:-1]) + "\n"
+    assert codes(doc) == {"bad_signature"}
