@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import socket
@@ -9,13 +11,17 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+from websockets.sync.client import ClientConnection, connect
 
-from hotline.home import station_config
+from hotline import frames
+from hotline.home import load_roster, load_station, station_config
+from hotline.notes import b64
 from hotline.provision import Network, provision
 
 FAST_KDF = {"iterations": 1, "lanes": 1, "memory_kib": 8 * 1024}
@@ -53,16 +59,23 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condi
 class Proc:
     """A hotline process (relay or station serve) we can start, kill -9 and restart."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, module: str = "hotline") -> None:
         self.args = args
+        self.module = module
         self.log = log
         self.p: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
-        env = {**os.environ, "HOTLINE_PASSPHRASE": PASSPHRASE, "HOTLINE_LOG": "INFO"}
+        root = str(Path(__file__).resolve().parents[1])
+        env = {
+            **os.environ,
+            "HOTLINE_PASSPHRASE": PASSPHRASE,
+            "HOTLINE_LOG": "INFO",
+            "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
         out = self.log.open("ab")
         self.p = subprocess.Popen(
-            [sys.executable, "-m", "hotline", *self.args],
+            [sys.executable, "-m", self.module, *self.args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -199,3 +212,29 @@ class Cluster:
         for p in self.stations.values():
             p.stop()
         self.relay.stop()
+
+
+@contextmanager
+def login(c: Cluster, ident: str) -> Iterator[ClientConnection]:
+    """A raw WebSocket session authenticated as station ``ident``."""
+    with connect(c.net.relay_url, max_size=None) as ws:
+        yield _hello(c, ws, ident)
+
+
+def _hello(c: Cluster, ws: ClientConnection, ident: str) -> ClientConnection:
+    roster = load_roster(c.net.relay_dir / "roster.note")
+    key, cert = load_station(c.net.stations[ident], PASSPHRASE, roster)
+    challenge = json.loads(ws.recv())
+    nonce = frames.field_bytes(challenge, "nonce")
+    rh = hashlib.sha256(roster.encode()).digest()
+    ws.send(
+        frames.encode(
+            "hello",
+            station=ident,
+            certificate=b64(cert.encode()),
+            signature=b64(key.signing.sign(frames.auth_message(nonce, ident, rh))),
+        )
+    )
+    welcome = json.loads(ws.recv())
+    assert welcome["op"] == "welcome", welcome
+    return ws

@@ -6,7 +6,6 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ from hotline.home import load_roster, load_station
 from hotline.keys import KeyRing, PartyKey, StationCertificate, StationKey
 from hotline.notes import b64, parse_note
 
-from .netutil import PASSPHRASE, Cluster, wait_for
+from .netutil import PASSPHRASE, Cluster, login, wait_for
 
 pytestmark = pytest.mark.network
 
@@ -50,32 +49,6 @@ def _station(c: Cluster, ident: str) -> StationKey:
     roster = load_roster(c.net.relay_dir / "roster.note")
     key, _ = load_station(c.net.stations[ident], PASSPHRASE, roster)
     return key
-
-
-@contextmanager
-def _login(c: Cluster, ident: str) -> Iterator[ClientConnection]:
-    """A raw WebSocket session authenticated as station ``ident``."""
-    with connect(c.net.relay_url, max_size=None) as ws:
-        yield _hello(c, ws, ident)
-
-
-def _hello(c: Cluster, ws: ClientConnection, ident: str) -> ClientConnection:
-    roster = load_roster(c.net.relay_dir / "roster.note")
-    key, cert = load_station(c.net.stations[ident], PASSPHRASE, roster)
-    challenge = json.loads(ws.recv())
-    nonce = frames.field_bytes(challenge, "nonce")
-    rh = hashlib.sha256(roster.encode()).digest()
-    ws.send(
-        frames.encode(
-            "hello",
-            station=ident,
-            certificate=b64(cert.encode()),
-            signature=b64(key.signing.sign(frames.auth_message(nonce, ident, rh))),
-        )
-    )
-    welcome = json.loads(ws.recv())
-    assert welcome["op"] == "welcome", welcome
-    return ws
 
 
 def _reply(ws: ClientConnection, rid: Any, timeout: float = 10) -> dict[str, Any]:
@@ -135,7 +108,7 @@ def test_pre_auth_garbage_and_bad_signatures_are_refused(cluster: Cluster) -> No
 def test_bad_frames_and_envelopes_get_specific_errors_and_change_nothing(cluster: Cluster) -> None:
     before = _snapshot(cluster)
     us = _station(cluster, "us/us-1")
-    with _login(cluster, "us/us-1") as ws:
+    with login(cluster, "us/us-1") as ws:
         certs = _reply_certs(ws, cluster)
         now = int(time.time() * 1000)
 
@@ -211,7 +184,7 @@ def test_bad_frames_and_envelopes_get_specific_errors_and_change_nothing(cluster
         )
         assert _code(post("gap", raw)) == "chain_gap"
         # Reading a channel it is not in.
-        with _login(cluster, "ua/ua-1") as ws2:
+        with login(cluster, "ua/ua-1") as ws2:
             ws2.send(frames.encode("sync", id="s", channel="us-ru", **{"from": 0}))
             assert _code(_reply(ws2, "s")) == "not_authorized"
     assert _snapshot(cluster) == before
@@ -223,7 +196,7 @@ def test_resending_an_accepted_envelope_returns_the_original_acceptance(cluster:
             "SELECT envelope, idx FROM outbox WHERE seq=1 AND channel='us-ru'"
         ).fetchone()
     before = _snapshot(cluster)
-    with _login(cluster, "us/us-1") as ws:
+    with login(cluster, "us/us-1") as ws:
         for attempt in range(3):
             ws.send(frames.encode("post", id=f"dup{attempt}", envelope=b64(bytes(raw))))
             answer = _reply(ws, f"dup{attempt}")
@@ -234,7 +207,7 @@ def test_resending_an_accepted_envelope_returns_the_original_acceptance(cluster:
 
 def test_a_flood_is_rate_limited_and_the_relay_stays_up(cluster: Cluster) -> None:
     before = _snapshot(cluster)
-    with _login(cluster, "ua/ua-1") as ws:
+    with login(cluster, "ua/ua-1") as ws:
         for i in range(1500):
             ws.send(frames.encode("ping", id=f"p{i}"))
         codes: list[str] = []

@@ -62,10 +62,17 @@ class Connection:
     channels: list[str]
     out: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     closed: bool = False
+    # A seam for test doubles of a dishonest relay: may rewrite or drop what is sent.
+    outgoing: Callable[[Connection, str], str | None] | None = None
 
     def send(self, frame: str) -> None:
         if self.closed:
             return
+        if self.outgoing is not None:
+            shown = self.outgoing(self, frame)
+            if shown is None:
+                return
+            frame = shown
         if self.out.qsize() > OUT_QUEUE_LIMIT:
             log.warning("station %s is not reading; dropping its connection", self.cert.ident)
             self.close()
@@ -104,6 +111,8 @@ class Relay:
         self.buckets: dict[str, TokenBucket] = {}
         self.roster_hash = hashlib.sha256(core.roster.encode()).digest()
         self.started = time.time()
+
+    outgoing: Callable[[Connection, str], str | None] | None = None
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
@@ -290,7 +299,7 @@ class Relay:
             await ws.close(code=1008)
             return None
         channels = self.core.channels_of(cert.party)
-        conn = Connection(ws, cert, channels)
+        conn = Connection(ws, cert, channels, outgoing=self.outgoing)
         sizes = await self.run_db(lambda: {c: self.core.size(c) for c in channels})
         for ch in channels:
             self.subscribers.setdefault(ch, set()).add(conn)

@@ -74,6 +74,8 @@ class StationCore:
         self.witness = key.cosigner()
         self._trees: dict[str, MerkleTree] = {}
         self._verified: dict[str, SignedCheckpoint | None] = {}
+        self._deferred: list[tuple[str, str, int, str | None, int | None, bytes | None]] | None
+        self._deferred = None
         self.channels = [c.name for c in roster.channels_of(key.party)]
         started = self.now_ms()
         self.boards = {
@@ -114,6 +116,10 @@ class StationCore:
         evidence: bytes | None = None,
     ) -> None:
         log.warning("ALARM %s: %s", kind, message)
+        if self._deferred is not None:
+            # Inside an ingest that may be rolled back: the alarm must survive that.
+            self._deferred.append((kind, message, level, channel, index, evidence))
+            return
         self.store.add_alarm(
             kind,
             message,
@@ -354,6 +360,7 @@ class StationCore:
                 )
                 return Ingested()
         result = Ingested()
+        self._deferred = []
         try:
             with self.store.transaction():
                 for e in entries:
@@ -380,7 +387,37 @@ class StationCore:
             self._trees.pop(channel, None)
             self._verified.pop(channel, None)
             raise
+        finally:
+            self._flush_alarms()
         return result
+
+    def _flush_alarms(self) -> None:
+        pending, self._deferred = self._deferred or [], None
+        for kind, message, level, channel, index, evidence in pending:
+            self.store.add_alarm(
+                kind,
+                message,
+                self.now_ms(),
+                level=level,
+                channel=channel,
+                index=index,
+                evidence=evidence,
+            )
+
+    def check_sizes(self, sizes: dict[str, Any]) -> None:
+        """The relay's log sizes at connection: smaller than what we verified is a rollback."""
+        for channel in self.channels:
+            mine = self.verified(channel)
+            theirs = sizes.get(channel)
+            if mine is not None and isinstance(theirs, int) and theirs < mine.size:
+                self.alarm(
+                    "fork",
+                    f"{channel}: the relay's log has {theirs} entries but it "
+                    f"signed a checkpoint of size {mine.size} before: a rollback",
+                    level=3,
+                    channel=channel,
+                    evidence=mine.encode(),
+                )
 
     def _check_older(self, channel: str, signed: SignedCheckpoint) -> Ingested:
         """A checkpoint smaller than our log: it must match our own history."""

@@ -166,6 +166,7 @@ class StationService:
         welcome = frames.decode(await ws.recv())
         if welcome["op"] == "error":
             raise _error(welcome)
+        await self.run_db(self.core.check_sizes, welcome.get("sizes", {}))
         now = int(time.time() * 1000)
         self.link.connected, self.link.since_ms, self.link.last_contact_ms = True, now, now
         self.link.last_error = None
