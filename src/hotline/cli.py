@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,11 @@ from .errors import (
     VerificationFailed,
     from_dict,
 )
+from .forms import FORMS, FormError, form_body
+from .forms import validate as validate_form
+from .forms.prompt import prompt_form
+from .forms.render import error_text as form_error_text
+from .forms.render import schema_lines
 from .home import (
     load_party,
     party_init,
@@ -38,6 +44,7 @@ from .home import (
     station_config,
     station_init,
 )
+from .i18n import t, when
 from .notes import parse_note, parse_verifier_key
 from .roster import LANGUAGES, PRECEDENCES, open_roster, roster_text, sign_roster, unsigned_parties
 
@@ -437,9 +444,8 @@ def _api(directory: Path, method: str, path: str, **kwargs: Any) -> Any:
     cfg = station_config(directory)
     try:
         with httpx.Client(base_url=cfg.api_url, timeout=30) as client:
-            resp = client.request(
-                method, path, headers={"Authorization": f"Bearer {cfg.token()}"}, **kwargs
-            )
+            headers = {"Authorization": f"Bearer {cfg.token()}", **kwargs.pop("headers", {})}
+            resp = client.request(method, path, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
         raise Unavailable(
             f"station at {cfg.api_url} is not answering ({exc}); is it running?"
@@ -468,12 +474,23 @@ def _ts(ms: int | None) -> str:
 )
 @click.option("--text", "-t", help="Free text.")
 @click.option(
+    "--form",
+    "form_name",
+    type=click.Choice(sorted(FORMS)),
+    help="Send a structured form (fields from --file, or asked interactively).",
+)
+@click.option(
     "--file",
     "body_file",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="A message body as JSON.",
+    help="The form's fields as TOML or JSON (or, without --form, a whole body).",
 )
-@click.option("--lang", type=click.Choice(LANGUAGES), help="Language of the text.")
+@click.option("--interactive", "-i", is_flag=True, help="Walk through the form's fields.")
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    help="Language of the text, and of prompts and errors (default: the station's).",
+)
 @json_option
 @handled
 def send(
@@ -481,29 +498,123 @@ def send(
     channel: str,
     precedence: str,
     text: str | None,
+    form_name: str | None,
     body_file: Path | None,
+    interactive: bool,
     lang: str | None,
     as_json: bool,
 ) -> None:
     """Queue a message on CHANNEL (the station sends it until the relay accepts)."""
+    lang = lang or station_config(directory).language
     payload: dict[str, Any] = {"channel": channel, "precedence": precedence.upper()}
     if text is not None:
         payload["text"] = text
-        if lang:
-            payload["lang"] = lang
-    elif body_file is not None:
+        payload["lang"] = lang
+    elif form_name is not None:
+        fields = (
+            _read_fields(body_file)
+            if body_file
+            else (prompt_form(form_name, lang) if interactive else None)
+        )
+        if fields is None:
+            raise Malformed(
+                "give the form's fields with --file, or use --interactive", field="file"
+            )
+        payload["body"] = form_body(form_name, fields)
         try:
-            payload["body"] = json.loads(body_file.read_text())
-        except ValueError as exc:
-            raise Malformed(f"{body_file} is not JSON: {exc}") from exc
+            validate_form(payload["body"])
+        except FormError as exc:
+            click.echo(f"error: {form_error_text(exc, lang)}", err=True)
+            sys.exit(3)
+    elif body_file is not None:
+        payload["body"] = _read_fields(body_file)
     else:
-        raise Malformed("give --text or --file", field="text")
-    out = _api(directory, "POST", "/api/send", json=payload)
+        raise Malformed("give --text, or --form with --file or --interactive", field="text")
+    out = _api(directory, "POST", "/api/send", json=payload, headers={"Accept-Language": lang})
     click.echo(
         json.dumps(out)
         if as_json
         else f"queued {out['channel']}:{out['seq']} ({precedence.upper()})"
     )
+
+
+def _read_fields(path: Path) -> dict[str, Any]:
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise Malformed(f"{path} is not valid {path.suffix[1:] or 'JSON'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise Malformed(f"{path} must hold a table/object of fields")
+    fields: dict[str, Any] = _times_to_text(data)
+    return fields
+
+
+def _times_to_text(value: Any) -> Any:
+    """TOML reads 2026-11-25T06:00:00Z as a datetime; forms carry it as text."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dict):
+        return {k: _times_to_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_times_to_text(v) for v in value]
+    return value
+
+
+@main.group()
+def forms() -> None:
+    """The structured forms and their labels in each language."""
+
+
+@forms.command("list")
+@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True)
+def forms_list(lang: str) -> None:
+    """Every form, with its name in LANG."""
+    for name, form in sorted(FORMS.items()):
+        click.echo(f"{name:<26} v{form.version}  {t(lang, 'form.' + name)}")
+
+
+@forms.command("show")
+@click.argument("name", type=click.Choice(sorted(FORMS)))
+@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True)
+def forms_show(name: str, lang: str) -> None:
+    """A form's fields, types and allowed values, labelled in LANG."""
+    click.echo("\n".join(schema_lines(name, lang)))
+
+
+@main.command()
+@dir_option("The station's directory.")
+@click.argument("channel")
+@click.argument("index", type=int)
+@click.option("--lang", type=click.Choice(LANGUAGES), help="Default: the station's language.")
+@json_option
+@handled
+def show(directory: Path, channel: str, index: int, lang: str | None, as_json: bool) -> None:
+    """One received message, rendered in the reader's language."""
+    lang = lang or station_config(directory).language
+    m = _api(directory, "GET", f"/api/messages/{channel}/{index}", params={"lang": lang})
+    if as_json:
+        click.echo(json.dumps(m))
+        return
+    view = m["view"]
+    click.echo(
+        f"{t(lang, 'precedence.' + m['precedence'])} {channel}#{index} from {m['sender']}"
+        f", {when(m['relay_ms'], lang)}"
+    )
+    if view["kind"] == "form":
+        click.echo(view["title"])
+        for label, value in view["fields"]:
+            click.echo(f"  {label}: {value}")
+        if view.get("note"):
+            click.echo(f"  ({view['note']})")
+    elif view["kind"] == "text":
+        click.echo(f"{t(lang, 'label.original')} [{view['lang']}]: {view['original']}")
+        if view.get("translation"):
+            click.echo(f"[{view['note']}] {view['translation']}")
+        elif view.get("note"):
+            click.echo(f"({view['note']})")
+    else:
+        click.echo(view.get("summary", ""))
 
 
 @main.command()

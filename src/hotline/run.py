@@ -106,7 +106,7 @@ def build_station(directory: Path, passphrase: str | None) -> tuple[StationServi
         if ca.exists():
             ssl_context.load_verify_locations(str(ca))
     service = StationService(core, cfg.relay, ssl_context=ssl_context)
-    return service, StationAPI(service, cfg.token())
+    return service, StationAPI(service, cfg.token(), cfg.language)
 
 
 async def serve_station(

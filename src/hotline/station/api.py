@@ -16,10 +16,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import body as body_mod
-from .. import transcript
+from .. import forms, transcript
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError, Malformed, NotAuthorized, Unavailable
+from ..forms.render import error_text as render_error
+from ..i18n import LANGUAGES, t
 from ..notes import b64
+from ..translate import translate
 from .service import StationService
 
 MAX_REQUEST = 128 * 1024
@@ -35,10 +38,11 @@ def precedence_of(name: str) -> Precedence:
 
 
 class StationAPI:
-    def __init__(self, service: StationService, token: str) -> None:
+    def __init__(self, service: StationService, token: str, language: str = "en") -> None:
         self.service = service
         self.core = service.core
         self.token = token
+        self.language = language
 
     def check(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -133,6 +137,8 @@ class StationAPI:
             content = body_mod.text(str(data["text"]), lang)
         elif isinstance(data.get("body"), dict):
             content = data["body"]
+            if content.get("type") == "form":
+                forms.validate(content)  # refused here, in the operator's language
         else:
             raise Malformed("give text or a form body", field="text")
         item = await self.service.run_db(
@@ -154,9 +160,12 @@ class StationAPI:
         self.check(request)
         channel = request.query_params.get("channel")
         limit = min(int(request.query_params.get("limit", "200")), 5000)
-        return JSONResponse(await self.service.run_db(self.inbox_view, channel, limit))
+        lang = _lang(request)
+        return JSONResponse(await self.service.run_db(self.inbox_view, channel, limit, lang))
 
-    def inbox_view(self, channel: str | None, limit: int) -> list[dict[str, Any]]:
+    def inbox_view(
+        self, channel: str | None, limit: int, lang: str | None = None
+    ) -> list[dict[str, Any]]:
         sql = "SELECT * FROM message WHERE kind=?"
         args: list[Any] = [int(Kind.MESSAGE)]
         if channel:
@@ -166,12 +175,13 @@ class StationAPI:
         args.append(limit)
         out = []
         for r in self.core.store.q(sql, *args):
-            out.append(self._message(r))
+            out.append(self._message(r, lang))
         return out
 
-    def _message(self, r: Any) -> dict[str, Any]:
+    def _message(self, r: Any, lang: str | None = None) -> dict[str, Any]:
         content = json.loads(r["body"])
         return {
+            "view": view_body(content, lang or self.language),
             "channel": r["channel"],
             "index": r["idx"],
             "sender": r["sender"],
@@ -190,6 +200,7 @@ class StationAPI:
     async def message(self, request: Request) -> Response:
         self.check(request)
         channel, index = request.path_params["channel"], request.path_params["index"]
+        lang = _lang(request)
 
         def work() -> dict[str, Any]:
             row = self.core.store.one(
@@ -197,7 +208,7 @@ class StationAPI:
             )
             if row is None:
                 raise Malformed(f"no message {index} in {channel}", field="index")
-            return self._message(row)
+            return self._message(row, lang)
 
         return JSONResponse(await self.service.run_db(work))
 
@@ -323,6 +334,36 @@ class StationAPI:
         return JSONResponse({"version": self.service.version})
 
 
+def _lang(request: Request) -> str | None:
+    lang = request.query_params.get("lang")
+    return lang if lang in LANGUAGES else None
+
+
+def view_body(content: dict[str, Any], lang: str) -> dict[str, Any]:
+    """How the reader sees a body: forms from catalogs; free text original first."""
+    if content.get("type") == "form":
+        return {"kind": "form", **forms.render(content, lang)}
+    if content.get("type") == "text":
+        source = str(content.get("lang", "en"))
+        machine = translate(str(content.get("text", "")), source, lang)
+        note = None
+        if machine.get("same_language"):
+            machine = {"text": None, "engine": None}
+        elif machine["text"] is None:
+            note = t(lang, "translation.none")
+        else:
+            note = t(lang, "translation.machine")
+        return {
+            "kind": "text",
+            "original": content.get("text"),
+            "lang": source,
+            "translation": machine["text"],
+            "engine": machine["engine"],
+            "note": note,
+        }
+    return {"kind": str(content.get("type")), "summary": body_mod.summary(content)}
+
+
 async def error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HotlineError)
     status = 400
@@ -330,4 +371,8 @@ async def error_response(request: Request, exc: Exception) -> Response:
         status = 401 if "token" in exc.message else 403
     elif isinstance(exc, Unavailable):
         status = 503
-    return JSONResponse({"error": exc.to_dict()}, status_code=status)
+    out = exc.to_dict()
+    lang = request.headers.get("accept-language", "")[:2]
+    if isinstance(exc, forms.FormError):
+        out["localized"] = render_error(exc, lang if lang in LANGUAGES else "en")
+    return JSONResponse({"error": out}, status_code=status)
