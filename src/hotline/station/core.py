@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import body as body_mod
-from .. import deadlines
+from .. import deadlines, forms
 from .. import envelope as env_mod
 from ..envelope import Kind, Precedence
 from ..errors import (
@@ -202,6 +202,8 @@ class StationCore:
         """Seal a message and put it in the durable outbox (the caller's transaction)."""
         if channel not in self.channels:
             raise Malformed(f"{self.key.party} is not a member of {channel}", field="channel")
+        if body.get("type") == "form":
+            forms.validate(body)
         seq, prev = self.store.last_sent(channel)
         now = self.now_ms()
         raw = env_mod.seal(
