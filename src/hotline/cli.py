@@ -437,6 +437,43 @@ def station_serve(directory: Path, passphrase_env: str) -> None:
     _run_until_signal(lambda stop: serve_station(service, api, cfg.api_host, cfg.api_port, stop))
 
 
+@main.group()
+def operator() -> None:
+    """Operator accounts for the station's web console."""
+
+
+@operator.command("add")
+@dir_option("The station's directory.")
+@click.option("--name", required=True, help="The operator's name, as recorded in receipts.")
+@click.option("--language", type=click.Choice(LANGUAGES), help="Default: the station's.")
+@click.option(
+    "--password-env",
+    default="HOTLINE_OPERATOR_PASSWORD",
+    show_default=True,
+    help="Environment variable holding the password (else you are asked).",
+)
+@handled
+def operator_add(directory: Path, name: str, language: str | None, password_env: str) -> None:
+    """Create a console account (password hashed with Argon2id)."""
+    from .station.operators import add_operator
+    from .station.store import StationStore
+
+    cfg = station_config(directory)
+    password = os.environ.get(password_env)
+    if not password:
+        if not sys.stdin.isatty():
+            raise NotAuthorized(f"no password: set {password_env} or run interactively")
+        password = str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    store = StationStore(directory / "station.db")
+    try:
+        import time as _time
+
+        add_operator(store, name, password, language or cfg.language, int(_time.time() * 1000))
+    finally:
+        store.close()
+    click.echo(f"operator {name!r} can sign in at {cfg.api_url}/login")
+
+
 # --- using a running station ------------------------------------------------------------------
 
 

@@ -12,16 +12,19 @@ import os
 import secrets
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from .envelope import Kind, Precedence
 from .errors import HotlineError, Malformed, Unavailable
-from .home import write_private
+from .home import read_toml, write_private
 from .provision import Network, provision
 from .run import build_relay, build_station, serve_relay, serve_station
 from .station.api import StationAPI
+from .station.operators import add_operator
 from .station.service import StationService
+from .station.store import StationStore
 
 log = logging.getLogger("hotline.demo")
 
@@ -48,6 +51,14 @@ async def run_demo(
     say(f"hotline demo in {root}")
     say("creating keys for us, ru, ua and the host ae (Argon2id-encrypted at rest)...")
     net = provision(root, passphrase, relay_port=base_port)
+    for sdir in net.stations.values():
+        add_operator(
+            StationStore(sdir / "station.db"),
+            "duty officer",
+            passphrase,
+            read_toml(sdir / "station.toml")["language"],
+            int(time.time() * 1000),
+        )
     relay = build_relay(net.relay_dir, passphrase)
     stations: dict[str, tuple[StationService, StationAPI]] = {
         ident: build_station(sdir, passphrase) for ident, sdir in net.stations.items()
@@ -191,7 +202,11 @@ def print_where(net: Network) -> None:
     say("\nwhere everything is:")
     say(f"  relay      {net.relay_url}   (http://127.0.0.1:{net.relay_port}/health)")
     for ident, sdir in net.stations.items():
-        say(f"  station {ident:<7} API http://127.0.0.1:{net.api_ports[ident]}  dir {sdir}")
+        say(f"  station {ident:<7} console http://127.0.0.1:{net.api_ports[ident]}/  dir {sdir}")
+    say(
+        "  consoles: sign in as 'duty officer' with the passphrase in "
+        f"{net.root / 'demo-passphrase'}"
+    )
     say(f"  try: hotline status --dir {net.stations['us/us-1']}")
     say(f"       hotline inbox --dir {net.stations['ru/ru-1']}")
     if os.environ.get("HOTLINE_PASSPHRASE") is None:

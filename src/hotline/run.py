@@ -11,14 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
 
-from .errors import Malformed
+from .errors import HotlineError, Malformed
 from .frames import MAX_FRAME
 from .home import load_relay_key, load_roster, load_station, station_config
 from .relay.app import Relay
 from .relay.core import RelayCore
 from .relay.sqlite import SqliteRelayStore
-from .station.api import StationAPI
+from .station.api import StationAPI, error_response
+from .station.console.app import Console
 from .station.core import StationCore
 from .station.service import StationService
 from .station.store import StationStore
@@ -118,7 +120,11 @@ async def serve_station(
 ) -> None:
     if not is_loopback(host):
         log.warning("station API and console listen on %s (not loopback)", host)
-    config = uvicorn.Config(api.app(), host=host, port=port, log_level="warning", lifespan="off")
+    app = Starlette(
+        routes=[*api.routes(), *Console(api).routes()],
+        exception_handlers={HotlineError: error_response},
+    )
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = Server(config)
     stop = stop or asyncio.Event()
     async with asyncio.TaskGroup() as tg:

@@ -1,0 +1,462 @@
+"""Console routes, served by the station next to its local API.
+
+Protected like a bank page: operator sign-in with Argon2id hashes, HttpOnly and
+SameSite=Strict session cookies (Secure over TLS), a CSRF token on every change,
+a strict content security policy (no inline script or style), and autoescaped
+templates: message text is an adversary's input and is only ever shown as text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ... import transcript
+from ...envelope import Kind, Precedence
+from ...errors import HotlineError, Malformed, NotAuthorized
+from ...forms import FORMS, FormError, form_body
+from ...forms.render import error_text
+from ...forms.schema import CASUALTY_FIELDS
+from ...i18n import t, when
+from ..api import StationAPI
+from ..operators import Session, session_for, sign_in, sign_out
+
+HERE = Path(__file__).parent
+COOKIE = "hotline_session"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+class Console:
+    def __init__(self, api: StationAPI) -> None:
+        self.api = api
+        self.service = api.service
+        self.core = api.core
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+        )
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def routes(self) -> list[Route | Mount]:
+        page = self.page
+        return [
+            Route("/", page(self.inbox)),
+            Route("/login", self.login, methods=["GET", "POST"]),
+            Route("/logout", page(self.logout), methods=["POST"]),
+            Route("/message/{channel}/{index:int}", page(self.message)),
+            Route("/message/{channel}/{index:int}/ack", page(self.ack), methods=["POST"]),
+            Route("/compose", page(self.compose), methods=["GET", "POST"]),
+            Route("/sent/{channel}/{seq:int}", page(self.sent)),
+            Route("/links", page(self.links)),
+            Route("/alarms/{alarm_id:int}/clear", page(self.clear), methods=["POST"]),
+            Route("/export/{channel}", page(self.export)),
+            Route("/console/state.json", page(self.state)),
+            Route("/console/events", page(self.events)),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ]
+
+    def page(
+        self, handler: Callable[[Request, Session], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            session = await self.service.run_db(
+                session_for, self.core.store, request.cookies.get(COOKIE), self.core.now_ms()
+            )
+            if session is None:
+                if request.url.path.startswith("/console/"):
+                    return self.secure(JSONResponse({"error": "signed out"}, status_code=401))
+                return self.secure(RedirectResponse("/login", status_code=303))
+            if request.method == "POST":
+                form = await request.form()
+                given = str(form.get("csrf") or request.headers.get("x-csrf-token") or "")
+                if not secrets.compare_digest(given.encode(), session.csrf.encode()):
+                    return self.secure(HTMLResponse("CSRF token missing or wrong", 403))
+            try:
+                return self.secure(await handler(request, session))
+            except HotlineError as exc:
+                message = (
+                    error_text(exc, session.language) if isinstance(exc, FormError) else str(exc)
+                )
+                return self.secure(self.render("error.html", session, error=message, status=400))
+
+        return endpoint
+
+    def secure(self, response: Response) -> Response:
+        for k, v in HEADERS.items():
+            response.headers.setdefault(k, v)
+        return response
+
+    def render(
+        self, name: str, session: Session | None, status: int = 200, **context: Any
+    ) -> HTMLResponse:
+        lang = session.language if session else self.api.language
+        html = self.env.get_template(name).render(
+            t=lambda key, **kw: t(lang, key, **kw),
+            lang=lang,
+            session=session,
+            station=self.core.ident,
+            channels=self.core.channels,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    # --- sign in / out ---------------------------------------------------------------------
+
+    async def login(self, request: Request) -> Response:
+        if request.method == "GET":
+            return self.secure(self.render("login.html", None))
+        form = await request.form()
+        try:
+            token, session = await self.service.run_db(
+                sign_in,
+                self.core.store,
+                str(form.get("name", "")),
+                str(form.get("password", "")),
+                self.core.now_ms(),
+            )
+        except NotAuthorized:
+            return self.secure(self.render("login.html", None, failed=True, status=401))
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+            max_age=int((session.expires_ms - self.core.now_ms()) / 1000),
+        )
+        return self.secure(response)
+
+    async def logout(self, request: Request, session: Session) -> Response:
+        token = request.cookies.get(COOKIE, "")
+        await self.service.run_db(sign_out, self.core.store, token)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    # --- pages -------------------------------------------------------------------------------
+
+    async def inbox(self, request: Request, session: Session) -> Response:
+        channel = request.query_params.get("channel") or ""
+        return self.render("inbox.html", session, channel=channel, page="inbox")
+
+    async def message(self, request: Request, session: Session) -> Response:
+        channel, index = request.path_params["channel"], request.path_params["index"]
+
+        def work() -> dict[str, Any]:
+            row = self.core.store.one(
+                "SELECT * FROM message WHERE channel=? AND idx=?", channel, index
+            )
+            if row is None:
+                raise Malformed(f"no message {index} in {channel}", field="index")
+            with self.core.store.transaction():
+                self.core.store.x(
+                    "UPDATE message SET read_ms=COALESCE(read_ms, ?) WHERE channel=? AND idx=?",
+                    self.core.now_ms(),
+                    channel,
+                    index,
+                )
+            m = self.api._message(row, session.language)
+            verified = self.core.verified(channel)
+            m["verified_size"] = verified.size if verified and verified.size > index else None
+            m["cosigners"] = (
+                sorted(s.name for s in verified.note.signatures if "/" in s.name)
+                if verified
+                else []
+            )
+            return m
+
+        m = await self.service.run_db(work)
+        return self.render(
+            "message.html",
+            session,
+            m=m,
+            page="message",
+            channel=channel,
+            index=index,
+            when=lambda ms: when(ms, session.language),
+        )
+
+    async def ack(self, request: Request, session: Session) -> Response:
+        channel, index = request.path_params["channel"], request.path_params["index"]
+        form = await request.form()
+        reply = str(form.get("reply") or "").strip()[:500] or None
+        await self.service.run_db(self.core.acknowledge, channel, index, session.operator, reply)
+        self.service.kick()
+        await self.service.notify()
+        return RedirectResponse(f"/message/{channel}/{index}", status_code=303)
+
+    async def compose(self, request: Request, session: Session) -> Response:
+        chosen = request.query_params.get("form") or ""
+        if chosen and chosen not in FORMS:
+            raise Malformed(f"no form {chosen!r}", field="form")
+        if request.method == "GET":
+            return self.render(
+                "compose.html",
+                session,
+                forms=FORMS,
+                chosen=chosen,
+                form=FORMS.get(chosen),
+                page="compose",
+                casualty_fields=CASUALTY_FIELDS,
+            )
+        data = await request.form()
+        channel = str(data.get("channel", ""))
+        try:
+            precedence = Precedence[str(data.get("precedence", "ROUTINE"))]
+        except KeyError as exc:
+            raise Malformed("unknown precedence", field="precedence") from exc
+        if chosen:
+            content = form_body(chosen, parse_form(chosen, data))
+        else:
+            text = str(data.get("text", ""))
+            from ... import body as body_mod
+
+            content = body_mod.text(text, session.language)
+        content["operator"] = session.operator  # attributed, signed inside the envelope
+        item = await self.service.run_db(
+            lambda: self.core.send(channel, content, kind=Kind.MESSAGE, precedence=precedence)
+        )
+        self.service.kick()
+        await self.service.notify()
+        return RedirectResponse(f"/sent/{item.channel}/{item.seq}", status_code=303)
+
+    async def sent(self, request: Request, session: Session) -> Response:
+        channel, seq = request.path_params["channel"], request.path_params["seq"]
+        item = await self.service.run_db(self.core.store.outbox_item, channel, seq)
+        if item is None:
+            raise Malformed(f"no sent message {seq} in {channel}", field="seq")
+        return self.render("sent.html", session, page="sent", channel=channel, seq=seq)
+
+    async def links(self, request: Request, session: Session) -> Response:
+        return self.render("links.html", session, page="links")
+
+    async def clear(self, request: Request, session: Session) -> Response:
+        alarm_id = request.path_params["alarm_id"]
+
+        def work() -> None:
+            with self.core.store.transaction():
+                self.core.store.x(
+                    "UPDATE alarm SET cleared_ms=?, cleared_by=? WHERE id=? AND cleared_ms IS NULL",
+                    self.core.now_ms(),
+                    session.operator,
+                    alarm_id,
+                )
+
+        await self.service.run_db(work)
+        await self.service.notify()
+        return RedirectResponse("/links", status_code=303)
+
+    async def export(self, request: Request, session: Session) -> Response:
+        channel = request.path_params["channel"]
+        doc = await self.service.run_db(transcript.export, self.core, channel, True)
+        return Response(
+            transcript.dumps(doc),
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{channel}.hotline.json"'},
+        )
+
+    # --- live data ------------------------------------------------------------------------
+
+    async def state(self, request: Request, session: Session) -> Response:
+        q = request.query_params
+        lang = session.language
+
+        def work() -> dict[str, Any]:
+            inbox = self.api.inbox_view(q.get("channel") or None, 500, lang)
+            for m in inbox:
+                m["relay_time"] = when(m["relay_ms"], lang)
+                m["precedence_label"] = t(lang, "precedence." + m["precedence"])
+                m["overdue"] = bool(m["state"].get(self.core.key.party, {}).get("overdue"))
+                m["acknowledged"] = bool(
+                    m["state"].get(self.core.key.party, {}).get("acknowledged")
+                )
+            status = self.api.status_view()
+            alarms = [
+                {
+                    "id": r["id"],
+                    "kind": r["kind"],
+                    "level": r["level"],
+                    "message": r["message"],
+                    "title": t(lang, "alarm." + r["kind"]),
+                    "time": when(r["created_ms"], lang),
+                    "channel": r["channel"],
+                    "index": r["idx"],
+                }
+                for r in self.core.store.q(
+                    "SELECT * FROM alarm WHERE cleared_ms IS NULL ORDER BY id DESC LIMIT 200"
+                )
+            ]
+            links = {
+                ch: {
+                    p: {
+                        **v,
+                        "label": t(lang, "state." + v["state"]),
+                        "contact": when(v["last_contact_ms"], lang)
+                        if v["last_contact_ms"]
+                        else "-",
+                    }
+                    for p, v in parties.items()
+                }
+                for ch, parties in status["links"].items()
+            }
+            out: dict[str, Any] = {
+                "version": self.service.version,
+                "inbox": inbox,
+                "alarms": alarms,
+                "links": links,
+                "relay": status["relay"],
+            }
+            if q.get("sent_channel") and q.get("sent_seq", "").isdigit():
+                item = self.core.store.outbox_item(q["sent_channel"], int(q["sent_seq"]))
+                if item is not None:
+                    sent = self.api._sent(item)
+                    sent["state_label"] = t(lang, "state." + item.state)
+                    out["sent"] = _label_parties(sent, lang)
+            if q.get("msg_channel") and q.get("msg_index", "").isdigit():
+                st = self.core.message_state(q["msg_channel"], int(q["msg_index"]))
+                out["message"] = _label_parties({"recipients": st}, lang)
+            return out
+
+        return JSONResponse(await self.service.run_db(work))
+
+    async def events(self, request: Request, session: Session) -> Response:
+        async def stream() -> AsyncIterator[str]:
+            version = -1
+            yield "retry: 1000\n\n"
+            while not await request.is_disconnected():
+                if version != self.service.version:
+                    version = self.service.version
+                    yield f"event: change\ndata: {json.dumps({'version': version})}\n\n"
+                else:
+                    yield ": keep-alive\n\n"
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.service.wait_change(version, 2.0)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+def _label_parties(data: dict[str, Any], lang: str) -> dict[str, Any]:
+    for party, st in data.get("recipients", {}).items():
+        d, a = st.get("delivered"), st.get("acknowledged")
+        st["delivered_label"] = (
+            t(lang, "ui.delivered_to", who=d["station"]) + f", {when(d['relay_ms'], lang)}"
+            if d
+            else "-"
+        )
+        st["acknowledged_label"] = (
+            (
+                t(lang, "ui.acknowledged_by", who=a["operator"] or a["station"])
+                + f", {when(a['relay_ms'], lang)}"
+                + (f": {a['reply']}" if a.get("reply") else "")
+            )
+            if a
+            else ("-" if not st.get("overdue") else t(lang, "state.overdue"))
+        )
+        del party
+    return data
+
+
+def _num(data: FormData, key: str) -> float | None:
+    value = str(data.get(key) or "").strip()
+    if not value:
+        return None
+    try:
+        return float(value.replace(",", "."))
+    except ValueError:
+        return float("nan")
+
+
+def _int(data: FormData, key: str) -> int | None:
+    value = _num(data, key)
+    if value is None:
+        return None
+    return int(value) if value == value and value.is_integer() else -1
+
+
+def parse_form(name: str, data: FormData) -> dict[str, Any]:
+    """The compose page's inputs back into form fields (validated by the caller)."""
+    out: dict[str, Any] = {}
+    for f in FORMS[name].fields:
+        k = f.name
+        if f.kind in ("text", "enum", "datetime"):
+            v = str(data.get(k) or "").strip()
+            if v:
+                out[k] = v
+        elif f.kind == "int":
+            if (n := _int(data, k)) is not None:
+                out[k] = n
+        elif f.kind == "bool":
+            out[k] = data.get(k) == "on"
+        elif f.kind == "area":
+            lat, lon = _num(data, f"{k}.lat"), _num(data, f"{k}.lon")
+            if lat is not None or lon is not None:
+                area: dict[str, Any] = {"point": {"lat": lat, "lon": lon}}
+                if (r := _num(data, f"{k}.radius_km")) is not None:
+                    area["radius_km"] = r
+                out[k] = area
+        elif f.kind == "band":
+            lo, hi = _num(data, f"{k}.min_m"), _num(data, f"{k}.max_m")
+            if lo is not None or hi is not None:
+                out[k] = {"min_m": lo, "max_m": hi}
+        elif f.kind == "window":
+            out[k] = {
+                "start": str(data.get(f"{k}.start") or ""),
+                "end": str(data.get(f"{k}.end") or ""),
+            }
+        elif f.kind == "counts":
+            counts = []
+            for v in f.values:
+                n = _int(data, f"{k}.{v}.count")
+                if n:
+                    counts.append(
+                        {"means": v, "count": n, "source": str(data.get(f"{k}.{v}.source") or "")}
+                    )
+            if counts:
+                out[k] = counts
+        elif f.kind == "casualties":
+            cas: dict[str, Any] = {}
+            for c in CASUALTY_FIELDS:
+                if (n := _int(data, f"{k}.{c}")) is not None:
+                    cas[c] = n
+            if cas:
+                cas["source"] = str(data.get(f"{k}.source") or "")
+                out[k] = cas
+        elif f.kind == "list":
+            items = [s.strip() for s in str(data.get(k) or "").splitlines() if s.strip()]
+            if items:
+                out[k] = items
+        elif f.kind == "ref":
+            idx = _int(data, f"{k}.index")
+            if idx is not None:
+                out[k] = {"index": idx, "hash": str(data.get(f"{k}.hash") or "").strip()}
+    return out

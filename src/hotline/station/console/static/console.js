@@ -1,0 +1,165 @@
+// hotline console: live updates over server-sent events, alarms with sound.
+// Message text is an adversary's input: it only ever goes into textContent.
+"use strict";
+
+const body = document.body;
+const page = body.dataset.page;
+const seenAlarms = new Set();
+let firstLoad = true;
+window.hotlineBeeps = 0;
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+function beep(level) {
+  window.hotlineBeeps += 1;
+  try {
+    const ctx = new (window.AudioContext || window.webkitAudioContext)();
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    osc.frequency.value = level >= 3 ? 880 : 660;
+    gain.gain.value = 0.2;
+    osc.connect(gain).connect(ctx.destination);
+    osc.start();
+    osc.stop(ctx.currentTime + 0.6);
+  } catch (e) { /* no audio device: the banner still shows */ }
+}
+
+function csrf() {
+  const meta = document.querySelector('meta[name="csrf"]');
+  return meta ? meta.content : "";
+}
+
+function renderAlarms(alarms) {
+  const banner = document.getElementById("alarm-banner");
+  if (!banner) return;
+  banner.replaceChildren();
+  const loud = alarms.filter((a) => ["flash", "overdue", "party-down", "fork", "verification"].includes(a.kind));
+  banner.classList.toggle("hidden", loud.length === 0);
+  for (const a of loud.slice(0, 5)) {
+    const line = el("div", null, "alarm level-" + a.level + " kind-" + a.kind);
+    line.append(el("strong", a.title + ": "), el("span", a.message));
+    if (a.channel !== null && a.index !== null && a.kind !== "party-down") {
+      const link = el("a", " →");
+      link.href = "/message/" + encodeURIComponent(a.channel) + "/" + a.index;
+      line.append(link);
+    }
+    banner.append(line);
+  }
+  for (const a of alarms) {
+    if (!seenAlarms.has(a.id)) {
+      seenAlarms.add(a.id);
+      if (!firstLoad && (a.kind === "flash" || a.kind === "overdue")) beep(a.level);
+    }
+  }
+}
+
+function renderRelay(relay) {
+  const span = document.getElementById("relay-state");
+  if (span) {
+    span.textContent = relay.connected ? "● relay" : "○ relay";
+    span.className = "relay " + (relay.connected ? "up" : "down");
+  }
+}
+
+function renderInbox(items) {
+  const tbody = document.querySelector("#inbox tbody");
+  const labels = document.getElementById("labels").dataset;
+  tbody.replaceChildren();
+  document.getElementById("empty").classList.toggle("hidden", items.length > 0);
+  for (const m of items) {
+    const tr = el("tr", null, "prec-" + m.precedence + (m.read_ms ? "" : " unread") + (m.overdue ? " overdue" : ""));
+    tr.append(el("td", m.precedence_label, "prec"));
+    tr.append(el("td", m.channel + " #" + m.index));
+    tr.append(el("td", m.sender));
+    tr.append(el("td", m.relay_time));
+    const subject = el("td");
+    const link = el("a", m.view.kind === "form" ? m.view.title : m.summary);
+    link.href = "/message/" + encodeURIComponent(m.channel) + "/" + m.index;
+    subject.append(link);
+    tr.append(subject);
+    const marks = [];
+    if (!m.read_ms) marks.push(labels.unread);
+    if (m.overdue) marks.push(labels.overdue);
+    if (m.acknowledged) marks.push(labels.acknowledged);
+    tr.append(el("td", marks.join(" · "), "marks"));
+    tbody.append(tr);
+  }
+}
+
+function renderParties(recipients) {
+  const tbody = document.querySelector("#parties tbody");
+  if (!tbody) return;
+  tbody.replaceChildren();
+  for (const [party, st] of Object.entries(recipients)) {
+    const tr = el("tr", null, st.overdue ? "overdue" : "");
+    tr.dataset.party = party;
+    tr.append(el("td", party), el("td", st.delivered_label, "delivered"), el("td", st.acknowledged_label, "acknowledged"));
+    tbody.append(tr);
+  }
+}
+
+function renderLinks(state) {
+  const relay = state.relay;
+  document.getElementById("relay-line").textContent = (relay.connected ? "● " : "○ ") + relay.url;
+  const tbody = document.querySelector("#links tbody");
+  tbody.replaceChildren();
+  for (const [channel, parties] of Object.entries(state.links)) {
+    for (const [party, l] of Object.entries(parties)) {
+      const tr = el("tr", null, "link-" + l.state);
+      tr.dataset.party = party;
+      tr.append(el("td", channel), el("td", party), el("td", l.label, "state"), el("td", l.contact),
+        el("td", l.rtt_ms === null ? "-" : l.rtt_ms.toFixed(0) + " ms"), el("td", l.missed));
+      tbody.append(tr);
+    }
+  }
+  const list = document.getElementById("alarm-list");
+  const handle = document.getElementById("handle-label").dataset.text;
+  list.replaceChildren();
+  document.getElementById("no-alarms").classList.toggle("hidden", state.alarms.length > 0);
+  for (const a of state.alarms) {
+    const li = el("li", null, "alarm level-" + a.level + " kind-" + a.kind);
+    li.append(el("strong", a.title), el("span", " " + a.time + " — "), el("span", a.message));
+    const form = el("form");
+    form.method = "post";
+    form.action = "/alarms/" + a.id + "/clear";
+    const token = el("input");
+    token.type = "hidden"; token.name = "csrf"; token.value = csrf();
+    form.append(token, el("button", handle));
+    li.append(form);
+    list.append(li);
+  }
+}
+
+async function refresh() {
+  const params = new URLSearchParams();
+  if (page === "inbox" && body.dataset.channel) params.set("channel", body.dataset.channel);
+  if (page === "sent") { params.set("sent_channel", body.dataset.channel); params.set("sent_seq", body.dataset.seq); }
+  if (page === "message") { params.set("msg_channel", body.dataset.channel); params.set("msg_index", body.dataset.index); }
+  const response = await fetch("/console/state.json?" + params, { credentials: "same-origin" });
+  if (response.status === 401) { window.location = "/login"; return; }
+  const state = await response.json();
+  renderRelay(state.relay);
+  renderAlarms(state.alarms);
+  if (page === "inbox") renderInbox(state.inbox);
+  if (page === "links") renderLinks(state);
+  if (page === "message" && state.message) renderParties(state.message.recipients);
+  if (page === "sent" && state.sent) {
+    document.getElementById("sent-state").textContent = state.sent.state_label;
+    document.getElementById("sent-state").dataset.state = state.sent.state;
+    document.getElementById("sent-index").textContent = state.sent.index === null ? "" : "#" + state.sent.index;
+    renderParties(state.sent.recipients);
+  }
+  body.dataset.version = state.version;
+  firstLoad = false;
+}
+
+if (page) {
+  refresh();
+  const events = new EventSource("/console/events");
+  events.addEventListener("change", () => refresh());
+}

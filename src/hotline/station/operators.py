@@ -1,0 +1,131 @@
+"""Operator accounts and console sessions.
+
+Passwords are hashed with Argon2id (memory-hard, per-password salt) and compared in
+constant time. A session is a random token in an HttpOnly, SameSite=Strict cookie;
+the database keeps only its SHA-256, with a CSRF token and an expiry.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+from ..errors import Malformed, NotAuthorized
+from ..i18n import LANGUAGES
+from .store import StationStore
+
+SESSION_SECONDS = 8 * 3600
+PARAMS = {"iterations": 2, "lanes": 1, "memory_kib": 32 * 1024}
+
+
+@dataclass(frozen=True)
+class Session:
+    operator: str
+    language: str
+    csrf: str
+    expires_ms: int
+
+
+def _hash(password: str, salt: bytes, params: dict[str, int]) -> bytes:
+    return Argon2id(
+        salt=salt,
+        length=32,
+        iterations=params["iterations"],
+        lanes=params["lanes"],
+        memory_cost=params["memory_kib"],
+    ).derive(password.encode())
+
+
+def encode_password(password: str, params: dict[str, int] | None = None) -> str:
+    p = params or PARAMS
+    salt = secrets.token_bytes(16)
+    digest = _hash(password, salt, p)
+    return (
+        f"argon2id${p['iterations']}${p['lanes']}${p['memory_kib']}$"
+        f"{base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    )
+
+
+def check_password(password: str, encoded: str) -> bool:
+    try:
+        name, it, lanes, mem, salt, digest = encoded.split("$")
+        params = {"iterations": int(it), "lanes": int(lanes), "memory_kib": int(mem)}
+        expected = base64.b64decode(digest)
+        actual = _hash(password, base64.b64decode(salt), params)
+    except (ValueError, TypeError):
+        return False
+    return name == "argon2id" and hmac.compare_digest(actual, expected)
+
+
+def add_operator(
+    store: StationStore,
+    name: str,
+    password: str,
+    language: str,
+    now_ms: int,
+    params: dict[str, int] | None = None,
+) -> None:
+    name = name.strip()
+    if not name or len(name) > 64 or not name.isprintable():
+        raise Malformed("an operator name is 1-64 printable characters", field="name")
+    if len(password) < 12:
+        raise Malformed("a password needs at least 12 characters", field="password")
+    if language not in LANGUAGES:
+        raise Malformed(f"language must be one of {', '.join(LANGUAGES)}", field="language")
+    with store.transaction():
+        if store.one("SELECT 1 FROM operator WHERE name=?", name):
+            raise Malformed(f"operator {name!r} exists already", field="name")
+        store.x(
+            "INSERT INTO operator (name, password, language, created_ms) VALUES (?, ?, ?, ?)",
+            name,
+            encode_password(password, params),
+            language,
+            now_ms,
+        )
+
+
+def sign_in(store: StationStore, name: str, password: str, now_ms: int) -> tuple[str, Session]:
+    row = store.one("SELECT * FROM operator WHERE name=? AND disabled=0", name)
+    # Hash even for unknown names, so timing does not tell which names exist.
+    ok = check_password(password, row["password"] if row else encode_password("x" * 12))
+    if row is None or not ok:
+        raise NotAuthorized("wrong operator name or password")
+    token = secrets.token_urlsafe(32)
+    session = Session(
+        name, row["language"], secrets.token_urlsafe(24), now_ms + SESSION_SECONDS * 1000
+    )
+    with store.transaction():
+        store.x("DELETE FROM session WHERE expires_ms < ?", now_ms)
+        store.x(
+            "INSERT INTO session (token_hash, operator, csrf, created_ms, expires_ms) "
+            "VALUES (?, ?, ?, ?, ?)",
+            hashlib.sha256(token.encode()).digest(),
+            name,
+            session.csrf,
+            now_ms,
+            session.expires_ms,
+        )
+    return token, session
+
+
+def session_for(store: StationStore, token: str | None, now_ms: int) -> Session | None:
+    if not token:
+        return None
+    row = store.one(
+        "SELECT s.operator, s.csrf, s.expires_ms, o.language FROM session s JOIN operator o "
+        "ON o.name = s.operator WHERE s.token_hash=? AND o.disabled=0",
+        hashlib.sha256(token.encode()).digest(),
+    )
+    if row is None or row["expires_ms"] < now_ms:
+        return None
+    return Session(row["operator"], row["language"], row["csrf"], row["expires_ms"])
+
+
+def sign_out(store: StationStore, token: str) -> None:
+    with store.transaction():
+        store.x("DELETE FROM session WHERE token_hash=?", hashlib.sha256(token.encode()).digest())
