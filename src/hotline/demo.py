@@ -52,13 +52,10 @@ async def run_demo(
     say("creating keys for us, ru, ua and the host ae (Argon2id-encrypted at rest)...")
     net = provision(root, passphrase, relay_port=base_port)
     for sdir in net.stations.values():
-        add_operator(
-            StationStore(sdir / "station.db"),
-            "duty officer",
-            passphrase,
-            read_toml(sdir / "station.toml")["language"],
-            int(time.time() * 1000),
-        )
+        store = StationStore(sdir / "station.db")
+        language = read_toml(sdir / "station.toml")["language"]
+        add_operator(store, "duty officer", passphrase, language, int(time.time() * 1000))
+        store.close()
     relay = build_relay(net.relay_dir, passphrase)
     stations: dict[str, tuple[StationService, StationAPI]] = {
         ident: build_station(sdir, passphrase) for ident, sdir in net.stations.items()
