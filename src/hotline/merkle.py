@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from .errors import BadProof, Malformed
@@ -193,6 +193,30 @@ class MerkleTree:
     def _check_size(self, n: int) -> None:
         if not 0 <= n <= self.size:
             raise Malformed(f"tree size {n} is beyond the log ({self.size} leaves)", field="size")
+
+
+class TreeCache:
+    """One MerkleTree per log, over a store's node tables.
+
+    A tree keeps its right edge in memory; whoever rolls back a transaction that
+    appended to it must ``drop`` it, and it is rebuilt from the store when next used.
+    """
+
+    def __init__(self, nodes: Callable[[str], NodeStore]) -> None:
+        self._nodes = nodes
+        self._trees: dict[str, MerkleTree] = {}
+
+    def __call__(self, log: str) -> MerkleTree:
+        tree = self._trees.get(log)
+        if tree is None:
+            tree = self._trees[log] = MerkleTree(self._nodes(log))
+        return tree
+
+    def drop(self, log: str | None = None) -> None:
+        if log is None:
+            self._trees.clear()
+        else:
+            self._trees.pop(log, None)
 
 
 def _decompose(lo: int, hi: int) -> list[tuple[int, int]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .. import envelope as env_mod
 from ..errors import HotlineError, Malformed, NotAuthorized, UnknownKey
 from ..keys import KeyRing, StationCertificate
-from ..merkle import MerkleTree
+from ..merkle import TreeCache
 from ..notes import (
     Checkpoint,
     CosignatureVerifier,
@@ -60,17 +60,11 @@ class RelayCore:
             self.keyring.add_certificate(data)
         for data in store.statements("revocation"):
             self.keyring.add_revocation(data)
-        self._trees: dict[str, MerkleTree] = {}
+        self.tree = TreeCache(store.nodes)
         self._senders: dict[tuple[str, str], tuple[int, bytes]] = {}
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
-
-    def tree(self, channel: str) -> MerkleTree:
-        tree = self._trees.get(channel)
-        if tree is None:
-            tree = self._trees[channel] = MerkleTree(self.store.nodes(channel))
-        return tree
 
     def size(self, channel: str) -> int:
         return self.tree(channel).size
@@ -151,7 +145,7 @@ class RelayCore:
                     self._sign(channel, now_ms)
         except BaseException:
             # In-memory frontiers and sender states may hold rolled-back writes.
-            self._trees.clear()
+            self.tree.drop()
             self._senders.clear()
             raise
         results: list[Acceptance | HotlineError] = []

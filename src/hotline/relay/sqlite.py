@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from ..sqlitedb import NODE_SCHEMA, SqliteNodes, connect
+from ..sqlitedb import NODE_SCHEMA, SqliteNodes, connect, transaction
 from .storage import StoredEntry
 
 SCHEMA = (
@@ -40,15 +40,8 @@ class SqliteRelayStore:
         self.conn = connect(path)
         self.conn.executescript(SCHEMA)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[None]:
+        return transaction(self.conn)
 
     def nodes(self, channel: str) -> SqliteNodes:
         return SqliteNodes(self.conn, channel)

@@ -300,16 +300,7 @@ class StationAPI:
             raise Malformed("clearing an alarm names the operator", field="operator")
         alarm_id = request.path_params["alarm_id"]
 
-        def work() -> None:
-            with self.core.store.transaction():
-                self.core.store.x(
-                    "UPDATE alarm SET cleared_ms=?, cleared_by=? WHERE id=? AND cleared_ms IS NULL",
-                    self.core.now_ms(),
-                    operator,
-                    alarm_id,
-                )
-
-        await self.service.run_db(work)
+        await self.service.run_db(self.core.clear_alarm, alarm_id, operator)
         await self.service.notify()
         return JSONResponse({"id": alarm_id, "cleared_by": operator})
 

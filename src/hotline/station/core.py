@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ..keys import KeyRing, StationCertificate, StationKey
 from ..link import LinkBoard
-from ..merkle import MerkleTree, leaf_hash, verify_inclusion
+from ..merkle import TreeCache, leaf_hash, verify_inclusion
 from ..notes import (
     SignedCheckpoint,
     check_extends,
@@ -72,7 +72,7 @@ class StationCore:
         for data in store.statements("revocation"):
             self.keyring.add_revocation(data)
         self.witness = key.cosigner()
-        self._trees: dict[str, MerkleTree] = {}
+        self.tree = TreeCache(store.nodes)
         self._verified: dict[str, SignedCheckpoint | None] = {}
         self._deferred: list[tuple[str, str, int, str | None, int | None, bytes | None]] | None
         self._deferred = None
@@ -95,12 +95,6 @@ class StationCore:
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
-
-    def tree(self, channel: str) -> MerkleTree:
-        tree = self._trees.get(channel)
-        if tree is None:
-            tree = self._trees[channel] = MerkleTree(self.store.nodes(channel))
-        return tree
 
     def size(self, channel: str) -> int:
         return self.tree(channel).size
@@ -129,6 +123,16 @@ class StationCore:
             index=index,
             evidence=evidence,
         )
+
+    def clear_alarm(self, alarm_id: int, who: str) -> None:
+        """An operator handled an alarm: it stays in the record with who and when."""
+        with self.store.transaction():
+            self.store.x(
+                "UPDATE alarm SET cleared_ms=?, cleared_by=? WHERE id=? AND cleared_ms IS NULL",
+                self.now_ms(),
+                who,
+                alarm_id,
+            )
 
     # --- keys -------------------------------------------------------------------
 
@@ -381,12 +385,12 @@ class StationCore:
                 self._send_receipts(channel, result)
             self._verified[channel] = cosigned
         except ForkDetected as exc:
-            self._trees.pop(channel, None)
+            self.tree.drop(channel)
             self._verified.pop(channel, None)
             self.alarm("fork", str(exc), level=3, channel=channel, evidence=note)
             return Ingested()
         except BaseException:
-            self._trees.pop(channel, None)
+            self.tree.drop(channel)
             self._verified.pop(channel, None)
             raise
         finally:

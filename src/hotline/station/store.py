@@ -8,13 +8,12 @@ keeps evidence of every verification failure.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..sqlitedb import NODE_SCHEMA, SqliteNodes, connect
+from ..sqlitedb import NODE_SCHEMA, SqliteNodes, connect, transaction
 
 SCHEMA = (
     NODE_SCHEMA
@@ -86,15 +85,8 @@ class StationStore:
         self.conn.executescript(SCHEMA)
         self.conn.row_factory = sqlite3.Row
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[None]:
+        return transaction(self.conn)
 
     def q(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         return self.conn.execute(sql, args).fetchall()

@@ -263,16 +263,7 @@ class Console:
     async def clear(self, request: Request, session: Session) -> Response:
         alarm_id = request.path_params["alarm_id"]
 
-        def work() -> None:
-            with self.core.store.transaction():
-                self.core.store.x(
-                    "UPDATE alarm SET cleared_ms=?, cleared_by=? WHERE id=? AND cleared_ms IS NULL",
-                    self.core.now_ms(),
-                    session.operator,
-                    alarm_id,
-                )
-
-        await self.service.run_db(work)
+        await self.service.run_db(self.core.clear_alarm, alarm_id, session.operator)
         await self.service.notify()
         return RedirectResponse("/links", status_code=303)
 
