@@ -163,6 +163,22 @@ class Cluster:
             lambda: want <= set(httpx.get(health).json()["stations_online"]), what="all online"
         )
 
+    def settle(self, quiet: float = 3.0, timeout: float = 30.0) -> None:
+        """Wait until every outbox is empty and the relay's logs stop growing
+        (receipts, startup link tests), so that a snapshot taken now stays valid."""
+        health = f"http://127.0.0.1:{self.net.relay_port}/health"
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            sizes = httpx.get(health).json()["channels"]
+            queued = sum(self.status(i)["outbox"]["queued"] for i in self.stations)
+            if sizes != last or queued:
+                last, since = sizes, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.1)
+        raise AssertionError("the relay's logs did not settle")
+
     def api(self, ident: str) -> httpx.Client:
         if ident not in self.clients:
             cfg = station_config(self.net.stations[ident])

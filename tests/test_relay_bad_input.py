@@ -29,6 +29,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(tmp_path_factory.mktemp("bad"), relay_args=("--rate", "200")).start()
     c.send("us/us-1", "us-ru", "a real message")
     wait_for(lambda: len(c.inbox("ru/ru-1")) == 1, what="baseline delivered")
+    c.settle()
     yield c
     c.close()
 

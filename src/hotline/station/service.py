@@ -279,15 +279,16 @@ class StationService:
                     self._my_pings[msg["nonce"]] = time.monotonic()
                     await ws.send(frames.encode("link", link=msg))
                 if now - self._last_logged_test.get(channel, 0.0) >= 3600:
-                    # One link test an hour goes into the log, as a record of the line's upkeep.
-                    self._last_logged_test[channel] = now
-                    await self.run_db(self._log_link_test, channel)
+                    # One link test an hour goes into the log, as a record of the line's upkeep;
+                    # if it cannot be sealed yet (a party not introduced), try again in 2 s.
+                    logged = await self.run_db(self._log_link_test, channel)
+                    self._last_logged_test[channel] = now if logged else now - 3598
                     self.kick()
             if len(self._my_pings) > 1000:
                 self._my_pings.clear()
             await asyncio.sleep(0.2)
 
-    def _log_link_test(self, channel: str) -> None:
+    def _log_link_test(self, channel: str) -> bool:
         try:
             self.core.send(
                 channel,
@@ -297,6 +298,8 @@ class StationService:
             )
         except HotlineError as exc:
             log.info("hourly link test not logged yet: %s", exc)
+            return False
+        return True
 
     async def _on_link(self, ws: ClientConnection, msg: Any) -> None:
         if not isinstance(msg, dict):
