@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,3 +66,40 @@ def make_world(now: int | None = None) -> World:
 @pytest.fixture(scope="session")
 def world() -> World:
     return make_world()
+
+
+def _database(kind: str) -> Iterator[str | None]:
+    """None for SQLite; for PostgreSQL a URL whose search_path is a fresh schema."""
+    if kind == "sqlite":
+        yield None
+        return
+    dsn = os.environ.get("HOTLINE_TEST_POSTGRES")
+    if not dsn:
+        pytest.skip(
+            "PostgreSQL tests need HOTLINE_TEST_POSTGRES=postgresql://... "
+            "(.ci/run sets it and starts the server)"
+        )
+    import psycopg
+
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        pytest.skip(f"PostgreSQL at {dsn} is not reachable: {exc}")
+    schema = "hotline_test_" + secrets.token_hex(6)
+    conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield dsn + ("&" if "?" in dsn else "?") + f"options=-csearch_path%3D{schema}"
+    finally:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def relay_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Run a test once on each relay store."""
+    yield from _database(request.param)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def relay_database_module(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    yield from _database(request.param)

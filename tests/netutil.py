@@ -108,6 +108,7 @@ class Cluster:
         stations: dict[str, list[str]] | None = None,
         channels: dict[str, dict[str, Any]] | None = None,
         relay_args: tuple[str, ...] = (),
+        database: str | None = None,
     ) -> None:
         ports = free_ports(8)
         idents = [
@@ -124,6 +125,9 @@ class Cluster:
             api_ports=dict(zip(idents, ports[1:], strict=False)),
             kdf=FAST_KDF,
         )
+        if database:
+            relay_args = (*relay_args, "--database", database)
+        self.database = database
         self.relay = Proc(
             ["relay", "serve", "--dir", str(self.net.relay_dir), *relay_args], root / "relay.log"
         )
@@ -216,7 +220,12 @@ class Cluster:
     def alarms(self, ident: str) -> list[dict[str, Any]]:
         return list(self.api(ident).get("/api/alarms").json())
 
-    def relay_db(self) -> sqlite3.Connection:
+    def relay_db(self) -> Any:
+        """The relay's store, SQLite or PostgreSQL, as a DB-API connection for reading."""
+        if self.database:
+            import psycopg
+
+            return _QmarkConnection(psycopg.connect(self.database, autocommit=True))
         return sqlite3.connect(self.net.relay_dir / "relay.db")
 
     def station_db(self, ident: str) -> sqlite3.Connection:
@@ -254,3 +263,19 @@ def _hello(c: Cluster, ws: ClientConnection, ident: str) -> ClientConnection:
     welcome = json.loads(ws.recv())
     assert welcome["op"] == "welcome", welcome
     return ws
+
+
+class _QmarkConnection:
+    """Lets tests read PostgreSQL with the same ``?`` queries they use on SQLite."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self.conn.execute(sql.replace("?", "%s"), params)
+
+    def __enter__(self) -> _QmarkConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()

@@ -25,8 +25,12 @@ pytestmark = pytest.mark.network
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("bad"), relay_args=("--rate", "200")).start()
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, relay_database_module: str | None
+) -> Iterator[Cluster]:
+    c = Cluster(
+        tmp_path_factory.mktemp("bad"), relay_args=("--rate", "200"), database=relay_database_module
+    ).start()
     c.send("us/us-1", "us-ru", "a real message")
     wait_for(lambda: len(c.inbox("ru/ru-1")) == 1, what="baseline delivered")
     c.settle()

@@ -300,6 +300,12 @@ def relay_init_cmd(directory: Path, name: str, port: int, passphrase_env: str) -
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--allow-plain", is_flag=True, help="Serve without TLS off loopback (warned).")
 @click.option("--rate", default=2000.0, show_default=True, help="Frames/s per station.")
+@click.option(
+    "--database",
+    envvar="HOTLINE_RELAY_DATABASE",
+    help="postgresql://... to keep the logs in PostgreSQL (default: SQLite in --dir; "
+    "also relay.toml's database, or $HOTLINE_RELAY_DATABASE).",
+)
 @pass_env_option
 @handled
 def relay_serve(
@@ -310,6 +316,7 @@ def relay_serve(
     tls_key: Path | None,
     allow_plain: bool,
     rate: float,
+    database: str | None,
     passphrase_env: str,
 ) -> None:
     """Serve the relay until Ctrl-C."""
@@ -319,7 +326,11 @@ def relay_serve(
     _logging()
     cfg = read_toml(directory / "relay.toml")
     relay_obj = build_relay(
-        directory, passphrase_for_load(passphrase_env), rate=rate, burst=2 * rate
+        directory,
+        passphrase_for_load(passphrase_env),
+        rate=rate,
+        burst=2 * rate,
+        database=database or cfg.get("database"),
     )
     port = port or int(cfg.get("port", 8700))
     click.echo(

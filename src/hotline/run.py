@@ -19,6 +19,7 @@ from .home import load_relay_key, load_roster, load_station, station_config
 from .relay.app import Relay
 from .relay.core import RelayCore
 from .relay.sqlite import SqliteRelayStore
+from .relay.storage import RelayStore
 from .station.api import StationAPI, error_response
 from .station.console.app import Console
 from .station.core import StationCore
@@ -45,12 +46,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_relay(directory: Path, passphrase: str | None, **limits: float) -> Relay:
+def open_store(directory: Path, database: str | None) -> RelayStore:
+    """SQLite in the relay's directory by default; ``postgresql://...`` for PostgreSQL."""
+    if database and database.startswith(("postgresql://", "postgres://")):
+        from .relay.postgres import PostgresRelayStore
+
+        return PostgresRelayStore(database)
+    if database:
+        raise Malformed(
+            "the database must be a postgresql:// URL (or absent for SQLite)", field="database"
+        )
+    return SqliteRelayStore(directory / "relay.db")
+
+
+def build_relay(
+    directory: Path,
+    passphrase: str | None,
+    rate: float = 2000.0,
+    burst: float = 4000.0,
+    database: str | None = None,
+) -> Relay:
     roster = load_roster(directory / "roster.note")
-    core = RelayCore(
-        SqliteRelayStore(directory / "relay.db"), roster, load_relay_key(directory, passphrase)
-    )
-    return Relay(core, **limits)  # type: ignore[arg-type]
+    core = RelayCore(open_store(directory, database), roster, load_relay_key(directory, passphrase))
+    return Relay(core, rate=rate, burst=burst)
 
 
 async def serve_relay(
