@@ -91,9 +91,10 @@ def floor(tmp: Path, samples: int = 300) -> dict[str, float]:
 # --- send-to-delivered latency ---
 
 
-def latency(root: Path, n: int) -> dict[str, float]:
+def latency(root: Path, n: int, database: str | None = None) -> dict[str, float]:
     c = Cluster(
         root,
+        database=database,
         stations={"us": ["us-1"], "ru": ["ru-1"]},
         channels={"us-ru": {"members": ["us", "ru"]}},
         relay_args=("--rate", "100000"),
@@ -161,10 +162,13 @@ async def _sender(
         return accepted
 
 
-def throughput(root: Path, senders: int, per_sender: int) -> dict[str, float]:
+def throughput(
+    root: Path, senders: int, per_sender: int, database: str | None = None
+) -> dict[str, float]:
     names = [f"us-{i}" for i in range(1, senders + 1)]
     c = Cluster(
         root,
+        database=database,
         stations={"us": names, "ru": ["ru-1"]},
         channels={"us-ru": {"members": ["us", "ru"]}},
         relay_args=("--rate", "1000000"),
@@ -230,6 +234,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--per-sender", type=int, default=500)
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also measure the relay on PostgreSQL (a fresh schema in URL)",
+    )
     args = parser.parse_args()
     print(
         f"# relay benchmark, {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
@@ -254,6 +263,30 @@ def main() -> None:
             f"{tp['per_second']:,.0f} durable accepted messages/s "
             f"({tp['seconds']:.1f} s); relay peak RSS {tp['relay_peak_rss_mib']:.0f} MiB"
         )
+        if args.postgres:
+            import psycopg
+
+            schema = "hotline_bench_" + str(os.getpid())
+            with psycopg.connect(args.postgres, autocommit=True) as conn:
+                conn.execute(f"CREATE SCHEMA {schema}")
+                try:
+                    dsn = (
+                        args.postgres
+                        + ("&" if "?" in args.postgres else "?")
+                        + f"options=-csearch_path%3D{schema}"
+                    )
+                    lat = latency(Path(tmp) / "pg-lat", args.messages, dsn)
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+                    conn.execute(f"CREATE SCHEMA {schema}")
+                    tp = throughput(Path(tmp) / "pg-tp", args.senders, args.per_sender, dsn)
+                finally:
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            print(
+                f"\nPostgreSQL relay store: send-to-delivered p50 {lat['p50']:.1f} ms, "
+                f"p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms; "
+                f"{tp['per_second']:,.0f} durable accepted messages/s with {args.senders} "
+                f"senders; relay peak RSS {tp['relay_peak_rss_mib']:.0f} MiB"
+            )
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ class LyingRelay(Relay):
         self.alt_seen: dict[str, set[bytes]] = {}
         self.alt_sent: dict[str, int] = {}
         self.victim: set[bytes] = set()
+        self.us_messages = 0
         self._posted: dict[str, bytes] = {}
         self._requested: dict[str, int] = {}
         self.outgoing = self.lie
@@ -126,9 +127,11 @@ class LyingRelay(Relay):
             return -1
         if digest not in seen:
             env = env_mod.parse(raw)
-            if not self.victim and env.sender == "us/us-1" and env.seq >= 2:
-                self.victim.add(digest)  # the message the target will never see
-                return -1
+            if env.sender == "us/us-1" and env.kind == env_mod.Kind.MESSAGE:
+                self.us_messages += 1
+                if self.us_messages == 2:
+                    self.victim.add(digest)  # us's second message: the target never sees it
+                    return -1
             seen.add(digest)
             log.append((raw, relay_ms))
         return next(i for i, (r, _) in enumerate(log) if env_mod.envelope_hash(r) == digest)

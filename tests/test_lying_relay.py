@@ -124,12 +124,18 @@ def test_an_envelope_signed_by_a_revoked_key_is_caught(tmp_path: Path) -> None:
         with login(c, "us/us-1") as ws:  # the thief connected while the key was still good
             while time.time() < revoke_at + 1:
                 time.sleep(0.1)
+            c.stations["us/us-1"].stop()  # the thief continues us-1's chain where it stopped
+            with c.station_db("us/us-1") as db:
+                row = db.execute(
+                    "SELECT seq, hash FROM outbox WHERE channel='us-ru' ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+            seq, prev = (row[0], bytes(row[1])) if row else (0, ZERO_HASH)
             raw = seal(
                 b'{"type":"text","lang":"en","text":"stolen"}',
                 sender=stolen,
                 channel="us-ru",
-                seq=1,
-                prev=ZERO_HASH,
+                seq=seq + 1,
+                prev=prev,
                 recipients=[cert, ru_cert],
                 created_ms=int(time.time() * 1000),
             )
