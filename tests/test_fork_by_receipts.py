@@ -1,0 +1,83 @@
+"""A relay that orders one station's log differently is caught by the next receipt's
+carried checkpoint, even when every sender's chain stays intact (no network needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hotline.notes import b64
+from hotline.relay.core import Acceptance, RelayCore
+from hotline.relay.sqlite import SqliteRelayStore
+from hotline.station.core import StationCore
+from hotline.station.store import StationStore
+
+from .conftest import World
+
+
+def _core(world: World, tmp: Path, name: str) -> RelayCore:
+    core = RelayCore(SqliteRelayStore(tmp / f"{name}.db"), world.roster, world.relay)
+    for cert in world.certs.values():
+        core.register_certificate(cert.encode())
+    return core
+
+
+def _station(world: World, tmp: Path, party: str) -> StationCore:
+    st = StationCore(
+        StationStore(tmp / f"{party}.db"), world.stations[party], world.certs[party], world.roster
+    )
+    st.add_statements([c.encode() for c in world.certs.values()], [])
+    return st
+
+
+def _post(relay: RelayCore, station: StationCore, raw: bytes) -> Acceptance:
+    result = relay.accept([(station.ident, raw)])[0]
+    assert isinstance(result, Acceptance), result
+    return result
+
+
+def _deliver(relay: RelayCore, station: StationCore, channel: str) -> None:
+    """Give ``station`` everything of ``relay``'s log it does not have yet."""
+    start = station.size(channel)
+    entries = relay.entries(channel, start, relay.size(channel))
+    frame: dict[str, Any] = {
+        "channel": channel,
+        "start": start,
+        "checkpoint": relay.checkpoint(channel).decode(),
+        "entries": [
+            {"index": e.index, "envelope": b64(e.envelope), "relay_ms": e.relay_ms} for e in entries
+        ],
+        "consistency": [
+            b64(p) for p in relay.tree(channel).consistency_proof(start, relay.size(channel))
+        ]
+        if 0 < start < relay.size(channel)
+        else [],
+    }
+    station.on_entries(json.loads(json.dumps(frame)))
+
+
+def test_two_orders_of_the_same_envelopes_are_caught_by_the_next_receipt(
+    world: World, tmp_path: Path
+) -> None:
+    honest, forked = _core(world, tmp_path, "a"), _core(world, tmp_path, "b")
+    us, ru = _station(world, tmp_path, "us"), _station(world, tmp_path, "ru")
+    # Two messages, one from each side, sealed before anyone saw the other.
+    m_us = us.send("us-ru", {"type": "text", "lang": "en", "text": "from us"})
+    m_ru = ru.send("us-ru", {"type": "text", "lang": "ru", "text": "от ru"})
+    # The relay logs them in one order for us and in the other order for ru.
+    _post(honest, us, m_us.envelope)
+    _post(honest, ru, m_ru.envelope)
+    _post(forked, ru, m_ru.envelope)
+    _post(forked, us, m_us.envelope)
+    _deliver(honest, us, "us-ru")
+    _deliver(forked, ru, "us-ru")
+    # Each view on its own is valid: signatures, chains, roots all check out.
+    assert us.store.q("SELECT * FROM alarm") == [] and ru.store.q("SELECT * FROM alarm") == []
+    # ru's delivered receipt carries ru's checkpoint; the relay logs it for us too.
+    receipt = ru.store.outbox("queued")[0]
+    _post(forked, ru, receipt.envelope)
+    _post(honest, ru, receipt.envelope)
+    _deliver(honest, us, "us-ru")
+    alarms = [dict(r) for r in us.store.q("SELECT kind, message, evidence FROM alarm")]
+    assert any(a["kind"] == "fork" and a["evidence"] for a in alarms), alarms
