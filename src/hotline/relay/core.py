@@ -149,13 +149,16 @@ class RelayCore:
             self._senders.clear()
             raise
         results: list[Acceptance | HotlineError] = []
+        notes: dict[str, bytes] = {}  # one checkpoint per channel answers the whole batch
         for item in outcome:
             if isinstance(item, HotlineError):
                 results.append(item)
                 continue
             entry, duplicate = item
             size = self.size(entry.channel)
-            note = self.store.checkpoint(entry.channel, size) or self._sign_now(entry.channel, size)
+            if entry.channel not in notes:
+                notes[entry.channel] = self.checkpoint(entry.channel, size)
+            note = notes[entry.channel]
             proof = self.tree(entry.channel).inclusion_proof(entry.index, size)
             results.append(Acceptance(entry, note, size, proof, duplicate))
         return results

@@ -106,7 +106,8 @@ class PostgresRelayStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        with self.conn.transaction():
+        # Pipeline mode: a batch's inserts go out without waiting for each reply.
+        with self.conn.pipeline(), self.conn.transaction():
             yield
 
     def nodes(self, channel: str) -> PostgresNodes:

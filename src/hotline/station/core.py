@@ -528,6 +528,8 @@ class StationCore:
             body_mod.encode(content).decode(),
             self.now_ms(),
         )
+        if env.kind == Kind.MESSAGE:
+            self._await_acks(channel, index, env, relay_ms)
         if env.kind == Kind.MESSAGE and env.party != self.key.party:
             if env.precedence == Precedence.FLASH:
                 self.alarm(
@@ -602,6 +604,12 @@ class StationCore:
             relay_ms,
         )
         if status == "acknowledged":
+            self.store.x(
+                "DELETE FROM pending_ack WHERE channel=? AND idx=? AND party=?",
+                channel,
+                of_index,
+                env.party,
+            )
             # An acknowledgment ends the FLASH and overdue alarms for that message, here
             # at the sender's and at every station of the acknowledging party.
             who = f"{content.get('operator')} ({env.sender})"
@@ -690,68 +698,50 @@ class StationCore:
     def _deadline_s(self, channel: str, precedence: int) -> int:
         return self.roster.channel(channel).deadlines[Precedence(precedence).name]
 
-    def pending_acks(self) -> list[deadlines.Pending]:
-        """Messages still waiting for a party's acknowledgment, on either side."""
+    def _await_acks(self, channel: str, index: int, env: env_mod.Envelope, relay_ms: int) -> None:
+        """A message entered the log: note whose acknowledgment it waits for, and when.
+
+        Messages of our party wait for every other member; others' wait for us."""
         me = self.key.party
-        out = []
-        levels = {
-            (r["channel"], r["idx"], r["party"]): r["level"]
-            for r in self.store.q("SELECT channel, idx, party, level FROM escalation")
-        }
-        sent = self.store.q(
-            "SELECT channel, idx, precedence, relay_ms FROM outbox WHERE kind=? AND "
-            "state='accepted' AND idx IS NOT NULL",
-            int(Kind.MESSAGE),
+        parties = (
+            [p for p in self.roster.channel(channel).members if p != me]
+            if env.party == me
+            else [me]
         )
-        for r in sent:
-            acked = {
-                a["party"]
-                for a in self.store.q(
-                    "SELECT party FROM receipt WHERE channel=? AND of_index=? AND "
-                    "status='acknowledged'",
-                    r["channel"],
-                    r["idx"],
-                )
-            }
-            for party in self.roster.channel(r["channel"]).members:
-                if party != me and party not in acked:
-                    out.append(
-                        deadlines.Pending(
-                            r["channel"],
-                            r["idx"],
-                            party,
-                            Precedence(r["precedence"]).name,
-                            r["relay_ms"],
-                            self._deadline_s(r["channel"], r["precedence"]),
-                            levels.get((r["channel"], r["idx"], party), 0),
-                        )
-                    )
-        received = self.store.q(
-            "SELECT m.channel, m.idx, m.precedence, m.relay_ms FROM message m WHERE m.kind=? "
-            "AND m.party!=? AND NOT EXISTS (SELECT 1 FROM receipt r WHERE r.channel=m.channel "
-            "AND r.of_index=m.idx AND r.status='acknowledged' AND r.party=?)",
-            int(Kind.MESSAGE),
-            me,
-            me,
-        )
-        for r in received:
-            out.append(
-                deadlines.Pending(
-                    r["channel"],
-                    r["idx"],
-                    me,
-                    Precedence(r["precedence"]).name,
-                    r["relay_ms"],
-                    self._deadline_s(r["channel"], r["precedence"]),
-                    levels.get((r["channel"], r["idx"], me), 0),
-                )
+        deadline = self._deadline_s(channel, int(env.precedence))
+        for party in parties:
+            self.store.x(
+                "INSERT INTO pending_ack (channel, idx, party, precedence, logged_ms, "
+                "deadline_s, level, next_ms) VALUES (?, ?, ?, ?, ?, ?, 0, ?) "
+                "ON CONFLICT (channel, idx, party) DO NOTHING",
+                channel,
+                index,
+                party,
+                int(env.precedence),
+                relay_ms,
+                deadline,
+                deadlines.due_ms(relay_ms, deadline),
             )
-        return out
+
+    def pending_acks(self, now_ms: int) -> list[deadlines.Pending]:
+        """Messages waiting for an acknowledgment whose next escalation is due."""
+        return [
+            deadlines.Pending(
+                r["channel"],
+                r["idx"],
+                r["party"],
+                Precedence(r["precedence"]).name,
+                r["logged_ms"],
+                r["deadline_s"],
+                r["level"],
+            )
+            for r in self.store.q("SELECT * FROM pending_ack WHERE next_ms <= ?", now_ms)
+        ]
 
     def check_deadlines(self) -> int:
         """Raise each newly reached escalation: alarm, and a notice in the log."""
         now = self.now_ms()
-        due = deadlines.escalations(now, self.pending_acks())
+        due = deadlines.escalations(now, self.pending_acks(now))
         if not due:
             return 0
         with self.store.transaction():
@@ -767,6 +757,29 @@ class StationCore:
                     level=3 if e.level > 1 or p.precedence == "FLASH" else 2,
                     channel=p.channel,
                     index=p.index,
+                )
+                following = deadlines.next_change_ms(
+                    now,
+                    [
+                        deadlines.Pending(
+                            p.channel,
+                            p.index,
+                            p.party,
+                            p.precedence,
+                            p.logged_ms,
+                            p.deadline_s,
+                            e.level,
+                        )
+                    ],
+                )
+                self.store.x(
+                    "UPDATE pending_ack SET level=?, next_ms=? WHERE channel=? AND idx=? AND "
+                    "party=?",
+                    e.level,
+                    following if following is not None else 2**62,
+                    p.channel,
+                    p.index,
+                    p.party,
                 )
                 self.store.x(
                     "INSERT INTO escalation (channel, idx, party, level, at_ms) VALUES "

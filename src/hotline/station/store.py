@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS statement (
 CREATE TABLE IF NOT EXISTS escalation (
   channel TEXT NOT NULL, idx INTEGER NOT NULL, party TEXT NOT NULL, level INTEGER NOT NULL,
   at_ms INTEGER NOT NULL, PRIMARY KEY (channel, idx, party)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_ack (
+  channel TEXT NOT NULL, idx INTEGER NOT NULL, party TEXT NOT NULL, precedence INTEGER NOT NULL,
+  logged_ms INTEGER NOT NULL, deadline_s INTEGER NOT NULL, level INTEGER NOT NULL,
+  next_ms INTEGER NOT NULL, PRIMARY KEY (channel, idx, party)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pending_next ON pending_ack (next_ms);
 CREATE TABLE IF NOT EXISTS operator (
   name TEXT PRIMARY KEY, password TEXT NOT NULL, language TEXT NOT NULL,
   created_ms INTEGER NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);
