@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 NODE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS channel (name TEXT PRIMARY KEY, size INTEGER NOT NULL);
@@ -36,9 +37,13 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-class SqliteNodes:
-    """A channel's Merkle nodes in SQLite (a merkle.NodeStore).
+Execute = Callable[[str, Sequence[Any]], Any]
 
+
+class SqlNodes:
+    """A channel's Merkle nodes in an SQL table (a merkle.NodeStore).
+
+    Works over any DB-API ``execute``/``executemany`` taking ``?`` placeholders.
     Nodes never change once written, so reads are cached; the size is cached
     too. An instance belongs to one writer: whoever rolls back a transaction
     that extended it must drop it (the cores rebuild their trees then).
@@ -46,17 +51,16 @@ class SqliteNodes:
 
     CACHE_LIMIT = 200_000
 
-    def __init__(self, conn: sqlite3.Connection, channel: str) -> None:
-        self.conn = conn
+    def __init__(self, execute: Execute, executemany: Execute, channel: str) -> None:
+        self._execute = execute
+        self._executemany = executemany
         self.channel = channel
         self._size: int | None = None
         self._cache: dict[tuple[int, int], bytes] = {}
 
     def size(self) -> int:
         if self._size is None:
-            row = self.conn.execute(
-                "SELECT size FROM channel WHERE name=?", (self.channel,)
-            ).fetchone()
+            row = self._execute("SELECT size FROM channel WHERE name=?", (self.channel,)).fetchone()
             self._size = int(row[0]) if row else 0
         return self._size
 
@@ -64,7 +68,7 @@ class SqliteNodes:
         digest = self._cache.get((level, index))
         if digest is not None:
             return digest
-        row = self.conn.execute(
+        row = self._execute(
             "SELECT hash FROM node WHERE channel=? AND level=? AND idx=?",
             (self.channel, level, index),
         ).fetchone()
@@ -80,11 +84,11 @@ class SqliteNodes:
         self._cache[(level, index)] = digest
 
     def extend(self, new_size: int, nodes: Sequence[tuple[int, int, bytes]]) -> None:
-        self.conn.executemany(
+        self._executemany(
             "INSERT INTO node (channel, level, idx, hash) VALUES (?, ?, ?, ?)",
             [(self.channel, lvl, idx, h) for lvl, idx, h in nodes],
         )
-        self.conn.execute(
+        self._execute(
             "INSERT INTO channel (name, size) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET size=excluded.size",
             (self.channel, new_size),

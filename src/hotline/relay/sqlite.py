@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from ..sqlitedb import NODE_SCHEMA, SqliteNodes, connect, transaction
-from .storage import StoredEntry
+from ..sqlitedb import NODE_SCHEMA, connect, transaction
+from .sql import SqlRelayStore
 
 SCHEMA = (
     NODE_SCHEMA
@@ -30,84 +30,19 @@ CREATE TABLE IF NOT EXISTS statement (
 )
 
 
-def _entry(channel: str, row: tuple[Any, ...]) -> StoredEntry:
-    idx, env, digest, sender, seq, relay_ms = row
-    return StoredEntry(channel, idx, bytes(env), bytes(digest), sender, seq, relay_ms)
-
-
-class SqliteRelayStore:
+class SqliteRelayStore(SqlRelayStore):
     def __init__(self, path: Path | str) -> None:
         self.conn = connect(path)
         self.conn.executescript(SCHEMA)
 
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, args)
+
+    def executemany(self, sql: str, rows: Sequence[Any]) -> Any:
+        return self.conn.executemany(sql, rows)
+
     def transaction(self) -> AbstractContextManager[None]:
         return transaction(self.conn)
-
-    def nodes(self, channel: str) -> SqliteNodes:
-        return SqliteNodes(self.conn, channel)
-
-    def sender_state(self, channel: str, sender: str) -> tuple[int, bytes]:
-        row = self.conn.execute(
-            "SELECT seq, hash FROM sender WHERE channel=? AND sender=?", (channel, sender)
-        ).fetchone()
-        return (int(row[0]), bytes(row[1])) if row else (0, bytes(32))
-
-    def find_hash(self, channel: str, digest: bytes) -> StoredEntry | None:
-        row = self.conn.execute(
-            "SELECT idx, envelope, hash, sender, seq, relay_ms FROM entry "
-            "WHERE channel=? AND hash=?",
-            (channel, digest),
-        ).fetchone()
-        return _entry(channel, row) if row else None
-
-    def add_entry(self, e: StoredEntry) -> None:
-        self.conn.execute(
-            "INSERT INTO entry (channel, idx, envelope, hash, sender, seq, relay_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (e.channel, e.index, e.envelope, e.hash, e.sender, e.seq, e.relay_ms),
-        )
-        self.conn.execute(
-            "INSERT INTO sender (channel, sender, seq, hash) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (channel, sender) DO UPDATE SET seq=excluded.seq, hash=excluded.hash",
-            (e.channel, e.sender, e.seq, e.hash),
-        )
-
-    def entries(self, channel: str, start: int, stop: int) -> list[StoredEntry]:
-        rows = self.conn.execute(
-            "SELECT idx, envelope, hash, sender, seq, relay_ms FROM entry "
-            "WHERE channel=? AND idx>=? AND idx<? ORDER BY idx",
-            (channel, start, stop),
-        ).fetchall()
-        return [_entry(channel, r) for r in rows]
-
-    def add_checkpoint(self, channel: str, size: int, note: bytes) -> None:
-        self.conn.execute(
-            "INSERT INTO checkpoint (channel, size, note) VALUES (?, ?, ?) "
-            "ON CONFLICT (channel, size) DO UPDATE SET note=excluded.note",
-            (channel, size, note),
-        )
-
-    def checkpoint(self, channel: str, size: int | None = None) -> bytes | None:
-        if size is None:
-            row = self.conn.execute(
-                "SELECT note FROM checkpoint WHERE channel=? ORDER BY size DESC LIMIT 1", (channel,)
-            ).fetchone()
-        else:
-            row = self.conn.execute(
-                "SELECT note FROM checkpoint WHERE channel=? AND size=?", (channel, size)
-            ).fetchone()
-        return bytes(row[0]) if row else None
-
-    def put_statement(self, kind: str, key: bytes, data: bytes) -> None:
-        self.conn.execute(
-            "INSERT INTO statement (kind, key, data) VALUES (?, ?, ?) "
-            "ON CONFLICT (kind, key) DO NOTHING",
-            (kind, key, data),
-        )
-
-    def statements(self, kind: str) -> Iterator[bytes]:
-        for (data,) in self.conn.execute("SELECT data FROM statement WHERE kind=?", (kind,)):
-            yield bytes(data)
 
     def close(self) -> None:
         self.conn.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..sqlitedb import NODE_SCHEMA, SqliteNodes, connect, transaction
+from ..sqlitedb import NODE_SCHEMA, SqlNodes, connect, transaction
 
 SCHEMA = (
     NODE_SCHEMA
@@ -104,8 +104,8 @@ class StationStore:
         cur = self.conn.execute(sql, args)
         return cur.lastrowid or 0
 
-    def nodes(self, channel: str) -> SqliteNodes:
-        return SqliteNodes(self.conn, channel)
+    def nodes(self, channel: str) -> SqlNodes:
+        return SqlNodes(self.conn.execute, self.conn.executemany, channel)
 
     # --- outbox ----------------------------------------------------------------
 
