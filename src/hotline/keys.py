@@ -278,7 +278,8 @@ def key_from_material(material: dict[str, Any]) -> PartyKey | StationKey:
 DEFAULT_KDF = {"iterations": 3, "lanes": 4, "memory_kib": 64 * 1024}
 
 
-def _kdf(passphrase: str, salt: bytes, params: dict[str, int]) -> bytes:
+def argon2id(passphrase: str, salt: bytes, params: dict[str, int]) -> bytes:
+    """A 32-byte key from a passphrase (Argon2id: iterations, lanes, memory_kib)."""
     return Argon2id(
         salt=salt,
         length=32,
@@ -296,7 +297,7 @@ def seal_key_file(
         raise Malformed("a key file needs a non-empty passphrase", field="passphrase")
     params = dict(DEFAULT_KDF if kdf is None else kdf)
     salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
-    key = _kdf(passphrase, salt, params)
+    key = argon2id(passphrase, salt, params)
     ciphertext = ChaCha20Poly1305(key).encrypt(
         nonce, canonical_json(material).encode(), KEYFILE_FORMAT.encode()
     )
@@ -323,7 +324,7 @@ def open_key_file(data: bytes, passphrase: str) -> dict[str, Any]:
         raise Malformed("not a hotline key file", field="format") from exc
     if params["memory_kib"] > 4 * 1024 * 1024 or params["iterations"] > 64:
         raise Malformed("key file asks for unreasonable KDF parameters", field="kdf")
-    key = _kdf(passphrase, salt, params)
+    key = argon2id(passphrase, salt, params)
     try:
         plain = ChaCha20Poly1305(key).decrypt(nonce, ciphertext, KEYFILE_FORMAT.encode())
     except InvalidTag as exc:

@@ -10,7 +10,6 @@ import hmac
 import json
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -79,9 +78,6 @@ class StationAPI:
             Route("/api/wait", self.wait),
             Route("/api/export/{channel}", self.export),
         ]
-
-    def app(self) -> Starlette:
-        return Starlette(routes=self.routes(), exception_handlers={HotlineError: error_response})
 
     # --- handlers ----------------------------------------------------------------------
 

@@ -13,10 +13,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-
 from ..errors import Malformed, NotAuthorized
 from ..i18n import LANGUAGES
+from ..keys import argon2id
 from .store import StationStore
 
 SESSION_SECONDS = 8 * 3600
@@ -31,20 +30,10 @@ class Session:
     expires_ms: int
 
 
-def _hash(password: str, salt: bytes, params: dict[str, int]) -> bytes:
-    return Argon2id(
-        salt=salt,
-        length=32,
-        iterations=params["iterations"],
-        lanes=params["lanes"],
-        memory_cost=params["memory_kib"],
-    ).derive(password.encode())
-
-
 def encode_password(password: str, params: dict[str, int] | None = None) -> str:
     p = params or PARAMS
     salt = secrets.token_bytes(16)
-    digest = _hash(password, salt, p)
+    digest = argon2id(password, salt, p)
     return (
         f"argon2id${p['iterations']}${p['lanes']}${p['memory_kib']}$"
         f"{base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
@@ -56,7 +45,7 @@ def check_password(password: str, encoded: str) -> bool:
         name, it, lanes, mem, salt, digest = encoded.split("$")
         params = {"iterations": int(it), "lanes": int(lanes), "memory_kib": int(mem)}
         expected = base64.b64decode(digest)
-        actual = _hash(password, base64.b64decode(salt), params)
+        actual = argon2id(password, base64.b64decode(salt), params)
     except (ValueError, TypeError):
         return False
     return name == "argon2id" and hmac.compare_digest(actual, expected)
