@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -204,8 +205,10 @@ def print_where(net: Network) -> None:
         "  consoles: sign in as 'duty officer' with the passphrase in "
         f"{net.root / 'demo-passphrase'}"
     )
-    say(f"  try: hotline status --dir {net.stations['us/us-1']}")
-    say(f"       hotline inbox --dir {net.stations['ru/ru-1']}")
+    here = Path(sys.executable).parent / "hotline"
+    cmd = str(here) if here.exists() and shutil.which("hotline") != str(here) else "hotline"
+    say(f"  try: {cmd} status --dir {net.stations['us/us-1']}")
+    say(f"       {cmd} inbox --dir {net.stations['ru/ru-1']}")
     if os.environ.get("HOTLINE_PASSPHRASE") is None:
         say(f"  (demo keys' passphrase is in {net.root / 'demo-passphrase'})")
 
