@@ -227,3 +227,14 @@ def test_recipient_outage_catches_up_on_restart(cluster: Cluster) -> None:
         ),
         what="ru verified up to the relay's size",
     )
+
+
+def test_a_large_backlog_arrives_in_frames_under_the_limit(cluster: Cluster) -> None:
+    cluster.stations["ru/ru-1"].stop()
+    for i in range(60):
+        cluster.send("us/us-1", "us-ru", f"{i} " + "x" * 20_000)  # ~1.2 MB waiting for ru
+    wait_for(lambda: len(_accepted(cluster, "us/us-1", "us-ru")) == 60, what="accepted")
+    cluster.clients.pop("ru/ru-1").close()
+    cluster.start_station("ru/ru-1")
+    wait_for(lambda: len(cluster.inbox("ru/ru-1", "us-ru")) == 60, timeout=60, what="caught up")
+    assert cluster.alarms("ru/ru-1") == []

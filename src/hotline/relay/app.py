@@ -11,7 +11,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -197,7 +197,8 @@ class Relay:
         pushes = []
         for channel, entries in new.items():
             entries.sort(key=lambda e: e.index)
-            pushes.append((channel, self._entries_frame(channel, entries, entries[0].index, None)))
+            for chunk in fitting(entries):
+                pushes.append((channel, self._entries_frame(channel, chunk, chunk[0].index, None)))
         return results, pushes
 
     def _entries_frame(
@@ -417,7 +418,10 @@ class Relay:
             )
         stop = min(size, start + SYNC_CHUNK)
         entries = self.core.entries(channel, start, stop)
-        return self._entries_frame(channel, entries, start, request_id, more=stop < size)
+        if entries:
+            entries = next(fitting(entries))
+        end = entries[-1].index + 1 if entries else start
+        return self._entries_frame(channel, entries, start, request_id, more=end < size)
 
     # --- HTTP ----------------------------------------------------------------------
 
@@ -534,6 +538,24 @@ class Relay:
             if cert.verify(message, signature):
                 return cert
         raise NotAuthorized(f"request signature of {station} does not verify")
+
+
+FRAME_BUDGET = frames.MAX_FRAME * 3 // 4  # room for the checkpoint and proof
+
+
+def fitting(entries: list[StoredEntry]) -> Iterator[list[StoredEntry]]:
+    """Consecutive runs of entries whose frame stays under the stations' frame limit."""
+    chunk: list[StoredEntry] = []
+    used = 0
+    for e in entries:
+        cost = len(e.envelope) * 4 // 3 + 80  # base64 and the JSON around it
+        if chunk and used + cost > FRAME_BUDGET:
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(e)
+        used += cost
+    if chunk:
+        yield chunk
 
 
 def http_auth_message(method: str, path: str, query: str, stamp: int) -> bytes:
