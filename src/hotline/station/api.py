@@ -162,8 +162,9 @@ class StationAPI:
     def inbox_view(
         self, channel: str | None, limit: int, lang: str | None = None
     ) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM message WHERE kind=?"
-        args: list[Any] = [int(Kind.MESSAGE)]
+        # Received: from other parties and from this party's other stations.
+        sql = "SELECT * FROM message WHERE kind=? AND sender!=?"
+        args: list[Any] = [int(Kind.MESSAGE), self.core.ident]
         if channel:
             sql += " AND channel=?"
             args.append(channel)
