@@ -6,6 +6,7 @@ names the same lies in a transcript: see test_transcript.py.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import time
@@ -102,29 +103,21 @@ def test_a_replayed_envelope_is_caught_by_every_station(tmp_path: Path) -> None:
 
 
 def test_an_envelope_signed_by_a_revoked_key_is_caught(tmp_path: Path) -> None:
-    c = liar(tmp_path, "revoked")
-    us = load_party(c.net.root / "parties" / "us", PASSPHRASE)
-    roster = load_roster(c.net.relay_dir / "roster.note")
-    stolen, cert = load_station(c.net.stations["us/us-1"], PASSPHRASE, roster)
-    revoke_at = int(time.time()) + 3
-    revocation = us.revoke(cert, revoke_at, "key compromised")
-    with sqlite3.connect(c.net.relay_dir / "relay.db") as db:
-        db.executescript(
-            "CREATE TABLE IF NOT EXISTS statement (kind TEXT NOT NULL, key BLOB "
-            "NOT NULL, data BLOB NOT NULL, PRIMARY KEY (kind, key));"
-        )
-        db.execute(
-            "INSERT INTO statement VALUES ('revocation', ?, ?)", (cert.signing, revocation.encode())
-        )
-    c.start()
+    c = liar(tmp_path, "revoked").start()
     try:
+        us = load_party(c.net.root / "parties" / "us", PASSPHRASE)
+        roster = load_roster(c.net.relay_dir / "roster.note")
+        stolen, cert = load_station(c.net.stations["us/us-1"], PASSPHRASE, roster)
         ru_cert = KeyRing(roster.roots()).add_certificate(
             (c.net.stations["ru/ru-1"] / "station.cert").read_bytes()
         )
         with login(c, "us/us-1") as ws:  # the thief connected while the key was still good
-            while time.time() < revoke_at + 1:
-                time.sleep(0.1)
-            c.stations["us/us-1"].stop()  # the thief continues us-1's chain where it stopped
+            c.stations["us/us-1"].stop()  # and continues us-1's chain where it stopped
+            revocation = us.revoke(cert, int(time.time()), "key compromised")
+            ws.send(frames.encode("revocation", id="r", data=revocation.encode().decode()))
+            while json.loads(ws.recv(timeout=10)).get("id") != "r":
+                pass
+            time.sleep(1.1)  # the relay's clock is now past the revocation
             with c.station_db("us/us-1") as db:
                 row = db.execute(
                     "SELECT seq, hash FROM outbox WHERE channel='us-ru' ORDER BY seq DESC LIMIT 1"

@@ -392,6 +392,10 @@ class Relay:
                 self.core.register_revocation, frames.field_str(frame, "data").encode()
             )
             conn.send(frames.encode("ok", id=request_id))
+            # Every station online learns of it at once, before anything signed after it.
+            statements = await self.run_db(self._certificates_frame, None)
+            for other in {c for conns in self.subscribers.values() for c in conns}:
+                other.send(statements)
         elif op == "link":
             # Link tests are forwarded, never logged; stations verify their signatures.
             msg = frame.get("link")
