@@ -40,6 +40,18 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+def hotline(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the `hotline` command as an operator would, with no input."""
+    return subprocess.run(
+        [sys.executable, "-m", "hotline", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     last: Exception | None = None

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .netutil import Cluster, wait_for
+from .netutil import Cluster, hotline, wait_for
 
 pytestmark = pytest.mark.network
 
@@ -46,17 +43,6 @@ killed_civilian = 0
 injured_civilian = 4
 source = "ДСНС України"
 """
-
-
-def hotline(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hotline", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture(scope="module")

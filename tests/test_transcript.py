@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, sign_checkpoint
 from hotline.transcript import verify
 
-from .netutil import PASSPHRASE, Cluster, wait_for
+from .netutil import PASSPHRASE, Cluster, hotline, wait_for
 
 pytestmark = pytest.mark.network
 
@@ -70,21 +69,13 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Any:
         c.close()
 
 
-def hotline_verify(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hotline", "verify", str(path), "--json"],
-        capture_output=True,
-        text=True,
-    )
-
-
 def codes(doc: dict[str, Any]) -> set[str]:
     return {f.code for f in verify(doc).failures}
 
 
 def test_a_clean_export_verifies_offline_with_a_full_report(recorded: Any) -> None:
     _, path, doc = recorded
-    out = hotline_verify(path)
+    out = hotline("verify", str(path), "--json")
     assert out.returncode == 0, out.stdout
     report = json.loads(out.stdout)
     assert report["ok"] and report["entries"] == len(doc["entries"])

@@ -488,20 +488,26 @@ def operator_add(directory: Path, name: str, language: str | None, password_env:
 # --- using a running station ------------------------------------------------------------------
 
 
-def _api(directory: Path, method: str, path: str, **kwargs: Any) -> Any:
+def _request(
+    directory: Path, method: str, path: str, timeout: float = 30, **kwargs: Any
+) -> httpx.Response:
+    """A call to the station's local API; its errors raised as hotline errors."""
     cfg = station_config(directory)
     try:
-        with httpx.Client(base_url=cfg.api_url, timeout=30) as client:
+        with httpx.Client(base_url=cfg.api_url, timeout=timeout) as client:
             headers = {"Authorization": f"Bearer {cfg.token()}", **kwargs.pop("headers", {})}
             resp = client.request(method, path, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
         raise Unavailable(
             f"station at {cfg.api_url} is not answering ({exc}); is it running?"
         ) from exc
-    data = resp.json()
     if resp.status_code >= 400:
-        raise from_dict(data.get("error", {"message": resp.text}))
-    return data
+        raise from_dict(resp.json().get("error", {"message": resp.text}))
+    return resp
+
+
+def _api(directory: Path, method: str, path: str, **kwargs: Any) -> Any:
+    return _request(directory, method, path, **kwargs).json()
 
 
 def _ts(ms: int | None) -> str:
@@ -816,18 +822,13 @@ def alarms(directory: Path, as_json: bool) -> None:
 @handled
 def export(directory: Path, channel: str, out: Path, with_bodies: bool) -> None:
     """Write CHANNEL's transcript: everything `hotline verify` needs, offline."""
-    cfg = station_config(directory)
-    try:
-        with httpx.Client(base_url=cfg.api_url, timeout=300) as client:
-            resp = client.get(
-                f"/api/export/{channel}",
-                params={"bodies": "1"} if with_bodies else {},
-                headers={"Authorization": f"Bearer {cfg.token()}"},
-            )
-    except httpx.HTTPError as exc:
-        raise Unavailable(f"station at {cfg.api_url} is not answering ({exc})") from exc
-    if resp.status_code >= 400:
-        raise from_dict(resp.json().get("error", {}))
+    resp = _request(
+        directory,
+        "GET",
+        f"/api/export/{channel}",
+        timeout=300,
+        params={"bodies": "1"} if with_bodies else {},
+    )
     out.write_bytes(resp.content)
     doc = json.loads(resp.content)
     click.echo(

@@ -316,11 +316,14 @@ class Relay:
             )
         )
         # Introduce the newcomer's certificate to every station online.
-        introduce = await self.run_db(self._certificates_frame, None)
-        for other in {c for conns in self.subscribers.values() for c in conns}:
-            if other is not conn:
-                other.send(introduce)
+        self._broadcast(await self.run_db(self._certificates_frame, None), skip=conn)
         return conn
+
+    def _broadcast(self, frame: str, skip: Connection | None = None) -> None:
+        """Send a frame to every station online (each connection once)."""
+        for other in {c for conns in self.subscribers.values() for c in conns}:
+            if other is not skip:
+                other.send(frame)
 
     def _certificates_frame(self, request_id: Any) -> str:
         st = self.core.statements()
@@ -393,9 +396,7 @@ class Relay:
             )
             conn.send(frames.encode("ok", id=request_id))
             # Every station online learns of it at once, before anything signed after it.
-            statements = await self.run_db(self._certificates_frame, None)
-            for other in {c for conns in self.subscribers.values() for c in conns}:
-                other.send(statements)
+            self._broadcast(await self.run_db(self._certificates_frame, None))
         elif op == "link":
             # Link tests are forwarded, never logged; stations verify their signatures.
             msg = frame.get("link")

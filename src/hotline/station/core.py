@@ -572,12 +572,8 @@ class StationCore:
                 evidence=env.raw,
             )
             return
-        if (
-            of_index >= index
-            or self.tree(channel).leaf_hash_at(of_index)
-            != leaf_hash(self._entry_bytes(channel, of_index))
-            or env_mod.envelope_hash(self._entry_bytes(channel, of_index)) != of_hash
-        ):
+        referenced = self._entry_bytes(channel, of_index) if of_index < index else b""
+        if not referenced or env_mod.envelope_hash(referenced) != of_hash:
             self.alarm(
                 "fork",
                 f"{channel}: receipt {index} by {env.sender} is for a message "
