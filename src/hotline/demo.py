@@ -14,31 +14,35 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .envelope import Kind, Precedence
 from .errors import HotlineError, Malformed, Unavailable
 from .home import read_toml, write_private
 from .provision import Network, provision
 from .run import build_relay, build_station, serve_relay, serve_station
 from .station.api import StationAPI
+from .station.client import StationClient
 from .station.operators import add_operator
 from .station.service import StationService
 from .station.store import StationStore
 
 log = logging.getLogger("hotline.demo")
+T = TypeVar("T")
 
 
 def say(text: str) -> None:
     print(text, flush=True)
 
 
-async def _until(check: Any, timeout: float, what: str) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.05)
-    del what
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise Unavailable(f"demo: timed out waiting for {what}") from None
 
 
 async def run_demo(
@@ -69,7 +73,7 @@ async def run_demo(
                 serve_station(service, api, "127.0.0.1", net.api_ports[ident], inner_stop)
             )
         try:
-            await scenario(net, {k: v[0] for k, v in stations.items()})
+            await scenario(net)
             print_where(net)
             if not scenario_only:
                 say("\nrunning; press Ctrl-C to stop")
@@ -80,39 +84,58 @@ async def run_demo(
     say("stopped cleanly")
 
 
-async def scenario(net: Network, st: dict[str, StationService]) -> None:
-    us, ru, ua = st["us/us-1"], st["ru/ru-1"], st["ua/ua-1"]
+async def scenario(net: Network) -> None:
+    """Traffic through each station's local API, as an operator's tools would send it."""
+    clients = {ident: StationClient.for_dir(sdir) for ident, sdir in net.stations.items()}
+    try:
+        await _scenario(clients["us/us-1"], clients["ru/ru-1"], clients["ua/ua-1"], clients)
+    finally:
+        for client in clients.values():
+            client.close()
 
-    async def ready() -> bool:
-        for service in st.values():
-            if not service.link.connected:
-                return False
-            for ch in service.core.channels:
-                try:
-                    await service.run_db(service.core.recipients, ch)
-                except Unavailable:
+
+async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A blocking API call, off the event loop that serves the API."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def _scenario(
+    us: StationClient, ru: StationClient, ua: StationClient, every: dict[str, StationClient]
+) -> None:
+    async def connected() -> bool:
+        for client in every.values():
+            try:
+                if not (await _call(client.status))["relay"]["connected"]:
                     return False
+            except Unavailable:  # its API is not listening yet
+                return False
         return True
 
-    await _until(ready, 30, "stations connected")
-    say("relay and stations up; every station verified every other's certificate\n")
+    await _until(connected, 30, "stations connected")
+    say("relay and stations up; a station sends to another once it verified its certificate\n")
 
-    async def send(
-        service: StationService, channel: str, body: dict[str, Any], precedence: Precedence
-    ) -> int:
-        item = await service.run_db(
-            lambda: service.core.send(channel, body, kind=Kind.MESSAGE, precedence=precedence)
-        )
-        service.kick()
+    async def send(client: StationClient, channel: str, body: dict[str, Any], prec: str) -> int:
+        """Queue (once every recipient's station is known), then wait for the log index."""
+        queued: dict[str, Any] = {}
 
-        async def accepted() -> bool:
-            row = await service.run_db(service.core.store.outbox_item, channel, item.seq)
-            return row is not None and row.index is not None
+        async def accepted_by_station() -> bool:
+            try:
+                queued.update(await _call(client.send, channel, body=body, precedence=prec))
+            except Unavailable:  # recipients not introduced yet
+                return False
+            return True
 
-        await _until(accepted, 20, "accepted")
-        row = await service.run_db(service.core.store.outbox_item, channel, item.seq)
-        assert row is not None and row.index is not None
-        return row.index
+        await _until(accepted_by_station, 30, "recipients known")
+        index: list[int] = []
+
+        async def logged() -> bool:
+            sent = await _call(client.sent_message, channel, queued["seq"])
+            if sent["index"] is not None:
+                index.append(sent["index"])
+            return bool(index)
+
+        await _until(logged, 20, "accepted")
+        return index[0]
 
     notice = {
         "type": "form",
@@ -127,7 +150,7 @@ async def scenario(net: Network, st: dict[str, StationService]) -> None:
             "ack_requested": True,
         },
     }
-    i1 = await send(us, "us-ru-ua", notice, Precedence.PRIORITY)
+    i1 = await send(us, "us-ru-ua", notice, "PRIORITY")
     say(f"us -> us-ru-ua  PRIORITY   deconfliction notice (repair work), log index {i1}")
     report = {
         "type": "form",
@@ -145,7 +168,7 @@ async def scenario(net: Network, st: dict[str, StationService]) -> None:
             "casualties": {"killed_civilian": 0, "injured_civilian": 4, "source": "ua"},
         },
     }
-    i2 = await send(ua, "us-ru-ua", report, Precedence.IMMEDIATE)
+    i2 = await send(ua, "us-ru-ua", report, "IMMEDIATE")
     say(
         f"ua -> us-ru-ua  IMMEDIATE  incident report (183 drones, 2 ballistic missiles), "
         f"log index {i2}"
@@ -155,45 +178,42 @@ async def scenario(net: Network, st: dict[str, StationService]) -> None:
         "lang": "en",
         "text": "Unannounced air activity near the line of contact. Confirm intent.",
     }
-    i3 = await send(us, "us-ru", flash, Precedence.FLASH)
+    i3 = await send(us, "us-ru", flash, "FLASH")
     say(f"us -> us-ru     FLASH      free text, log index {i3}")
 
     async def arrived() -> bool:
-        row = await ru.run_db(
-            ru.core.store.one, "SELECT 1 FROM message WHERE channel='us-ru' AND idx=?", i3
-        )
-        return row is not None
+        try:
+            await _call(ru.message, "us-ru", i3)
+        except Malformed:  # not there yet
+            return False
+        return True
 
     await _until(arrived, 20, "FLASH at ru")
-    await ru.run_db(
-        ru.core.acknowledge,
-        "us-ru",
-        i3,
-        "duty officer Petrov",
-        "Received. Checking; reply within the hour.",
+    await _call(
+        ru.ack, "us-ru", i3, "duty officer Petrov", "Received. Checking; reply within the hour."
     )
-    ru.kick()
     say("ru acknowledges the FLASH as 'duty officer Petrov'")
 
+    async def ru_state() -> dict[str, Any]:
+        state: dict[str, Any] = (await _call(us.message, "us-ru", i3))["state"]["ru"]
+        return state
+
     async def acked() -> bool:
-        state = await us.run_db(us.core.message_state, "us-ru", i3)
-        return bool(state.get("ru", {}).get("acknowledged"))
+        return bool((await ru_state()).get("acknowledged"))
 
     await _until(acked, 20, "ack at us")
-    state = await us.run_db(us.core.message_state, "us-ru", i3)
-    ru_state = state["ru"]
+    state = await ru_state()
     say(
-        f"us sees: delivered to {ru_state['delivered']['station']}, acknowledged by "
-        f"{ru_state['acknowledged']['operator']}: {ru_state['acknowledged']['reply']!r}"
+        f"us sees: delivered to {state['delivered']['station']}, acknowledged by "
+        f"{state['acknowledged']['operator']}: {state['acknowledged']['reply']!r}"
     )
 
     async def delivered_everywhere() -> bool:
-        state = await us.run_db(us.core.message_state, "us-ru-ua", i1)
+        state = (await _call(us.message, "us-ru-ua", i1))["state"]
         return all(v.get("delivered") for v in state.values())
 
     await _until(delivered_everywhere, 20, "notice delivered")
     say("us sees the deconfliction notice delivered to ru and ua (signed receipts in the log)")
-    del ua
 
 
 def print_where(net: Network) -> None:
