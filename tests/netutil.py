@@ -20,9 +20,11 @@ import httpx
 from websockets.sync.client import ClientConnection, connect
 
 from hotline import frames
-from hotline.home import load_roster, load_station, station_config
+from hotline.errors import Unavailable
+from hotline.home import load_roster, load_station
 from hotline.notes import b64
 from hotline.provision import Network, provision
+from hotline.station.client import StationClient
 
 FAST_KDF = {"iterations": 1, "lanes": 1, "memory_kib": 8 * 1024}
 PASSPHRASE = "test passphrase"
@@ -60,7 +62,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condi
             value = check()
             if value:
                 return value
-        except (httpx.HTTPError, OSError, KeyError, sqlite3.Error) as exc:
+        except (httpx.HTTPError, OSError, KeyError, sqlite3.Error, Unavailable) as exc:
             last = exc
         time.sleep(0.05)
     raise AssertionError(
@@ -149,7 +151,7 @@ class Cluster:
             )
             for ident, d in self.net.stations.items()
         }
-        self.clients: dict[str, httpx.Client] = {}
+        self.clients: dict[str, StationClient] = {}
 
     def start(self) -> Cluster:
         self.start_relay()
@@ -167,7 +169,7 @@ class Cluster:
 
     def start_station(self, ident: str) -> None:
         self.stations[ident].start()
-        wait_for(lambda: self.api(ident).get("/api/status").is_success, what=f"{ident} API up")
+        wait_for(lambda: self.status(ident), what=f"{ident} API up")
 
     def wait_ready(self, idents: list[str] | None = None) -> None:
         """Every station connected and knowing a station of every party it talks to."""
@@ -195,42 +197,40 @@ class Cluster:
             time.sleep(0.1)
         raise AssertionError("the relay's logs did not settle")
 
-    def api(self, ident: str) -> httpx.Client:
+    def client(self, ident: str) -> StationClient:
+        """The station's local API, as the CLI calls it."""
         if ident not in self.clients:
-            cfg = station_config(self.net.stations[ident])
-            self.clients[ident] = httpx.Client(
-                base_url=cfg.api_url, timeout=30, headers={"Authorization": f"Bearer {cfg.token()}"}
-            )
+            self.clients[ident] = StationClient.for_dir(self.net.stations[ident])
         return self.clients[ident]
 
+    def api(self, ident: str) -> httpx.Client:
+        """Raw HTTP to the station's API (with its token), for tests of the API itself."""
+        return self.client(ident).http
+
     def status(self, ident: str) -> dict[str, Any]:
-        return dict(self.api(ident).get("/api/status").json())
+        return self.client(ident).status()
 
     def send(
         self, ident: str, channel: str, text: str, precedence: str = "ROUTINE"
     ) -> dict[str, Any]:
+        """Queue a message once the station knows its recipients; the station's answer."""
+
         def attempt() -> dict[str, Any] | None:
-            r = self.api(ident).post(
-                "/api/send", json={"channel": channel, "text": text, "precedence": precedence}
-            )
-            if r.status_code == 503:  # recipients not introduced yet
+            try:
+                return self.client(ident).send(channel, text=text, precedence=precedence)
+            except Unavailable:  # recipients not introduced yet
                 return None
-            assert r.status_code == 202, r.text
-            return dict(r.json())
 
         return dict(wait_for(attempt, what="send accepted by station"))
 
     def inbox(self, ident: str, channel: str | None = None) -> list[dict[str, Any]]:
-        params = {"channel": channel, "limit": 5000} if channel else {"limit": 5000}
-        return list(self.api(ident).get("/api/inbox", params=params).json())
+        return self.client(ident).inbox(channel, limit=5000)
 
     def sent(self, ident: str, channel: str | None = None) -> list[dict[str, Any]]:
-        return list(
-            self.api(ident).get("/api/sent", params={"channel": channel} if channel else {}).json()
-        )
+        return self.client(ident).sent(channel)
 
     def alarms(self, ident: str) -> list[dict[str, Any]]:
-        return list(self.api(ident).get("/api/alarms").json())
+        return self.client(ident).alarms()
 
     def relay_db(self) -> Any:
         """The relay's store, SQLite or PostgreSQL, as a DB-API connection for reading."""
