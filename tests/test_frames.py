@@ -4,7 +4,8 @@ HotlineError (never another exception), and every frame survives the wire unchan
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 from hypothesis import given, settings
@@ -350,3 +351,11 @@ def test_the_request_id_of_a_bad_frame_is_still_echoed() -> None:
     data = frames.parse_object('{"op": "post", "id": "p1", "envelope": 5}')
     assert frames.request_id_of(data) == "p1"
     assert frames.request_id_of({"op": "post", "id": {"x": 1}}) is None
+
+
+def test_the_protocol_document_names_every_frame() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md").read_text()
+    section = doc.split("## 6.")[1].split("\n## ")[0]
+    for union in (frames.StationFrame, frames.RelayFrame):
+        for cls in get_args(union):
+            assert f"| `{cls.op}` |" in section and f"`{cls.__name__}`" in section, cls
