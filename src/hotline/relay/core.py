@@ -1,4 +1,5 @@
-"""The relay's rules, without any network: authenticate, accept, log, prove.
+"""The relay's rules, without any network: authenticate stations (on the WebSocket and
+for signed HTTP reads), accept, log, prove, answer syncs, and decide who hears what.
 
 ``RelayCore`` is synchronous and owns one store; the ASGI shell (app.py) calls it
 from a single database thread, so its methods never run concurrently.
