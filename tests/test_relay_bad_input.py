@@ -237,7 +237,7 @@ def _reply_certs(ws: ClientConnection, c: Cluster) -> list[StationCertificate]:
 
 
 def _signed_get(c: Cluster, ident: str, path: str, params: dict[str, str]) -> httpx.Response:
-    from hotline.relay.app import http_auth_message
+    from hotline.relay.core import http_auth_message
 
     key = _station(c, ident)
     stamp = int(time.time())

@@ -37,7 +37,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import BadSignature, ChainGap, Malformed, NotARecipient, Replay, TooLarge
+from .errors import (
+    BadSignature,
+    ChainGap,
+    DecryptionFailed,
+    Malformed,
+    NotARecipient,
+    Replay,
+    TooLarge,
+)
 from .keys import KeyRing, StationCertificate, StationKey
 from .wire import Reader, Writer
 
@@ -285,7 +293,7 @@ def decrypt_with_key(env: Envelope, body_key: bytes) -> bytes:
     try:
         return ChaCha20Poly1305(body_key).decrypt(_NONCE, env.ciphertext, env.header_part)
     except (InvalidTag, ValueError) as exc:
-        raise BadSignature(
+        raise DecryptionFailed(
             "the body key does not decrypt this envelope", channel=env.channel
         ) from exc
 

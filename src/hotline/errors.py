@@ -9,11 +9,13 @@ family without parsing messages::
     │   └── TooLarge             over a size limit (checked before parsing)
     ├── VerificationFailed       well-formed, but a cryptographic check failed
     │   ├── BadSignature         a signature does not verify with the expected key
+    │   ├── DecryptionFailed     a body or key does not decrypt (wrong key, altered bytes)
     │   ├── BadProof             a Merkle inclusion/consistency proof does not verify
     │   ├── ChainGap             a sender's sequence skips a number or its hash chain breaks
     │   ├── Replay               a sender's sequence number or envelope was already seen
     │   └── ForkDetected         two signed checkpoints of one log are not consistent
     ├── NotAuthorized            the actor or key may not do this
+    │   ├── Unauthenticated      no credentials, or wrong ones (an API token, a password)
     │   ├── UnknownKey           no certificate or roster entry for this key
     │   ├── RevokedKey           the key was revoked before the time of use
     │   ├── KeyNotValid          used outside its certificate's validity period
@@ -23,7 +25,8 @@ family without parsing messages::
         └── RateLimited          too many requests from this station; slow down
 
 Each error has a stable ``code`` (used on the wire and in ``--json`` output) and
-may name where it happened: ``channel``, ``index`` and ``field``.
+may name where it happened: ``channel``, ``index`` and ``field``. At an HTTP
+edge, ``http_status`` gives the status of an error by its family.
 """
 
 from __future__ import annotations
@@ -88,6 +91,10 @@ class BadSignature(VerificationFailed):
     code = "bad_signature"
 
 
+class DecryptionFailed(VerificationFailed):
+    code = "decryption_failed"
+
+
 class BadProof(VerificationFailed):
     code = "bad_proof"
 
@@ -106,6 +113,10 @@ class ForkDetected(VerificationFailed):
 
 class NotAuthorized(HotlineError):
     code = "not_authorized"
+
+
+class Unauthenticated(NotAuthorized):
+    code = "unauthenticated"
 
 
 class UnknownKey(NotAuthorized):
@@ -158,3 +169,16 @@ def from_dict(data: dict[str, object]) -> HotlineError:
         index=index if isinstance(index, int) else None,
         field=str(data["field"]) if data.get("field") is not None else None,
     )
+
+
+def http_status(exc: HotlineError) -> int:
+    """The HTTP status that answers a request refused with ``exc`` (by its class)."""
+    if isinstance(exc, Unauthenticated):
+        return 401
+    if isinstance(exc, NotAuthorized):
+        return 403
+    if isinstance(exc, RateLimited):
+        return 429
+    if isinstance(exc, Unavailable):
+        return 503
+    return 400  # bad input, a failed verification: the request itself is at fault

@@ -1,4 +1,5 @@
-"""The relay's rules, without any network: authenticate, accept, log, prove.
+"""The relay's rules, without any network: authenticate stations (on the WebSocket and
+for signed HTTP reads), accept, log, prove, answer syncs, and decide who hears what.
 
 ``RelayCore`` is synchronous and owns one store; the ASGI shell (app.py) calls it
 from a single database thread, so its methods never run concurrently.
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from .. import envelope as env_mod
+from .. import frames
 from ..errors import HotlineError, Malformed, NotAuthorized, UnknownKey
 from ..keys import KeyRing, StationCertificate
 from ..merkle import TreeCache
@@ -22,12 +25,16 @@ from ..notes import (
     NoteSigner,
     parse_note,
     sign_checkpoint,
+    unb64,
     verify_note,
 )
 from ..roster import Roster
 from .storage import RelayStore, StoredEntry
 
 log = logging.getLogger("hotline.relay")
+
+SYNC_CHUNK = 1000  # entries read for one sync answer (then split to fit a frame)
+HTTP_AUTH_SKEW = 120  # seconds a signed HTTP request's time may be off the relay's clock
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,104 @@ class Acceptance:
     checkpoint_size: int
     proof: list[bytes]
     duplicate: bool
+
+    def frame(self, request_id: frames.RequestId) -> frames.Accepted:
+        e = self.entry
+        return frames.Accepted(
+            request_id,
+            e.channel,
+            e.index,
+            e.hash,
+            e.seq,
+            e.relay_ms,
+            self.duplicate,
+            self.checkpoint,
+            tuple(self.proof),
+        )
+
+
+def answer(request_id: frames.RequestId, result: Acceptance | HotlineError) -> frames.RelayFrame:
+    """The answer to one posted envelope."""
+    if isinstance(result, HotlineError):
+        return frames.ErrorReply.of(request_id, result)
+    return result.frame(request_id)
+
+
+class TokenBucket:
+    """Per-station rate limit: ``rate`` frames per second, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.stamp = burst, clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+C = TypeVar("C", bound=Hashable)
+
+
+class Subscriptions(Generic[C]):
+    """Which connections hear what: a channel's pushes and link tests go to the
+    stations online whose party is a member (each connection joins its party's channels)."""
+
+    def __init__(self) -> None:
+        self._by_channel: dict[str, set[C]] = {}
+
+    def join(self, conn: C, channels: Iterable[str]) -> None:
+        for channel in channels:
+            self._by_channel.setdefault(channel, set()).add(conn)
+
+    def leave(self, conn: C, channels: Iterable[str]) -> None:
+        for channel in channels:
+            self._by_channel.get(channel, set()).discard(conn)
+
+    def of(self, channel: str) -> list[C]:
+        """The connections that receive the channel's new entries."""
+        return list(self._by_channel.get(channel, ()))
+
+    def link_recipients(self, channel: str, sender: C) -> list[C]:
+        """A link test goes to the channel's other connections, never back to its sender."""
+        return [c for c in self.of(channel) if c is not sender]
+
+    def online(self) -> set[C]:
+        """Every connection, once (for what every station online must learn)."""
+        return {c for conns in self._by_channel.values() for c in conns}
+
+
+@dataclass(frozen=True)
+class HttpAuth:
+    """An ``Authorization: Hotline station=..,time=..,signature=..`` header, split."""
+
+    station: str
+    time: int
+    signature: str  # base64, decoded only once the time is checked
+
+    @classmethod
+    def parse(cls, header: str) -> HttpAuth:
+        if not header.startswith("Hotline "):
+            raise NotAuthorized(
+                "sign the request: Authorization: Hotline station=..,time=..,signature=.."
+            )
+        parts = dict(p.strip().split("=", 1) for p in header[8:].split(",") if "=" in p)
+        stamp = parts.get("time", "")
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 18):
+            raise NotAuthorized(_BAD_TIME)
+        return cls(parts.get("station", ""), int(stamp), parts.get("signature", ""))
+
+
+_BAD_TIME = "request time is missing or too far from the relay's clock"
+
+
+def http_auth_message(method: str, path: str, query: str, stamp: int) -> bytes:
+    """What a station signs to read over HTTP (docs/PROTOCOL.md §6)."""
+    return f"hotline-http/v1\n{method}\n{path}?{query}\n{stamp}".encode()
 
 
 class RelayCore:
@@ -104,6 +209,29 @@ class RelayCore:
 
     def channels_of(self, party: str) -> list[str]:
         return [c.name for c in self.roster.channels_of(party)]
+
+    def authenticate_request(
+        self, authorization: str, method: str, path: str, query: str
+    ) -> StationCertificate:
+        """The station that signed an HTTP request, with a time close to the relay's clock."""
+        auth = HttpAuth.parse(authorization)
+        now = self.clock()
+        if abs(auth.time - now) > HTTP_AUTH_SKEW:
+            raise NotAuthorized(_BAD_TIME)
+        message = http_auth_message(method, path, query, auth.time)
+        certs = self.keyring.station(auth.station, int(now))
+        signature = unb64(auth.signature, "signature")
+        for cert in certs:
+            if cert.verify(message, signature):
+                return cert
+        raise NotAuthorized(f"request signature of {auth.station} does not verify")
+
+    def link_channel(self, cert: StationCertificate, link: frames.LinkTest) -> str:
+        """The channel a link test is forwarded in: only a member's own tests are."""
+        if link.sender != cert.ident:
+            raise NotAuthorized("a link test must come from the connected station")
+        self.may_read(cert.party, link.channel)
+        return link.channel
 
     def may_read(self, party: str, channel: str) -> None:
         ch = self.roster.channels.get(channel)
@@ -236,3 +364,59 @@ class RelayCore:
         if merged is not ours:
             with self.store.transaction():
                 self.store.add_checkpoint(channel, size, merged.encode())
+
+    # --- frames ----------------------------------------------------------------
+
+    def entries_frame(
+        self,
+        channel: str,
+        entries: list[StoredEntry],
+        start: int,
+        request_id: frames.RequestId,
+        more: bool = False,
+    ) -> frames.Entries:
+        """Entries from ``start``, with the checkpoint after them and the proof to it."""
+        size = entries[-1].index + 1 if entries else start
+        note = self.checkpoint(channel, size)
+        proof = self.tree(channel).consistency_proof(start, size) if 0 < start < size else []
+        return frames.Entries(
+            request_id,
+            channel,
+            start,
+            tuple(frames.Entry(e.index, e.envelope, e.relay_ms) for e in entries),
+            note,
+            tuple(proof),
+            more,
+        )
+
+    def sync(self, channel: str, start: int, request_id: frames.RequestId) -> frames.Entries:
+        """The answer to a sync: entries from ``start``, as many as fit one frame."""
+        size = self.size(channel)
+        if start > size:
+            raise Malformed(
+                f"{channel} has only {size} entries; cannot sync from {start}",
+                channel=channel,
+                field="from",
+            )
+        entries = self.entries(channel, start, min(size, start + SYNC_CHUNK))
+        if entries:
+            entries = next(frames.fitting(entries))
+        end = entries[-1].index + 1 if entries else start
+        return self.entries_frame(channel, entries, start, request_id, more=end < size)
+
+    def pushes(self, results: list[Acceptance | HotlineError]) -> list[frames.Entries]:
+        """What the channels' stations online are sent after a batch: its new entries."""
+        new: dict[str, list[StoredEntry]] = {}
+        for r in results:
+            if isinstance(r, Acceptance) and not r.duplicate:
+                new.setdefault(r.entry.channel, []).append(r.entry)
+        out = []
+        for channel, entries in new.items():
+            entries.sort(key=lambda e: e.index)
+            for chunk in frames.fitting(entries):
+                out.append(self.entries_frame(channel, chunk, chunk[0].index, None))
+        return out
+
+    def certificates_frame(self, request_id: frames.RequestId) -> frames.Certificates:
+        st = self.statements()
+        return frames.Certificates(request_id, tuple(st["certificates"]), tuple(st["revocations"]))
