@@ -159,10 +159,7 @@ async def scenario(net: Network, st: dict[str, StationService]) -> None:
     say(f"us -> us-ru     FLASH      free text, log index {i3}")
 
     async def arrived() -> bool:
-        row = await ru.run_db(
-            ru.core.store.one, "SELECT 1 FROM message WHERE channel='us-ru' AND idx=?", i3
-        )
-        return row is not None
+        return await ru.run_db(ru.core.store.message, "us-ru", i3) is not None
 
     await _until(arrived, 20, "FLASH at ru")
     await ru.run_db(
