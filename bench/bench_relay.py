@@ -110,15 +110,12 @@ def latency(root: Path, n: int, database: str | None = None) -> dict[str, float]
             time.sleep(0.004)
 
         def delivered() -> int:
-            with c.station_db("ru/ru-1") as db:
-                return int(db.execute("SELECT COUNT(*) FROM message").fetchone()[0])
+            with c.station_store("ru/ru-1") as store:
+                return len(store.messages())
 
         wait_for(lambda: delivered() == n + 1, timeout=300, what="all delivered")
-        with c.station_db("ru/ru-1") as db:
-            lat = [
-                float(r - s)
-                for s, r in db.execute("SELECT created_ms, received_ms FROM message ORDER BY idx")
-            ][1:]
+        with c.station_store("ru/ru-1") as store:
+            lat = [float(m.received_ms - m.created_ms) for m in store.messages()][1:]
     finally:
         c.close()
     return {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "n": len(lat)}

@@ -25,6 +25,7 @@ from hotline.home import load_roster, load_station
 from hotline.notes import b64
 from hotline.provision import Network, provision
 from hotline.station.client import StationClient
+from hotline.station.store import StationStore
 
 FAST_KDF = {"iterations": 1, "lanes": 1, "memory_kib": 8 * 1024}
 PASSPHRASE = "test passphrase"
@@ -240,8 +241,14 @@ class Cluster:
             return _QmarkConnection(psycopg.connect(self.database, autocommit=True))
         return sqlite3.connect(self.net.relay_dir / "relay.db")
 
-    def station_db(self, ident: str) -> sqlite3.Connection:
-        return sqlite3.connect(self.net.stations[ident] / "station.db")
+    @contextmanager
+    def station_store(self, ident: str) -> Iterator[StationStore]:
+        """A station's store, opened beside the running station (SQLite WAL), for reading."""
+        store = StationStore(self.net.stations[ident] / "station.db")
+        try:
+            yield store
+        finally:
+            store.close()
 
     def close(self) -> None:
         for c in self.clients.values():

@@ -10,8 +10,9 @@ from typing import Any
 from hotline.notes import b64
 from hotline.relay.core import Acceptance, RelayCore
 from hotline.relay.sqlite import SqliteRelayStore
+from hotline.station.alarms import AlarmKind
 from hotline.station.core import StationCore
-from hotline.station.store import StationStore
+from hotline.station.store import OutboxState, StationStore
 
 from .conftest import World
 
@@ -73,11 +74,11 @@ def test_two_orders_of_the_same_envelopes_are_caught_by_the_next_receipt(
     _deliver(honest, us, "us-ru")
     _deliver(forked, ru, "us-ru")
     # Each view on its own is valid: signatures, chains, roots all check out.
-    assert us.store.q("SELECT * FROM alarm") == [] and ru.store.q("SELECT * FROM alarm") == []
+    assert us.store.alarms(cleared_too=True) == [] and ru.store.alarms(cleared_too=True) == []
     # ru's delivered receipt carries ru's checkpoint; the relay logs it for us too.
-    receipt = ru.store.outbox("queued")[0]
+    receipt = ru.store.outbox(OutboxState.QUEUED)[0]
     _post(forked, ru, receipt.envelope)
     _post(honest, ru, receipt.envelope)
     _deliver(honest, us, "us-ru")
-    alarms = [dict(r) for r in us.store.q("SELECT kind, message, evidence FROM alarm")]
-    assert any(a["kind"] == "fork" and a["evidence"] for a in alarms), alarms
+    alarms = us.store.alarms(cleared_too=True)
+    assert any(a.kind == AlarmKind.FORK and a.evidence for a in alarms), alarms

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hotline import frames
-from hotline.envelope import ZERO_HASH, seal
+from hotline.envelope import seal
 from hotline.home import load_party, load_roster, load_station
 from hotline.keys import KeyRing
 from hotline.notes import b64
@@ -80,8 +80,8 @@ def test_a_relay_that_tampers_with_what_a_station_receives_is_caught(
         assert all(a["level"] == 3 or a["kind"] == "bad-checkpoint" for a in alarms)
         assert any(a["has_evidence"] for a in alarms)
         # Nothing of the lie was taken in: ru's copy of the log matches the true one.
-        with c.station_db("ru/ru-1") as db, c.relay_db() as rdb:
-            mine = db.execute("SELECT idx, hash FROM entry WHERE channel='us-ru'").fetchall()
+        with c.station_store("ru/ru-1") as store, c.relay_db() as rdb:
+            mine = [(e.index, e.hash) for e in store.entries("us-ru")]
             truth = dict(rdb.execute("SELECT idx, hash FROM entry WHERE channel='us-ru'"))
         assert all(truth.get(i) == h for i, h in mine)
     finally:
@@ -118,11 +118,8 @@ def test_an_envelope_signed_by_a_revoked_key_is_caught(tmp_path: Path) -> None:
             while json.loads(ws.recv(timeout=10)).get("id") != "r":
                 pass
             time.sleep(1.1)  # the relay's clock is now past the revocation
-            with c.station_db("us/us-1") as db:
-                row = db.execute(
-                    "SELECT seq, hash FROM outbox WHERE channel='us-ru' ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-            seq, prev = (row[0], bytes(row[1])) if row else (0, ZERO_HASH)
+            with c.station_store("us/us-1") as store:
+                seq, prev = store.last_sent("us-ru")
             raw = seal(
                 b'{"type":"text","lang":"en","text":"stolen"}',
                 sender=stolen,

@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from hotline.envelope import Kind
 from hotline.home import load_roster
 from hotline.notes import check_extends, open_checkpoint, unb64
+from hotline.station.store import OutboxState
 
 from .netutil import Cluster, wait_for
 
@@ -43,8 +45,8 @@ def test_three_stations_see_exactly_their_channels(cluster: Cluster) -> None:
     # Inboxes are ordered by precedence first.
     assert [m["precedence"] for m in cluster.inbox("ru/ru-1")] == ["FLASH", "PRIORITY", "ROUTINE"]
     # ua holds nothing at all of us-ru: no entries, no cursor, no keys to it.
-    with cluster.station_db("ua/ua-1") as db:
-        assert db.execute("SELECT COUNT(*) FROM entry WHERE channel='us-ru'").fetchone()[0] == 0
+    with cluster.station_store("ua/ua-1") as store:
+        assert store.entries("us-ru") == []
     assert set(cluster.status("ua/ua-1")["channels"]) == {"us-ru-ua"}
 
     # Signed delivered receipts come back to the sender, per party.
@@ -104,35 +106,24 @@ def _burst(
 
 
 def _accepted(cluster: Cluster, ident: str, channel: str) -> dict[int, int]:
-    with cluster.station_db(ident) as db:
+    with cluster.station_store(ident) as store:
         return {
-            seq: idx
-            for seq, idx in db.execute(
-                "SELECT seq, idx FROM outbox WHERE channel=? AND state='accepted' AND kind=1",
-                (channel,),
-            )
+            item.seq: item.index
+            for item in store.outbox(OutboxState.ACCEPTED, channel)
+            if item.kind == Kind.MESSAGE and item.index is not None
         }
 
 
 def _sent_seqs(cluster: Cluster, ident: str, channel: str) -> list[int]:
     """Sequence numbers of the messages (not link tests or receipts) a station sent."""
-    with cluster.station_db(ident) as db:
-        return [
-            r[0]
-            for r in db.execute(
-                "SELECT seq FROM outbox WHERE channel=? AND kind=1 ORDER BY seq", (channel,)
-            )
-        ]
+    with cluster.station_store(ident) as store:
+        return [item.seq for item in store.outbox(None, channel) if item.kind == Kind.MESSAGE]
 
 
 def _received_seqs(cluster: Cluster, ident: str, channel: str, sender: str) -> list[int]:
-    with cluster.station_db(ident) as db:
+    with cluster.station_store(ident) as store:
         return [
-            r[0]
-            for r in db.execute(
-                "SELECT seq FROM message WHERE channel=? AND sender=? AND kind=1 ORDER BY idx",
-                (channel, sender),
-            )
+            m.seq for m in store.messages(channel) if m.sender == sender and m.kind == Kind.MESSAGE
         ]
 
 

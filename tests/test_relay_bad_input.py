@@ -196,10 +196,10 @@ def test_bad_frames_and_envelopes_get_specific_errors_and_change_nothing(cluster
 
 
 def test_resending_an_accepted_envelope_returns_the_original_acceptance(cluster: Cluster) -> None:
-    with cluster.station_db("us/us-1") as db:
-        raw, idx = db.execute(
-            "SELECT envelope, idx FROM outbox WHERE seq=1 AND channel='us-ru'"
-        ).fetchone()
+    with cluster.station_store("us/us-1") as store:
+        first = store.outbox_item("us-ru", 1)
+    assert first is not None
+    raw, idx = first.envelope, first.index
     before = _snapshot(cluster)
     with login(cluster, "us/us-1") as ws:
         for attempt in range(3):

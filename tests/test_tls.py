@@ -138,8 +138,8 @@ def test_several_stations_of_one_party_are_online_at_once(tmp_path: Path) -> Non
 
         # Each ru station verified and receipted independently.
         def receipts() -> set[str]:
-            with c.station_db("us/us-1") as db:
-                return {r[0] for r in db.execute("SELECT station FROM receipt")}
+            with c.station_store("us/us-1") as store:
+                return {r.station for r in store.receipts("us-ru")}
 
         wait_for(lambda: {"ru/ru-1", "ru/ru-2"} <= receipts(), what="receipts from both")
     finally:

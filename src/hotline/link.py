@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -72,12 +73,21 @@ def check(msg: dict[str, Any], keyring: KeyRing, now_s: int) -> str:
     raise BadSignature(f"link message from {sender} does not verify")
 
 
+class LinkState(StrEnum):
+    """A party's link as this station sees it (stored and shown by these values)."""
+
+    UNKNOWN = "unknown"
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
 @dataclass
 class PartyLink:
     last_contact_ms: int | None = None
     rtt_ms: float | None = None
     station: str | None = None
-    state: str = "unknown"
+    state: LinkState = LinkState.UNKNOWN
 
 
 @dataclass
@@ -108,17 +118,17 @@ class LinkBoard:
         interval = self.interval_s * 1000
         return max(0, (now_ms - since - interval // 2) // interval)
 
-    def state_of(self, party: str, now_ms: int) -> str:
+    def state_of(self, party: str, now_ms: int) -> LinkState:
         missed = self.missed(party, now_ms)
         if self.links[party].last_contact_ms is None and missed < self.down_after:
-            return "unknown"
+            return LinkState.UNKNOWN
         if missed >= self.down_after:
-            return "down"
+            return LinkState.DOWN
         if missed >= 1:
-            return "degraded"
-        return "up"
+            return LinkState.DEGRADED
+        return LinkState.UP
 
-    def update(self, now_ms: int) -> list[tuple[str, str, str]]:
+    def update(self, now_ms: int) -> list[tuple[str, LinkState, LinkState]]:
         """Recompute states; return (party, old, new) for each change."""
         changes = []
         for party, link in self.links.items():

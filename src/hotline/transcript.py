@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -41,72 +40,11 @@ from .roster import open_roster
 FORMAT = "hotline-transcript/v1"
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 def _unb64(text: Any, what: str) -> bytes:
     try:
         return base64.b64decode(str(text), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise Malformed(f"{what} is not base64", field=what) from exc
-
-
-# --- export -------------------------------------------------------------------------------------
-
-
-def export(core: Any, channel: str, with_bodies: bool = False) -> dict[str, Any]:
-    """Build a transcript from a station's store (``core`` is a StationCore)."""
-    store = core.store
-    if channel not in core.channels:
-        raise Malformed(f"{core.key.party} is not a member of {channel}", field="channel")
-    entries = store.q(
-        "SELECT idx, envelope, relay_ms FROM entry WHERE channel=? ORDER BY idx", channel
-    )
-    notes = [
-        bytes(r["note"])
-        for r in store.q("SELECT note FROM checkpoint WHERE channel=? ORDER BY size", channel)
-    ]
-    tree = core.tree(channel)
-    sizes = [open_checkpoint(n, core.roster.relay_key).size for n in notes]
-    consistency = [
-        {"from": a, "to": b, "proof": [_b64(p) for p in tree.consistency_proof(a, b)]}
-        for a, b in itertools.pairwise(sizes)
-        if 0 < a < b
-    ]
-    doc: dict[str, Any] = {
-        "format": FORMAT,
-        "channel": channel,
-        "exported_by": core.ident,
-        "exported_ms": core.now_ms(),
-        "roster": core.roster.encode().decode(),
-        "certificates": [c.encode().decode() for c in core.keyring.all_certificates()],
-        "revocations": [r.encode().decode() for r in core.keyring.revocations.values()],
-        "entries": [
-            {"index": r["idx"], "envelope": _b64(bytes(r["envelope"])), "relay_ms": r["relay_ms"]}
-            for r in entries
-        ],
-        "checkpoints": [n.decode() for n in notes],
-        "consistency": consistency,
-        "bodies": [],
-    }
-    if with_bodies:
-        for r in entries:
-            try:
-                env = env_mod.parse(bytes(r["envelope"]))
-                key = env_mod.unwrap_key(env, core.key)
-                plain = env_mod.decrypt_with_key(env, key)
-            except HotlineError:
-                continue
-            doc["bodies"].append(
-                {
-                    "index": r["idx"],
-                    "hash": env.hash.hex(),
-                    "body_key": _b64(key),
-                    "body": _b64(plain),
-                }
-            )
-    return doc
 
 
 def dumps(doc: dict[str, Any]) -> bytes:

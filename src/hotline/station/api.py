@@ -22,7 +22,9 @@ from ..forms.render import error_text as render_error
 from ..i18n import LANGUAGES, t
 from ..notes import b64
 from ..translate import translate
+from .export import export
 from .service import StationService
+from .store import Message, OutboxItem, OutboxState
 
 MAX_REQUEST = 128 * 1024
 
@@ -96,11 +98,7 @@ class StationAPI:
                 "verified_root": b64(verified.root) if verified else None,
                 "members": list(core.roster.channel(ch).members),
             }
-        counts = {
-            r["state"]: r["n"]
-            for r in store.q("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
-        }
-        alarms = store.one("SELECT COUNT(*) AS n FROM alarm WHERE cleared_ms IS NULL")
+        counts = store.outbox_counts()
         return {
             "station": core.ident,
             "party": core.key.party,
@@ -113,14 +111,10 @@ class StationAPI:
                 "rtt_ms": link.rtt_ms,
                 "last_error": link.last_error,
             },
-            "outbox": {
-                "queued": counts.get("queued", 0),
-                "accepted": counts.get("accepted", 0),
-                "refused": counts.get("refused", 0),
-            },
+            "outbox": {str(state): counts.get(state, 0) for state in OutboxState},
             "channels": channels,
             "links": {ch: board.view(core.now_ms()) for ch, board in core.boards.items()},
-            "open_alarms": alarms["n"] if alarms else 0,
+            "open_alarms": store.open_alarm_count(),
         }
 
     async def send(self, request: Request) -> Response:
@@ -163,35 +157,27 @@ class StationAPI:
         self, channel: str | None, limit: int, lang: str | None = None
     ) -> list[dict[str, Any]]:
         # Received: from other parties and from this party's other stations.
-        sql = "SELECT * FROM message WHERE kind=? AND sender!=?"
-        args: list[Any] = [int(Kind.MESSAGE), self.core.ident]
-        if channel:
-            sql += " AND channel=?"
-            args.append(channel)
-        sql += " ORDER BY precedence ASC, relay_ms DESC LIMIT ?"
-        args.append(limit)
-        out = []
-        for r in self.core.store.q(sql, *args):
-            out.append(self._message(r, lang))
-        return out
+        return [
+            self._message(m, lang) for m in self.core.store.inbox(self.core.ident, channel, limit)
+        ]
 
-    def _message(self, r: Any, lang: str | None = None) -> dict[str, Any]:
-        content = json.loads(r["body"])
+    def _message(self, m: Message, lang: str | None = None) -> dict[str, Any]:
+        content = json.loads(m.body)
         return {
             "view": view_body(content, lang or self.language),
-            "channel": r["channel"],
-            "index": r["idx"],
-            "sender": r["sender"],
-            "party": r["party"],
-            "seq": r["seq"],
-            "precedence": Precedence(r["precedence"]).name,
-            "created_ms": r["created_ms"],
-            "relay_ms": r["relay_ms"],
-            "hash": bytes(r["hash"]).hex(),
+            "channel": m.channel,
+            "index": m.index,
+            "sender": m.sender,
+            "party": m.party,
+            "seq": m.seq,
+            "precedence": Precedence(m.precedence).name,
+            "created_ms": m.created_ms,
+            "relay_ms": m.relay_ms,
+            "hash": m.hash.hex(),
             "body": content,
             "summary": body_mod.summary(content),
-            "read_ms": r["read_ms"],
-            "state": self.core.message_state(r["channel"], r["idx"]),
+            "read_ms": m.read_ms,
+            "state": self.core.message_state(m.channel, m.index),
         }
 
     async def message(self, request: Request) -> Response:
@@ -200,12 +186,10 @@ class StationAPI:
         lang = _lang(request)
 
         def work() -> dict[str, Any]:
-            row = self.core.store.one(
-                "SELECT * FROM message WHERE channel=? AND idx=?", channel, index
-            )
-            if row is None:
+            m = self.core.store.message(channel, index)
+            if m is None:
                 raise Malformed(f"no message {index} in {channel}", field="index")
-            return self._message(row, lang)
+            return self._message(m, lang)
 
         return JSONResponse(await self.service.run_db(work))
 
@@ -219,7 +203,7 @@ class StationAPI:
 
         return JSONResponse(await self.service.run_db(work))
 
-    def _sent(self, item: Any) -> dict[str, Any]:
+    def _sent(self, item: OutboxItem) -> dict[str, Any]:
         out = {
             "channel": item.channel,
             "seq": item.seq,
@@ -270,21 +254,20 @@ class StationAPI:
         everything = request.query_params.get("all") == "1"
 
         def work() -> list[dict[str, Any]]:
-            sql = "SELECT * FROM alarm" + ("" if everything else " WHERE cleared_ms IS NULL")
             return [
                 {
-                    "id": r["id"],
-                    "created_ms": r["created_ms"],
-                    "kind": r["kind"],
-                    "level": r["level"],
-                    "channel": r["channel"],
-                    "index": r["idx"],
-                    "message": r["message"],
-                    "has_evidence": r["evidence"] is not None,
-                    "cleared_ms": r["cleared_ms"],
-                    "cleared_by": r["cleared_by"],
+                    "id": a.id,
+                    "created_ms": a.created_ms,
+                    "kind": a.kind,
+                    "level": a.level,
+                    "channel": a.channel,
+                    "index": a.index,
+                    "message": a.message,
+                    "has_evidence": a.evidence is not None,
+                    "cleared_ms": a.cleared_ms,
+                    "cleared_by": a.cleared_by,
                 }
-                for r in self.core.store.q(sql + " ORDER BY id DESC LIMIT 500")
+                for a in self.core.store.alarms(cleared_too=everything, limit=500)
             ]
 
         return JSONResponse(await self.service.run_db(work))
@@ -306,7 +289,7 @@ class StationAPI:
         self.check(request)
         channel = request.path_params["channel"]
         bodies = request.query_params.get("bodies") == "1"
-        doc = await self.service.run_db(transcript.export, self.core, channel, bodies)
+        doc = await self.service.run_db(export, self.core, channel, bodies)
         return Response(
             transcript.dumps(doc),
             media_type="application/json",

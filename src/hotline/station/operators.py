@@ -11,23 +11,16 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 
 from ..errors import Malformed, NotAuthorized
 from ..i18n import LANGUAGES
 from ..keys import argon2id
-from .store import StationStore
+from .store import Session, StationStore
+
+__all__ = ["Session", "add_operator", "session_for", "sign_in", "sign_out"]
 
 SESSION_SECONDS = 8 * 3600
 PARAMS = {"iterations": 2, "lanes": 1, "memory_kib": 32 * 1024}
-
-
-@dataclass(frozen=True)
-class Session:
-    operator: str
-    language: str
-    csrf: str
-    expires_ms: int
 
 
 def encode_password(password: str, params: dict[str, int] | None = None) -> str:
@@ -67,54 +60,40 @@ def add_operator(
     if language not in LANGUAGES:
         raise Malformed(f"language must be one of {', '.join(LANGUAGES)}", field="language")
     with store.transaction():
-        if store.one("SELECT 1 FROM operator WHERE name=?", name):
+        if store.operator(name) is not None:
             raise Malformed(f"operator {name!r} exists already", field="name")
-        store.x(
-            "INSERT INTO operator (name, password, language, created_ms) VALUES (?, ?, ?, ?)",
-            name,
-            encode_password(password, params),
-            language,
-            now_ms,
-        )
+        store.add_operator(name, encode_password(password, params), language, now_ms)
 
 
 def sign_in(store: StationStore, name: str, password: str, now_ms: int) -> tuple[str, Session]:
-    row = store.one("SELECT * FROM operator WHERE name=? AND disabled=0", name)
+    op = store.operator(name)
+    if op is not None and op.disabled:
+        op = None
     # Hash even for unknown names, so timing does not tell which names exist.
-    ok = check_password(password, row["password"] if row else encode_password("x" * 12))
-    if row is None or not ok:
+    ok = check_password(password, op.password if op else encode_password("x" * 12))
+    if op is None or not ok:
         raise NotAuthorized("wrong operator name or password")
     token = secrets.token_urlsafe(32)
-    session = Session(
-        name, row["language"], secrets.token_urlsafe(24), now_ms + SESSION_SECONDS * 1000
-    )
+    session = Session(name, op.language, secrets.token_urlsafe(24), now_ms + SESSION_SECONDS * 1000)
     with store.transaction():
-        store.x("DELETE FROM session WHERE expires_ms < ?", now_ms)
-        store.x(
-            "INSERT INTO session (token_hash, operator, csrf, created_ms, expires_ms) "
-            "VALUES (?, ?, ?, ?, ?)",
-            hashlib.sha256(token.encode()).digest(),
-            name,
-            session.csrf,
-            now_ms,
-            session.expires_ms,
-        )
+        store.add_session(_token_hash(token), session, now_ms)
     return token, session
 
 
 def session_for(store: StationStore, token: str | None, now_ms: int) -> Session | None:
     if not token:
         return None
-    row = store.one(
-        "SELECT s.operator, s.csrf, s.expires_ms, o.language FROM session s JOIN operator o "
-        "ON o.name = s.operator WHERE s.token_hash=? AND o.disabled=0",
-        hashlib.sha256(token.encode()).digest(),
-    )
-    if row is None or row["expires_ms"] < now_ms:
+    session = store.session(_token_hash(token))
+    if session is None or session.expires_ms < now_ms:
         return None
-    return Session(row["operator"], row["language"], row["csrf"], row["expires_ms"])
+    return session
 
 
 def sign_out(store: StationStore, token: str) -> None:
     with store.transaction():
-        store.x("DELETE FROM session WHERE token_hash=?", hashlib.sha256(token.encode()).digest())
+        store.drop_session(_token_hash(token))
+
+
+def _token_hash(token: str) -> bytes:
+    # Only the hash is stored: a copy of the database does not sign anyone in.
+    return hashlib.sha256(token.encode()).digest()

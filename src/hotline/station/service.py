@@ -1,8 +1,9 @@
 """The station's network shell: the link to the relay and the local API server.
 
-One database thread runs every StationCore call. The link reconnects with
-backoff; on every connection it resends the whole queued outbox (the relay
-deduplicates) and catches up each channel from its cursor.
+One database thread runs every StationCore call (link tests and boards too);
+this shell only moves frames. The link reconnects with backoff; on every
+connection it resends the whole queued outbox (the relay deduplicates) and
+catches up each channel from its cursor.
 """
 
 from __future__ import annotations
@@ -23,21 +24,21 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from .. import frames
-from .. import link as link_mod
-from ..envelope import Kind, Precedence
-from ..errors import HotlineError, Malformed
+from ..errors import HotlineError
 from ..notes import b64
+from .alarms import Alarm, AlarmKind
 from .core import Ingested, StationCore
+from .store import OutboxState
 
 log = logging.getLogger("hotline.station")
 T = TypeVar("T")
 
 WINDOW = 256  # posts in flight per connection
-COSIGN_EVERY_S = 1.0
+LINK_TICK_S = 0.2  # how often link tests are due-checked
 
 
 @dataclass
-class LinkState:
+class RelayLink:
     """What the station knows of its link to the relay."""
 
     connected: bool = False
@@ -63,18 +64,13 @@ class StationService:
         self.ssl_context = ssl_context
         self.backoff_max = backoff_max
         self.db = ThreadPoolExecutor(1, thread_name_prefix="station-db")
-        self.link = LinkState()
+        self.link = RelayLink()
         self.wake = asyncio.Event()
         self.changed = asyncio.Condition()
         self.version = 0
         self.stopping = asyncio.Event()
         self.roster_hash = hashlib.sha256(core.roster.encode()).digest()
-        self._last_cosign: dict[str, float] = {}
-        self._pending_cosign: dict[str, tuple[int, bytes]] = {}
         self._ws: ClientConnection | None = None
-        self._last_ping: dict[str, float] = {}
-        self._my_pings: dict[str, float] = {}
-        self._last_logged_test: dict[str, float] = {}
 
     async def shutdown(self) -> None:
         """Stop reconnecting and close the link to the relay."""
@@ -147,11 +143,12 @@ class StationService:
         nonce = frames.field_bytes(challenge, "nonce")
         if frames.field_bytes(challenge, "roster") != self.roster_hash:
             await self.run_db(
-                lambda: self.core.alarm(
-                    "roster-mismatch",
+                self.core.alarm,
+                Alarm(
+                    AlarmKind.ROSTER_MISMATCH,
                     "the relay serves a different roster; not connecting",
                     level=3,
-                )
+                ),
             )
             raise HotlineError("relay roster differs from ours")
         message = frames.auth_message(nonce, self.core.ident, self.roster_hash)
@@ -167,7 +164,7 @@ class StationService:
         if welcome["op"] == "error":
             raise _error(welcome)
         await self.run_db(self.core.check_sizes, welcome.get("sizes", {}))
-        now = int(time.time() * 1000)
+        now = self.core.now_ms()
         self.link.connected, self.link.since_ms, self.link.last_contact_ms = True, now, now
         self.link.last_error = None
         log.info("%s connected to relay", self.core.ident)
@@ -189,16 +186,15 @@ class StationService:
 
     async def _reader(self, ws: ClientConnection) -> None:
         async for text in ws:
-            self.link.last_contact_ms = int(time.time() * 1000)
+            self.link.last_contact_ms = self.core.now_ms()
             try:
                 frame = frames.decode(text)
                 await self._dispatch(ws, frame)
             except HotlineError as exc:
                 log.warning("bad frame from relay: %s", exc)
                 await self.run_db(
-                    lambda e=exc: self.core.alarm(
-                        "bad-frame", f"relay sent a bad frame: {e}", level=1
-                    )
+                    self.core.alarm,
+                    Alarm(AlarmKind.BAD_FRAME, f"relay sent a bad frame: {exc}", level=1),
                 )
 
     async def _dispatch(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
@@ -234,7 +230,7 @@ class StationService:
                     frames.encode("sync", id=f"sync:{channel}", channel=channel, **{"from": size})
                 )
             if result.cosign is not None:
-                await self._maybe_cosign(ws, *result.cosign)
+                await _send_cosign(ws, *result.cosign)
             if result.queued:
                 self.kick()
             await self.notify()
@@ -247,8 +243,9 @@ class StationService:
             if added:
                 self.kick()
         elif op == "link":
-            await self._on_link(ws, frame.get("link"))
-        elif op == "pong":
+            for answer in await self.run_db(self.core.on_link, frame.get("link")):
+                await ws.send(frames.encode("link", link=answer))
+        elif op == "pong":  # the relay's answer to our keepalive: the relay link's round trip
             sent = float(str(frame.get("id", "ping:0")).split(":", 1)[1])
             self.link.rtt_ms = (time.monotonic() - sent) * 1000
         elif op == "ok":
@@ -256,78 +253,15 @@ class StationService:
         else:
             log.info("ignoring relay op %s", op)
 
-    async def _maybe_cosign(
-        self, ws: ClientConnection, channel: str, size: int, note: bytes
-    ) -> None:
-        now = time.monotonic()
-        if now - self._last_cosign.get(channel, 0.0) < COSIGN_EVERY_S:
-            self._pending_cosign[channel] = (size, note)
-            return
-        self._last_cosign[channel] = now
-        self._pending_cosign.pop(channel, None)
-        await ws.send(frames.encode("cosign", channel=channel, size=size, checkpoint=note.decode()))
-
     async def _link_tests(self, ws: ClientConnection) -> None:
-        """Send each channel's signed link test on the roster's schedule."""
+        """Send the link tests the core finds due (it keeps the schedule)."""
         while True:
-            now = time.time()
-            for channel in self.core.channels:
-                interval = self.core.roster.channel(channel).link_test_seconds
-                if now - self._last_ping.get(channel, 0.0) >= interval:
-                    self._last_ping[channel] = now
-                    msg = link_mod.make("ping", self.core.key, channel, int(now * 1000))
-                    self._my_pings[msg["nonce"]] = time.monotonic()
-                    await ws.send(frames.encode("link", link=msg))
-                if now - self._last_logged_test.get(channel, 0.0) >= 3600:
-                    # One link test an hour goes into the log, as a record of the line's upkeep;
-                    # if it cannot be sealed yet (a party not introduced), try again in 2 s.
-                    logged = await self.run_db(self._log_link_test, channel)
-                    self._last_logged_test[channel] = now if logged else now - 3598
-                    self.kick()
-            if len(self._my_pings) > 1000:
-                self._my_pings.clear()
-            await asyncio.sleep(0.2)
-
-    def _log_link_test(self, channel: str) -> bool:
-        try:
-            self.core.send(
-                channel,
-                {"type": "link-test", "sent_ms": self.core.now_ms()},
-                kind=Kind.LINK_TEST,
-                precedence=Precedence.ROUTINE,
-            )
-        except HotlineError as exc:
-            log.info("hourly link test not logged yet: %s", exc)
-            return False
-        return True
-
-    async def _on_link(self, ws: ClientConnection, msg: Any) -> None:
-        if not isinstance(msg, dict):
-            raise Malformed("link frame without a link message")
-        channel = str(msg.get("channel"))
-        if channel not in self.core.channels:
-            return
-        try:
-            sender = link_mod.check(msg, self.core.keyring, int(time.time()))
-        except HotlineError as exc:
-            reason = f"bad link test on {channel}: {exc}"
-            await self.run_db(
-                lambda: self.core.alarm("verification", reason, level=2, channel=channel)
-            )
-            return
-        party = sender.split("/", 1)[0]
-        now_ms = int(time.time() * 1000)
-        rtt = None
-        if msg["kind"] == "ping" and sender != self.core.ident:
-            pong = link_mod.make(
-                "pong", self.core.key, channel, now_ms, nonce=str(msg["nonce"]), to=sender
-            )
-            await ws.send(frames.encode("link", link=pong))
-        elif msg["kind"] == "pong" and msg.get("to") == self.core.ident:
-            sent = self._my_pings.get(str(msg["nonce"]))
-            rtt = (time.monotonic() - sent) * 1000 if sent is not None else None
-        if party != self.core.key.party and party in self.core.boards[channel].links:
-            self.core.boards[channel].heard(party, sender, now_ms, rtt)
+            tick = await self.run_db(self.core.link_tick)
+            for msg in tick.send:
+                await ws.send(frames.encode("link", link=msg))
+            if tick.queued:
+                self.kick()
+            await asyncio.sleep(LINK_TICK_S)
 
     async def run_ticker(self) -> None:
         """Deadlines, escalation and link state, evaluated every quarter second."""
@@ -344,15 +278,15 @@ class StationService:
     async def _pinger(self, ws: ClientConnection) -> None:
         while True:
             await ws.send(frames.encode("ping", id=f"ping:{time.monotonic()}"))
-            for channel, (size, note) in list(self._pending_cosign.items()):
-                await self._maybe_cosign(ws, channel, size, note)
+            for cosign in await self.run_db(self.core.due_cosigns):
+                await _send_cosign(ws, *cosign)
             await asyncio.sleep(5)
 
     async def _pump(self, ws: ClientConnection) -> None:
         """Send every queued outbox item, in sequence order, until accepted."""
         while True:
             self.wake.clear()
-            queued = await self.run_db(self.core.store.outbox, "queued")
+            queued = await self.run_db(self.core.store.outbox, OutboxState.QUEUED)
             for item in queued:
                 key = (item.channel, item.seq)
                 if key in self.link.in_flight:
@@ -368,6 +302,10 @@ class StationService:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self.wake.wait()
+
+
+async def _send_cosign(ws: ClientConnection, channel: str, size: int, note: bytes) -> None:
+    await ws.send(frames.encode("cosign", channel=channel, size=size, checkpoint=note.decode()))
 
 
 async def _until_closed(work: Coroutine[Any, Any, None]) -> None:

@@ -3,17 +3,25 @@
 A message is in ``outbox`` (sealed, with its sequence number) before anything is
 sent; ``entry`` and ``node`` mirror each channel's log as verified; ``alarm``
 keeps evidence of every verification failure.
+
+Every query the station runs is a named method here, returning frozen values;
+no other module writes SQL against this database.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from ..deadlines import Pending
+from ..envelope import Kind, Precedence
 from ..sqlitedb import NODE_SCHEMA, SqlNodes, connect, transaction
+from .alarms import Alarm, AlarmKind, AlarmRecord
 
 SCHEMA = (
     NODE_SCHEMA
@@ -69,6 +77,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 )
 
 
+class OutboxState(StrEnum):
+    """Where one of our envelopes stands with the relay."""
+
+    QUEUED = "queued"
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     channel: str
@@ -78,47 +94,119 @@ class OutboxItem:
     kind: int
     precedence: int
     created_ms: int
-    state: str
+    state: OutboxState
     index: int | None
     relay_ms: int | None
     error: str | None
 
 
+@dataclass(frozen=True)
+class Entry:
+    """An entry of a channel's log as this station verified it (``valid`` 0: it failed)."""
+
+    channel: str
+    index: int
+    envelope: bytes
+    hash: bytes
+    sender: str
+    seq: int
+    kind: int
+    relay_ms: int
+    valid: bool
+
+
+@dataclass(frozen=True)
+class Message:
+    """A decrypted message, notice or form in the log (ours or received)."""
+
+    channel: str
+    index: int
+    sender: str
+    party: str
+    seq: int
+    kind: int
+    precedence: int
+    created_ms: int
+    relay_ms: int
+    hash: bytes
+    body: str
+    received_ms: int
+    read_ms: int | None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A delivered or acknowledged receipt in the log, for the message ``of_index``."""
+
+    channel: str
+    index: int
+    of_index: int
+    party: str
+    station: str
+    status: str
+    operator: str | None
+    reply: str | None
+    created_ms: int
+    relay_ms: int
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    password: str
+    language: str
+    created_ms: int
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in operator's console session."""
+
+    operator: str
+    language: str
+    csrf: str
+    expires_ms: int
+
+
 class StationStore:
     def __init__(self, path: Path | str) -> None:
-        self.conn = connect(path)
-        self.conn.executescript(SCHEMA)
-        self.conn.row_factory = sqlite3.Row
+        self._conn = connect(path)
+        self._conn.executescript(SCHEMA)
+        self._conn.row_factory = sqlite3.Row
 
     def transaction(self) -> AbstractContextManager[None]:
-        return transaction(self.conn)
+        return transaction(self._conn)
 
-    def q(self, sql: str, *args: Any) -> list[sqlite3.Row]:
-        return self.conn.execute(sql, args).fetchall()
+    def _q(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        return self._conn.execute(sql, args).fetchall()
 
-    def one(self, sql: str, *args: Any) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(sql, args).fetchone()
+    def _one(self, sql: str, *args: Any) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._conn.execute(sql, args).fetchone()
         return row
 
-    def x(self, sql: str, *args: Any) -> int:
-        cur = self.conn.execute(sql, args)
+    def _x(self, sql: str, *args: Any) -> int:
+        cur = self._conn.execute(sql, args)
         return cur.lastrowid or 0
 
     def nodes(self, channel: str) -> SqlNodes:
-        return SqlNodes(self.conn.execute, self.conn.executemany, channel)
+        return SqlNodes(self._conn.execute, self._conn.executemany, channel)
+
+    def close(self) -> None:
+        self._conn.close()
 
     # --- outbox ----------------------------------------------------------------
 
     def last_sent(self, channel: str) -> tuple[int, bytes]:
-        row = self.one(
+        row = self._one(
             "SELECT seq, hash FROM outbox WHERE channel=? ORDER BY seq DESC LIMIT 1", channel
         )
         return (row["seq"], bytes(row["hash"])) if row else (0, bytes(32))
 
     def add_outbox(self, item: OutboxItem) -> None:
-        self.x(
+        self._x(
             "INSERT INTO outbox (channel, seq, envelope, hash, kind, precedence, created_ms, state)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued')",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             item.channel,
             item.seq,
             item.envelope,
@@ -126,36 +214,71 @@ class StationStore:
             item.kind,
             item.precedence,
             item.created_ms,
+            OutboxState.QUEUED,
         )
 
-    def outbox(self, state: str | None = None, channel: str | None = None) -> list[OutboxItem]:
-        sql, args = "SELECT * FROM outbox WHERE 1=1", []
+    def outbox(
+        self, state: OutboxState | None = None, channel: str | None = None
+    ) -> list[OutboxItem]:
+        sql, args = "SELECT * FROM outbox WHERE 1=1", list[str]()
         if state:
             sql += " AND state=?"
             args.append(state)
         if channel:
             sql += " AND channel=?"
             args.append(channel)
-        rows = self.q(sql + " ORDER BY channel, seq", *args)
+        rows = self._q(sql + " ORDER BY channel, seq", *args)
         return [_outbox(r) for r in rows]
 
     def outbox_item(self, channel: str, seq: int) -> OutboxItem | None:
-        row = self.one("SELECT * FROM outbox WHERE channel=? AND seq=?", channel, seq)
+        row = self._one("SELECT * FROM outbox WHERE channel=? AND seq=?", channel, seq)
         return _outbox(row) if row else None
 
+    def outbox_at(self, channel: str, index: int) -> OutboxItem | None:
+        """Our envelope logged at ``index``, if it is ours."""
+        row = self._one("SELECT * FROM outbox WHERE channel=? AND idx=?", channel, index)
+        return _outbox(row) if row else None
+
+    def outbox_counts(self) -> dict[OutboxState, int]:
+        rows = self._q("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+        return {OutboxState(r["state"]): r["n"] for r in rows}
+
+    def queued_before(self, channel: str, seq: int) -> bool:
+        """Whether an earlier envelope of ours in the channel is still queued."""
+        row = self._one(
+            "SELECT 1 FROM outbox WHERE channel=? AND seq<? AND state=?",
+            channel,
+            seq,
+            OutboxState.QUEUED,
+        )
+        return row is not None
+
     def mark_accepted(self, channel: str, seq: int, index: int, relay_ms: int) -> None:
-        self.x(
-            "UPDATE outbox SET state='accepted', idx=?, relay_ms=?, error=NULL "
-            "WHERE channel=? AND seq=?",
+        self._x(
+            "UPDATE outbox SET state=?, idx=?, relay_ms=?, error=NULL WHERE channel=? AND seq=?",
+            OutboxState.ACCEPTED,
             index,
             relay_ms,
             channel,
             seq,
         )
 
+    def mark_logged(self, channel: str, seq: int, index: int, relay_ms: int) -> None:
+        """Our envelope showed up in the log: accepted, even if the acceptance was lost."""
+        self._x(
+            "UPDATE outbox SET state=?, idx=?, relay_ms=? WHERE channel=? AND seq=? AND state!=?",
+            OutboxState.ACCEPTED,
+            index,
+            relay_ms,
+            channel,
+            seq,
+            OutboxState.ACCEPTED,
+        )
+
     def mark_refused(self, channel: str, seq: int, error: str) -> None:
-        self.x(
-            "UPDATE outbox SET state='refused', error=? WHERE channel=? AND seq=?",
+        self._x(
+            "UPDATE outbox SET state=?, error=? WHERE channel=? AND seq=?",
+            OutboxState.REFUSED,
             error,
             channel,
             seq,
@@ -164,11 +287,11 @@ class StationStore:
     # --- log mirror --------------------------------------------------------------
 
     def chain(self, channel: str, sender: str) -> tuple[int, bytes]:
-        row = self.one("SELECT seq, hash FROM chain WHERE channel=? AND sender=?", channel, sender)
+        row = self._one("SELECT seq, hash FROM chain WHERE channel=? AND sender=?", channel, sender)
         return (row["seq"], bytes(row["hash"])) if row else (0, bytes(32))
 
     def set_chain(self, channel: str, sender: str, seq: int, digest: bytes) -> None:
-        self.x(
+        self._x(
             "INSERT INTO chain (channel, sender, seq, hash) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (channel, sender) DO UPDATE SET seq=excluded.seq, hash=excluded.hash",
             channel,
@@ -177,14 +300,61 @@ class StationStore:
             digest,
         )
 
+    def add_entry(self, entry: Entry) -> None:
+        self._x(
+            "INSERT INTO entry (channel, idx, envelope, hash, sender, seq, kind, relay_ms, valid) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            entry.channel,
+            entry.index,
+            entry.envelope,
+            entry.hash,
+            entry.sender,
+            entry.seq,
+            entry.kind,
+            entry.relay_ms,
+            int(entry.valid),
+        )
+
+    def entry_bytes(self, channel: str, index: int) -> bytes:
+        """The envelope at ``index`` of our copy of the log (empty if we have none)."""
+        row = self._one("SELECT envelope FROM entry WHERE channel=? AND idx=?", channel, index)
+        return bytes(row["envelope"]) if row else b""
+
+    def entries(self, channel: str) -> list[Entry]:
+        """Our copy of the channel's log, in order."""
+        rows = self._q("SELECT * FROM entry WHERE channel=? ORDER BY idx", channel)
+        return [
+            Entry(
+                r["channel"],
+                r["idx"],
+                bytes(r["envelope"]),
+                bytes(r["hash"]),
+                r["sender"],
+                r["seq"],
+                r["kind"],
+                r["relay_ms"],
+                bool(r["valid"]),
+            )
+            for r in rows
+        ]
+
     def verified_checkpoint(self, channel: str) -> bytes | None:
-        row = self.one(
+        row = self._one(
             "SELECT note FROM checkpoint WHERE channel=? ORDER BY size DESC LIMIT 1", channel
         )
         return bytes(row["note"]) if row else None
 
+    def checkpoint_at(self, channel: str, size: int) -> bytes | None:
+        row = self._one("SELECT note FROM checkpoint WHERE channel=? AND size=?", channel, size)
+        return bytes(row["note"]) if row else None
+
+    def checkpoints(self, channel: str) -> list[bytes]:
+        """Every checkpoint verified for the channel, smallest first."""
+        rows = self._q("SELECT note FROM checkpoint WHERE channel=? ORDER BY size", channel)
+        return [bytes(r["note"]) for r in rows]
+
     def add_checkpoint(self, channel: str, size: int, note: bytes, now_ms: int) -> None:
-        self.x(
+        self._x(
             "INSERT INTO checkpoint (channel, size, note, verified_ms) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (channel, size) DO NOTHING",
             channel,
@@ -193,36 +363,234 @@ class StationStore:
             now_ms,
         )
 
+    def replace_checkpoint(self, channel: str, size: int, note: bytes) -> None:
+        """The same checkpoint with more cosignatures."""
+        self._x("UPDATE checkpoint SET note=? WHERE channel=? AND size=?", note, channel, size)
+
+    # --- messages and receipts -------------------------------------------------------
+
+    def add_message(self, m: Message) -> None:
+        self._x(
+            "INSERT INTO message (channel, idx, sender, party, seq, kind, precedence, created_ms, "
+            "relay_ms, hash, body, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            m.channel,
+            m.index,
+            m.sender,
+            m.party,
+            m.seq,
+            m.kind,
+            m.precedence,
+            m.created_ms,
+            m.relay_ms,
+            m.hash,
+            m.body,
+            m.received_ms,
+        )
+
+    def message(self, channel: str, index: int) -> Message | None:
+        row = self._one("SELECT * FROM message WHERE channel=? AND idx=?", channel, index)
+        return _message(row) if row else None
+
+    def messages(self, channel: str | None = None) -> list[Message]:
+        """Every message, notice and form in the log (ours too), in log order."""
+        if channel is None:
+            rows = self._q("SELECT * FROM message ORDER BY channel, idx")
+        else:
+            rows = self._q("SELECT * FROM message WHERE channel=? ORDER BY idx", channel)
+        return [_message(r) for r in rows]
+
+    def inbox(self, not_from: str, channel: str | None, limit: int) -> list[Message]:
+        """Messages received (not sent by station ``not_from``), most urgent and newest first."""
+        sql = "SELECT * FROM message WHERE kind=? AND sender!=?"
+        args: list[Any] = [int(Kind.MESSAGE), not_from]
+        if channel:
+            sql += " AND channel=?"
+            args.append(channel)
+        sql += " ORDER BY precedence ASC, relay_ms DESC LIMIT ?"
+        args.append(limit)
+        return [_message(r) for r in self._q(sql, *args)]
+
+    def mark_read(self, channel: str, index: int, now_ms: int) -> None:
+        self._x(
+            "UPDATE message SET read_ms=COALESCE(read_ms, ?) WHERE channel=? AND idx=?",
+            now_ms,
+            channel,
+            index,
+        )
+
+    def add_receipt(self, r: Receipt) -> None:
+        self._x(
+            "INSERT INTO receipt (channel, idx, of_index, party, station, status, operator, reply,"
+            " created_ms, relay_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            r.channel,
+            r.index,
+            r.of_index,
+            r.party,
+            r.station,
+            r.status,
+            r.operator,
+            r.reply,
+            r.created_ms,
+            r.relay_ms,
+        )
+
+    def receipts_of(self, channel: str, of_index: int) -> list[Receipt]:
+        """Receipts for one message, in log order."""
+        rows = self._q(
+            "SELECT * FROM receipt WHERE channel=? AND of_index=? ORDER BY idx", channel, of_index
+        )
+        return [_receipt(r) for r in rows]
+
+    def receipts(self, channel: str) -> list[Receipt]:
+        """Every receipt in the channel, in log order."""
+        rows = self._q("SELECT * FROM receipt WHERE channel=? ORDER BY idx", channel)
+        return [_receipt(r) for r in rows]
+
+    # --- acknowledgment deadlines ----------------------------------------------------------
+
+    def await_ack(self, pending: Pending, next_ms: int) -> None:
+        """Note that a message waits for a party's acknowledgment (once)."""
+        self._x(
+            "INSERT INTO pending_ack (channel, idx, party, precedence, logged_ms, "
+            "deadline_s, level, next_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (channel, idx, party) DO NOTHING",
+            pending.channel,
+            pending.index,
+            pending.party,
+            int(Precedence[pending.precedence]),
+            pending.logged_ms,
+            pending.deadline_s,
+            pending.level_done,
+            next_ms,
+        )
+
+    def due_acks(self, now_ms: int) -> list[Pending]:
+        """Awaited acknowledgments whose next escalation is due."""
+        return [
+            Pending(
+                r["channel"],
+                r["idx"],
+                r["party"],
+                Precedence(r["precedence"]).name,
+                r["logged_ms"],
+                r["deadline_s"],
+                r["level"],
+            )
+            for r in self._q("SELECT * FROM pending_ack WHERE next_ms <= ?", now_ms)
+        ]
+
+    def escalate(self, pending: Pending, level: int, next_ms: int, now_ms: int) -> None:
+        """Record an escalation level reached, and when the next one is due."""
+        self._x(
+            "UPDATE pending_ack SET level=?, next_ms=? WHERE channel=? AND idx=? AND party=?",
+            level,
+            next_ms,
+            pending.channel,
+            pending.index,
+            pending.party,
+        )
+        self._x(
+            "INSERT INTO escalation (channel, idx, party, level, at_ms) VALUES "
+            "(?, ?, ?, ?, ?) ON CONFLICT (channel, idx, party) DO UPDATE SET "
+            "level=excluded.level, at_ms=excluded.at_ms",
+            pending.channel,
+            pending.index,
+            pending.party,
+            level,
+            now_ms,
+        )
+
+    def acknowledged(self, channel: str, index: int, party: str) -> None:
+        """A party acknowledged: nothing more to await from it."""
+        self._x(
+            "DELETE FROM pending_ack WHERE channel=? AND idx=? AND party=?", channel, index, party
+        )
+
+    def escalation_levels(self, channel: str, index: int) -> dict[str, int]:
+        rows = self._q(
+            "SELECT party, level FROM escalation WHERE channel=? AND idx=?", channel, index
+        )
+        return {r["party"]: r["level"] for r in rows}
+
     # --- alarms --------------------------------------------------------------------
 
-    def add_alarm(
-        self,
-        kind: str,
-        message: str,
-        now_ms: int,
-        *,
-        level: int = 2,
-        channel: str | None = None,
-        index: int | None = None,
-        evidence: bytes | None = None,
-    ) -> int:
-        return self.x(
+    def add_alarm(self, alarm: Alarm, now_ms: int) -> int:
+        return self._x(
             "INSERT INTO alarm (created_ms, kind, level, channel, idx, message, evidence) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             now_ms,
-            kind,
-            level,
-            channel,
-            index,
-            message,
-            evidence,
+            alarm.kind,
+            alarm.level,
+            alarm.channel,
+            alarm.index,
+            alarm.message,
+            alarm.evidence,
         )
 
+    def alarms(self, *, cleared_too: bool = False, limit: int = 500) -> list[AlarmRecord]:
+        """Alarms, newest first (open ones only unless ``cleared_too``)."""
+        where = "" if cleared_too else " WHERE cleared_ms IS NULL"
+        rows = self._q(f"SELECT * FROM alarm{where} ORDER BY id DESC LIMIT ?", limit)
+        return [
+            AlarmRecord(
+                r["id"],
+                r["created_ms"],
+                AlarmKind(r["kind"]),
+                r["level"],
+                r["channel"],
+                r["idx"],
+                r["message"],
+                bytes(r["evidence"]) if r["evidence"] is not None else None,
+                r["cleared_ms"],
+                r["cleared_by"],
+            )
+            for r in rows
+        ]
+
+    def open_alarm_count(self) -> int:
+        row = self._one("SELECT COUNT(*) AS n FROM alarm WHERE cleared_ms IS NULL")
+        return int(row["n"]) if row else 0
+
+    def clear_alarm(self, alarm_id: int, who: str, now_ms: int) -> None:
+        self._x(
+            "UPDATE alarm SET cleared_ms=?, cleared_by=? WHERE id=? AND cleared_ms IS NULL",
+            now_ms,
+            who,
+            alarm_id,
+        )
+
+    def clear_alarms(
+        self,
+        kinds: Iterable[AlarmKind],
+        who: str,
+        now_ms: int,
+        *,
+        channel: str,
+        index: int | None = None,
+        message_prefix: str | None = None,
+    ) -> None:
+        """Clear the open alarms of these kinds about a channel (a message, a party)."""
+        kinds = list(kinds)
+        sql = (
+            "UPDATE alarm SET cleared_ms=?, cleared_by=? WHERE channel=? AND cleared_ms IS NULL "
+            f"AND kind IN ({', '.join('?' * len(kinds))})"
+        )
+        args: list[Any] = [now_ms, who, channel, *kinds]
+        if index is not None:
+            sql += " AND idx=?"
+            args.append(index)
+        if message_prefix is not None:
+            sql += " AND message LIKE ?"
+            args.append(message_prefix + "%")
+        self._x(sql, *args)
+
+    # --- statements (certificates, revocations) ----------------------------------------
+
     def statements(self, kind: str) -> list[bytes]:
-        return [bytes(r["data"]) for r in self.q("SELECT data FROM statement WHERE kind=?", kind)]
+        return [bytes(r["data"]) for r in self._q("SELECT data FROM statement WHERE kind=?", kind)]
 
     def put_statement(self, kind: str, key: bytes, data: bytes) -> None:
-        self.x(
+        self._x(
             "INSERT INTO statement (kind, key, data) VALUES (?, ?, ?) "
             "ON CONFLICT (kind, key) DO NOTHING",
             kind,
@@ -230,8 +598,51 @@ class StationStore:
             data,
         )
 
-    def close(self) -> None:
-        self.conn.close()
+    # --- operators and console sessions --------------------------------------------------
+
+    def operator(self, name: str) -> Operator | None:
+        row = self._one("SELECT * FROM operator WHERE name=?", name)
+        if row is None:
+            return None
+        return Operator(
+            row["name"], row["password"], row["language"], row["created_ms"], bool(row["disabled"])
+        )
+
+    def add_operator(self, name: str, password: str, language: str, now_ms: int) -> None:
+        self._x(
+            "INSERT INTO operator (name, password, language, created_ms) VALUES (?, ?, ?, ?)",
+            name,
+            password,
+            language,
+            now_ms,
+        )
+
+    def add_session(self, token_hash: bytes, session: Session, now_ms: int) -> None:
+        """Open a session, and forget every session that has expired."""
+        self._x("DELETE FROM session WHERE expires_ms < ?", now_ms)
+        self._x(
+            "INSERT INTO session (token_hash, operator, csrf, created_ms, expires_ms) "
+            "VALUES (?, ?, ?, ?, ?)",
+            token_hash,
+            session.operator,
+            session.csrf,
+            now_ms,
+            session.expires_ms,
+        )
+
+    def session(self, token_hash: bytes) -> Session | None:
+        """The session of an operator still enabled (expired or not)."""
+        row = self._one(
+            "SELECT s.operator, s.csrf, s.expires_ms, o.language FROM session s JOIN operator o "
+            "ON o.name = s.operator WHERE s.token_hash=? AND o.disabled=0",
+            token_hash,
+        )
+        if row is None:
+            return None
+        return Session(row["operator"], row["language"], row["csrf"], row["expires_ms"])
+
+    def drop_session(self, token_hash: bytes) -> None:
+        self._x("DELETE FROM session WHERE token_hash=?", token_hash)
 
 
 def _outbox(r: sqlite3.Row) -> OutboxItem:
@@ -243,8 +654,41 @@ def _outbox(r: sqlite3.Row) -> OutboxItem:
         r["kind"],
         r["precedence"],
         r["created_ms"],
-        r["state"],
+        OutboxState(r["state"]),
         r["idx"],
         r["relay_ms"],
         r["error"],
+    )
+
+
+def _message(r: sqlite3.Row) -> Message:
+    return Message(
+        r["channel"],
+        r["idx"],
+        r["sender"],
+        r["party"],
+        r["seq"],
+        r["kind"],
+        r["precedence"],
+        r["created_ms"],
+        r["relay_ms"],
+        bytes(r["hash"]),
+        r["body"],
+        r["received_ms"],
+        r["read_ms"],
+    )
+
+
+def _receipt(r: sqlite3.Row) -> Receipt:
+    return Receipt(
+        r["channel"],
+        r["idx"],
+        r["of_index"],
+        r["party"],
+        r["station"],
+        r["status"],
+        r["operator"],
+        r["reply"],
+        r["created_ms"],
+        r["relay_ms"],
     )

@@ -37,6 +37,7 @@ from ...forms.render import error_text
 from ...forms.schema import CASUALTY_FIELDS
 from ...i18n import t, when
 from ..api import StationAPI
+from ..export import export
 from ..operators import Session, session_for, sign_in, sign_out
 
 HERE = Path(__file__).parent
@@ -173,18 +174,11 @@ class Console:
         channel, index = request.path_params["channel"], request.path_params["index"]
 
         def work() -> dict[str, Any]:
-            row = self.core.store.one(
-                "SELECT * FROM message WHERE channel=? AND idx=?", channel, index
-            )
+            row = self.core.store.message(channel, index)
             if row is None:
                 raise Malformed(f"no message {index} in {channel}", field="index")
             with self.core.store.transaction():
-                self.core.store.x(
-                    "UPDATE message SET read_ms=COALESCE(read_ms, ?) WHERE channel=? AND idx=?",
-                    self.core.now_ms(),
-                    channel,
-                    index,
-                )
+                self.core.store.mark_read(channel, index, self.core.now_ms())
             m = self.api._message(row, session.language)
             verified = self.core.verified(channel)
             m["verified_size"] = verified.size if verified and verified.size > index else None
@@ -269,7 +263,7 @@ class Console:
 
     async def export(self, request: Request, session: Session) -> Response:
         channel = request.path_params["channel"]
-        doc = await self.service.run_db(transcript.export, self.core, channel, True)
+        doc = await self.service.run_db(export, self.core, channel, True)
         return Response(
             transcript.dumps(doc),
             media_type="application/json",
@@ -294,18 +288,16 @@ class Console:
             status = self.api.status_view()
             alarms = [
                 {
-                    "id": r["id"],
-                    "kind": r["kind"],
-                    "level": r["level"],
-                    "message": r["message"],
-                    "title": t(lang, "alarm." + r["kind"]),
-                    "time": when(r["created_ms"], lang),
-                    "channel": r["channel"],
-                    "index": r["idx"],
+                    "id": a.id,
+                    "kind": a.kind,
+                    "level": a.level,
+                    "message": a.message,
+                    "title": t(lang, "alarm." + a.kind),
+                    "time": when(a.created_ms, lang),
+                    "channel": a.channel,
+                    "index": a.index,
                 }
-                for r in self.core.store.q(
-                    "SELECT * FROM alarm WHERE cleared_ms IS NULL ORDER BY id DESC LIMIT 200"
-                )
+                for a in self.core.store.alarms(limit=200)
             ]
             links = {
                 ch: {

@@ -1,0 +1,143 @@
+"""Deadlines and link changes: what the station raises as time passes.
+
+A message waits for acknowledgments (ours for others' messages, every other
+party's for ours); past its deadline each escalation level is an alarm here and
+a notice in the log. A party going silent is an alarm and a notice too; its
+return clears the alarm. The rules of timing live in ``deadlines`` and ``link``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .. import deadlines
+from .. import envelope as env_mod
+from ..envelope import Kind, Precedence
+from ..errors import HotlineError
+from ..link import LinkState
+from . import outbox
+from .alarms import Alarm, AlarmKind
+from .state import Station
+
+log = logging.getLogger("hotline.station")
+
+NEVER_MS = 2**62  # next escalation of one at the highest level
+
+
+def await_acks(st: Station, channel: str, index: int, env: env_mod.Envelope, relay_ms: int) -> None:
+    """A message entered the log: note whose acknowledgment it waits for, and when.
+
+    Messages of our party wait for every other member; others' wait for us."""
+    me = st.party
+    parties = (
+        [p for p in st.roster.channel(channel).members if p != me] if env.party == me else [me]
+    )
+    deadline = st.deadline_s(channel, int(env.precedence))
+    for party in parties:
+        st.store.await_ack(
+            deadlines.Pending(
+                channel, index, party, Precedence(env.precedence).name, relay_ms, deadline, 0
+            ),
+            deadlines.due_ms(relay_ms, deadline),
+        )
+
+
+def check_deadlines(st: Station) -> int:
+    """Raise each newly reached escalation: alarm, and a notice in the log."""
+    now = st.now_ms()
+    due = deadlines.escalations(now, st.store.due_acks(now))
+    if not due:
+        return 0
+    with st.store.transaction():
+        for e in due:
+            p = e.pending
+            side = "recipient" if p.party == st.party else "sender"
+            late = (now - e.due_ms) // 1000
+            who = "we have" if side == "recipient" else f"{p.party} has"
+            st.alarm(
+                Alarm(
+                    AlarmKind.OVERDUE,
+                    f"{p.precedence} {p.channel}#{p.index}: {who} not acknowledged, {late} s past "
+                    f"the {p.deadline_s} s deadline (escalation level {e.level})",
+                    level=3 if e.level > 1 or p.precedence == "FLASH" else 2,
+                    channel=p.channel,
+                    index=p.index,
+                )
+            )
+            raised = deadlines.Pending(
+                p.channel, p.index, p.party, p.precedence, p.logged_ms, p.deadline_s, e.level
+            )
+            following = deadlines.next_change_ms(now, [raised])
+            st.store.escalate(p, e.level, following if following is not None else NEVER_MS, now)
+            try:
+                outbox.queue(
+                    st,
+                    p.channel,
+                    {
+                        "type": "notice",
+                        "notice": "overdue",
+                        "side": side,
+                        "of_index": p.index,
+                        "party": p.party,
+                        "level": e.level,
+                        "due_ms": e.due_ms,
+                    },
+                    kind=Kind.NOTICE,
+                    precedence=Precedence[p.precedence],
+                )
+            except HotlineError as exc:
+                log.warning("could not record escalation in the log: %s", exc)
+    return len(due)
+
+
+def link_changes(st: Station) -> int:
+    """Recompute link boards; alarm on a party going down, clear on return, log both."""
+    now = st.now_ms()
+    queued = 0
+    for channel, board in st.boards.items():
+        for party, old, new in board.update(now):
+            if new == LinkState.DOWN:
+                with st.store.transaction():
+                    st.alarm(
+                        Alarm(
+                            AlarmKind.PARTY_DOWN,
+                            f"{party} silent on {channel}: "
+                            f"{board.missed(party, now)} link tests missed",
+                            level=3,
+                            channel=channel,
+                        )
+                    )
+                    queued += _link_notice(st, channel, party, old, new)
+            elif new == LinkState.UP and old != LinkState.UP:
+                with st.store.transaction():
+                    st.store.clear_alarms(
+                        [AlarmKind.PARTY_DOWN],
+                        "link restored",
+                        now,
+                        channel=channel,
+                        message_prefix=f"{party} silent",
+                    )
+                    if old == LinkState.DOWN:
+                        queued += _link_notice(st, channel, party, old, new)
+    return queued
+
+
+def _link_notice(st: Station, channel: str, party: str, old: LinkState, new: LinkState) -> int:
+    try:
+        outbox.queue(
+            st,
+            channel,
+            {
+                "type": "notice",
+                "notice": "link",
+                "party": party,
+                "from": str(old),
+                "to": str(new),
+            },
+            kind=Kind.NOTICE,
+            precedence=Precedence.PRIORITY,
+        )
+        return 1
+    except HotlineError as exc:
+        log.warning("could not record a link change in the log: %s", exc)
+        return 0

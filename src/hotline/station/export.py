@@ -1,0 +1,70 @@
+"""A channel's transcript, exported from this station's copy of the log.
+
+The format (``hotline-transcript/v1``) and its offline verification are in
+``hotline.transcript``; this module only reads the station's store to build one.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from typing import Any
+
+from .. import envelope as env_mod
+from ..errors import HotlineError, Malformed
+from ..notes import open_checkpoint
+from ..transcript import FORMAT
+from .core import StationCore
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[str, Any]:
+    """Build a transcript; with ``with_bodies``, disclose the body key of every entry
+    this station can open."""
+    if channel not in core.channels:
+        raise Malformed(f"{core.key.party} is not a member of {channel}", field="channel")
+    entries = core.store.entries(channel)
+    notes = core.store.checkpoints(channel)
+    tree = core.tree(channel)
+    sizes = [open_checkpoint(n, core.roster.relay_key).size for n in notes]
+    consistency = [
+        {"from": a, "to": b, "proof": [_b64(p) for p in tree.consistency_proof(a, b)]}
+        for a, b in itertools.pairwise(sizes)
+        if 0 < a < b
+    ]
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "channel": channel,
+        "exported_by": core.ident,
+        "exported_ms": core.now_ms(),
+        "roster": core.roster.encode().decode(),
+        "certificates": [c.encode().decode() for c in core.keyring.all_certificates()],
+        "revocations": [r.encode().decode() for r in core.keyring.revocations.values()],
+        "entries": [
+            {"index": e.index, "envelope": _b64(e.envelope), "relay_ms": e.relay_ms}
+            for e in entries
+        ],
+        "checkpoints": [n.decode() for n in notes],
+        "consistency": consistency,
+        "bodies": [],
+    }
+    if with_bodies:
+        for e in entries:
+            try:
+                env = env_mod.parse(e.envelope)
+                key = env_mod.unwrap_key(env, core.key)
+                plain = env_mod.decrypt_with_key(env, key)
+            except HotlineError:
+                continue
+            doc["bodies"].append(
+                {
+                    "index": e.index,
+                    "hash": env.hash.hex(),
+                    "body_key": _b64(key),
+                    "body": _b64(plain),
+                }
+            )
+    return doc

@@ -1,0 +1,115 @@
+"""Link tests: the station's signed pings on the roster's schedule, pongs, and round trips.
+
+Every ``link_test_seconds`` a ping per channel goes to the relay, which forwards it
+to the channel's stations; each answers with a pong. What a station hears updates
+its link boards (the escalation rules turn board changes into alarms and notices).
+Once an hour a link test goes into the log as well, as a record of the line's upkeep.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import link as link_mod
+from ..envelope import Kind, Precedence
+from ..errors import HotlineError, Malformed
+from . import outbox
+from .alarms import Alarm, AlarmKind
+from .state import Station
+
+log = logging.getLogger("hotline.station")
+
+LOGGED_EVERY_MS = 3600 * 1000
+RETRY_LOGGED_MS = 2000  # a logged test that could not be sealed yet (a party not introduced)
+MAX_OWN_PINGS = 1000  # pings awaiting their pong; beyond that the oldest are forgotten
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What the shell does after a tick: send these link messages, wake the outbox."""
+
+    send: list[dict[str, Any]] = field(default_factory=list)
+    queued: int = 0
+
+
+class LinkTests:
+    def __init__(self, st: Station) -> None:
+        self.st = st
+        self._last_ping: dict[str, int] = {}
+        self._last_logged: dict[str, int] = {}
+        self._own_pings: dict[str, float] = {}  # nonce -> monotonic time sent
+
+    def tick(self) -> Tick:
+        """Pings due now, and the hourly logged link test of each channel."""
+        st = self.st
+        now = st.now_ms()
+        send, queued = [], 0
+        for channel in st.channels:
+            interval_ms = st.roster.channel(channel).link_test_seconds * 1000
+            if now - self._last_ping.get(channel, 0) >= interval_ms:
+                self._last_ping[channel] = now
+                ping = link_mod.make("ping", st.key, channel, now)
+                self._own_pings[ping["nonce"]] = st.monotonic()
+                send.append(ping)
+            if now - self._last_logged.get(channel, 0) >= LOGGED_EVERY_MS:
+                logged = self._log_link_test(channel)
+                self._last_logged[channel] = (
+                    now if logged else now - LOGGED_EVERY_MS + RETRY_LOGGED_MS
+                )
+                queued += int(logged)
+        if len(self._own_pings) > MAX_OWN_PINGS:
+            self._own_pings.clear()
+        return Tick(send, queued)
+
+    def _log_link_test(self, channel: str) -> bool:
+        try:
+            with self.st.store.transaction():
+                outbox.queue(
+                    self.st,
+                    channel,
+                    {"type": "link-test", "sent_ms": self.st.now_ms()},
+                    kind=Kind.LINK_TEST,
+                    precedence=Precedence.ROUTINE,
+                )
+        except HotlineError as exc:
+            log.info("hourly link test not logged yet: %s", exc)
+            return False
+        return True
+
+    def on_link(self, msg: Any) -> list[dict[str, Any]]:
+        """A link message the relay forwarded: check it, note who we heard, answer pings."""
+        st = self.st
+        if not isinstance(msg, dict):
+            raise Malformed("link frame without a link message")
+        channel = str(msg.get("channel"))
+        if channel not in st.channels:
+            return []
+        now = st.now_ms()
+        try:
+            sender = link_mod.check(msg, st.keyring, now // 1000)
+        except HotlineError as exc:
+            st.alarm(
+                Alarm(
+                    AlarmKind.VERIFICATION,
+                    f"bad link test on {channel}: {exc}",
+                    level=2,
+                    channel=channel,
+                )
+            )
+            return []
+        party = sender.split("/", 1)[0]
+        answer: list[dict[str, Any]] = []
+        rtt = None
+        if msg["kind"] == "ping" and sender != st.ident:
+            answer.append(
+                link_mod.make("pong", st.key, channel, now, nonce=str(msg["nonce"]), to=sender)
+            )
+        elif msg["kind"] == "pong" and msg.get("to") == st.ident:
+            sent = self._own_pings.get(str(msg["nonce"]))
+            rtt = (st.monotonic() - sent) * 1000 if sent is not None else None
+        board = st.boards[channel]
+        if party != st.party and party in board.links:
+            board.heard(party, sender, now, rtt)
+        return answer

@@ -1,0 +1,169 @@
+"""Sending: seal for every recipient station, queue durably, and settle with the relay.
+
+A message is sealed and in the outbox (its sequence number taken) in one
+transaction before anything is sent; the relay's acceptance must prove its
+inclusion under a signed checkpoint; a refusal is final unless it is transient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import body as body_mod
+from .. import envelope as env_mod
+from .. import forms
+from ..envelope import Kind, Precedence
+from ..errors import HotlineError, Malformed, Unavailable
+from ..keys import StationCertificate
+from ..merkle import leaf_hash, verify_inclusion
+from ..notes import unb64
+from .alarms import Alarm, AlarmKind
+from .state import Station
+from .store import OutboxItem, OutboxState
+
+# Refusals after which the envelope stays queued and is sent again.
+TRANSIENT = ("unavailable", "rate_limited")
+
+
+def recipients(st: Station, channel: str) -> list[StationCertificate]:
+    """Every usable station certificate of every member party, now."""
+    now = int(st.clock())
+    out: list[StationCertificate] = []
+    missing = []
+    for party in st.roster.channel(channel).members:
+        certs = []
+        for cert in st.keyring.all_certificates():
+            if cert.party != party:
+                continue
+            try:
+                usable = st.keyring.station(cert.ident, now)
+            except HotlineError:
+                continue
+            if any(c.signing == cert.signing for c in usable):
+                certs.append(cert)
+        if not certs:
+            missing.append(party)
+        out.extend(certs)
+    if missing:
+        raise Unavailable(
+            f"no station of {', '.join(missing)} is known yet; the relay has not "
+            "introduced it (is it connected?)",
+            channel=channel,
+        )
+    return out
+
+
+def queue(
+    st: Station,
+    channel: str,
+    body: dict[str, Any],
+    *,
+    kind: Kind = Kind.MESSAGE,
+    precedence: Precedence = Precedence.ROUTINE,
+) -> OutboxItem:
+    """Seal a message and put it in the durable outbox (the caller's transaction)."""
+    if channel not in st.channels:
+        raise Malformed(f"{st.party} is not a member of {channel}", field="channel")
+    if body.get("type") == "form":
+        forms.validate(body)
+    seq, prev = st.store.last_sent(channel)
+    now = st.now_ms()
+    raw = env_mod.seal(
+        body_mod.encode(body),
+        sender=st.key,
+        channel=channel,
+        seq=seq + 1,
+        prev=prev,
+        recipients=recipients(st, channel),
+        created_ms=now,
+        kind=kind,
+        precedence=precedence,
+    )
+    item = OutboxItem(
+        channel,
+        seq + 1,
+        raw,
+        env_mod.envelope_hash(raw),
+        int(kind),
+        int(precedence),
+        now,
+        OutboxState.QUEUED,
+        None,
+        None,
+        None,
+    )
+    st.store.add_outbox(item)
+    return item
+
+
+def on_accepted(st: Station, frame: dict[str, Any]) -> None:
+    """The relay accepted one of ours: check its checkpoint and inclusion proof."""
+    channel, seq = str(frame["channel"]), int(frame["seq"])
+    item = st.store.outbox_item(channel, seq)
+    if item is None:
+        st.alarm(
+            Alarm(
+                AlarmKind.UNEXPECTED_ACCEPTANCE,
+                f"relay accepted {channel} seq {seq} we never sent",
+                channel=channel,
+            )
+        )
+        return
+    try:
+        signed = st.open_checkpoint(channel, str(frame["checkpoint"]).encode())
+        proof = [unb64(p, "proof") for p in frame["proof"]]
+        index = int(frame["index"])
+        verify_inclusion(leaf_hash(item.envelope), index, signed.size, proof, signed.root)
+    except HotlineError as exc:
+        st.alarm(
+            Alarm(
+                AlarmKind.BAD_ACCEPTANCE,
+                f"relay's acceptance of {channel} seq {seq} fails: {exc}",
+                channel=channel,
+                evidence=str(frame.get("checkpoint", "")).encode(),
+            )
+        )
+        return
+    if item.state != OutboxState.ACCEPTED:
+        with st.store.transaction():
+            st.store.mark_accepted(channel, seq, index, int(frame["relay_ms"]))
+
+
+def on_refused(st: Station, channel: str, seq: int, error: dict[str, Any]) -> None:
+    """The relay refused one of ours: wait and resend, or record the refusal."""
+    code = str(error.get("code"))
+    if code in TRANSIENT:
+        return  # stays queued; sent again
+    if code == "chain_gap" and st.store.queued_before(channel, seq):
+        return  # an earlier one of ours is still on its way; this follows it
+    st.alarm(
+        Alarm(
+            AlarmKind.REFUSED,
+            f"relay refused {channel} seq {seq}: {code}: {error.get('message')}",
+            channel=channel,
+        )
+    )
+    with st.store.transaction():
+        st.store.mark_refused(channel, seq, f"{code}: {error.get('message')}")
+
+
+def acknowledge(
+    st: Station, channel: str, index: int, operator: str, reply: str | None
+) -> OutboxItem:
+    """An operator acknowledges a message: a signed receipt naming them goes in the log."""
+    message = st.store.message(channel, index)
+    if message is None:
+        raise Malformed(f"no message {index} in {channel}", field="index")
+    if not operator.strip():
+        raise Malformed("an acknowledgment names the operator", field="operator")
+    note = (st.store.verified_checkpoint(channel) or b"").decode()
+    with st.store.transaction():
+        item = queue(
+            st,
+            channel,
+            body_mod.receipt("acknowledged", index, message.hash, note, operator, reply),
+            kind=Kind.RECEIPT,
+            precedence=Precedence(message.precedence),
+        )
+        st.store.mark_read(channel, index, st.now_ms())
+    return item

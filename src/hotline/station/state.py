@@ -1,0 +1,99 @@
+"""What every station rule reads: its keys, roster, store, log trees and clock.
+
+One ``Station`` is shared by the rule modules (sync, receive, outbox, escalation,
+views, linktests); the facade ``StationCore`` builds it. Everything here runs on
+the one database thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..envelope import Precedence
+from ..keys import KeyRing, StationCertificate, StationKey
+from ..link import LinkBoard
+from ..merkle import TreeCache
+from ..notes import SignedCheckpoint, open_checkpoint
+from ..roster import Roster
+from .alarms import Alarm, Alarms
+from .store import StationStore
+
+
+class Station:
+    """The shared state of one station's rules (not a value: caches change)."""
+
+    def __init__(
+        self,
+        store: StationStore,
+        key: StationKey,
+        cert: StationCertificate,
+        roster: Roster,
+        clock: Callable[[], float],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.cert = cert
+        self.roster = roster
+        self.clock = clock
+        self.monotonic = monotonic
+        self.keyring = KeyRing(roster.roots())
+        self.keyring.add_certificate(cert.encode())
+        for data in store.statements("certificate"):
+            self.keyring.add_certificate(data)
+        for data in store.statements("revocation"):
+            self.keyring.add_revocation(data)
+        self.witness = key.cosigner()
+        self.tree = TreeCache(store.nodes)
+        self.alarms = Alarms(store, self.now_ms)
+        self.channels = [c.name for c in roster.channels_of(key.party)]
+        self._verified: dict[str, SignedCheckpoint | None] = {}
+        started = self.now_ms()
+        self.boards = {
+            c.name: LinkBoard(
+                c.name,
+                [p for p in c.members if p != key.party],
+                c.link_test_seconds,
+                c.link_down_after,
+                started,
+            )
+            for c in roster.channels_of(key.party)
+        }
+
+    @property
+    def ident(self) -> str:
+        return self.key.ident
+
+    @property
+    def party(self) -> str:
+        return self.key.party
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def alarm(self, alarm: Alarm) -> None:
+        self.alarms.raise_(alarm)
+
+    def size(self, channel: str) -> int:
+        return self.tree(channel).size
+
+    def open_checkpoint(self, channel: str, note: bytes) -> SignedCheckpoint:
+        return open_checkpoint(note, self.roster.relay_key, self.roster.origin(channel))
+
+    def verified(self, channel: str) -> SignedCheckpoint | None:
+        """The latest checkpoint this station verified (and cosigned) for the channel."""
+        if channel not in self._verified:
+            note = self.store.verified_checkpoint(channel)
+            self._verified[channel] = self.open_checkpoint(channel, note) if note else None
+        return self._verified[channel]
+
+    def set_verified(self, channel: str, signed: SignedCheckpoint) -> None:
+        self._verified[channel] = signed
+
+    def forget(self, channel: str) -> None:
+        """A transaction that extended the channel rolled back: reload from the store."""
+        self.tree.drop(channel)
+        self._verified.pop(channel, None)
+
+    def deadline_s(self, channel: str, precedence: int) -> int:
+        return self.roster.channel(channel).deadlines[Precedence(precedence).name]

@@ -1,0 +1,208 @@
+"""Sync: take a run of entries up to a signed checkpoint, or raise the alarm.
+
+The run must extend what we verified before (same bytes where it overlaps, a
+consistency proof from our last checkpoint), and its entries must give the signed
+root. Then the station cosigns the checkpoint and sends delivered receipts, all
+in one transaction; a rollback reloads the tree from the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import body as body_mod
+from ..envelope import Kind
+from ..errors import ForkDetected, HotlineError
+from ..merkle import leaf_hash
+from ..notes import SignedCheckpoint, check_extends, cosign, unb64
+from . import outbox, receive
+from .alarms import Alarm, AlarmKind
+from .state import Station
+
+COSIGN_EVERY_S = 1.0  # at most one cosignature per channel a second goes to the relay
+
+
+@dataclass
+class Ingested:
+    """What the shell must do after a batch of entries."""
+
+    need_sync_from: int | None = None
+    cosign: tuple[str, int, bytes] | None = None
+    arrived: list[receive.Arrived] = field(default_factory=list)
+    queued: int = 0
+
+
+def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
+    """Verify and store a run of entries ending at a signed checkpoint."""
+    channel = str(frame.get("channel"))
+    if channel not in st.channels:
+        st.alarm(Alarm(AlarmKind.UNEXPECTED_CHANNEL, f"relay sent entries of {channel!r}"))
+        return Ingested()
+    note = str(frame.get("checkpoint", "")).encode()
+    try:
+        signed = st.open_checkpoint(channel, note)
+    except HotlineError as exc:
+        st.alarm(
+            Alarm(
+                AlarmKind.BAD_CHECKPOINT,
+                f"checkpoint of {channel} does not verify: {exc}",
+                channel=channel,
+                evidence=note,
+            )
+        )
+        return Ingested()
+    start = int(frame.get("start", 0))
+    entries = list(frame.get("entries", []))
+    have = st.size(channel)
+    if start > have:
+        return Ingested(need_sync_from=have)
+    # Entries we already hold must be the very same bytes.
+    for e in entries:
+        if int(e["index"]) >= have:
+            continue
+        if st.tree(channel).leaf_hash_at(int(e["index"])) != leaf_hash(unb64(e["envelope"])):
+            st.alarm(
+                Alarm(
+                    AlarmKind.FORK,
+                    f"relay shows a different entry {e['index']} of {channel}",
+                    channel=channel,
+                    index=int(e["index"]),
+                    evidence=unb64(e["envelope"]),
+                )
+            )
+            return Ingested()
+    entries = [e for e in entries if int(e["index"]) >= have]
+    if have + len(entries) != signed.size:
+        if signed.size < have:
+            _check_older(st, channel, signed)
+            return Ingested()
+        st.alarm(
+            Alarm(
+                AlarmKind.BAD_CHECKPOINT,
+                f"{channel}: {len(entries)} entries from {have} do not "
+                f"reach checkpoint size {signed.size}",
+                channel=channel,
+                evidence=note,
+            )
+        )
+        return Ingested()
+    last = st.verified(channel)
+    if last is not None:
+        proof = [unb64(p) for p in frame.get("consistency", [])]
+        try:
+            if signed.size < last.size or last.size == start:
+                check_extends(last.checkpoint, signed.checkpoint, proof)
+        except ForkDetected as exc:
+            st.alarm(
+                Alarm(
+                    AlarmKind.FORK,
+                    f"{channel}: {exc}",
+                    level=3,
+                    channel=channel,
+                    evidence=last.encode() + b"\n--\n" + note,
+                )
+            )
+            return Ingested()
+    result = Ingested()
+    with st.alarms.deferred():  # alarms of a batch rolled back must survive it
+        try:
+            with st.store.transaction():
+                for e in entries:
+                    arrived = receive.ingest(
+                        st, channel, int(e["index"]), unb64(e["envelope"]), int(e["relay_ms"])
+                    )
+                    if arrived is not None:
+                        result.arrived.append(arrived)
+                if st.tree(channel).root() != signed.root:
+                    raise ForkDetected(
+                        f"{channel}: entries up to {signed.size} do not give the signed root",
+                        channel=channel,
+                    )
+                cosigned = cosign(signed, st.witness, int(st.clock()))
+                st.store.add_checkpoint(channel, signed.size, cosigned.encode(), st.now_ms())
+                result.cosign = (channel, signed.size, cosigned.encode())
+                result.queued += _send_receipts(st, channel, result)
+            st.set_verified(channel, cosigned)
+        except ForkDetected as exc:
+            st.forget(channel)
+            st.alarm(Alarm(AlarmKind.FORK, str(exc), level=3, channel=channel, evidence=note))
+            return Ingested()
+        except BaseException:
+            st.forget(channel)
+            raise
+    return result
+
+
+def check_sizes(st: Station, sizes: dict[str, Any]) -> None:
+    """The relay's log sizes at connection: smaller than what we verified is a rollback."""
+    for channel in st.channels:
+        mine = st.verified(channel)
+        theirs = sizes.get(channel)
+        if mine is not None and isinstance(theirs, int) and theirs < mine.size:
+            st.alarm(
+                Alarm(
+                    AlarmKind.FORK,
+                    f"{channel}: the relay's log has {theirs} entries but it "
+                    f"signed a checkpoint of size {mine.size} before: a rollback",
+                    level=3,
+                    channel=channel,
+                    evidence=mine.encode(),
+                )
+            )
+
+
+def _check_older(st: Station, channel: str, signed: SignedCheckpoint) -> None:
+    """A checkpoint smaller than our log: it must match our own history."""
+    if st.tree(channel).root(signed.size) != signed.root:
+        st.alarm(
+            Alarm(
+                AlarmKind.FORK,
+                f"{channel}: relay signed a different root at size {signed.size}",
+                level=3,
+                channel=channel,
+                evidence=signed.encode(),
+            )
+        )
+
+
+def _send_receipts(st: Station, channel: str, result: Ingested) -> int:
+    """A delivered receipt for each message that arrived, carrying our checkpoint."""
+    note = result.cosign[2].decode() if result.cosign else ""
+    for m in result.arrived:
+        outbox.queue(
+            st,
+            channel,
+            body_mod.receipt("delivered", m.index, m.hash, note),
+            kind=Kind.RECEIPT,
+            precedence=m.precedence,
+        )
+    return len(result.arrived)
+
+
+class CosignThrottle:
+    """At most one cosignature per channel every ``COSIGN_EVERY_S``; the latest waits."""
+
+    def __init__(self, st: Station) -> None:
+        self.st = st
+        self._last: dict[str, float] = {}
+        self._pending: dict[str, tuple[int, bytes]] = {}
+
+    def offer(self, channel: str, size: int, note: bytes) -> tuple[str, int, bytes] | None:
+        """The cosignature to send now, or None when it must wait its turn."""
+        now = self.st.monotonic()
+        if now - self._last.get(channel, 0.0) < COSIGN_EVERY_S:
+            self._pending[channel] = (size, note)
+            return None
+        self._last[channel] = now
+        self._pending.pop(channel, None)
+        return (channel, size, note)
+
+    def due(self) -> list[tuple[str, int, bytes]]:
+        """Cosignatures that waited and may go now."""
+        out = []
+        for channel, (size, note) in list(self._pending.items()):
+            sent = self.offer(channel, size, note)
+            if sent is not None:
+                out.append(sent)
+        return out
