@@ -8,6 +8,7 @@ Tests then lie by changing the transcript, or by logging what an honest relay wo
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +74,7 @@ class ChannelLog:
         """The relay appends an envelope (whatever it is) at the next index."""
         self.now_ms += 1000
         self.entries.append((raw, self.now_ms))
-        return self.tree.append(raw) - 1
+        return self.tree.append(raw)
 
     def send(self, party: str, body: dict[str, Any], kind: Kind = Kind.MESSAGE) -> int:
         raw = self.seal(party, body, kind)
@@ -134,8 +135,8 @@ class ChannelLog:
             "checkpoints": [c.encode().decode() for c in notes],
             "consistency": [
                 {"from": a, "to": b, "proof": [b64(p) for p in self.tree.consistency_proof(a, b)]}
-                for a, b in zip(sizes, sizes[1:], strict=False)
-                if 0 < a < b
+                for a, b in itertools.pairwise(sizes)
+                if 0 < a < b <= self.tree.size
             ],
             "bodies": [],
         }
