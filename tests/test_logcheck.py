@@ -88,9 +88,11 @@ def test_an_entry_that_does_not_parse_names_its_index(log: ChannelLog) -> None:
 
 
 def test_an_entry_of_another_channel_is_malformed_here(log: ChannelLog) -> None:
-    raw = log.seal("us", body_mod.text("x", "en"), channel="us-ru-ua")
+    env = env_mod.parse(log.seal("us", body_mod.text("x", "en"), channel="us-ru-ua"))
     with raises(Malformed, 12, "channel"):
-        logcheck.parse_entry(context(log), raw, index=12)
+        logcheck.check_envelope(
+            context(log), env, index=12, relay_ms=log.now_ms, last=logcheck.NO_CHAIN
+        )
 
 
 def test_an_entry_by_a_non_member_is_not_authorized(log: ChannelLog) -> None:

@@ -77,11 +77,19 @@ class LogContext:
 
 
 def parse_entry(ctx: LogContext, raw: bytes, *, index: int) -> Envelope:
-    """Parse a logged envelope and require it to be for this channel."""
+    """Parse a logged envelope (strictly; the error names the entry)."""
     try:
-        env = env_mod.parse(raw)
+        return env_mod.parse(raw)
     except HotlineError as exc:
         raise ctx.placed(exc, index) from exc
+
+
+def check_envelope(
+    ctx: LogContext, env: Envelope, *, index: int, relay_ms: int, last: Chain
+) -> None:
+    """A parsed entry: for this channel, by a station of a member party, its signature
+    valid with a certificate usable (valid, not revoked) at the relay time, and directly
+    following ``last``, its sender's previous link."""
     if env.channel != ctx.channel:
         raise Malformed(
             f"envelope of channel {env.channel} logged in {ctx.channel}",
@@ -89,15 +97,6 @@ def parse_entry(ctx: LogContext, raw: bytes, *, index: int) -> Envelope:
             index=index,
             field="channel",
         )
-    return env
-
-
-def check_envelope(
-    ctx: LogContext, env: Envelope, *, index: int, relay_ms: int, last: Chain
-) -> None:
-    """A parsed entry: its sender's party is a member of the channel, its signature
-    verifies with a certificate usable (valid, not revoked) at the relay time, and it
-    directly follows ``last``, its sender's previous link."""
     if env.party not in ctx.members:
         raise NotAuthorized(
             f"{env.sender} signs for {env.party}, which is not a member of {ctx.channel}",
