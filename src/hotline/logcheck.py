@@ -322,15 +322,6 @@ def check_root(
         )
 
 
-def check_checkpoint(
-    ctx: LogContext, note: bytes, *, root_at: Callable[[int], bytes], size_now: int
-) -> SignedCheckpoint:
-    """``open_log_checkpoint`` then ``check_root``."""
-    signed = open_log_checkpoint(ctx, note)
-    check_root(ctx, signed, root_at=root_at, size_now=size_now)
-    return signed
-
-
 def check_consistent(
     ctx: LogContext, older: SignedCheckpoint, newer: SignedCheckpoint, proof: list[bytes]
 ) -> None:
