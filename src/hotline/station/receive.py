@@ -3,6 +3,7 @@
 An entry that fails verification is kept (``valid`` false) with an alarm; a receipt
 must name the very message we hold at its index, and the checkpoint it carries
 must agree with our copy of the log, or the relay showed its sender another history.
+The checks are logcheck's, the same ``hotline verify`` runs; here they become alarms.
 """
 
 from __future__ import annotations

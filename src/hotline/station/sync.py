@@ -3,7 +3,8 @@
 The run must extend what we verified before (same bytes where it overlaps, a
 consistency proof from our last checkpoint), and its entries must give the signed
 root. Then the station cosigns the checkpoint and sends delivered receipts, all
-in one transaction; a rollback reloads the tree from the store.
+in one transaction; a rollback reloads the tree from the store. The checks are
+logcheck's, the same ``hotline verify`` runs; here they become alarms.
 """
 
 from __future__ import annotations
