@@ -293,7 +293,7 @@ def test_a_disclosed_body_that_lies_is_named() -> None:
 def test_a_disclosed_body_key_that_does_not_open_its_envelope_is_named() -> None:
     d = doc()
     d["bodies"][2]["body_key"] = d["bodies"][1]["body_key"]
-    assert at(d, 2) == {"bad_signature"}
+    assert at(d, 2) == {"decryption_failed"}
 
 
 def test_a_disclosed_body_of_no_valid_entry_is_named() -> None:

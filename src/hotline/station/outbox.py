@@ -11,11 +11,10 @@ from typing import Any
 
 from .. import body as body_mod
 from .. import envelope as env_mod
-from .. import forms
+from .. import forms, logcheck
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError, Malformed, Unavailable
 from ..keys import StationCertificate
-from ..merkle import leaf_hash, verify_inclusion
 from ..notes import unb64
 from .alarms import Alarm, AlarmKind
 from .state import Station
@@ -110,10 +109,11 @@ def on_accepted(st: Station, frame: dict[str, Any]) -> None:
         )
         return
     try:
-        signed = st.open_checkpoint(channel, str(frame["checkpoint"]).encode())
+        ctx = st.log(channel)
+        signed = logcheck.open_log_checkpoint(ctx, str(frame["checkpoint"]).encode())
         proof = [unb64(p, "proof") for p in frame["proof"]]
         index = int(frame["index"])
-        verify_inclusion(leaf_hash(item.envelope), index, signed.size, proof, signed.root)
+        logcheck.check_included(ctx, item.envelope, index=index, signed=signed, proof=proof)
     except HotlineError as exc:
         st.alarm(
             Alarm(

@@ -3,7 +3,8 @@
 The run must extend what we verified before (same bytes where it overlaps, a
 consistency proof from our last checkpoint), and its entries must give the signed
 root. Then the station cosigns the checkpoint and sends delivered receipts, all
-in one transaction; a rollback reloads the tree from the store.
+in one transaction; a rollback reloads the tree from the store. The checks are
+logcheck's, the same ``hotline verify`` runs; here they become alarms.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import body as body_mod
+from .. import logcheck
 from ..envelope import Kind
-from ..errors import ForkDetected, HotlineError
-from ..merkle import leaf_hash
-from ..notes import SignedCheckpoint, check_extends, cosign, unb64
+from ..errors import BadProof, ForkDetected, HotlineError
+from ..notes import SignedCheckpoint, cosign, unb64
 from . import outbox, receive
 from .alarms import Alarm, AlarmKind
 from .state import Station
@@ -40,8 +41,9 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
         st.alarm(Alarm(AlarmKind.UNEXPECTED_CHANNEL, f"relay sent entries of {channel!r}"))
         return Ingested()
     note = str(frame.get("checkpoint", "")).encode()
+    ctx = st.log(channel)
     try:
-        signed = st.open_checkpoint(channel, note)
+        signed = logcheck.open_log_checkpoint(ctx, note)
     except HotlineError as exc:
         st.alarm(
             Alarm(
@@ -58,10 +60,15 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
     if start > have:
         return Ingested(need_sync_from=have)
     # Entries we already hold must be the very same bytes.
+    tree = st.tree(channel)
     for e in entries:
         if int(e["index"]) >= have:
             continue
-        if st.tree(channel).leaf_hash_at(int(e["index"])) != leaf_hash(unb64(e["envelope"])):
+        try:
+            logcheck.check_held_entry(
+                ctx, unb64(e["envelope"]), tree.leaf_hash_at(int(e["index"])), index=int(e["index"])
+            )
+        except ForkDetected:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
@@ -92,12 +99,12 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
         proof = [unb64(p) for p in frame.get("consistency", [])]
         try:
             if signed.size < last.size or last.size == start:
-                check_extends(last.checkpoint, signed.checkpoint, proof)
+                logcheck.check_consistent(ctx, last, signed, proof)
         except ForkDetected as exc:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
-                    f"{channel}: {exc}",
+                    f"{channel}: {exc.message}",
                     level=3,
                     channel=channel,
                     evidence=last.encode() + b"\n--\n" + note,
@@ -114,11 +121,14 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
                     )
                     if arrived is not None:
                         result.arrived.append(arrived)
-                if st.tree(channel).root() != signed.root:
+                tree = st.tree(channel)
+                try:
+                    logcheck.check_root(ctx, signed, root_at=tree.root, size_now=tree.size)
+                except BadProof as exc:
                     raise ForkDetected(
                         f"{channel}: entries up to {signed.size} do not give the signed root",
                         channel=channel,
-                    )
+                    ) from exc
                 cosigned = cosign(signed, st.witness, int(st.clock()))
                 st.store.add_checkpoint(channel, signed.size, cosigned.encode(), st.now_ms())
                 result.cosign = (channel, signed.size, cosigned.encode())
@@ -139,7 +149,11 @@ def check_sizes(st: Station, sizes: dict[str, Any]) -> None:
     for channel in st.channels:
         mine = st.verified(channel)
         theirs = sizes.get(channel)
-        if mine is not None and isinstance(theirs, int) and theirs < mine.size:
+        if mine is None or not isinstance(theirs, int):
+            continue
+        try:
+            logcheck.check_no_rollback(st.log(channel), mine.size, theirs)
+        except ForkDetected:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
@@ -154,7 +168,10 @@ def check_sizes(st: Station, sizes: dict[str, Any]) -> None:
 
 def _check_older(st: Station, channel: str, signed: SignedCheckpoint) -> None:
     """A checkpoint smaller than our log: it must match our own history."""
-    if st.tree(channel).root(signed.size) != signed.root:
+    tree = st.tree(channel)
+    try:
+        logcheck.check_root(st.log(channel), signed, root_at=tree.root, size_now=tree.size)
+    except BadProof:
         st.alarm(
             Alarm(
                 AlarmKind.FORK,
