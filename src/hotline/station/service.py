@@ -1,9 +1,10 @@
 """The station's network shell: the link to the relay and the local API server.
 
 One database thread runs every StationCore call (link tests and boards too);
-this shell only moves frames. The link reconnects with backoff; on every
-connection it resends the whole queued outbox (the relay deduplicates) and
-catches up each channel from its cursor.
+this shell only moves typed frames (frames.py). The link reconnects with backoff;
+on every connection it resends the whole queued outbox (the relay deduplicates)
+and catches up each channel from its cursor. A frame from the relay that does not
+decode raises a bad-frame alarm and ends the connection, like any protocol error.
 """
 
 from __future__ import annotations
