@@ -10,10 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hotline.keys import KeyRing, PartyKey, StationCertificate, StationKey
 from hotline.notes import NoteSigner
 from hotline.roster import Roster, open_roster, roster_text, sign_roster
+
+# The suite must pass on a busy 2-core machine: how fast hypothesis can generate or run
+# an example is not what any property here is about, so no deadline and no speed checks.
+settings.register_profile(
+    "hotline",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("hotline")
 
 
 def vectors_dir() -> Path:

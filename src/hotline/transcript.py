@@ -1,6 +1,6 @@
 """Transcripts: a channel's record, exported by a station, verified offline by anyone.
 
-Format ``hotline-transcript/v1`` (JSON, documented in docs/TRANSCRIPT.md)::
+Format ``hotline-transcript/v1`` (JSON, documented in docs/EVIDENCE.md)::
 
     {"format": "hotline-transcript/v1", "channel", "exported_by", "exported_ms",
      "roster": NOTE, "certificates": [NOTE], "revocations": [NOTE],
@@ -10,31 +10,28 @@ Format ``hotline-transcript/v1`` (JSON, documented in docs/TRANSCRIPT.md)::
      "bodies": [{"index", "hash": HEX, "body_key": B64, "body": B64}]}   # optional
 
 Verification needs no network and no keys: the roster must be signed by every
-party, certificates by their party roots; every envelope's signature must verify with
-a certificate valid (and not revoked) at the relay time; each sender's sequence and
-hash chain must be gap-free; every checkpoint must be signed by the relay's key in the
-roster and its root must equal the Merkle root of the entries; successive checkpoints
-must be consistent; cosignatures must verify; disclosed bodies must decrypt from their
-envelopes to exactly what the file claims; receipts must reference existing messages
-and carry checkpoints consistent with the log.
+party, certificates by their party roots; then every entry, checkpoint, cosignature,
+disclosed body and receipt is checked by logcheck.py, the same checks a station makes
+as it receives the log. Each failure becomes a line ``channel#index: code: reason``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import body as body_mod
 from . import envelope as env_mod
+from . import logcheck
 from .envelope import Kind
-from .errors import HotlineError, Malformed
+from .errors import ForkDetected, HotlineError, Malformed
 from .keys import KeyRing
-from .merkle import MerkleTree, verify_consistency
-from .notes import CosignatureVerifier, cosigners, open_checkpoint
+from .merkle import MerkleTree
+from .notes import SignedCheckpoint
 from .roster import open_roster
 
 FORMAT = "hotline-transcript/v1"
@@ -123,13 +120,12 @@ def verify(doc: Any) -> Report:
     report = Report(channel)
     try:
         roster = open_roster(str(doc["roster"]).encode())
-        roster.channel(channel)
+        ring = KeyRing(roster.roots())
+        ctx = logcheck.LogContext.of(roster, channel, ring)
     except (HotlineError, KeyError) as exc:
         report.fail(None, exc if isinstance(exc, HotlineError) else Malformed(str(exc)))
         return report
-    members = roster.channel(channel).members
-    report.parties = {p: PartyReport() for p in members}
-    ring = KeyRing(roster.roots())
+    report.parties = {p: PartyReport() for p in roster.channel(channel).members}
     for kind, items in (
         ("certificate", doc.get("certificates", [])),
         ("revocation", doc.get("revocations", [])),
@@ -141,87 +137,84 @@ def verify(doc: Any) -> Report:
                 )
             except HotlineError as exc:
                 report.fail(None, f"{kind} does not verify: {exc}", exc.code)
-    tree = MerkleTree()
-    chains: dict[str, tuple[int, bytes]] = {}
-    envelopes: dict[int, env_mod.Envelope] = {}
-    for expected, item in enumerate(doc.get("entries", [])):
-        index = item.get("index")
-        if index != expected:
-            report.fail(expected, f"entries jump from {expected - 1} to {index}", "chain_gap")
-            break
-        raw = _unb64(item.get("envelope"), "envelope")
-        relay_ms = int(item.get("relay_ms", 0))
-        tree.append(raw)
-        report.entries += 1
-        report.first_ms = relay_ms if report.first_ms is None else report.first_ms
-        report.last_ms = relay_ms
-        _check_entry(report, ring, chains, envelopes, channel, index, raw, relay_ms)
-    _check_checkpoints(report, doc, roster, ring, tree)
-    _check_bodies(report, doc, envelopes, tree, roster, channel)
-    for env in envelopes.values():
+    log = _check_entries(report, ctx, doc.get("entries", []))
+    _check_checkpoints(report, ctx, doc, log.tree)
+    _check_bodies(report, ctx, doc, log)
+    for env in log.envelopes.values():
         if env.kind == Kind.MESSAGE and env.party in report.parties:
             report.parties[env.party].sent += 1
     return report
 
 
-def _check_entry(
-    report: Report,
-    ring: KeyRing,
-    chains: dict[str, tuple[int, bytes]],
-    envelopes: dict[int, env_mod.Envelope],
-    channel: str,
-    index: int,
-    raw: bytes,
-    relay_ms: int,
-) -> None:
-    try:
-        env = env_mod.parse(raw)
-        if env.channel != channel:
-            raise Malformed(f"envelope of channel {env.channel} in {channel}", index=index)
-        env_mod.verify(env, ring, at=relay_ms // 1000)
-        last = chains.get(env.sender, (0, env_mod.ZERO_HASH))
-        env_mod.check_chain(*last, env)
-    except HotlineError as exc:
-        report.fail(index, exc)
-        return
-    chains[env.sender] = (env.seq, env.hash)
-    envelopes[index] = env
+@dataclass
+class _Log:
+    """The entries as read so far."""
+
+    tree: MerkleTree = field(default_factory=MerkleTree)
+    hashes: list[bytes] = field(default_factory=list)  # of every entry, valid or not
+    envelopes: dict[int, env_mod.Envelope] = field(default_factory=dict)  # those that hold
+    chains: dict[str, logcheck.Chain] = field(default_factory=dict)
+
+    def hash_at(self, index: int) -> bytes | None:
+        return self.hashes[index] if 0 <= index < len(self.hashes) else None
+
+
+def _check_entries(report: Report, ctx: logcheck.LogContext, items: Any) -> _Log:
+    log = _Log()
+    for expected, item in enumerate(items):
+        index = item.get("index") if isinstance(item, dict) else None
+        if index != expected:
+            report.fail(expected, f"entries jump from {expected - 1} to {index}", "chain_gap")
+            break
+        try:
+            raw = _unb64(item.get("envelope"), "envelope")
+            relay_ms = int(item.get("relay_ms", 0))
+        except (HotlineError, ValueError, TypeError) as exc:
+            report.fail(index, f"entry is not readable: {exc}", "malformed")
+            break
+        log.tree.append(raw)
+        log.hashes.append(env_mod.envelope_hash(raw))
+        report.entries += 1
+        report.first_ms = relay_ms if report.first_ms is None else report.first_ms
+        report.last_ms = relay_ms
+        try:
+            env = logcheck.check_entry(
+                ctx,
+                raw,
+                index=index,
+                relay_ms=relay_ms,
+                chain=lambda sender: log.chains.get(sender, logcheck.NO_CHAIN),
+            )
+        except HotlineError as exc:
+            report.fail(index, exc)
+            continue
+        log.chains[env.sender] = (env.seq, env.hash)
+        log.envelopes[index] = env
+    return log
 
 
 def _check_checkpoints(
-    report: Report, doc: dict[str, Any], roster: Any, ring: KeyRing, tree: MerkleTree
+    report: Report, ctx: logcheck.LogContext, doc: dict[str, Any], tree: MerkleTree
 ) -> None:
-    channel = report.channel
-    origin = roster.origin(channel)
-    witnesses = [CosignatureVerifier(c.ident, c.signing) for c in ring.all_certificates()]
-    seen: list[Any] = []
+    seen: list[SignedCheckpoint] = []
     for note in doc.get("checkpoints", []):
         try:
-            cp = open_checkpoint(str(note).encode(), roster.relay_key, origin)
+            cp = logcheck.open_log_checkpoint(ctx, str(note).encode())
         except HotlineError as exc:
             report.fail(None, f"checkpoint does not verify: {exc}", exc.code)
             continue
         report.checkpoints += 1
-        if cp.size > tree.size:
-            report.fail(
-                cp.size,
-                f"checkpoint of size {cp.size} is beyond the {tree.size} entries",
-                "bad_proof",
-            )
-            continue
-        if tree.root(cp.size) != cp.root:
-            report.fail(
-                cp.size - 1 if cp.size else None,
-                f"checkpoint of size {cp.size} does not match the entries' Merkle root",
-                "bad_proof",
-            )
+        try:
+            logcheck.check_root(ctx, cp, root_at=tree.root, size_now=tree.size)
+        except HotlineError as exc:
+            report.fail(exc.index, exc)
             continue
         report.largest_checkpoint = max(report.largest_checkpoint, cp.size)
         try:
-            for name, _ts in cosigners(cp, witnesses).items():
+            for name in logcheck.check_cosignatures(ctx, cp):
                 report.cosigned[name] = max(report.cosigned.get(name, 0), cp.size)
         except HotlineError as exc:
-            report.fail(cp.size, f"cosignature does not verify: {exc}", exc.code)
+            report.fail(cp.size, f"cosignature does not verify: {exc.message}", exc.code)
         seen.append(cp)
     by_size = {cp.size: cp for cp in seen}
     for item in doc.get("consistency", []):
@@ -229,112 +222,70 @@ def _check_checkpoints(
         if a is None or b is None:
             continue
         try:
-            verify_consistency(
-                a.size, b.size, [_unb64(p, "proof") for p in item["proof"]], a.root, b.root
-            )
+            proof = [_unb64(p, "proof") for p in item.get("proof", [])]
+            logcheck.check_consistent(ctx, a, b, proof)
         except HotlineError as exc:
-            report.fail(
-                b.size, f"checkpoints {a.size} and {b.size} are not consistent: {exc}", "fork"
-            )
-    sizes = [cp.size for cp in seen]
-    if sizes != sorted(sizes):
-        report.fail(None, "checkpoints go back in size (a rollback)", "fork")
+            report.fail(b.size, exc)
+    for before, after in itertools.pairwise(cp.size for cp in seen):
+        try:
+            logcheck.check_no_rollback(ctx, before, after)
+        except HotlineError as exc:
+            report.fail(None, exc)
+            break
 
 
-def _check_bodies(
-    report: Report,
-    doc: dict[str, Any],
-    envelopes: dict[int, env_mod.Envelope],
-    tree: MerkleTree,
-    roster: Any,
-    channel: str,
-) -> None:
+def _check_bodies(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any], log: _Log) -> None:
     delivered: dict[int, set[str]] = defaultdict(set)
     acknowledged: dict[int, set[str]] = defaultdict(set)
     overdue: Counter[str] = Counter()
     for item in doc.get("bodies", []):
         index = item.get("index")
-        env = envelopes.get(index) if isinstance(index, int) else None
+        env = log.envelopes.get(index) if isinstance(index, int) else None
         if env is None:
             report.fail(index, "a disclosed body names no valid entry", "malformed")
             continue
         try:
-            if env.hash.hex() != item.get("hash"):
-                raise Malformed("disclosed body is bound to another envelope hash", index=index)
-            plain = env_mod.decrypt_with_key(env, _unb64(item.get("body_key"), "body_key"))
-            if plain != _unb64(item.get("body"), "body"):
-                raise Malformed(
-                    "the envelope decrypts to something else than the file claims", index=index
-                )
-            content = body_mod.decode(plain)
+            content = logcheck.check_disclosed_body(
+                ctx,
+                env,
+                index=index,
+                envelope_hash=str(item.get("hash")),
+                body_key=_unb64(item.get("body_key"), "body_key"),
+                body=_unb64(item.get("body"), "body"),
+            )
         except HotlineError as exc:
             report.fail(index, exc)
             continue
         report.bodies_checked += 1
         if env.kind == Kind.RECEIPT:
-            _check_receipt(
-                report,
-                index,
-                env,
-                content,
-                envelopes,
-                tree,
-                roster,
-                channel,
-                delivered,
-                acknowledged,
+            try:
+                receipt = logcheck.parse_receipt(content)
+                logcheck.check_receipt(
+                    ctx,
+                    receipt,
+                    index=index,
+                    entry_hash_at=log.hash_at,
+                    root_at=log.tree.root,
+                    size_now=index + 1,  # what the log held when the receipt entered it
+                )
+            except ForkDetected as exc:
+                report.fail(index, exc)
+                continue
+            except HotlineError as exc:
+                report.fail(index, f"malformed receipt: {exc.message}", "malformed")
+                continue
+            done = (
+                acknowledged if receipt.status == logcheck.ReceiptStatus.ACKNOWLEDGED else delivered
             )
-        elif (
-            env.kind == Kind.NOTICE
-            and content.get("notice") == "overdue"
-            and content.get("side") == "sender"
-            and content.get("level") == 1
-        ):
-            overdue[str(content.get("party"))] += 1
+            done[receipt.of_index].add(env.party)
+        elif env.kind == Kind.NOTICE and (late := logcheck.overdue_party(content)) is not None:
+            overdue[late] += 1
     for parties in delivered.values():
-        for p in parties:
-            if p in report.parties:
-                report.parties[p].delivered += 1
+        for p in parties & report.parties.keys():
+            report.parties[p].delivered += 1
     for parties in acknowledged.values():
-        for p in parties:
-            if p in report.parties:
-                report.parties[p].acknowledged += 1
+        for p in parties & report.parties.keys():
+            report.parties[p].acknowledged += 1
     for p, n in overdue.items():
         if p in report.parties:
             report.parties[p].overdue += n
-
-
-def _check_receipt(
-    report: Report,
-    index: int,
-    env: env_mod.Envelope,
-    content: dict[str, Any],
-    envelopes: dict[int, env_mod.Envelope],
-    tree: MerkleTree,
-    roster: Any,
-    channel: str,
-    delivered: dict[int, set[str]],
-    acknowledged: dict[int, set[str]],
-) -> None:
-    try:
-        of_index = int(content["of_index"])
-        target = envelopes.get(of_index)
-        if of_index >= index or target is None or target.hash.hex() != content.get("of_hash"):
-            report.fail(index, f"receipt references no message #{of_index} of this log", "fork")
-            return
-        cp = open_checkpoint(
-            str(content.get("checkpoint", "")).encode(), roster.relay_key, roster.origin(channel)
-        )
-        if cp.size > tree.size or tree.root(cp.size) != cp.root:
-            report.fail(
-                index,
-                f"receipt carries a checkpoint of size {cp.size} inconsistent with this log",
-                "fork",
-            )
-            return
-    except (HotlineError, KeyError, ValueError) as exc:
-        report.fail(index, f"malformed receipt: {exc}", "malformed")
-        return
-    (acknowledged if content.get("status") == "acknowledged" else delivered)[of_index].add(
-        env.party
-    )

@@ -208,6 +208,7 @@ class StationAPI:
             "channel": item.channel,
             "seq": item.seq,
             "hash": item.hash.hex(),
+            "kind": Kind(item.kind).name,
             "precedence": Precedence(item.precedence).name,
             "created_ms": item.created_ms,
             "state": item.state,

@@ -11,12 +11,11 @@ from typing import Any
 
 from .. import body as body_mod
 from .. import envelope as env_mod
-from .. import forms
+from .. import forms, logcheck
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError, Malformed, Unavailable
 from ..frames import Accepted
 from ..keys import StationCertificate
-from ..merkle import leaf_hash, verify_inclusion
 from .alarms import Alarm, AlarmKind
 from .state import Station
 from .store import OutboxItem, OutboxState
@@ -110,9 +109,10 @@ def on_accepted(st: Station, frame: Accepted) -> None:
         )
         return
     try:
-        signed = st.open_checkpoint(channel, frame.checkpoint)
-        verify_inclusion(
-            leaf_hash(item.envelope), index, signed.size, list(frame.proof), signed.root
+        ctx = st.log(channel)
+        signed = logcheck.open_log_checkpoint(ctx, frame.checkpoint)
+        logcheck.check_included(
+            ctx, item.envelope, index=index, signed=signed, proof=list(frame.proof)
         )
     except HotlineError as exc:
         st.alarm(

@@ -3,7 +3,8 @@
 The run must extend what we verified before (same bytes where it overlaps, a
 consistency proof from our last checkpoint), and its entries must give the signed
 root. Then the station cosigns the checkpoint and sends delivered receipts, all
-in one transaction; a rollback reloads the tree from the store.
+in one transaction; a rollback reloads the tree from the store. The checks are
+logcheck's, the same ``hotline verify`` runs; here they become alarms.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .. import body as body_mod
+from .. import logcheck
 from ..envelope import Kind
-from ..errors import ForkDetected, HotlineError
+from ..errors import BadProof, ForkDetected, HotlineError
 from ..frames import Entries
-from ..merkle import leaf_hash
-from ..notes import SignedCheckpoint, check_extends, cosign
+from ..notes import SignedCheckpoint, cosign
 from . import outbox, receive
 from .alarms import Alarm, AlarmKind
 from .state import Station
@@ -41,8 +42,9 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
         st.alarm(Alarm(AlarmKind.UNEXPECTED_CHANNEL, f"relay sent entries of {channel!r}"))
         return Ingested()
     note = frame.checkpoint
+    ctx = st.log(channel)
     try:
-        signed = st.open_checkpoint(channel, note)
+        signed = logcheck.open_log_checkpoint(ctx, note)
     except HotlineError as exc:
         st.alarm(
             Alarm(
@@ -59,10 +61,13 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
     if start > have:
         return Ingested(need_sync_from=have)
     # Entries we already hold must be the very same bytes.
+    tree = st.tree(channel)
     for e in entries:
         if e.index >= have:
             continue
-        if st.tree(channel).leaf_hash_at(e.index) != leaf_hash(e.envelope):
+        try:
+            logcheck.check_held_entry(ctx, e.envelope, tree.leaf_hash_at(e.index), index=e.index)
+        except ForkDetected:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
@@ -93,12 +98,12 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
         proof = list(frame.consistency)
         try:
             if signed.size < last.size or last.size == start:
-                check_extends(last.checkpoint, signed.checkpoint, proof)
+                logcheck.check_consistent(ctx, last, signed, proof)
         except ForkDetected as exc:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
-                    f"{channel}: {exc}",
+                    f"{channel}: {exc.message}",
                     level=3,
                     channel=channel,
                     evidence=last.encode() + b"\n--\n" + note,
@@ -113,11 +118,14 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
                     arrived = receive.ingest(st, channel, e.index, e.envelope, e.relay_ms)
                     if arrived is not None:
                         result.arrived.append(arrived)
-                if st.tree(channel).root() != signed.root:
+                tree = st.tree(channel)
+                try:
+                    logcheck.check_root(ctx, signed, root_at=tree.root, size_now=tree.size)
+                except BadProof as exc:
                     raise ForkDetected(
                         f"{channel}: entries up to {signed.size} do not give the signed root",
                         channel=channel,
-                    )
+                    ) from exc
                 cosigned = cosign(signed, st.witness, int(st.clock()))
                 st.store.add_checkpoint(channel, signed.size, cosigned.encode(), st.now_ms())
                 result.cosign = (channel, signed.size, cosigned.encode())
@@ -138,7 +146,11 @@ def check_sizes(st: Station, sizes: Mapping[str, int]) -> None:
     for channel in st.channels:
         mine = st.verified(channel)
         theirs = sizes.get(channel)
-        if mine is not None and isinstance(theirs, int) and theirs < mine.size:
+        if mine is None or not isinstance(theirs, int):
+            continue
+        try:
+            logcheck.check_no_rollback(st.log(channel), mine.size, theirs)
+        except ForkDetected:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
@@ -153,7 +165,10 @@ def check_sizes(st: Station, sizes: Mapping[str, int]) -> None:
 
 def _check_older(st: Station, channel: str, signed: SignedCheckpoint) -> None:
     """A checkpoint smaller than our log: it must match our own history."""
-    if st.tree(channel).root(signed.size) != signed.root:
+    tree = st.tree(channel)
+    try:
+        logcheck.check_root(st.log(channel), signed, root_at=tree.root, size_now=tree.size)
+    except BadProof:
         st.alarm(
             Alarm(
                 AlarmKind.FORK,

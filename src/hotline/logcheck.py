@@ -1,0 +1,399 @@
+"""Every check of a channel's log: entries, receipts, checkpoints, cosignatures.
+
+One implementation for both callers: the station, which turns a failure into an
+alarm, and ``hotline verify``, which turns it into a report line. Pure functions over
+typed values: no store, no clock, no network. What the caller holds (the sender's last
+link, the Merkle root at a size, the hash of an earlier entry) is passed in as a value or
+a function; every failure is one specific HotlineError naming channel, index and field.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import body as body_mod
+from . import envelope as env_mod
+from .envelope import Envelope
+from .errors import BadProof, ForkDetected, HotlineError, Malformed, NotAuthorized
+from .keys import KeyRing
+from .merkle import leaf_hash, verify_inclusion
+from .notes import (
+    CosignatureVerifier,
+    Note,
+    NoteVerifier,
+    SignedCheckpoint,
+    check_extends,
+    cosigners,
+    open_checkpoint,
+)
+from .roster import Roster
+
+Chain = tuple[int, bytes]
+"""A sender's last link in a channel: (sequence, envelope hash)."""
+
+NO_CHAIN: Chain = (0, env_mod.ZERO_HASH)
+"""The link before a sender's first envelope."""
+
+
+@dataclass(frozen=True, eq=False)
+class LogContext:
+    """What every check needs to know of the channel whose log it checks."""
+
+    channel: str
+    origin: str
+    relay_key: NoteVerifier
+    members: frozenset[str]
+    keyring: KeyRing  # the caller's: certificates and revocations as they are learnt
+
+    @classmethod
+    def of(cls, roster: Roster, channel: str, keyring: KeyRing) -> LogContext:
+        """The channel of this roster (Malformed if it has no such channel)."""
+        return cls(
+            channel,
+            roster.origin(channel),
+            roster.relay_key,
+            frozenset(roster.channel(channel).members),
+            keyring,
+        )
+
+    def witnesses(self) -> list[CosignatureVerifier]:
+        """Every station key known as a witness of checkpoints."""
+        return [CosignatureVerifier(c.ident, c.signing) for c in self.keyring.all_certificates()]
+
+    def placed(self, exc: HotlineError, index: int | None) -> HotlineError:
+        """The same error, naming this channel and the index where it happened."""
+        return type(exc)(
+            exc.message,
+            channel=self.channel,
+            index=index if exc.index is None else exc.index,
+            field=exc.field,
+        )
+
+
+# --- entries ------------------------------------------------------------------------------------
+
+
+def parse_entry(ctx: LogContext, raw: bytes, *, index: int) -> Envelope:
+    """Parse a logged envelope (strictly; the error names the entry)."""
+    try:
+        return env_mod.parse(raw)
+    except HotlineError as exc:
+        raise ctx.placed(exc, index) from exc
+
+
+def check_envelope(
+    ctx: LogContext, env: Envelope, *, index: int, relay_ms: int, last: Chain
+) -> None:
+    """A parsed entry: for this channel, by a station of a member party, its signature
+    valid with a certificate usable (valid, not revoked) at the relay time, and directly
+    following ``last``, its sender's previous link."""
+    if env.channel != ctx.channel:
+        raise Malformed(
+            f"envelope of channel {env.channel} logged in {ctx.channel}",
+            channel=ctx.channel,
+            index=index,
+            field="channel",
+        )
+    if env.party not in ctx.members:
+        raise NotAuthorized(
+            f"{env.sender} signs for {env.party}, which is not a member of {ctx.channel}",
+            channel=ctx.channel,
+            index=index,
+            field="party",
+        )
+    try:
+        env_mod.verify(env, ctx.keyring, at=relay_ms // 1000)
+        env_mod.check_chain(*last, env)
+    except HotlineError as exc:
+        raise ctx.placed(exc, index) from exc
+
+
+def check_entry(
+    ctx: LogContext,
+    raw: bytes,
+    *,
+    index: int,
+    relay_ms: int,
+    chain: Callable[[str], Chain],
+) -> Envelope:
+    """``parse_entry`` then ``check_envelope`` (``chain(sender)`` gives its last link)."""
+    env = parse_entry(ctx, raw, index=index)
+    check_envelope(ctx, env, index=index, relay_ms=relay_ms, last=chain(env.sender))
+    return env
+
+
+def check_held_entry(ctx: LogContext, raw: bytes, held_leaf: bytes, *, index: int) -> None:
+    """An entry served again must be the very bytes already held at its index."""
+    if leaf_hash(raw) != held_leaf:
+        raise ForkDetected(
+            f"entry {index} differs from the one held before", channel=ctx.channel, index=index
+        )
+
+
+def check_included(
+    ctx: LogContext, raw: bytes, *, index: int, signed: SignedCheckpoint, proof: list[bytes]
+) -> None:
+    """An envelope is at ``index`` of the log that ``signed`` commits to (BadProof)."""
+    try:
+        verify_inclusion(leaf_hash(raw), index, signed.size, proof, signed.root)
+    except HotlineError as exc:
+        raise ctx.placed(exc, index) from exc
+
+
+def check_disclosed_body(
+    ctx: LogContext,
+    env: Envelope,
+    *,
+    index: int,
+    envelope_hash: str,
+    body_key: bytes,
+    body: bytes,
+) -> dict[str, Any]:
+    """A body disclosed with its key is bound to this envelope (by hex hash) and is
+    exactly what the envelope decrypts to. Returns the decoded body."""
+    if env.hash.hex() != envelope_hash:
+        raise Malformed(
+            "disclosed body is bound to another envelope hash",
+            channel=ctx.channel,
+            index=index,
+            field="hash",
+        )
+    try:
+        plain = env_mod.decrypt_with_key(env, body_key)
+        if plain != body:
+            raise Malformed(
+                "the envelope decrypts to something else than the file claims", field="body"
+            )
+        return body_mod.decode(plain)
+    except HotlineError as exc:
+        raise ctx.placed(exc, index) from exc
+
+
+# --- receipts -----------------------------------------------------------------------------------
+
+
+class ReceiptStatus(enum.StrEnum):
+    DELIVERED = "delivered"
+    ACKNOWLEDGED = "acknowledged"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A receipt body: which entry (by index and envelope hash) was delivered or
+    acknowledged, and the checkpoint note its sender had verified when it wrote it."""
+
+    status: ReceiptStatus
+    of_index: int
+    of_hash: bytes
+    checkpoint: bytes
+    operator: str | None = None
+    reply: str | None = None
+
+
+def parse_receipt(content: dict[str, Any]) -> Receipt:
+    """A receipt from a decoded body; Malformed naming the field if it is not one."""
+
+    def text(name: str) -> str | None:
+        value = content.get(name)
+        if value is not None and not isinstance(value, str):
+            raise Malformed(f"receipt {name} is not a string", field=name)
+        return value
+
+    status = content.get("status")
+    if status not in tuple(ReceiptStatus):
+        raise Malformed(f"unknown receipt status {status!r}", field="status")
+    of_index = content.get("of_index")
+    if not isinstance(of_index, int) or isinstance(of_index, bool) or of_index < 0:
+        raise Malformed(f"receipt of_index {of_index!r} is not an entry index", field="of_index")
+    try:
+        of_hash = bytes.fromhex(str(content.get("of_hash")))
+    except ValueError as exc:
+        raise Malformed("receipt of_hash is not hex", field="of_hash") from exc
+    if len(of_hash) != 32:
+        raise Malformed("receipt of_hash is not a SHA-256 hash", field="of_hash")
+    return Receipt(
+        ReceiptStatus(status),
+        of_index,
+        of_hash,
+        (text("checkpoint") or "").encode(),
+        text("operator"),
+        text("reply"),
+    )
+
+
+def check_receipt_reference(
+    ctx: LogContext,
+    receipt: Receipt,
+    *,
+    index: int,
+    entry_hash_at: Callable[[int], bytes | None],
+) -> None:
+    """A receipt at ``index`` names an earlier entry of this log by its exact hash.
+
+    ``entry_hash_at(i)``: the envelope hash of the log's entry ``i`` (None if none).
+    Any other hash means the receipt's sender was shown another history (ForkDetected).
+    """
+    of = receipt.of_index
+    held = entry_hash_at(of) if of < index else None
+    if held is None or held != receipt.of_hash:
+        raise ForkDetected(
+            f"receipt references no message #{of} of this log",
+            channel=ctx.channel,
+            index=index,
+            field="of_hash",
+        )
+
+
+def check_carried_checkpoint(
+    ctx: LogContext,
+    receipt: Receipt,
+    *,
+    index: int,
+    root_at: Callable[[int], bytes],
+    size_now: int,
+) -> SignedCheckpoint:
+    """The checkpoint a receipt carries is the relay's and agrees with this log.
+
+    One that does not open raises its own error (Malformed, BadSignature); one that
+    opens but disagrees with the log's first ``size_now`` entries raises ForkDetected.
+    """
+    try:
+        signed = open_log_checkpoint(ctx, receipt.checkpoint)
+    except HotlineError as exc:
+        raise ctx.placed(exc, index) from exc
+    try:
+        check_root(ctx, signed, root_at=root_at, size_now=size_now)
+    except BadProof as exc:
+        raise ForkDetected(
+            f"receipt carries a checkpoint of size {signed.size} inconsistent with this log",
+            channel=ctx.channel,
+            index=index,
+            field="checkpoint",
+        ) from exc
+    return signed
+
+
+def check_receipt(
+    ctx: LogContext,
+    receipt: Receipt,
+    *,
+    index: int,
+    entry_hash_at: Callable[[int], bytes | None],
+    root_at: Callable[[int], bytes],
+    size_now: int,
+) -> SignedCheckpoint:
+    """``check_receipt_reference`` then ``check_carried_checkpoint``."""
+    check_receipt_reference(ctx, receipt, index=index, entry_hash_at=entry_hash_at)
+    return check_carried_checkpoint(ctx, receipt, index=index, root_at=root_at, size_now=size_now)
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def open_log_checkpoint(ctx: LogContext, note: bytes) -> SignedCheckpoint:
+    """A checkpoint note signed by the relay for this channel's log (its origin)."""
+    return open_checkpoint(note, ctx.relay_key, ctx.origin)
+
+
+def check_root(
+    ctx: LogContext, signed: SignedCheckpoint, *, root_at: Callable[[int], bytes], size_now: int
+) -> None:
+    """The checkpoint commits to this log: within its size, with the same Merkle root.
+
+    ``root_at(n)`` is the root of the first ``n`` entries held; ``size_now`` how many.
+    """
+    size = signed.size
+    if size > size_now:
+        raise BadProof(
+            f"checkpoint of size {size} is beyond the {size_now} entries",
+            channel=ctx.channel,
+            index=size,
+            field="size",
+        )
+    if root_at(size) != signed.root:
+        raise BadProof(
+            f"checkpoint of size {size} does not match the entries' Merkle root",
+            channel=ctx.channel,
+            index=size - 1 if size else None,
+            field="root",
+        )
+
+
+def check_consistent(
+    ctx: LogContext, older: SignedCheckpoint, newer: SignedCheckpoint, proof: list[bytes]
+) -> None:
+    """``newer`` extends ``older`` append-only (RFC 6962 proof); ForkDetected if not."""
+    try:
+        check_extends(older.checkpoint, newer.checkpoint, proof)
+    except ForkDetected as exc:
+        raise ForkDetected(
+            f"checkpoints {older.size} and {newer.size} are not consistent: {exc.message}",
+            channel=ctx.channel,
+            index=newer.size,
+        ) from exc
+
+
+def check_no_rollback(ctx: LogContext, previous: int, now: int) -> None:
+    """The log's size never goes back below one the relay signed before."""
+    if now < previous:
+        raise ForkDetected(
+            f"the log went back from size {previous} to {now} (a rollback)", channel=ctx.channel
+        )
+
+
+# --- cosignatures -------------------------------------------------------------------------------
+
+
+def check_cosignatures(ctx: LogContext, signed: SignedCheckpoint) -> dict[str, int]:
+    """Known witnesses whose cosignature verifies, with their timestamps.
+
+    A known witness's cosignature that does not verify is a BadSignature (a forgery);
+    signatures of unknown keys are ignored.
+    """
+    try:
+        return cosigners(signed, ctx.witnesses())
+    except HotlineError as exc:
+        raise ctx.placed(exc, signed.size) from exc
+
+
+def merge_cosignatures(ctx: LogContext, ours: Note | None, theirs: SignedCheckpoint) -> Note | None:
+    """The note to keep once another station showed ``theirs`` (a checkpoint that
+    matches the log): ours plus their verified cosignatures, or theirs with only the
+    relay's signature and verified cosignatures when we hold none of that size. None
+    when nothing changes (same size signed at another time: both stay valid evidence).
+
+    Only signatures that verify are kept, so what a station keeps passes ``verify``;
+    a known witness's bad cosignature raises BadSignature.
+    """
+    check_cosignatures(ctx, theirs)
+    keep = {(w.name, w.key_hash) for w in ctx.witnesses()}
+    keep.add((ctx.relay_key.name, ctx.relay_key.key_hash))
+    carried = [s for s in theirs.note.signatures if (s.name, s.key_hash) in keep]
+    if ours is None:
+        return Note(theirs.note.text, tuple(carried))
+    if ours.text != theirs.note.text:
+        return None
+    have = {(s.name, s.key_hash) for s in ours.signatures}
+    merged = ours
+    for sig in carried:
+        if (sig.name, sig.key_hash) not in have:
+            merged = merged.with_signature(sig)
+    return merged if merged is not ours else None
+
+
+# --- notices ------------------------------------------------------------------------------------
+
+
+def overdue_party(content: dict[str, Any]) -> str | None:
+    """The late party of a first escalation recorded on the sender's side, else None."""
+    if (
+        content.get("type") == "notice"
+        and content.get("notice") == "overdue"
+        and content.get("side") == "sender"
+        and content.get("level") == 1
+    ):
+        return str(content.get("party"))
+    return None

@@ -1,0 +1,359 @@
+"""logcheck: each check of an entry, a receipt and a checkpoint, with the error it raises.
+
+The station and `hotline verify` both call these; the errors name channel, index, field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from hotline import body as body_mod
+from hotline import envelope as env_mod
+from hotline import logcheck
+from hotline.envelope import Kind
+from hotline.errors import (
+    BadProof,
+    BadSignature,
+    ChainGap,
+    DecryptionFailed,
+    ForkDetected,
+    HotlineError,
+    Malformed,
+    NotAuthorized,
+    Replay,
+    RevokedKey,
+    UnknownKey,
+)
+from hotline.keys import KeyRing
+from hotline.merkle import MerkleTree
+from hotline.notes import Note, NoteSignature, parse_note
+
+from .logbuild import ChannelLog, exchange
+
+
+@pytest.fixture
+def log() -> ChannelLog:
+    return exchange()
+
+
+def context(log: ChannelLog, keyring: KeyRing | None = None) -> logcheck.LogContext:
+    return logcheck.LogContext.of(log.world.roster, log.channel, keyring or log.world.keyring)
+
+
+def chains_of(log: ChannelLog, upto: int) -> dict[str, logcheck.Chain]:
+    """Each sender's last link before entry ``upto``."""
+    chains: dict[str, logcheck.Chain] = {}
+    for raw, _ in log.entries[:upto]:
+        env = env_mod.parse(raw)
+        chains[env.sender] = (env.seq, env.hash)
+    return chains
+
+
+def entry(log: ChannelLog, index: int, ctx: logcheck.LogContext | None = None) -> env_mod.Envelope:
+    raw, relay_ms = log.entries[index]
+    chains = chains_of(log, index)
+    return logcheck.check_entry(
+        ctx or context(log),
+        raw,
+        index=index,
+        relay_ms=relay_ms,
+        chain=lambda sender: chains.get(sender, logcheck.NO_CHAIN),
+    )
+
+
+@contextmanager
+def raises(kind: type[HotlineError], index: int | None, field: str | None = None) -> Iterator[None]:
+    """Expect ``kind`` naming channel us-ru, ``index`` and (when given) ``field``."""
+    with pytest.raises(kind) as info:
+        yield
+    err = info.value
+    assert (err.channel, err.index) == ("us-ru", index), str(err)
+    assert field is None or err.field == field, str(err)
+
+
+# --- entries -----------------------------------------------------------------------------------
+
+
+def test_every_entry_of_an_honest_log_holds_and_is_returned_parsed(log: ChannelLog) -> None:
+    for i, (raw, _) in enumerate(log.entries):
+        env = entry(log, i)
+        assert env.raw == raw and env.channel == "us-ru"
+
+
+def test_an_entry_that_does_not_parse_names_its_index(log: ChannelLog) -> None:
+    with raises(Malformed, 4, "magic"):
+        logcheck.parse_entry(context(log), b"XXXX" + log.entries[4][0][4:], index=4)
+
+
+def test_an_entry_of_another_channel_is_malformed_here(log: ChannelLog) -> None:
+    env = env_mod.parse(log.seal("us", body_mod.text("x", "en"), channel="us-ru-ua"))
+    with raises(Malformed, 12, "channel"):
+        logcheck.check_envelope(
+            context(log), env, index=12, relay_ms=log.now_ms, last=logcheck.NO_CHAIN
+        )
+
+
+def test_an_entry_by_a_non_member_is_not_authorized(log: ChannelLog) -> None:
+    env = env_mod.parse(log.seal("ua", body_mod.text("x", "en")))
+    with raises(NotAuthorized, 12, "party"):
+        logcheck.check_envelope(
+            context(log), env, index=12, relay_ms=log.now_ms, last=logcheck.NO_CHAIN
+        )
+
+
+def test_an_entry_whose_signature_fails_is_a_bad_signature_at_its_index(log: ChannelLog) -> None:
+    raw = bytearray(log.entries[2][0])
+    raw[-1] ^= 1
+    env = env_mod.parse(bytes(raw))
+    with raises(BadSignature, 2):
+        logcheck.check_envelope(
+            context(log),
+            env,
+            index=2,
+            relay_ms=log.entries[2][1],
+            last=chains_of(log, 2)["us/us-1"],
+        )
+
+
+def test_an_entry_of_an_unknown_station_is_named(log: ChannelLog) -> None:
+    ring = KeyRing(log.world.roster.roots())
+    with raises(UnknownKey, 0, "station"):
+        entry(log, 0, context(log, ring))
+
+
+def test_an_entry_after_its_keys_revocation_is_named(log: ChannelLog) -> None:
+    ring = KeyRing(log.world.roster.roots())
+    for cert in log.world.certs.values():
+        ring.add_certificate(cert.encode())
+    rev = log.world.parties["us"].revoke(log.world.certs["us"], log.entries[1][1] // 1000, "lost")
+    ring.add_revocation(rev.encode())
+    entry(log, 0, context(log, ring))  # before the revocation: good
+    with raises(RevokedKey, 1):
+        entry(log, 1, context(log, ring))
+
+
+def test_an_entry_is_the_next_link_of_its_senders_chain(log: ChannelLog) -> None:
+    env = env_mod.parse(log.entries[2][0])  # us's third message
+    ctx = context(log)
+    with raises(ChainGap, 2, "seq"):
+        logcheck.check_envelope(ctx, env, index=2, relay_ms=log.now_ms, last=logcheck.NO_CHAIN)
+    with raises(Replay, 2, "seq"):
+        logcheck.check_envelope(ctx, env, index=2, relay_ms=log.now_ms, last=(3, env.prev))
+    with raises(ChainGap, 2, "prev"):
+        logcheck.check_envelope(ctx, env, index=2, relay_ms=log.now_ms, last=(2, bytes(32)))
+
+
+def test_an_entry_served_again_must_be_the_same_bytes(log: ChannelLog) -> None:
+    ctx = context(log)
+    held = log.tree.leaf_hash_at(3)
+    logcheck.check_held_entry(ctx, log.entries[3][0], held, index=3)
+    with raises(ForkDetected, 3):
+        logcheck.check_held_entry(ctx, log.entries[4][0], held, index=3)
+
+
+def test_an_accepted_entry_is_included_in_the_signed_log(log: ChannelLog) -> None:
+    ctx = context(log)
+    signed = log.checkpoints[-1]
+    proof = log.tree.inclusion_proof(5, signed.size)
+    logcheck.check_included(ctx, log.entries[5][0], index=5, signed=signed, proof=proof)
+    with raises(BadProof, 5):
+        logcheck.check_included(ctx, log.entries[6][0], index=5, signed=signed, proof=proof)
+
+
+def test_a_disclosed_body_is_bound_to_its_envelope(log: ChannelLog) -> None:
+    ctx = context(log)
+    env = env_mod.parse(log.entries[0][0])
+    key = env_mod.unwrap_key(env, log.world.stations["us"])
+    plain = env_mod.decrypt_with_key(env, key)
+    args = {"index": 0, "envelope_hash": env.hash.hex(), "body_key": key, "body": plain}
+    assert logcheck.check_disclosed_body(ctx, env, **args)["text"] == "message 0"
+    with raises(Malformed, 0, "hash"):
+        logcheck.check_disclosed_body(ctx, env, **{**args, "envelope_hash": "00"})
+    with raises(Malformed, 0, "body"):
+        logcheck.check_disclosed_body(ctx, env, **{**args, "body": plain + b" "})
+    with raises(DecryptionFailed, 0):
+        logcheck.check_disclosed_body(ctx, env, **{**args, "body_key": bytes(32)})
+
+
+# --- receipts -----------------------------------------------------------------------------------
+
+
+def test_a_receipt_body_parses_into_a_typed_value() -> None:
+    body = body_mod.receipt("acknowledged", 3, bytes(range(32)), "NOTE\n", "Capt. Volkov", "yes")
+    assert logcheck.parse_receipt(body) == logcheck.Receipt(
+        logcheck.ReceiptStatus.ACKNOWLEDGED, 3, bytes(range(32)), b"NOTE\n", "Capt. Volkov", "yes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"status": "read"}, "status"),
+        ({"of_index": -1}, "of_index"),
+        ({"of_index": "3"}, "of_index"),
+        ({"of_index": True}, "of_index"),
+        ({"of_hash": "zz"}, "of_hash"),
+        ({"of_hash": "00"}, "of_hash"),
+        ({"checkpoint": 7}, "checkpoint"),
+        ({"operator": ["x"]}, "operator"),
+    ],
+)
+def test_a_malformed_receipt_names_its_field(change: dict[str, object], field: str) -> None:
+    body = {**body_mod.receipt("delivered", 3, bytes(32), "NOTE\n"), **change}
+    with pytest.raises(Malformed) as info:
+        logcheck.parse_receipt(body)
+    assert info.value.field == field
+
+
+def receipt_at(log: ChannelLog, index: int) -> logcheck.Receipt:
+    env = env_mod.parse(log.entries[index][0])
+    assert env.kind == Kind.RECEIPT
+    return logcheck.parse_receipt(body_mod.decode(env_mod.decrypt(env, log.world.stations["us"])))
+
+
+def hash_at(log: ChannelLog) -> Callable[[int], bytes | None]:
+    return lambda i: env_mod.envelope_hash(log.entries[i][0]) if i < len(log.entries) else None
+
+
+def test_a_receipt_references_an_earlier_entry_by_its_exact_hash(log: ChannelLog) -> None:
+    ctx = context(log)
+    receipt = receipt_at(log, 3)  # ru's delivered receipt of entry 0
+    logcheck.check_receipt_reference(ctx, receipt, index=3, entry_hash_at=hash_at(log))
+    with raises(ForkDetected, 3, "of_hash"):
+        logcheck.check_receipt_reference(ctx, receipt, index=3, entry_hash_at=lambda i: bytes(32))
+    with raises(ForkDetected, 0, "of_hash"):  # at or before the entry it claims to follow
+        logcheck.check_receipt_reference(ctx, receipt, index=0, entry_hash_at=hash_at(log))
+    with raises(ForkDetected, 3, "of_hash"):
+        logcheck.check_receipt_reference(ctx, receipt, index=3, entry_hash_at=lambda i: None)
+
+
+def test_a_receipts_checkpoint_must_be_the_relays_and_match_the_log(log: ChannelLog) -> None:
+    ctx = context(log)
+    receipt = receipt_at(log, 3)
+    kept = logcheck.check_carried_checkpoint(
+        ctx, receipt, index=3, root_at=log.tree.root, size_now=4
+    )
+    assert kept.size == 3
+    with raises(ForkDetected, 3, "checkpoint"):  # beyond what the log held then
+        logcheck.check_carried_checkpoint(ctx, receipt, index=3, root_at=log.tree.root, size_now=2)
+    with raises(ForkDetected, 3, "checkpoint"):  # another root at that size
+        logcheck.check_carried_checkpoint(
+            ctx, receipt, index=3, root_at=lambda n: bytes(32), size_now=4
+        )
+    unsigned = logcheck.Receipt(receipt.status, 0, receipt.of_hash, b"")
+    with raises(Malformed, 3):
+        logcheck.check_carried_checkpoint(ctx, unsigned, index=3, root_at=log.tree.root, size_now=4)
+
+
+def test_check_receipt_is_both_checks(log: ChannelLog) -> None:
+    ctx = context(log)
+    receipt = receipt_at(log, 8)  # ru's acknowledgment of entry 0
+    assert receipt.status == logcheck.ReceiptStatus.ACKNOWLEDGED
+    assert receipt.operator == "Capt. Volkov"
+    signed = logcheck.check_receipt(
+        ctx, receipt, index=8, entry_hash_at=hash_at(log), root_at=log.tree.root, size_now=9
+    )
+    assert signed.size == 7
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def test_a_checkpoint_opens_only_with_the_relays_signature_and_this_logs_origin(
+    log: ChannelLog,
+) -> None:
+    ctx = context(log)
+    note = log.checkpoints[0].encode()
+    assert logcheck.open_log_checkpoint(ctx, note).size == 3
+    other = logcheck.LogContext.of(log.world.roster, "us-ru-ua", log.world.keyring)
+    with pytest.raises(Malformed):
+        logcheck.open_log_checkpoint(other, note)
+    text, sigs = parse_note(note).text, parse_note(note).signatures
+    forged = Note(text, (NoteSignature(sigs[0].name, sigs[0].key_hash, bytes(64)),))
+    with pytest.raises(BadSignature):
+        logcheck.open_log_checkpoint(ctx, forged.encode())
+
+
+def test_a_checkpoint_commits_to_the_entries_held(log: ChannelLog) -> None:
+    ctx = context(log)
+    signed = log.checkpoints[1]
+    logcheck.check_root(ctx, signed, root_at=log.tree.root, size_now=log.tree.size)
+    with raises(BadProof, 7, "size"):
+        logcheck.check_root(ctx, signed, root_at=log.tree.root, size_now=6)
+    with raises(BadProof, 6, "root"):
+        logcheck.check_root(ctx, signed, root_at=lambda n: bytes(32), size_now=10)
+
+
+def test_successive_checkpoints_must_be_consistent(log: ChannelLog) -> None:
+    ctx = context(log)
+    a, b = log.checkpoints[0], log.checkpoints[2]
+    logcheck.check_consistent(ctx, a, b, log.tree.consistency_proof(a.size, b.size))
+    with raises(ForkDetected, 10):
+        logcheck.check_consistent(ctx, a, b, [bytes(32)])
+    other = MerkleTree()
+    other.append_many([b"x%d" % i for i in range(10)])
+    with raises(ForkDetected, 10):
+        logcheck.check_consistent(ctx, a, log.checkpoint(tree=other), [])
+    with raises(ForkDetected, 3):
+        logcheck.check_consistent(ctx, b, a, [])
+
+
+def test_a_log_never_goes_back_in_size(log: ChannelLog) -> None:
+    ctx = context(log)
+    logcheck.check_no_rollback(ctx, 3, 3)
+    logcheck.check_no_rollback(ctx, 3, 7)
+    with raises(ForkDetected, None):
+        logcheck.check_no_rollback(ctx, 7, 3)
+
+
+# --- cosignatures -------------------------------------------------------------------------------
+
+
+def test_cosignatures_of_known_witnesses_are_named_and_forgeries_refused(log: ChannelLog) -> None:
+    ctx = context(log)
+    signed = log.checkpoints[2]
+    assert set(logcheck.check_cosignatures(ctx, signed)) == {"us/us-1", "ru/ru-1"}
+    relay, us, ru = signed.note.signatures
+    forged = NoteSignature(ru.name, ru.key_hash, ru.signature[:8] + bytes(64))
+    bad = type(signed)(signed.checkpoint, Note(signed.note.text, (relay, us, forged)))
+    with raises(BadSignature, 10):
+        logcheck.check_cosignatures(ctx, bad)
+
+
+def test_cosignatures_carried_by_another_station_are_merged_when_they_verify(
+    log: ChannelLog,
+) -> None:
+    ctx = context(log)
+    base = log.checkpoint()  # the relay's signature only
+    mine = log.checkpoint("us")
+    theirs = log.checkpoint("ru")
+    stranger = NoteSignature("stranger", 1, bytes(72))
+    theirs_and_stranger = type(theirs)(theirs.checkpoint, theirs.note.with_signature(stranger))
+    merged = logcheck.merge_cosignatures(ctx, mine.note, theirs_and_stranger)
+    assert merged is not None
+    assert [s.name for s in merged.signatures] == ["relay.ae", "us/us-1", "ru/ru-1"]
+    assert logcheck.merge_cosignatures(ctx, merged, theirs) is None  # nothing new
+    kept = logcheck.merge_cosignatures(ctx, None, theirs_and_stranger)
+    assert kept is not None and [s.name for s in kept.signatures] == ["relay.ae", "ru/ru-1"]
+    assert logcheck.merge_cosignatures(ctx, base.note, log.checkpoints[0]) is None  # other text
+    relay, ru = theirs.note.signatures
+    forged = type(theirs)(
+        theirs.checkpoint,
+        Note(theirs.note.text, (relay, NoteSignature(ru.name, ru.key_hash, bytes(72)))),
+    )
+    with raises(BadSignature, forged.size):
+        logcheck.merge_cosignatures(ctx, mine.note, forged)
+
+
+# --- notices ------------------------------------------------------------------------------------
+
+
+def test_the_first_sender_side_overdue_notice_names_the_late_party() -> None:
+    notice = {"type": "notice", "notice": "overdue", "side": "sender", "party": "ru", "level": 1}
+    assert logcheck.overdue_party(notice) == "ru"
+    assert logcheck.overdue_party({**notice, "level": 2}) is None
+    assert logcheck.overdue_party({**notice, "side": "recipient"}) is None
+    assert logcheck.overdue_party({**notice, "notice": "link"}) is None

@@ -1,0 +1,332 @@
+"""`hotline verify` names every lie in a transcript, on a log built in-process.
+
+Each test starts from an honest exchange (tests/logbuild.py) and lies once: in the
+file (as a forger would) or in the log itself (as a lying relay or station would). The
+lie must be named by a failure line ``channel#index: code: reason`` at the right place.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hotline import body as body_mod
+from hotline import envelope as env_mod
+from hotline.envelope import Kind
+from hotline.merkle import MerkleTree
+from hotline.notes import Note, NoteSignature, parse_note
+from hotline.transcript import Failure, verify
+
+from .logbuild import ChannelLog, exchange
+
+
+@functools.cache
+def honest() -> dict[str, Any]:
+    return exchange().transcript()
+
+
+def doc() -> dict[str, Any]:
+    return copy.deepcopy(honest())
+
+
+def failures(d: dict[str, Any]) -> list[Failure]:
+    return verify(d).failures
+
+
+def codes(d: dict[str, Any]) -> set[str]:
+    return {f.code for f in failures(d)}
+
+
+def at(d: dict[str, Any], index: int | None) -> set[str]:
+    return {f.code for f in failures(d) if f.index == index}
+
+
+def raw(d: dict[str, Any], i: int) -> bytearray:
+    return bytearray(base64.b64decode(d["entries"][i]["envelope"]))
+
+
+def put(d: dict[str, Any], i: int, data: bytes) -> None:
+    d["entries"][i]["envelope"] = base64.b64encode(data).decode()
+
+
+def test_an_honest_exchange_verifies_with_a_full_report() -> None:
+    report = verify(doc())
+    assert report.ok, [str(f) for f in report.failures]
+    assert report.entries == 10 and report.checkpoints == 3 and report.largest_checkpoint == 10
+    assert report.cosigned == {"us/us-1": 10, "ru/ru-1": 10}
+    assert report.bodies_checked == 10
+    us, ru = report.parties["us"], report.parties["ru"]
+    assert (us.sent, us.delivered, us.acknowledged, us.overdue) == (3, 1, 0, 0)
+    assert (ru.sent, ru.delivered, ru.acknowledged, ru.overdue) == (1, 3, 1, 1)
+
+
+def test_a_failure_line_names_channel_index_code_and_reason() -> None:
+    d = doc()
+    d["bodies"][0]["hash"] = "00" * 32
+    (line,) = [str(f) for f in failures(d)]
+    assert line == "us-ru#0: malformed: disclosed body is bound to another envelope hash"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_any_altered_byte_of_any_entry_is_named_at_that_entry(data: st.DataObject) -> None:
+    d = doc()
+    i = data.draw(st.integers(0, len(d["entries"]) - 1), label="entry")
+    envelope = raw(d, i)
+    pos = data.draw(st.integers(0, len(envelope) - 1), label="byte")
+    envelope[pos] ^= data.draw(st.integers(1, 255), label="xor")
+    put(d, i, bytes(envelope))
+    found = failures(d)
+    assert any(f.index == i and str(f).startswith(f"us-ru#{i}: ") for f in found)
+    assert "bad_proof" in {f.code for f in found}  # no signed checkpoint matches any more
+
+
+def test_an_altered_signature_byte_is_a_bad_signature_at_that_entry() -> None:
+    d = doc()
+    envelope = raw(d, 1)
+    envelope[-10] ^= 1
+    put(d, 1, bytes(envelope))
+    assert "bad_signature" in at(d, 1)
+    assert "bad_proof" in codes(d)
+
+
+def test_a_dropped_entry_is_named() -> None:
+    d = doc()
+    del d["entries"][1]
+    for i, e in enumerate(d["entries"]):
+        e["index"] = i
+    assert "chain_gap" in at(d, 1)  # us's message 2 no longer follows message 0
+    assert "bad_proof" in codes(d)
+
+
+def test_a_gap_in_the_indices_is_named() -> None:
+    d = doc()
+    del d["entries"][4]
+    assert "chain_gap" in at(d, 4)
+    assert verify(d).entries == 4  # reading stops at the gap
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_any_two_reordered_entries_of_one_sender_are_named(data: st.DataObject) -> None:
+    d = doc()
+    senders = [env_mod.parse(bytes(raw(d, k))).sender for k in range(len(d["entries"]))]
+    i = data.draw(st.integers(0, len(senders) - 1), label="first")
+    same = [k for k in range(len(senders)) if senders[k] == senders[i] and k != i]
+    j = data.draw(st.sampled_from(same), label="second")
+    e = d["entries"]
+    e[i]["envelope"], e[j]["envelope"] = e[j]["envelope"], e[i]["envelope"]
+    assert {"chain_gap", "replay"} & at(d, min(i, j))
+    assert "bad_proof" in codes(d)
+
+
+def test_a_replayed_entry_is_named() -> None:
+    log = exchange()
+    log.log(log.entries[1][0])
+    log.checkpoint("us")
+    assert at(log.transcript(bodies=False), 10) == {"replay"}
+
+
+def test_a_chain_gap_in_a_senders_sequence_is_named() -> None:
+    log = exchange()
+    seq, prev = log.chains["us"]
+    log.log(log.seal("us", body_mod.text("skipped one", "en"), link=(seq + 1, prev)))
+    log.checkpoint("us")
+    (failure,) = failures(log.transcript(bodies=False))
+    assert (failure.index, failure.code) == (10, "chain_gap")
+    assert "jumps" in failure.reason
+
+
+def test_an_envelope_that_does_not_chain_to_its_senders_last_is_named() -> None:
+    log = exchange()
+    seq, _ = log.chains["us"]
+    log.log(log.seal("us", body_mod.text("another past", "en"), link=(seq, bytes(range(32)))))
+    log.checkpoint("us")
+    assert at(log.transcript(bodies=False), 10) == {"chain_gap"}
+
+
+def test_an_envelope_of_another_channel_is_named() -> None:
+    log = exchange()
+    log.log(log.seal("us", body_mod.text("elsewhere", "en"), channel="us-ru-ua"))
+    log.checkpoint("us")
+    assert at(log.transcript(bodies=False), 10) == {"malformed"}
+
+
+def test_an_envelope_from_a_party_that_is_not_a_member_is_named() -> None:
+    log = exchange()
+    index = log.send("ua", body_mod.text("ua is not in us-ru", "en"))
+    log.checkpoint("us")
+    report = verify(log.transcript(bodies=False))
+    (failure,) = report.failures
+    assert (failure.index, failure.code) == (index, "not_authorized")
+    assert "ua/ua-1" in failure.reason and "not a member of us-ru" in failure.reason
+    assert "ua" not in report.parties
+
+
+def test_an_envelope_signed_after_its_key_was_revoked_is_named() -> None:
+    log = exchange()
+    log.revoke("us", log.entries[7][1] // 1000)  # us's delivered receipt at index 7 onwards
+    report = verify(log.transcript())
+    revoked = {f.index for f in report.failures if f.code == "revoked_key"}
+    assert revoked == {7, 9}  # us's entries from then on; before it, the key was good
+    assert not [f for f in report.failures if f.code != "revoked_key" and f.index in (0, 1, 2)]
+
+
+def test_a_certificate_that_does_not_verify_is_named() -> None:
+    d = doc()
+    d["certificates"][0] = d["certificates"][0].replace('"not_after":', '"not_after":1')
+    assert "bad_signature" in at(d, None)
+
+
+def test_a_checkpoint_with_a_bad_relay_signature_is_named() -> None:
+    d = doc()
+    note = parse_note(d["checkpoints"][1].encode())
+    relay = note.signatures[0]
+    forged = NoteSignature(relay.name, relay.key_hash, bytes(64))
+    d["checkpoints"][1] = Note(note.text, (forged, *note.signatures[1:])).encode().decode()
+    (failure,) = failures(d)
+    assert (failure.index, failure.code) == (None, "bad_signature")
+    assert failure.reason.startswith("checkpoint does not verify")
+
+
+def test_a_forged_cosignature_is_named() -> None:
+    d = doc()
+    note = parse_note(d["checkpoints"][2].encode())
+    ru = note.signatures[-1]
+    assert ru.name == "ru/ru-1"
+    forged = NoteSignature(ru.name, ru.key_hash, ru.signature[:8] + bytes(64))
+    d["checkpoints"][2] = Note(note.text, (*note.signatures[:-1], forged)).encode().decode()
+    report = verify(d)
+    (failure,) = report.failures
+    assert (failure.index, failure.code) == (10, "bad_signature")
+    assert failure.reason.startswith("cosignature does not verify")
+
+
+def test_checkpoints_whose_consistency_proof_fails_are_named() -> None:
+    d = doc()
+    proof = d["consistency"][0]["proof"]
+    proof[0] = base64.b64encode(bytes(32)).decode()
+    (failure,) = failures(d)
+    assert (failure.index, failure.code) == (d["consistency"][0]["to"], "fork")
+    assert "not consistent" in failure.reason
+
+
+def test_a_checkpoint_of_another_history_is_named() -> None:
+    log = exchange()
+    other = MerkleTree()
+    other.append_many([b"another history %d" % i for i in range(6)])
+    log.checkpoints.append(log.checkpoint(tree=other))
+    assert at(log.transcript(), 5) == {"bad_proof"}
+
+
+def test_a_checkpoint_beyond_the_entries_is_named() -> None:
+    log = exchange()
+    longer = MerkleTree()
+    longer.append_many([raw for raw, _ in log.entries] + [b"hidden"])
+    log.checkpoints.append(log.checkpoint(tree=longer))
+    assert at(log.transcript(), 11) == {"bad_proof"}
+
+
+def test_a_rollback_is_named() -> None:
+    d = doc()
+    d["checkpoints"].append(d["checkpoints"][0])  # a smaller one after larger ones
+    (failure,) = failures(d)
+    assert (failure.index, failure.code) == (None, "fork")
+    assert "rollback" in failure.reason
+
+
+def test_a_receipt_for_a_different_hash_is_named() -> None:
+    log = exchange()
+    index = log.receipt("ru", "delivered", 1, of_hash=bytes(32))
+    log.checkpoint("us")
+    (failure,) = failures(log.transcript())
+    assert (failure.index, failure.code) == (index, "fork")
+    assert failure.reason == "receipt references no message #1 of this log"
+
+
+def test_a_receipt_for_a_later_entry_is_named() -> None:
+    log = exchange()
+    replayed = log.entries[0][0]
+    index = log.receipt("ru", "delivered", 11, of_hash=env_mod.envelope_hash(replayed))
+    log.log(replayed)  # entry 11 has that hash, but it came after the receipt
+    log.checkpoint("us")
+    assert at(log.transcript(), index) == {"fork"}
+
+
+def test_a_receipt_carrying_a_checkpoint_of_another_history_is_named() -> None:
+    log = exchange()
+    other = MerkleTree()
+    other.append_many([b"what ru was shown %d" % i for i in range(4)])
+    index = log.receipt("ru", "delivered", 6, checkpoint=log.checkpoint(tree=other))
+    log.checkpoint("us")
+    (failure,) = failures(log.transcript())
+    assert (failure.index, failure.code) == (index, "fork")
+    assert "carries a checkpoint of size 4" in failure.reason
+
+
+def test_a_receipt_with_an_unknown_status_is_named() -> None:
+    log = exchange()
+    body = body_mod.receipt("read", 0, env_mod.envelope_hash(log.entries[0][0]), "")
+    body["checkpoint"] = log.checkpoints[-1].encode().decode()
+    index = log.send("ru", body, Kind.RECEIPT)
+    log.checkpoint("us")
+    (failure,) = failures(log.transcript())
+    assert (failure.index, failure.code) == (index, "malformed")
+    assert failure.reason.startswith("malformed receipt: unknown receipt status")
+
+
+def test_a_disclosed_body_that_lies_is_named() -> None:
+    d = doc()
+    fake = json.dumps({"type": "text", "lang": "en", "text": "we never warned you"}).encode()
+    d["bodies"][1]["body"] = base64.b64encode(fake).decode()
+    (failure,) = failures(d)
+    assert (failure.index, failure.code) == (1, "malformed")
+    assert "decrypts to something else" in failure.reason
+
+
+def test_a_disclosed_body_key_that_does_not_open_its_envelope_is_named() -> None:
+    d = doc()
+    d["bodies"][2]["body_key"] = d["bodies"][1]["body_key"]
+    assert at(d, 2) == {"decryption_failed"}
+
+
+def test_a_disclosed_body_of_no_valid_entry_is_named() -> None:
+    d = doc()
+    d["bodies"].append({**d["bodies"][0], "index": 99})
+    assert at(d, 99) == {"malformed"}
+
+
+def test_an_unreadable_entry_is_named_not_raised() -> None:
+    d = doc()
+    d["entries"][3]["envelope"] = "not base64!"
+    assert at(d, 3) == {"malformed"}
+
+
+def test_a_roster_missing_a_signature_fails_everything() -> None:
+    d = doc()
+    lines = d["roster"].rstrip("\n").split("\n")
+    d["roster"] = "\n".join(lines[:-1]) + "\n"
+    assert codes(d) == {"bad_signature"}
+
+
+def test_a_file_of_another_format_is_named() -> None:
+    assert codes({"format": "something/v1"}) == {"malformed"}
+    assert codes([]) == {"malformed"}
+
+
+def test_the_builder_lies_only_when_told() -> None:
+    """The honest log of a longer exchange verifies: the tests above fail for their lie."""
+    log = ChannelLog(exchange().world)
+    for n in range(20):
+        log.message("us" if n % 3 else "ru", f"m{n}")
+        if n % 4 == 3:
+            log.checkpoint("us", "ru")
+            log.receipt("ru", "delivered", n)
+    log.checkpoint("ru")
+    assert verify(log.transcript()).ok
