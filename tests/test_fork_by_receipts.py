@@ -8,14 +8,13 @@ caught too, and the lie stays out of the station's store.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from hotline import body as body_mod
 from hotline import envelope as env_mod
+from hotline import frames
 from hotline.envelope import Kind
-from hotline.notes import NoteSignature, b64
+from hotline.notes import NoteSignature
 from hotline.relay.core import Acceptance, RelayCore
 from hotline.relay.sqlite import SqliteRelayStore
 from hotline.station.alarms import AlarmKind
@@ -51,21 +50,10 @@ def _post(relay: RelayCore, station: StationCore, raw: bytes) -> Acceptance:
 def _deliver(relay: RelayCore, station: StationCore, channel: str) -> None:
     """Give ``station`` everything of ``relay``'s log it does not have yet."""
     start = station.size(channel)
-    entries = relay.entries(channel, start, relay.size(channel))
-    frame: dict[str, Any] = {
-        "channel": channel,
-        "start": start,
-        "checkpoint": relay.checkpoint(channel).decode(),
-        "entries": [
-            {"index": e.index, "envelope": b64(e.envelope), "relay_ms": e.relay_ms} for e in entries
-        ],
-        "consistency": [
-            b64(p) for p in relay.tree(channel).consistency_proof(start, relay.size(channel))
-        ]
-        if 0 < start < relay.size(channel)
-        else [],
-    }
-    station.on_entries(json.loads(json.dumps(frame)))
+    frame = relay.entries_frame(
+        channel, relay.entries(channel, start, relay.size(channel)), start, None
+    )
+    station.on_entries(frames.decode_relay_frame(frames.encode_frame(frame)))
 
 
 def test_two_orders_of_the_same_envelopes_are_caught_by_the_next_receipt(

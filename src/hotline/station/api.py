@@ -17,7 +17,7 @@ from starlette.routing import Route
 from .. import body as body_mod
 from .. import forms, transcript
 from ..envelope import Kind, Precedence
-from ..errors import HotlineError, Malformed, NotAuthorized, Unavailable
+from ..errors import HotlineError, Malformed, Unauthenticated, http_status
 from ..forms.render import error_text as render_error
 from ..i18n import LANGUAGES, t
 from ..notes import b64
@@ -49,7 +49,7 @@ class StationAPI:
         header = request.headers.get("authorization", "")
         given = header[7:] if header.startswith("Bearer ") else ""
         if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
-            raise NotAuthorized("missing or wrong API token")
+            raise Unauthenticated("missing or wrong API token")
 
     async def body(self, request: Request) -> dict[str, Any]:
         length = int(request.headers.get("content-length") or 0)
@@ -338,13 +338,8 @@ def view_body(content: dict[str, Any], lang: str) -> dict[str, Any]:
 
 async def error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HotlineError)
-    status = 400
-    if isinstance(exc, NotAuthorized):
-        status = 401 if "token" in exc.message else 403
-    elif isinstance(exc, Unavailable):
-        status = 503
     out = exc.to_dict()
     lang = request.headers.get("accept-language", "")[:2]
     if isinstance(exc, forms.FormError):
         out["localized"] = render_error(exc, lang if lang in LANGUAGES else "en")
-    return JSONResponse({"error": out}, status_code=status)
+    return JSONResponse({"error": out}, status_code=http_status(exc))

@@ -14,8 +14,8 @@ from .. import envelope as env_mod
 from .. import forms, logcheck
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError, Malformed, Unavailable
+from ..frames import Accepted
 from ..keys import StationCertificate
-from ..notes import unb64
 from .alarms import Alarm, AlarmKind
 from .state import Station
 from .store import OutboxItem, OutboxState
@@ -95,9 +95,9 @@ def queue(
     return item
 
 
-def on_accepted(st: Station, frame: dict[str, Any]) -> None:
+def on_accepted(st: Station, frame: Accepted) -> None:
     """The relay accepted one of ours: check its checkpoint and inclusion proof."""
-    channel, seq = str(frame["channel"]), int(frame["seq"])
+    channel, seq, index = frame.channel, frame.seq, frame.index
     item = st.store.outbox_item(channel, seq)
     if item is None:
         st.alarm(
@@ -110,28 +110,28 @@ def on_accepted(st: Station, frame: dict[str, Any]) -> None:
         return
     try:
         ctx = st.log(channel)
-        signed = logcheck.open_log_checkpoint(ctx, str(frame["checkpoint"]).encode())
-        proof = [unb64(p, "proof") for p in frame["proof"]]
-        index = int(frame["index"])
-        logcheck.check_included(ctx, item.envelope, index=index, signed=signed, proof=proof)
+        signed = logcheck.open_log_checkpoint(ctx, frame.checkpoint)
+        logcheck.check_included(
+            ctx, item.envelope, index=index, signed=signed, proof=list(frame.proof)
+        )
     except HotlineError as exc:
         st.alarm(
             Alarm(
                 AlarmKind.BAD_ACCEPTANCE,
                 f"relay's acceptance of {channel} seq {seq} fails: {exc}",
                 channel=channel,
-                evidence=str(frame.get("checkpoint", "")).encode(),
+                evidence=frame.checkpoint,
             )
         )
         return
     if item.state != OutboxState.ACCEPTED:
         with st.store.transaction():
-            st.store.mark_accepted(channel, seq, index, int(frame["relay_ms"]))
+            st.store.mark_accepted(channel, seq, index, frame.relay_ms)
 
 
-def on_refused(st: Station, channel: str, seq: int, error: dict[str, Any]) -> None:
+def on_refused(st: Station, channel: str, seq: int, error: HotlineError) -> None:
     """The relay refused one of ours: wait and resend, or record the refusal."""
-    code = str(error.get("code"))
+    code = error.code
     if code in TRANSIENT:
         return  # stays queued; sent again
     if code == "chain_gap" and st.store.queued_before(channel, seq):
@@ -139,12 +139,12 @@ def on_refused(st: Station, channel: str, seq: int, error: dict[str, Any]) -> No
     st.alarm(
         Alarm(
             AlarmKind.REFUSED,
-            f"relay refused {channel} seq {seq}: {code}: {error.get('message')}",
+            f"relay refused {channel} seq {seq}: {code}: {error.message}",
             channel=channel,
         )
     )
     with st.store.transaction():
-        st.store.mark_refused(channel, seq, f"{code}: {error.get('message')}")
+        st.store.mark_refused(channel, seq, f"{code}: {error.message}")
 
 
 def acknowledge(

@@ -9,14 +9,15 @@ logcheck's, the same ``hotline verify`` runs; here they become alarms.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import body as body_mod
 from .. import logcheck
 from ..envelope import Kind
 from ..errors import BadProof, ForkDetected, HotlineError
-from ..notes import SignedCheckpoint, cosign, unb64
+from ..frames import Entries
+from ..notes import SignedCheckpoint, cosign
 from . import outbox, receive
 from .alarms import Alarm, AlarmKind
 from .state import Station
@@ -34,13 +35,13 @@ class Ingested:
     queued: int = 0
 
 
-def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
+def on_entries(st: Station, frame: Entries) -> Ingested:
     """Verify and store a run of entries ending at a signed checkpoint."""
-    channel = str(frame.get("channel"))
+    channel = frame.channel
     if channel not in st.channels:
         st.alarm(Alarm(AlarmKind.UNEXPECTED_CHANNEL, f"relay sent entries of {channel!r}"))
         return Ingested()
-    note = str(frame.get("checkpoint", "")).encode()
+    note = frame.checkpoint
     ctx = st.log(channel)
     try:
         signed = logcheck.open_log_checkpoint(ctx, note)
@@ -54,32 +55,30 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
             )
         )
         return Ingested()
-    start = int(frame.get("start", 0))
-    entries = list(frame.get("entries", []))
+    start = frame.start
+    entries = list(frame.entries)
     have = st.size(channel)
     if start > have:
         return Ingested(need_sync_from=have)
     # Entries we already hold must be the very same bytes.
     tree = st.tree(channel)
     for e in entries:
-        if int(e["index"]) >= have:
+        if e.index >= have:
             continue
         try:
-            logcheck.check_held_entry(
-                ctx, unb64(e["envelope"]), tree.leaf_hash_at(int(e["index"])), index=int(e["index"])
-            )
+            logcheck.check_held_entry(ctx, e.envelope, tree.leaf_hash_at(e.index), index=e.index)
         except ForkDetected:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
-                    f"relay shows a different entry {e['index']} of {channel}",
+                    f"relay shows a different entry {e.index} of {channel}",
                     channel=channel,
-                    index=int(e["index"]),
-                    evidence=unb64(e["envelope"]),
+                    index=e.index,
+                    evidence=e.envelope,
                 )
             )
             return Ingested()
-    entries = [e for e in entries if int(e["index"]) >= have]
+    entries = [e for e in entries if e.index >= have]
     if have + len(entries) != signed.size:
         if signed.size < have:
             _check_older(st, channel, signed)
@@ -96,7 +95,7 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
         return Ingested()
     last = st.verified(channel)
     if last is not None:
-        proof = [unb64(p) for p in frame.get("consistency", [])]
+        proof = list(frame.consistency)
         try:
             if signed.size < last.size or last.size == start:
                 logcheck.check_consistent(ctx, last, signed, proof)
@@ -116,9 +115,7 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
         try:
             with st.store.transaction():
                 for e in entries:
-                    arrived = receive.ingest(
-                        st, channel, int(e["index"]), unb64(e["envelope"]), int(e["relay_ms"])
-                    )
+                    arrived = receive.ingest(st, channel, e.index, e.envelope, e.relay_ms)
                     if arrived is not None:
                         result.arrived.append(arrived)
                 tree = st.tree(channel)
@@ -144,7 +141,7 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
     return result
 
 
-def check_sizes(st: Station, sizes: dict[str, Any]) -> None:
+def check_sizes(st: Station, sizes: Mapping[str, int]) -> None:
     """The relay's log sizes at connection: smaller than what we verified is a rollback."""
     for channel in st.channels:
         mine = st.verified(channel)

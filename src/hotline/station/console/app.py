@@ -32,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 
 from ... import transcript
 from ...envelope import Kind, Precedence
-from ...errors import HotlineError, Malformed, NotAuthorized
+from ...errors import HotlineError, Malformed, NotAuthorized, http_status
 from ...forms import FORMS, FormError, form_body
 from ...forms.render import error_text
 from ...forms.schema import CASUALTY_FIELDS
@@ -116,7 +116,9 @@ class Console:
                 message = (
                     error_text(exc, session.language) if isinstance(exc, FormError) else str(exc)
                 )
-                return self.secure(self.render("error.html", session, error=message, status=400))
+                return self.secure(
+                    self.render("error.html", session, error=message, status=http_status(exc))
+                )
 
         return endpoint
 
