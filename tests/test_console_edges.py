@@ -3,7 +3,6 @@ and never holds the database thread."""
 
 from __future__ import annotations
 
-import json
 import statistics
 import threading
 import time
@@ -72,7 +71,7 @@ def add_message(core: StationCore, index: int, created_ms: int, relay_ms: int) -
                 created_ms,
                 relay_ms,
                 bytes(32),
-                json.dumps(content),
+                body_mod.encode(content).decode(),
                 core.now_ms(),
                 None,
             )

@@ -62,8 +62,8 @@ def test_two_orders_of_the_same_envelopes_are_caught_by_the_next_receipt(
     honest, forked = _core(world, tmp_path, "a"), _core(world, tmp_path, "b")
     us, ru = _station(world, tmp_path, "us"), _station(world, tmp_path, "ru")
     # Two messages, one from each side, sealed before anyone saw the other.
-    m_us = us.send("us-ru", {"type": "text", "lang": "en", "text": "from us"})
-    m_ru = ru.send("us-ru", {"type": "text", "lang": "ru", "text": "от ru"})
+    m_us = us.send("us-ru", body_mod.Text("en", "from us"))
+    m_ru = ru.send("us-ru", body_mod.Text("ru", "от ru"))
     # The relay logs them in one order for us and in the other order for ru.
     _post(honest, us, m_us.envelope)
     _post(honest, ru, m_ru.envelope)
@@ -96,11 +96,11 @@ def test_an_envelope_of_a_party_outside_the_channel_is_not_taken_in(
     for cert in world.certs.values():
         relay.register_certificate(cert.encode())
     us, ru = _station(world, tmp_path, "us"), _station(world, tmp_path, "ru")
-    _post(relay, us, us.send("us-ru", {"type": "text", "lang": "en", "text": "from us"}).envelope)
+    _post(relay, us, us.send("us-ru", body_mod.Text("en", "from us")).envelope)
     # ua is not a member of us-ru, yet its station's envelope is validly signed and sealed.
     ua = world.stations["ua"]
     raw = env_mod.seal(
-        body_mod.encode({"type": "text", "lang": "uk", "text": "від ua"}),
+        body_mod.encode(body_mod.Text("uk", "від ua")),
         sender=ua,
         channel="us-ru",
         seq=1,
@@ -123,7 +123,7 @@ def test_an_envelope_of_a_party_outside_the_channel_is_not_taken_in(
 def test_a_forged_cosignature_in_a_receipt_is_not_kept(world: World, tmp_path: Path) -> None:
     relay = _core(world, tmp_path, "relay")
     us, ru = _station(world, tmp_path, "us"), _station(world, tmp_path, "ru")
-    message = us.send("us-ru", {"type": "text", "lang": "en", "text": "from us"})
+    message = us.send("us-ru", body_mod.Text("en", "from us"))
     _post(relay, us, message.envelope)
     _deliver(relay, us, "us-ru")
     _deliver(relay, ru, "us-ru")
@@ -135,7 +135,11 @@ def test_a_forged_cosignature_in_a_receipt_is_not_kept(world: World, tmp_path: P
     note = seen.note.with_signature(forged).encode().decode()
     (delivered,) = ru.store.outbox(OutboxState.QUEUED)
     _post(relay, ru, delivered.envelope)
-    lie = ru.send("us-ru", body_mod.receipt("delivered", 0, message.hash, note), kind=Kind.RECEIPT)
+    lie = ru.send(
+        "us-ru",
+        body_mod.receipt(body_mod.ReceiptStatus.DELIVERED, 0, message.hash, note.encode()),
+        kind=Kind.RECEIPT,
+    )
     _post(relay, ru, lie.envelope)
     _deliver(relay, us, "us-ru")
     alarms = us.store.alarms(cleared_too=True)
@@ -159,7 +163,7 @@ def test_a_certificate_learnt_after_the_first_check_is_used_by_the_next(
     before = us.state.log("us-ru")  # the checks' view of us-ru, built before ru is known
     us.add_statements([world.certs["ru"].encode()], [])
     assert us.state.log("us-ru") is before
-    _post(relay, ru, ru.send("us-ru", {"type": "text", "lang": "ru", "text": "от ru"}).envelope)
+    _post(relay, ru, ru.send("us-ru", body_mod.Text("ru", "от ru")).envelope)
     _deliver(relay, us, "us-ru")
     assert us.store.alarms(cleared_too=True) == []
     assert [m.sender for m in us.store.inbox(us.ident, "us-ru", 10)] == ["ru/ru-1"]

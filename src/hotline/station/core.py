@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..body import Body
 from ..deadlines import Pending
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError
@@ -129,7 +130,7 @@ class StationCore:
     def queue(
         self,
         channel: str,
-        body: dict[str, Any],
+        body: Body,
         *,
         kind: Kind = Kind.MESSAGE,
         precedence: Precedence = Precedence.ROUTINE,
@@ -140,7 +141,7 @@ class StationCore:
     def send(
         self,
         channel: str,
-        body: dict[str, Any],
+        body: Body,
         *,
         kind: Kind = Kind.MESSAGE,
         precedence: Precedence = Precedence.ROUTINE,

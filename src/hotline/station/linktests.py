@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 from .. import link as link_mod
+from ..body import LinkTestRecord
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError
 from ..frames import LinkKind, LinkTest
@@ -71,7 +72,7 @@ class LinkTests:
                 outbox.queue(
                     self.st,
                     channel,
-                    {"type": "link-test", "sent_ms": self.st.now_ms()},
+                    LinkTestRecord(self.st.now_ms()),
                     kind=Kind.LINK_TEST,
                     precedence=Precedence.ROUTINE,
                 )

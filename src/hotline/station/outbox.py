@@ -7,8 +7,6 @@ inclusion under a signed checkpoint; a refusal is final unless it is transient.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import body as body_mod
 from .. import envelope as env_mod
 from .. import forms, logcheck
@@ -55,7 +53,7 @@ def recipients(st: Station, channel: str) -> list[StationCertificate]:
 def queue(
     st: Station,
     channel: str,
-    body: dict[str, Any],
+    body: body_mod.Body,
     *,
     kind: Kind = Kind.MESSAGE,
     precedence: Precedence = Precedence.ROUTINE,
@@ -63,8 +61,8 @@ def queue(
     """Seal a message and put it in the durable outbox (the caller's transaction)."""
     if channel not in st.channels:
         raise Malformed(f"{st.party} is not a member of {channel}", field="channel")
-    if body.get("type") == "form":
-        forms.validate(body)
+    if isinstance(body, body_mod.Form):
+        forms.validate(body.to_dict())
     seq, prev = st.store.last_sent(channel)
     now = st.now_ms()
     raw = env_mod.seal(
@@ -156,12 +154,14 @@ def acknowledge(
         raise Malformed(f"no message {index} in {channel}", field="index")
     if not operator.strip():
         raise Malformed("an acknowledgment names the operator", field="operator")
-    note = (st.store.verified_checkpoint(channel) or b"").decode()
+    note = st.store.verified_checkpoint(channel) or b""
     with st.store.transaction():
         item = queue(
             st,
             channel,
-            body_mod.receipt("acknowledged", index, message.hash, note, operator, reply),
+            body_mod.receipt(
+                body_mod.ReceiptStatus.ACKNOWLEDGED, index, message.hash, note, operator, reply
+            ),
             kind=Kind.RECEIPT,
             precedence=Precedence(message.precedence),
         )

@@ -9,7 +9,6 @@ The checks are logcheck's, the same ``hotline verify`` runs; here they become al
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from .. import body as body_mod
 from .. import envelope as env_mod
@@ -83,7 +82,7 @@ def ingest(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> 
     if env.kind == Kind.LINK_TEST:
         return None
     try:
-        content = body_mod.decode(env_mod.decrypt(env, st.key))
+        content = body_mod.parse_body(env_mod.decrypt(env, st.key))
     except NotARecipient as exc:
         st.alarm(
             Alarm(
@@ -150,12 +149,12 @@ def _receipt(
     channel: str,
     index: int,
     env: env_mod.Envelope,
-    content: dict[str, Any],
+    content: body_mod.Body,
     relay_ms: int,
 ) -> None:
     ctx = st.log(channel)
     try:
-        receipt = logcheck.parse_receipt(content)
+        receipt = logcheck.receipt_of(content)
     except Malformed as exc:
         st.alarm(
             Alarm(
@@ -201,7 +200,7 @@ def _receipt(
             relay_ms,
         )
     )
-    if receipt.status == logcheck.ReceiptStatus.ACKNOWLEDGED:
+    if receipt.status == body_mod.ReceiptStatus.ACKNOWLEDGED:
         st.store.acknowledged(channel, of_index, env.party)
         # An acknowledgment ends the FLASH and overdue alarms for that message, here
         # at the sender's and at every station of the acknowledging party.
@@ -225,7 +224,7 @@ def _check_carried_checkpoint(
     ctx: logcheck.LogContext,
     index: int,
     env: env_mod.Envelope,
-    receipt: logcheck.Receipt,
+    receipt: body_mod.Receipt,
 ) -> None:
     """The receipt's sender saw a checkpoint: it must agree with our log."""
     channel, note = ctx.channel, receipt.checkpoint

@@ -182,12 +182,12 @@ def _check_older(st: Station, channel: str, signed: SignedCheckpoint) -> None:
 
 def _send_receipts(st: Station, channel: str, result: Ingested) -> int:
     """A delivered receipt for each message that arrived, carrying our checkpoint."""
-    note = result.cosign[2].decode() if result.cosign else ""
+    note = result.cosign[2] if result.cosign else b""
     for m in result.arrived:
         outbox.queue(
             st,
             channel,
-            body_mod.receipt("delivered", m.index, m.hash, note),
+            body_mod.receipt(body_mod.ReceiptStatus.DELIVERED, m.index, m.hash, note),
             kind=Kind.RECEIPT,
             precedence=m.precedence,
         )

@@ -14,6 +14,7 @@ import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ... import body as body_mod
 from ... import transcript
 from ...envelope import Kind, Precedence
 from ...errors import HotlineError, Malformed, NotAuthorized, http_status
@@ -243,14 +245,13 @@ class Console:
             precedence = Precedence[str(data.get("precedence", "ROUTINE"))]
         except KeyError as exc:
             raise Malformed("unknown precedence", field="precedence") from exc
+        content: body_mod.Text | body_mod.Form
         if chosen:
-            content = form_body(chosen, parse_form(chosen, data))
+            content = body_mod.form_of(form_body(chosen, parse_form(chosen, data)))
         else:
-            text = str(data.get("text", ""))
-            from ... import body as body_mod
-
-            content = body_mod.text(text, session.language)
-        content["operator"] = session.operator  # attributed, signed inside the envelope
+            content = body_mod.text(str(data.get("text", "")), session.language)
+        # Attributed: the operator's name is signed inside the envelope.
+        content = replace(content, operator=session.operator)
         item = await self.service.run_db(
             lambda: self.core.send(channel, content, kind=Kind.MESSAGE, precedence=precedence)
         )
