@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 
 from .. import envelope as env_mod
 from .. import frames
-from ..errors import HotlineError, Malformed, NotAuthorized, UnknownKey
+from ..errors import HotlineError, Malformed, NotAuthorized, Unauthenticated, UnknownKey
 from ..keys import KeyRing, StationCertificate
 from ..merkle import TreeCache
 from ..notes import (
@@ -111,7 +111,8 @@ class HttpAuth:
     @classmethod
     def parse(cls, header: str) -> HttpAuth:
         if not header.startswith("Hotline "):
-            raise NotAuthorized(
+            # No credentials at all: 401 at the HTTP edge (a bad signature is 403).
+            raise Unauthenticated(
                 "sign the request: Authorization: Hotline station=..,time=..,signature=.."
             )
         parts = dict(p.strip().split("=", 1) for p in header[8:].split(",") if "=" in p)
