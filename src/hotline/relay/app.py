@@ -62,6 +62,15 @@ class Connection:
     queue_limit: int = Limits.send_queue_bytes
     queued: int = 0  # characters of the frames in ``out`` (JSON text: ASCII, so bytes)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    posting: int = 0  # posts handed to the writer and not answered yet
+    posting_bytes: int = 0
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def posted(self, size: int) -> None:
+        """The writer answered one of this connection's posts."""
+        self.posting -= 1
+        self.posting_bytes -= size
+        self.room.set()
 
     def send(self, frame: str) -> None:
         """Queue a frame; the writer never waits for a slow reader, it drops it."""
@@ -189,9 +198,11 @@ class Relay:
                 log.exception("storage failed; %d envelopes not accepted", len(batch))
                 failed = Unavailable("relay storage failed; resend")
                 for post in batch:
+                    post.conn.posted(len(post.raw))
                     post.conn.send(encode_frame(frames.ErrorReply.of(post.request_id, failed)))
                 continue
             for post, result in zip(batch, results, strict=True):
+                post.conn.posted(len(post.raw))
                 if isinstance(result, HotlineError):
                     log.info("refused envelope from %s: %s", post.conn.cert.ident, result.code)
                 post.conn.send(encode_frame(answer(post.request_id, result)))
@@ -355,6 +366,7 @@ class Relay:
         party = conn.cert.party
         match frame:
             case frames.Post(envelope=raw, id=rid):
+                await self._admit(conn, len(raw))
                 self.queue.put_nowait(_Post(conn, rid, raw))
             case frames.Sync(channel=channel, start=start, id=rid):
                 self.core.may_read(party, channel)
@@ -383,6 +395,19 @@ class Relay:
                 raise Malformed("unknown op 'hello' (the station is authenticated)", field="op")
             case _:
                 assert_never(frame)
+
+    async def _admit(self, conn: Connection, size: int) -> None:
+        """Wait until the connection has room for one more post in flight: a flood then
+        waits in its own socket (TCP backpressure), not in the relay's memory."""
+        limits = self.limits
+        while conn.posting and (
+            conn.posting >= limits.posts_in_flight
+            or conn.posting_bytes + size > limits.post_bytes_in_flight
+        ):
+            conn.room.clear()
+            await conn.room.wait()
+        conn.posting += 1
+        conn.posting_bytes += size
 
     # --- HTTP ----------------------------------------------------------------------
 

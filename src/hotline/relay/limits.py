@@ -25,6 +25,10 @@ class Limits:
     # Frames (JSON text) waiting to be sent on one connection; a reader that lets more
     # pile up is dropped and catches up with sync when it reconnects.
     send_queue_bytes: int = 8 * MIB
+    # Posts of one connection accepted for the writer and not answered yet (count and
+    # bytes); beyond either the relay stops reading that connection until it answers.
+    posts_in_flight: int = 16
+    post_bytes_in_flight: int = 2 * MIB
     # Authenticated connections of one station at once (a restart may briefly need two).
     connections_per_station: int = 4
     # Connections of one client address that have not finished the handshake yet.
