@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hotline import body, frames
 from hotline.envelope import ZERO_HASH, envelope_hash, seal
 from hotline.home import load_roster, load_station
-from hotline.notes import b64
 from tests.netutil import PASSPHRASE, Cluster, wait_for
 
 HOSTILE = "ru/ru-2"
@@ -84,16 +83,11 @@ class Hostile:
 
     async def login(self) -> Any:
         ws = await websockets.connect(self.url, max_size=None, max_queue=1, compression=None)
-        nonce = frames.field_bytes(json.loads(await ws.recv()), "nonce")
-        signature = self.key.signing.sign(frames.auth_message(nonce, HOSTILE, self.roster_hash))
-        await ws.send(
-            frames.encode(
-                "hello",
-                station=HOSTILE,
-                certificate=b64(self.cert.encode()),
-                signature=b64(signature),
-            )
-        )
+        challenge = frames.decode_relay_frame(await ws.recv())
+        assert isinstance(challenge, frames.Challenge), challenge
+        message = frames.auth_message(challenge.nonce, HOSTILE, self.roster_hash)
+        signature = self.key.signing.sign(message)
+        await ws.send(frames.encode_frame(frames.Hello(HOSTILE, self.cert.encode(), signature)))
         welcome = json.loads(await ws.recv())
         if welcome["op"] != "welcome":
             await ws.close()
@@ -104,7 +98,7 @@ class Hostile:
         """Large entries first, so that each sync answer is a full frame."""
         ws = await self.login()
         for seq, raw in enumerate(envelopes, 1):
-            await ws.send(frames.encode("post", id=seq, envelope=b64(raw)))
+            await ws.send(frames.encode_frame(frames.Post(raw, seq)))
             while json.loads(await ws.recv()).get("id") != seq:
                 pass
         await ws.close()
@@ -122,7 +116,7 @@ class Hostile:
         copy with a broken signature; answers are read (or this would be a stall)."""
         broken = bytearray(logged)
         broken[-1] ^= 1
-        posts = [b64(logged), b64(bytes(broken))]
+        posts = [frames.encode_frame(frames.Post(raw)) for raw in (logged, bytes(broken))]
         ws = await self.login()
 
         async def drain() -> None:
@@ -133,7 +127,7 @@ class Hostile:
         try:
             i = 0
             while not self.stop.is_set() and not reader.done():
-                await ws.send(frames.encode("post", id=i, envelope=posts[i % 2]))
+                await ws.send(posts[i % 2])
                 self.counts["flood posts"] += 1
                 i += 1
                 if i % 64 == 0:
@@ -148,7 +142,7 @@ class Hostile:
         try:
             i = 0
             while not self.stop.is_set():
-                await ws.send(frames.encode("sync", id=i, channel=CHANNEL, **{"from": 0}))
+                await ws.send(frames.encode_frame(frames.Sync(CHANNEL, 0, i)))
                 self.counts["stalled syncs"] += 1
                 i += 1
                 await asyncio.sleep(0.002)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import os
 import platform
 import sqlite3
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hotline import frames
 from hotline.envelope import ZERO_HASH, envelope_hash, seal
 from hotline.home import load_roster, load_station
-from hotline.notes import b64
+from hotline.keys import StationCertificate, StationKey
 from tests.netutil import PASSPHRASE, Cluster, wait_for
 
 
@@ -127,35 +126,29 @@ def latency(root: Path, n: int, database: str | None = None) -> dict[str, float]
 async def _sender(
     url: str,
     ident: str,
-    key: object,
-    cert: object,
+    key: StationKey,
+    cert: StationCertificate,
     roster_hash: bytes,
     envelopes: list[bytes],
     window: int,
 ) -> int:
     async with websockets.connect(url, max_size=None, compression=None) as ws:
-        ch = json.loads(await ws.recv())
-        nonce = frames.field_bytes(ch, "nonce")
-        await ws.send(
-            frames.encode(
-                "hello",
-                station=ident,
-                certificate=b64(cert.encode()),  # type: ignore[attr-defined]
-                signature=b64(key.signing.sign(frames.auth_message(nonce, ident, roster_hash))),
-            )
-        )  # type: ignore[attr-defined]
-        assert json.loads(await ws.recv())["op"] == "welcome"
+        challenge = frames.decode_relay_frame(await ws.recv())
+        assert isinstance(challenge, frames.Challenge), challenge
+        signature = key.signing.sign(frames.auth_message(challenge.nonce, ident, roster_hash))
+        await ws.send(frames.encode_frame(frames.Hello(ident, cert.encode(), signature)))
+        assert isinstance(frames.decode_relay_frame(await ws.recv()), frames.Welcome)
         accepted = 0
         sent = 0
         while accepted < len(envelopes):
             while sent < len(envelopes) and sent - accepted < window:
-                await ws.send(frames.encode("post", id=sent, envelope=b64(envelopes[sent])))
+                await ws.send(frames.encode_frame(frames.Post(envelopes[sent], id=sent)))
                 sent += 1
-            frame = json.loads(await ws.recv())
-            if frame["op"] == "accepted":
-                accepted += 1
-            elif frame["op"] == "error":
-                raise RuntimeError(frame)
+            match frames.decode_relay_frame(await ws.recv()):
+                case frames.Accepted():
+                    accepted += 1
+                case frames.ErrorReply() as refusal:
+                    raise refusal.error()
         return accepted
 
 

@@ -10,31 +10,34 @@ replay   logs an old envelope of us/us-1 a second time, for everyone
 revoked  logs envelopes whatever their key's revocation says
 fork     shows the target a different history: one message of us/us-1 left out,
          every later entry shifted, checkpoints signed over that other tree
+badframe sends the target, once, a frame that does not decode instead of its certificates
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
 import os
-from typing import Any
+from dataclasses import replace
 
 from hotline import envelope as env_mod
 from hotline import frames
 from hotline.home import load_relay_key, load_roster
 from hotline.merkle import MerkleTree
-from hotline.notes import Checkpoint, b64, sign_checkpoint
+from hotline.notes import Checkpoint, sign_checkpoint
 from hotline.relay.app import Connection, Relay
 from hotline.relay.core import RelayCore
 from hotline.relay.sqlite import SqliteRelayStore
 from hotline.relay.storage import StoredEntry
 from hotline.run import serve_relay
 
+# What "badframe" sends the target once, in place of a certificates frame: an op the
+# station knows, without any of its fields.
+BAD_FRAME = '{"op":"accepted"}'
 
-def _kind(entry: dict[str, Any]) -> int:
-    return base64.b64decode(entry["envelope"])[5]
+
+def _kind(entry: frames.Entry) -> int:
+    return entry.envelope[5]
 
 
 class LyingCore(RelayCore):
@@ -85,37 +88,41 @@ class LyingRelay(Relay):
 
     # --- simple lies on what the target receives ---------------------------------------
 
-    def lie(self, conn: Connection, frame: str) -> str | None:
+    def lie(self, conn: Connection, text: str) -> str | None:
         if conn.cert.ident != self.target:
-            return frame
-        f = json.loads(frame)
+            return text
+        frame = frames.decode_relay_frame(text)
         if self.mode == "fork":
-            return self.fork_view(f)
-        if f["op"] != "entries" or self.done:
-            return frame
-        msgs = [i for i, e in enumerate(f["entries"]) if _kind(e) == 1]
+            return frames.encode_frame(self.fork_view(frame))
+        if self.mode == "badframe":
+            if isinstance(frame, frames.Certificates) and not self.done:
+                self.done = True
+                return BAD_FRAME
+            return text
+        if not isinstance(frame, frames.Entries) or self.done:
+            return text
+        entries = list(frame.entries)
+        msgs = [i for i, e in enumerate(entries) if _kind(e) == 1]
         if self.mode == "drop" and msgs:
-            del f["entries"][msgs[0]]
+            del entries[msgs[0]]
         elif self.mode == "reorder" and len(msgs) >= 2:
-            e = f["entries"]
-            e[msgs[0]]["envelope"], e[msgs[1]]["envelope"] = (
-                e[msgs[1]]["envelope"],
-                e[msgs[0]]["envelope"],
-            )
+            a, b = entries[msgs[0]], entries[msgs[1]]
+            entries[msgs[0]] = replace(a, envelope=b.envelope)
+            entries[msgs[1]] = replace(b, envelope=a.envelope)
         elif self.mode == "alter" and msgs:
-            raw = bytearray(base64.b64decode(f["entries"][msgs[0]]["envelope"]))
+            raw = bytearray(entries[msgs[0]].envelope)
             raw[-3] ^= 0x40
-            f["entries"][msgs[0]]["envelope"] = b64(bytes(raw))
-        elif self.mode == "badroot" and f["entries"]:
-            size = f["start"] + len(f["entries"])
+            entries[msgs[0]] = replace(entries[msgs[0]], envelope=bytes(raw))
+        elif self.mode == "badroot" and entries:
+            size = frame.start + len(entries)
             cp = Checkpoint(
-                self.core.roster.origin(f["channel"]), size, os.urandom(32), ("time 1",)
+                self.core.roster.origin(frame.channel), size, os.urandom(32), ("time 1",)
             )
-            f["checkpoint"] = sign_checkpoint(cp, self.core.log_key).encode().decode()
+            frame = replace(frame, checkpoint=sign_checkpoint(cp, self.core.log_key).encode())
         else:
-            return frame
+            return text
         self.done = True
-        return json.dumps(f)
+        return frames.encode_frame(replace(frame, entries=tuple(entries)))
 
     # --- a forked view for the target ------------------------------------------------------
 
@@ -136,63 +143,56 @@ class LyingRelay(Relay):
             log.append((raw, relay_ms))
         return next(i for i, (r, _) in enumerate(log) if env_mod.envelope_hash(r) == digest)
 
-    def _alt_checkpoint(self, channel: str, size: int) -> tuple[str, MerkleTree]:
+    def _alt_checkpoint(self, channel: str, size: int) -> tuple[bytes, MerkleTree]:
         tree = MerkleTree()
         tree.append_many([r for r, _ in self.alt.setdefault(channel, [])[:size]])
         cp = Checkpoint(self.core.roster.origin(channel), size, tree.root(), ("time 2",))
-        return sign_checkpoint(cp, self.core.log_key).encode().decode(), tree
+        return sign_checkpoint(cp, self.core.log_key).encode(), tree
 
-    def fork_view(self, f: dict[str, Any]) -> str | None:
-        channel = f.get("channel", "")
-        if f["op"] == "entries":
-            for e in f["entries"]:
-                self._alt_add(channel, base64.b64decode(e["envelope"]), e["relay_ms"])
-            log = self.alt.get(channel, [])
-            start = (
-                self.alt_sent.get(channel, 0)
-                if f.get("id") is None
-                else self._requested.get(channel, 0)
-            )
-            note, tree = self._alt_checkpoint(channel, len(log))
-            self.alt_sent[channel] = len(log)
-            return frames.encode(
-                "entries",
-                id=f.get("id"),
-                channel=channel,
-                start=start,
-                entries=[
-                    {"index": i, "envelope": b64(r), "relay_ms": ms}
-                    for i, (r, ms) in enumerate(log)
-                    if i >= start
-                ],
-                checkpoint=note,
-                more=False,
-                consistency=frames.hashes(
-                    tree.consistency_proof(start, len(log)) if 0 < start < len(log) else []
-                ),
-            )
-        if f["op"] == "accepted":
-            raw = self._posted.get(f["hash"])
-            if raw is None:
-                return json.dumps(f)
-            index = self._alt_add(channel, raw, f["relay_ms"])
-            note, tree = self._alt_checkpoint(channel, len(self.alt.setdefault(channel, [])))
-            f.update(
-                index=index,
-                checkpoint=note,
-                proof=frames.hashes(tree.inclusion_proof(index, tree.size)),
-            )
-            return json.dumps(f)
-        return json.dumps(f)
+    def fork_view(self, frame: frames.RelayFrame) -> frames.RelayFrame:
+        match frame:
+            case frames.Entries(id=rid, channel=channel):
+                for e in frame.entries:
+                    self._alt_add(channel, e.envelope, e.relay_ms)
+                log = self.alt.get(channel, [])
+                start = (
+                    self.alt_sent.get(channel, 0)
+                    if rid is None
+                    else self._requested.get(channel, 0)
+                )
+                note, tree = self._alt_checkpoint(channel, len(log))
+                self.alt_sent[channel] = len(log)
+                return frames.Entries(
+                    rid,
+                    channel,
+                    start,
+                    tuple(frames.Entry(i, r, ms) for i, (r, ms) in enumerate(log) if i >= start),
+                    note,
+                    tuple(tree.consistency_proof(start, len(log)) if 0 < start < len(log) else []),
+                    more=False,
+                )
+            case frames.Accepted(channel=channel, hash=digest, relay_ms=relay_ms):
+                raw = self._posted.get(digest)
+                if raw is None:
+                    return frame
+                index = self._alt_add(channel, raw, relay_ms)
+                note, tree = self._alt_checkpoint(channel, len(self.alt.setdefault(channel, [])))
+                return replace(
+                    frame,
+                    index=index,
+                    checkpoint=note,
+                    proof=tuple(tree.inclusion_proof(index, tree.size)),
+                )
+        return frame
 
-    async def _handle(self, conn: Connection, frame: dict[str, Any], request_id: Any) -> None:
+    async def _dispatch(self, conn: Connection, frame: frames.StationFrame) -> None:
         if self.mode == "fork" and conn.cert.ident == self.target:
-            if frame["op"] == "post":
-                raw = frames.field_bytes(frame, "envelope")
-                self._posted[b64(env_mod.envelope_hash(raw))] = raw
-            elif frame["op"] == "sync":
-                self._requested[str(frame.get("channel"))] = int(frame.get("from", 0))
-        await super()._handle(conn, frame, request_id)
+            match frame:
+                case frames.Post(envelope=raw):
+                    self._posted[env_mod.envelope_hash(raw)] = raw
+                case frames.Sync(channel=channel, start=start):
+                    self._requested[channel] = start
+        await super()._dispatch(conn, frame)
 
 
 def main() -> None:

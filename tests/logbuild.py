@@ -9,6 +9,7 @@ Tests then lie by changing the transcript, or by logging what an honest relay wo
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,17 +50,18 @@ class ChannelLog:
     def seal(
         self,
         party: str,
-        body: dict[str, Any],
+        body: body_mod.Body | dict[str, Any],
         kind: Kind = Kind.MESSAGE,
         *,
         channel: str | None = None,
         link: tuple[int, bytes] | None = None,
     ) -> bytes:
         """An envelope by ``party``'s station: the next link of its chain unless ``link``
-        (the previous sequence and hash) says otherwise."""
+        (the previous sequence and hash) says otherwise. A dict is a body no honest
+        station would write, sealed as it is."""
         seq, prev = link or self.chains.get(party, (0, env_mod.ZERO_HASH))
         return env_mod.seal(
-            body_mod.encode(body),
+            raw_body(body) if isinstance(body, dict) else body_mod.encode(body),
             sender=self.world.stations[party],
             channel=channel or self.channel,
             seq=seq + 1,
@@ -76,7 +78,9 @@ class ChannelLog:
         self.entries.append((raw, self.now_ms))
         return self.tree.append(raw)
 
-    def send(self, party: str, body: dict[str, Any], kind: Kind = Kind.MESSAGE) -> int:
+    def send(
+        self, party: str, body: body_mod.Body | dict[str, Any], kind: Kind = Kind.MESSAGE
+    ) -> int:
         raw = self.seal(party, body, kind)
         self.chains[party] = (env_mod.parse(raw).seq, env_mod.envelope_hash(raw))
         return self.log(raw)
@@ -97,7 +101,9 @@ class ChannelLog:
         """A receipt carrying the latest checkpoint (as its sender verified it)."""
         note = checkpoint or self.checkpoints[-1]
         digest = env_mod.envelope_hash(self.entries[of_index][0]) if of_hash is None else of_hash
-        body = body_mod.receipt(status, of_index, digest, note.encode().decode(), operator)
+        body = body_mod.receipt(
+            body_mod.ReceiptStatus(status), of_index, digest, note.encode(), operator
+        )
         return self.send(party, body, Kind.RECEIPT)
 
     def checkpoint(self, *cosigners: str, tree: MerkleTree | None = None) -> SignedCheckpoint:
@@ -175,17 +181,12 @@ def exchange() -> ChannelLog:
     log.receipt("us", "delivered", 6)
     log.receipt("ru", "acknowledged", 0, operator="Capt. Volkov")
     log.send(
-        "us",
-        {
-            "type": "notice",
-            "notice": "overdue",
-            "side": "sender",
-            "of_index": 1,
-            "party": "ru",
-            "level": 1,
-            "due_ms": log.now_ms,
-        },
-        Kind.NOTICE,
+        "us", body_mod.OverdueNotice(body_mod.Side.SENDER, 1, "ru", 1, log.now_ms), Kind.NOTICE
     )
     log.checkpoint("us", "ru")
     return log
+
+
+def raw_body(value: dict[str, Any]) -> bytes:
+    """A hand-made body, for the tests of what a hostile station might encrypt."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()

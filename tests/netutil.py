@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import socket
@@ -22,7 +21,6 @@ from websockets.sync.client import ClientConnection, connect
 from hotline import frames
 from hotline.errors import Unavailable
 from hotline.home import load_roster, load_station
-from hotline.notes import b64
 from hotline.provision import Network, provision
 from hotline.station.client import StationClient
 from hotline.station.store import StationStore
@@ -268,19 +266,13 @@ def login(c: Cluster, ident: str) -> Iterator[ClientConnection]:
 def _hello(c: Cluster, ws: ClientConnection, ident: str) -> ClientConnection:
     roster = load_roster(c.net.relay_dir / "roster.note")
     key, cert = load_station(c.net.stations[ident], PASSPHRASE, roster)
-    challenge = json.loads(ws.recv())
-    nonce = frames.field_bytes(challenge, "nonce")
+    challenge = frames.decode_relay_frame(ws.recv())
+    assert isinstance(challenge, frames.Challenge), challenge
     rh = hashlib.sha256(roster.encode()).digest()
-    ws.send(
-        frames.encode(
-            "hello",
-            station=ident,
-            certificate=b64(cert.encode()),
-            signature=b64(key.signing.sign(frames.auth_message(nonce, ident, rh))),
-        )
-    )
-    welcome = json.loads(ws.recv())
-    assert welcome["op"] == "welcome", welcome
+    signature = key.signing.sign(frames.auth_message(challenge.nonce, ident, rh))
+    ws.send(frames.encode_frame(frames.Hello(ident, cert.encode(), signature)))
+    welcome = frames.decode_relay_frame(ws.recv())
+    assert isinstance(welcome, frames.Welcome), welcome
     return ws
 
 

@@ -1,18 +1,27 @@
-"""A relay that orders one station's log differently is caught by the next receipt's
-carried checkpoint, even when every sender's chain stays intact (no network needed)."""
+"""What others log is checked before a station takes it in (no network needed).
+
+A relay that orders one station's log differently is caught by the next receipt's
+carried checkpoint, even when every sender's chain stays intact; a relay that logs a
+non-member's envelope, or a station whose receipt carries a forged cosignature, is
+caught too, and the lie stays out of the station's store.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from hotline.notes import b64
+from hotline import body as body_mod
+from hotline import envelope as env_mod
+from hotline import frames
+from hotline.envelope import Kind
+from hotline.notes import NoteSignature
 from hotline.relay.core import Acceptance, RelayCore
 from hotline.relay.sqlite import SqliteRelayStore
 from hotline.station.alarms import AlarmKind
 from hotline.station.core import StationCore
+from hotline.station.export import export
 from hotline.station.store import OutboxState, StationStore
+from hotline.transcript import verify
 
 from .conftest import World
 
@@ -41,21 +50,10 @@ def _post(relay: RelayCore, station: StationCore, raw: bytes) -> Acceptance:
 def _deliver(relay: RelayCore, station: StationCore, channel: str) -> None:
     """Give ``station`` everything of ``relay``'s log it does not have yet."""
     start = station.size(channel)
-    entries = relay.entries(channel, start, relay.size(channel))
-    frame: dict[str, Any] = {
-        "channel": channel,
-        "start": start,
-        "checkpoint": relay.checkpoint(channel).decode(),
-        "entries": [
-            {"index": e.index, "envelope": b64(e.envelope), "relay_ms": e.relay_ms} for e in entries
-        ],
-        "consistency": [
-            b64(p) for p in relay.tree(channel).consistency_proof(start, relay.size(channel))
-        ]
-        if 0 < start < relay.size(channel)
-        else [],
-    }
-    station.on_entries(json.loads(json.dumps(frame)))
+    frame = relay.entries_frame(
+        channel, relay.entries(channel, start, relay.size(channel)), start, None
+    )
+    station.on_entries(frames.decode_relay_frame(frames.encode_frame(frame)))
 
 
 def test_two_orders_of_the_same_envelopes_are_caught_by_the_next_receipt(
@@ -64,8 +62,8 @@ def test_two_orders_of_the_same_envelopes_are_caught_by_the_next_receipt(
     honest, forked = _core(world, tmp_path, "a"), _core(world, tmp_path, "b")
     us, ru = _station(world, tmp_path, "us"), _station(world, tmp_path, "ru")
     # Two messages, one from each side, sealed before anyone saw the other.
-    m_us = us.send("us-ru", {"type": "text", "lang": "en", "text": "from us"})
-    m_ru = ru.send("us-ru", {"type": "text", "lang": "ru", "text": "от ru"})
+    m_us = us.send("us-ru", body_mod.Text("en", "from us"))
+    m_ru = ru.send("us-ru", body_mod.Text("ru", "от ru"))
     # The relay logs them in one order for us and in the other order for ru.
     _post(honest, us, m_us.envelope)
     _post(honest, ru, m_ru.envelope)
@@ -82,3 +80,90 @@ def test_two_orders_of_the_same_envelopes_are_caught_by_the_next_receipt(
     _deliver(honest, us, "us-ru")
     alarms = us.store.alarms(cleared_too=True)
     assert any(a.kind == AlarmKind.FORK and a.evidence for a in alarms), alarms
+
+
+class _OpenDoorRelay(RelayCore):
+    """A relay that logs envelopes of any party in any channel."""
+
+    def may_read(self, party: str, channel: str) -> None:
+        pass
+
+
+def test_an_envelope_of_a_party_outside_the_channel_is_not_taken_in(
+    world: World, tmp_path: Path
+) -> None:
+    relay = _OpenDoorRelay(SqliteRelayStore(tmp_path / "relay.db"), world.roster, world.relay)
+    for cert in world.certs.values():
+        relay.register_certificate(cert.encode())
+    us, ru = _station(world, tmp_path, "us"), _station(world, tmp_path, "ru")
+    _post(relay, us, us.send("us-ru", body_mod.Text("en", "from us")).envelope)
+    # ua is not a member of us-ru, yet its station's envelope is validly signed and sealed.
+    ua = world.stations["ua"]
+    raw = env_mod.seal(
+        body_mod.encode(body_mod.Text("uk", "від ua")),
+        sender=ua,
+        channel="us-ru",
+        seq=1,
+        prev=env_mod.ZERO_HASH,
+        recipients=[world.certs["us"], world.certs["ru"]],
+        created_ms=ru.now_ms(),
+    )
+    assert isinstance(relay.accept([(ua.ident, raw)])[0], Acceptance)
+    _deliver(relay, ru, "us-ru")
+    (alarm,) = ru.store.alarms(cleared_too=True)
+    assert alarm.kind == AlarmKind.VERIFICATION and alarm.index == 1
+    assert "not a member of us-ru" in alarm.message and alarm.evidence == raw
+    assert [m.sender for m in ru.store.inbox(ru.ident, "us-ru", 10)] == ["us/us-1"]
+    assert [(e.sender, e.valid) for e in ru.store.entries("us-ru")] == [
+        ("us/us-1", True),
+        ("ua/ua-1", False),
+    ]
+
+
+def test_a_forged_cosignature_in_a_receipt_is_not_kept(world: World, tmp_path: Path) -> None:
+    relay = _core(world, tmp_path, "relay")
+    us, ru = _station(world, tmp_path, "us"), _station(world, tmp_path, "ru")
+    message = us.send("us-ru", body_mod.Text("en", "from us"))
+    _post(relay, us, message.envelope)
+    _deliver(relay, us, "us-ru")
+    _deliver(relay, ru, "us-ru")
+    # ru's receipt carries the checkpoint it verified, with a cosignature it claims ua made.
+    seen = ru.verified("us-ru")
+    assert seen is not None
+    witness = world.stations["ua"].cosigner()
+    forged = NoteSignature(witness.name, witness.verifier.key_hash, bytes(8) + bytes(64))
+    note = seen.note.with_signature(forged).encode().decode()
+    (delivered,) = ru.store.outbox(OutboxState.QUEUED)
+    _post(relay, ru, delivered.envelope)
+    lie = ru.send(
+        "us-ru",
+        body_mod.receipt(body_mod.ReceiptStatus.DELIVERED, 0, message.hash, note.encode()),
+        kind=Kind.RECEIPT,
+    )
+    _post(relay, ru, lie.envelope)
+    _deliver(relay, us, "us-ru")
+    alarms = us.store.alarms(cleared_too=True)
+    assert [(a.kind, a.index) for a in alarms] == [(AlarmKind.VERIFICATION, 2)], alarms
+    assert "cosignature by ua/ua-1 does not verify" in alarms[0].message
+    kept = b"".join(us.store.checkpoints("us-ru"))
+    assert witness.name.encode() not in kept  # nothing of ua's was planted
+    assert ru.ident.encode() in kept  # ru's true cosignature, from its first receipt, was
+    report = verify(export(us, "us-ru", with_bodies=True))
+    assert report.ok, report.failures
+
+
+def test_a_certificate_learnt_after_the_first_check_is_used_by_the_next(
+    world: World, tmp_path: Path
+) -> None:
+    relay = _core(world, tmp_path, "relay")
+    ru = _station(world, tmp_path, "ru")
+    us = StationCore(
+        StationStore(tmp_path / "us.db"), world.stations["us"], world.certs["us"], world.roster
+    )
+    before = us.state.log("us-ru")  # the checks' view of us-ru, built before ru is known
+    us.add_statements([world.certs["ru"].encode()], [])
+    assert us.state.log("us-ru") is before
+    _post(relay, ru, ru.send("us-ru", body_mod.Text("ru", "от ru")).envelope)
+    _deliver(relay, us, "us-ru")
+    assert us.store.alarms(cleared_too=True) == []
+    assert [m.sender for m in us.store.inbox(us.ident, "us-ru", 10)] == ["ru/ru-1"]

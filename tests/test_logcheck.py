@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 
@@ -18,6 +19,7 @@ from hotline.errors import (
     BadProof,
     BadSignature,
     ChainGap,
+    DecryptionFailed,
     ForkDetected,
     HotlineError,
     Malformed,
@@ -168,12 +170,12 @@ def test_a_disclosed_body_is_bound_to_its_envelope(log: ChannelLog) -> None:
     key = env_mod.unwrap_key(env, log.world.stations["us"])
     plain = env_mod.decrypt_with_key(env, key)
     args = {"index": 0, "envelope_hash": env.hash.hex(), "body_key": key, "body": plain}
-    assert logcheck.check_disclosed_body(ctx, env, **args)["text"] == "message 0"
+    assert logcheck.check_disclosed_body(ctx, env, **args) == body_mod.Text("en", "message 0")
     with raises(Malformed, 0, "hash"):
         logcheck.check_disclosed_body(ctx, env, **{**args, "envelope_hash": "00"})
     with raises(Malformed, 0, "body"):
         logcheck.check_disclosed_body(ctx, env, **{**args, "body": plain + b" "})
-    with raises(BadSignature, 0):
+    with raises(DecryptionFailed, 0):
         logcheck.check_disclosed_body(ctx, env, **{**args, "body_key": bytes(32)})
 
 
@@ -181,10 +183,12 @@ def test_a_disclosed_body_is_bound_to_its_envelope(log: ChannelLog) -> None:
 
 
 def test_a_receipt_body_parses_into_a_typed_value() -> None:
-    body = body_mod.receipt("acknowledged", 3, bytes(range(32)), "NOTE\n", "Capt. Volkov", "yes")
-    assert logcheck.parse_receipt(body) == logcheck.Receipt(
-        logcheck.ReceiptStatus.ACKNOWLEDGED, 3, bytes(range(32)), b"NOTE\n", "Capt. Volkov", "yes"
+    receipt = body_mod.Receipt(
+        body_mod.ReceiptStatus.ACKNOWLEDGED, 3, bytes(range(32)), b"NOTE\n", "Capt. Volkov", "yes"
     )
+    assert logcheck.receipt_of(body_mod.parse_body(body_mod.encode(receipt))) == receipt
+    with pytest.raises(Malformed):
+        logcheck.receipt_of(body_mod.Text("en", "not a receipt"))
 
 
 @pytest.mark.parametrize(
@@ -201,16 +205,17 @@ def test_a_receipt_body_parses_into_a_typed_value() -> None:
     ],
 )
 def test_a_malformed_receipt_names_its_field(change: dict[str, object], field: str) -> None:
-    body = {**body_mod.receipt("delivered", 3, bytes(32), "NOTE\n"), **change}
+    receipt = body_mod.receipt(body_mod.ReceiptStatus.DELIVERED, 3, bytes(32), b"NOTE\n")
     with pytest.raises(Malformed) as info:
-        logcheck.parse_receipt(body)
+        body_mod.body_from_dict({**receipt.to_dict(), **change})
     assert info.value.field == field
 
 
-def receipt_at(log: ChannelLog, index: int) -> logcheck.Receipt:
+def receipt_at(log: ChannelLog, index: int) -> body_mod.Receipt:
     env = env_mod.parse(log.entries[index][0])
     assert env.kind == Kind.RECEIPT
-    return logcheck.parse_receipt(body_mod.decode(env_mod.decrypt(env, log.world.stations["us"])))
+    plain = env_mod.decrypt(env, log.world.stations["us"])
+    return logcheck.receipt_of(body_mod.parse_body(plain))
 
 
 def hash_at(log: ChannelLog) -> Callable[[int], bytes | None]:
@@ -242,7 +247,7 @@ def test_a_receipts_checkpoint_must_be_the_relays_and_match_the_log(log: Channel
         logcheck.check_carried_checkpoint(
             ctx, receipt, index=3, root_at=lambda n: bytes(32), size_now=4
         )
-    unsigned = logcheck.Receipt(receipt.status, 0, receipt.of_hash, b"")
+    unsigned = body_mod.Receipt(receipt.status, 0, receipt.of_hash, b"")
     with raises(Malformed, 3):
         logcheck.check_carried_checkpoint(ctx, unsigned, index=3, root_at=log.tree.root, size_now=4)
 
@@ -250,7 +255,7 @@ def test_a_receipts_checkpoint_must_be_the_relays_and_match_the_log(log: Channel
 def test_check_receipt_is_both_checks(log: ChannelLog) -> None:
     ctx = context(log)
     receipt = receipt_at(log, 8)  # ru's acknowledgment of entry 0
-    assert receipt.status == logcheck.ReceiptStatus.ACKNOWLEDGED
+    assert receipt.status == body_mod.ReceiptStatus.ACKNOWLEDGED
     assert receipt.operator == "Capt. Volkov"
     signed = logcheck.check_receipt(
         ctx, receipt, index=8, entry_hash_at=hash_at(log), root_at=log.tree.root, size_now=9
@@ -351,8 +356,8 @@ def test_cosignatures_carried_by_another_station_are_merged_when_they_verify(
 
 
 def test_the_first_sender_side_overdue_notice_names_the_late_party() -> None:
-    notice = {"type": "notice", "notice": "overdue", "side": "sender", "party": "ru", "level": 1}
+    notice = body_mod.OverdueNotice(body_mod.Side.SENDER, 4, "ru", 1, 0)
     assert logcheck.overdue_party(notice) == "ru"
-    assert logcheck.overdue_party({**notice, "level": 2}) is None
-    assert logcheck.overdue_party({**notice, "side": "recipient"}) is None
-    assert logcheck.overdue_party({**notice, "notice": "link"}) is None
+    assert logcheck.overdue_party(replace(notice, level=2)) is None
+    assert logcheck.overdue_party(replace(notice, side=body_mod.Side.RECIPIENT)) is None
+    assert logcheck.overdue_party(body_mod.LinkNotice("ru", "up", "down")) is None

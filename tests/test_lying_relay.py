@@ -6,7 +6,6 @@ names the same lies in a transcript: see test_transcript.py.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 import time
@@ -19,7 +18,6 @@ from hotline import frames
 from hotline.envelope import seal
 from hotline.home import load_party, load_roster, load_station
 from hotline.keys import KeyRing
-from hotline.notes import b64
 
 from .netutil import PASSPHRASE, Cluster, Proc, login, wait_for
 
@@ -114,8 +112,8 @@ def test_an_envelope_signed_by_a_revoked_key_is_caught(tmp_path: Path) -> None:
         with login(c, "us/us-1") as ws:  # the thief connected while the key was still good
             c.stations["us/us-1"].stop()  # and continues us-1's chain where it stopped
             revocation = us.revoke(cert, int(time.time()), "key compromised")
-            ws.send(frames.encode("revocation", id="r", data=revocation.encode().decode()))
-            while json.loads(ws.recv(timeout=10)).get("id") != "r":
+            ws.send(frames.encode_frame(frames.Revoke(revocation.encode(), id="r")))
+            while getattr(frames.decode_relay_frame(ws.recv(timeout=10)), "id", None) != "r":
                 pass
             time.sleep(1.1)  # the relay's clock is now past the revocation
             with c.station_store("us/us-1") as store:
@@ -130,7 +128,7 @@ def test_an_envelope_signed_by_a_revoked_key_is_caught(tmp_path: Path) -> None:
                 created_ms=int(time.time() * 1000),
             )
             start = time.monotonic()
-            ws.send(frames.encode("post", id="p", envelope=b64(raw)))
+            ws.send(frames.encode_frame(frames.Post(raw, id="p")))
             alarms = caught(c, "ru/ru-1", {"verification"}, start, "revoked")
         assert any("revoked" in a["message"] and a["has_evidence"] for a in alarms)
         assert c.inbox("ru/ru-1") == []
@@ -152,6 +150,27 @@ def test_a_relay_showing_a_station_another_history_is_caught_by_receipts(tmp_pat
         alarms = caught(c, "ru/ru-1", {"fork", "verification"}, start, "fork")
         assert any("sequence jumps" in a["message"] or a["kind"] == "fork" for a in alarms)
         assert any(a["has_evidence"] for a in alarms)
+    finally:
+        c.close()
+
+
+def test_a_frame_that_does_not_decode_drops_the_connection_not_the_station(
+    tmp_path: Path,
+) -> None:
+    c = liar(tmp_path, "badframe").start()  # ru's first certificates frame: {"op":"accepted"}
+    try:
+        start = time.monotonic()
+        [alarm] = caught(c, "ru/ru-1", {"bad-frame"}, start, "bad frame")
+        assert alarm["level"] == 1 and "accepted frame lacks" in alarm["message"]
+        log = tmp_path / "ru_ru-1.log"
+        wait_for(
+            lambda: log.read_text().count("ru/ru-1 connected to relay") >= 2, what="a reconnect"
+        )
+        c.wait_ready(["ru/ru-1"])
+        c.send("us/us-1", "us-ru", "after the bad frame")
+        wait_for(lambda: len(c.inbox("ru/ru-1")) == 1, what="delivered after reconnecting")
+        ru = c.stations["ru/ru-1"].p
+        assert ru is not None and ru.poll() is None  # the station process lives on
     finally:
         c.close()
 

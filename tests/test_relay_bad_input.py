@@ -6,7 +6,6 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -56,21 +55,32 @@ def _station(c: Cluster, ident: str) -> StationKey:
     return key
 
 
-def _reply(ws: ClientConnection, rid: Any, timeout: float = 10) -> dict[str, Any]:
+Reply = frames.Accepted | frames.Certificates | frames.Pong | frames.Ok | frames.ErrorReply
+
+
+def _next(ws: ClientConnection, timeout: float = 10) -> frames.RelayFrame:
+    return frames.decode_relay_frame(ws.recv(timeout=timeout))
+
+
+def _reply(ws: ClientConnection, rid: frames.RequestId, timeout: float = 10) -> Reply:
     """The answer to request ``rid`` (pushes and other frames are skipped)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        frame = json.loads(ws.recv(timeout=timeout))
-        if (frame.get("id") == rid and frame["op"] != "entries") or (
-            frame["op"] == "error" and frame.get("id") == rid
-        ):
-            return dict(frame)
+        frame = _next(ws, timeout)
+        if isinstance(frame, Reply) and frame.id == rid:
+            return frame
     raise AssertionError(f"no reply to {rid}")
 
 
-def _code(frame: dict[str, Any]) -> str:
-    assert frame["op"] == "error", frame
-    return str(frame["error"]["code"])
+def _code(frame: frames.RelayFrame) -> str:
+    assert isinstance(frame, frames.ErrorReply), frame
+    return frame.code
+
+
+def _nonce(ws: ClientConnection) -> bytes:
+    challenge = _next(ws)
+    assert isinstance(challenge, frames.Challenge), challenge
+    return challenge.nonce
 
 
 def test_pre_auth_garbage_and_bad_signatures_are_refused(cluster: Cluster) -> None:
@@ -78,35 +88,25 @@ def test_pre_auth_garbage_and_bad_signatures_are_refused(cluster: Cluster) -> No
     with connect(cluster.net.relay_url) as ws:
         ws.recv()
         ws.send("this is not json")
-        assert _code(json.loads(ws.recv())) == "malformed"
+        assert _code(_next(ws)) == "malformed"
         with pytest.raises(ConnectionClosed):
             ws.recv()
     roster = load_roster(cluster.net.relay_dir / "roster.note")
     _, cert = load_station(cluster.net.stations["us/us-1"], PASSPHRASE, roster)
     with connect(cluster.net.relay_url) as ws:
         ws.recv()
-        ws.send(
-            frames.encode(
-                "hello", station="us/us-1", certificate=b64(cert.encode()), signature=b64(bytes(64))
-            )
-        )
-        assert _code(json.loads(ws.recv())) == "not_authorized"
+        ws.send(frames.encode_frame(frames.Hello("us/us-1", cert.encode(), bytes(64))))
+        assert _code(_next(ws)) == "not_authorized"
     # A certificate not signed by the party's root (a self-made "us" station).
     fake_root = PartyKey.generate("us")
     fake = StationKey.generate("us", "us-9")
     fake_cert = fake_root.certify(fake, int(time.time()) - 10, int(time.time()) + 100)
     with connect(cluster.net.relay_url) as ws:
-        nonce = frames.field_bytes(json.loads(ws.recv()), "nonce")
+        nonce = _nonce(ws)
         rh = hashlib.sha256(roster.encode()).digest()
-        ws.send(
-            frames.encode(
-                "hello",
-                station="us/us-9",
-                certificate=b64(fake_cert.encode()),
-                signature=b64(fake.signing.sign(frames.auth_message(nonce, "us/us-9", rh))),
-            )
-        )
-        assert _code(json.loads(ws.recv())) == "bad_signature"
+        signature = fake.signing.sign(frames.auth_message(nonce, "us/us-9", rh))
+        ws.send(frames.encode_frame(frames.Hello("us/us-9", fake_cert.encode(), signature)))
+        assert _code(_next(ws)) == "bad_signature"
     assert _snapshot(cluster) == before
 
 
@@ -117,15 +117,16 @@ def test_bad_frames_and_envelopes_get_specific_errors_and_change_nothing(cluster
         certs = _reply_certs(ws, cluster)
         now = int(time.time() * 1000)
 
-        def post(rid: str, raw: bytes) -> dict[str, Any]:
-            ws.send(frames.encode("post", id=rid, envelope=b64(raw)))
+        def post(rid: str, raw: bytes) -> Reply:
+            ws.send(frames.encode_frame(frames.Post(raw, id=rid)))
             return _reply(ws, rid)
 
+        # Deliberately malformed input, so written by hand.
         ws.send("{not json")
-        assert _code(json.loads(ws.recv())) == "malformed"
+        assert _code(_next(ws)) == "malformed"
         ws.send(json.dumps({"op": "post", "id": "big", "envelope": "A" * (frames.MAX_FRAME + 10)}))
-        assert _code(json.loads(ws.recv())) == "too_large"  # refused before parsing: no id
-        ws.send(frames.encode("nonsense", id="n"))
+        assert _code(_next(ws)) == "too_large"  # refused before parsing: no id
+        ws.send(json.dumps({"op": "nonsense", "id": "n"}))
         assert _code(_reply(ws, "n")) == "malformed"
         assert _code(post("garbage", b"HLEN\x01garbage")) == "malformed"
         # Signed by us, claiming to be ru's station: not authorized.
@@ -190,7 +191,7 @@ def test_bad_frames_and_envelopes_get_specific_errors_and_change_nothing(cluster
         assert _code(post("gap", raw)) == "chain_gap"
         # Reading a channel it is not in.
         with login(cluster, "ua/ua-1") as ws2:
-            ws2.send(frames.encode("sync", id="s", channel="us-ru", **{"from": 0}))
+            ws2.send(frames.encode_frame(frames.Sync("us-ru", 0, id="s")))
             assert _code(_reply(ws2, "s")) == "not_authorized"
     assert _snapshot(cluster) == before
 
@@ -203,10 +204,10 @@ def test_resending_an_accepted_envelope_returns_the_original_acceptance(cluster:
     before = _snapshot(cluster)
     with login(cluster, "us/us-1") as ws:
         for attempt in range(3):
-            ws.send(frames.encode("post", id=f"dup{attempt}", envelope=b64(bytes(raw))))
+            ws.send(frames.encode_frame(frames.Post(bytes(raw), id=f"dup{attempt}")))
             answer = _reply(ws, f"dup{attempt}")
-            assert answer["op"] == "accepted" and answer["duplicate"] is True
-            assert answer["index"] == idx
+            assert isinstance(answer, frames.Accepted) and answer.duplicate is True
+            assert answer.index == idx
     assert _snapshot(cluster) == before
 
 
@@ -214,13 +215,13 @@ def test_a_flood_is_rate_limited_and_the_relay_stays_up(cluster: Cluster) -> Non
     before = _snapshot(cluster)
     with login(cluster, "ua/ua-1") as ws:
         for i in range(1500):
-            ws.send(frames.encode("ping", id=f"p{i}"))
+            ws.send(frames.encode_frame(frames.Ping(id=f"p{i}")))
         codes: list[str] = []
         deadline = time.monotonic() + 20
         while len(codes) < 1500 and time.monotonic() < deadline:
-            frame = json.loads(ws.recv(timeout=10))
-            if str(frame.get("id", "")).startswith("p"):
-                codes.append(frame["error"]["code"] if frame["op"] == "error" else frame["op"])
+            frame = _next(ws)
+            if isinstance(frame, Reply) and str(frame.id).startswith("p"):
+                codes.append(frame.code if isinstance(frame, frames.ErrorReply) else frame.op)
     assert "rate_limited" in codes and "pong" in codes
     health = httpx.get(f"http://127.0.0.1:{cluster.net.relay_port}/health")
     assert health.json()["ok"] is True
@@ -232,8 +233,10 @@ def test_a_flood_is_rate_limited_and_the_relay_stays_up(cluster: Cluster) -> Non
 def _reply_certs(ws: ClientConnection, c: Cluster) -> list[StationCertificate]:
     """Every station certificate the relay knows, checked against the roster's roots."""
     ring = KeyRing(load_roster(c.net.relay_dir / "roster.note").roots())
-    ws.send(frames.encode("certificates", id="c"))
-    return [ring.add_certificate(d.encode()) for d in _reply(ws, "c")["certificates"]]
+    ws.send(frames.encode_frame(frames.GetCertificates(id="c")))
+    answer = _reply(ws, "c")
+    assert isinstance(answer, frames.Certificates), answer
+    return [ring.add_certificate(note) for note in answer.certificates]
 
 
 def _signed_get(c: Cluster, ident: str, path: str, params: dict[str, str]) -> httpx.Response:

@@ -17,7 +17,6 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hotline import body, frames
 from hotline.envelope import ZERO_HASH, envelope_hash, seal
 from hotline.home import load_roster, load_station
-from hotline.notes import b64
 from hotline.relay.openapi import OPENAPI
 
 from .netutil import PASSPHRASE, Cluster, login
@@ -50,7 +49,7 @@ def _post_some(c: Cluster, ident: str, channel: str, n: int) -> None:
                 created_ms=int(time.time() * 1000),
             )
             prev = envelope_hash(raw)
-            ws.send(frames.encode("post", id=seq, envelope=b64(raw)))
+            ws.send(frames.encode_frame(frames.Post(raw, seq)))
             while (frame := json.loads(ws.recv(timeout=10))).get("id") != seq:
                 pass
             assert frame["op"] == "accepted", frame

@@ -20,7 +20,6 @@ from hotline import body, frames
 from hotline.envelope import ZERO_HASH, envelope_hash, seal
 from hotline.errors import Malformed
 from hotline.home import load_roster, load_station
-from hotline.notes import b64
 from hotline.relay.limits import Limits, RateLimiter
 
 from .netutil import PASSPHRASE, Cluster, login, wait_for
@@ -50,14 +49,11 @@ def hello(c: Cluster, ws: ClientConnection, ident: str) -> dict[str, Any]:
     """Answer the challenge as station ``ident``; the relay's first answer."""
     roster = load_roster(c.net.relay_dir / "roster.note")
     key, cert = load_station(c.net.stations[ident], PASSPHRASE, roster)
-    nonce = frames.field_bytes(json.loads(ws.recv(timeout=10)), "nonce")
+    challenge = frames.decode_relay_frame(ws.recv(timeout=10))
+    assert isinstance(challenge, frames.Challenge), challenge
     rh = hashlib.sha256(roster.encode()).digest()
-    signature = key.signing.sign(frames.auth_message(nonce, ident, rh))
-    ws.send(
-        frames.encode(
-            "hello", station=ident, certificate=b64(cert.encode()), signature=b64(signature)
-        )
-    )
+    signature = key.signing.sign(frames.auth_message(challenge.nonce, ident, rh))
+    ws.send(frames.encode_frame(frames.Hello(ident, cert.encode(), signature)))
     return dict(json.loads(ws.recv(timeout=10)))
 
 
@@ -118,7 +114,7 @@ def _fill(c: Cluster, ident: str, n: int) -> None:
                 created_ms=int(time.time() * 1000),
             )
             prev = envelope_hash(raw)
-            ws.send(frames.encode("post", id=seq, envelope=b64(raw)))
+            ws.send(frames.encode_frame(frames.Post(raw, seq)))
             while True:
                 frame = json.loads(ws.recv(timeout=10))
                 if frame.get("id") == seq:
@@ -152,7 +148,7 @@ def test_a_station_that_never_reads_is_dropped_and_others_keep_receiving(
             assert hello(c, ws, "ru/ru-2")["op"] == "welcome"
             try:
                 for i in range(400):
-                    ws.send(frames.encode("sync", id=i, channel="us-ru", **{"from": 0}))
+                    ws.send(frames.encode_frame(frames.Sync("us-ru", 0, i)))
             except ConnectionClosed:
                 pass  # dropped while still asking: as it should be
             wait_for(lambda: "ru/ru-2" not in online(c), timeout=20, what="slow reader dropped")

@@ -272,13 +272,18 @@ def test_a_receipt_carrying_a_checkpoint_of_another_history_is_named() -> None:
 
 def test_a_receipt_with_an_unknown_status_is_named() -> None:
     log = exchange()
-    body = body_mod.receipt("read", 0, env_mod.envelope_hash(log.entries[0][0]), "")
-    body["checkpoint"] = log.checkpoints[-1].encode().decode()
+    receipt = body_mod.receipt(
+        body_mod.ReceiptStatus.DELIVERED,
+        0,
+        env_mod.envelope_hash(log.entries[0][0]),
+        log.checkpoints[-1].encode(),
+    )
+    body = {**receipt.to_dict(), "status": "read"}
     index = log.send("ru", body, Kind.RECEIPT)
     log.checkpoint("us")
     (failure,) = failures(log.transcript())
     assert (failure.index, failure.code) == (index, "malformed")
-    assert failure.reason.startswith("malformed receipt: unknown receipt status")
+    assert failure.reason.startswith("unknown receipt status")
 
 
 def test_a_disclosed_body_that_lies_is_named() -> None:
@@ -293,7 +298,7 @@ def test_a_disclosed_body_that_lies_is_named() -> None:
 def test_a_disclosed_body_key_that_does_not_open_its_envelope_is_named() -> None:
     d = doc()
     d["bodies"][2]["body_key"] = d["bodies"][1]["body_key"]
-    assert at(d, 2) == {"bad_signature"}
+    assert at(d, 2) == {"decryption_failed"}
 
 
 def test_a_disclosed_body_of_no_valid_entry_is_named() -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,6 +58,8 @@ MAX_ENVELOPE = MAX_BODY + 16 + MAX_RECIPIENTS * (1 + 65 + 48) + 1024
 ZERO_HASH = bytes(32)
 _NONCE = bytes(12)
 _WRAP_INFO = b"hotline/wrap/v1"
+
+log = logging.getLogger("hotline")
 
 
 class Kind(enum.IntEnum):
@@ -157,6 +160,8 @@ def seal(
 ) -> bytes:
     """Encrypt ``body`` once, wrap its key for every recipient, sign the bytes.
 
+    A recipient with an unusable key is skipped with a warning (see ``_wrap_all``).
+
     ``ephemeral`` and ``body_key`` are fresh random values unless given; give
     them only to reproduce a documented example, never in operation.
     """
@@ -169,6 +174,7 @@ def seal(
     body_key = ChaCha20Poly1305.generate_key() if body_key is None else body_key
     eph = X25519PrivateKey.generate() if ephemeral is None else ephemeral
     eph_pub = eph.public_key().public_bytes_raw()
+    wrapped = _wrap_all(eph, eph_pub, body_key, recipients)
     w = (
         Writer()
         .raw(MAGIC)
@@ -182,18 +188,40 @@ def seal(
         .raw(prev)
         .u64(created_ms)
         .raw(eph_pub)
-        .u16(len(recipients))
+        .u16(len(wrapped))
     )
-    for cert in recipients:
-        shared = eph.exchange(X25519PublicKey.from_public_bytes(cert.encryption))
-        wrapped = _wrap_key(shared, eph_pub, cert.encryption).encrypt(
-            _NONCE, body_key, cert.ident.encode()
-        )
-        w.str8(cert.ident).raw(wrapped)
+    for ident, key in wrapped:
+        w.str8(ident).raw(key)
     header = w.getvalue()
     ciphertext = ChaCha20Poly1305(body_key).encrypt(_NONCE, body, header)
     signed = Writer().raw(header).bytes32(ciphertext).getvalue()
     return signed + sender.signing.sign(signed)
+
+
+def _wrap_all(
+    eph: X25519PrivateKey,
+    eph_pub: bytes,
+    body_key: bytes,
+    recipients: Sequence[StationCertificate],
+) -> list[tuple[str, bytes]]:
+    """The body key wrapped for each recipient that can take it.
+
+    A recipient whose key cannot be used (a low-order point, say) is left out and
+    logged, never allowed to stop the message to the others; the envelope's own
+    recipient list says who was reached.
+    """
+    out = []
+    for cert in recipients:
+        try:
+            shared = eph.exchange(X25519PublicKey.from_public_bytes(cert.encryption))
+        except ValueError:
+            log.warning("not sealing to %s: its encryption key is unusable", cert.ident)
+            continue
+        wrapped = _wrap_key(shared, eph_pub, cert.encryption).encrypt(
+            _NONCE, body_key, cert.ident.encode()
+        )
+        out.append((cert.ident, wrapped))
+    return out
 
 
 def parse(data: bytes, max_size: int = MAX_ENVELOPE) -> Envelope:

@@ -7,9 +7,6 @@ Every frame is a frozen value. ``decode_station_frame`` (what a station sends) a
 ``decode_relay_frame`` (what the relay sends) check every field and return one, or
 raise ``TooLarge`` / ``Malformed``, never anything else; ``encode_frame`` writes one.
 Notes (certificates, checkpoints, revocations) are held as the note's bytes.
-
-The dict helpers at the end (``encode``, ``decode``, ``field_*``) serve callers that
-do not use the typed frames yet.
 """
 
 from __future__ import annotations
@@ -691,41 +688,5 @@ def auth_message(nonce: bytes, station: str, roster_hash: bytes) -> bytes:
 
 
 def hashes(values: Sequence[bytes]) -> list[str]:
+    """Hashes (a proof) as the wire carries them: a list of base64 strings."""
     return [b64(v) for v in values]
-
-
-# --- untyped helpers (for callers not yet on typed frames) ----------------------------
-
-
-def encode(op: str, **fields: Any) -> str:
-    return json.dumps({"op": op, **fields}, separators=(",", ":"))
-
-
-def decode(text: str | bytes, max_size: int = MAX_FRAME) -> dict[str, Any]:
-    """Parse one frame; TooLarge before parsing, Malformed for anything not a frame."""
-    return parse_object(text, max_size)
-
-
-def field_str(frame: dict[str, Any], key: str) -> str:
-    value = frame.get(key)
-    if not isinstance(value, str):
-        raise Malformed(f"frame field {key} must be a string", field=key)
-    return value
-
-
-def field_int(frame: dict[str, Any], key: str) -> int:
-    value = frame.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise Malformed(f"frame field {key} must be a non-negative integer", field=key)
-    return value
-
-
-def field_bytes(frame: dict[str, Any], key: str) -> bytes:
-    return unb64(field_str(frame, key), key)
-
-
-def field_hashes(frame: dict[str, Any], key: str) -> list[bytes]:
-    value = frame.get(key)
-    if not isinstance(value, list) or len(value) > 128:
-        raise Malformed(f"frame field {key} must be a list of hashes", field=key)
-    return [unb64(v, key) if isinstance(v, str) else b"" for v in value]

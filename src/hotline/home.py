@@ -3,6 +3,7 @@
     party/    party.key (encrypted root key), party.pub (note verifier key)
     relay/    relay.key, relay.pub, relay.toml, roster.note, relay.db
     station/  station.key, station.cert, station.toml, roster.note, station.db, api-token
+              (and, to serve the console off loopback, the api_tls_cert/api_tls_key files)
 
 Settings come from the TOML file, then ``HOTLINE_*`` environment variables.
 Passphrases come from ``HOTLINE_PASSPHRASE`` (or the variable named by
@@ -12,6 +13,7 @@ Passphrases come from ``HOTLINE_PASSPHRASE`` (or the variable named by
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import time
@@ -19,6 +21,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import Malformed, WrongPassphrase
 from .keys import (
@@ -127,6 +130,37 @@ def load_roster(path: Path) -> Roster:
 # --- station -------------------------------------------------------------------------
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_relay_url(url: str, allow_plain: bool = False) -> str:
+    """A relay URL a station may use: ``wss://``, or ``ws://`` only to loopback.
+
+    ``allow_plain`` lets ``ws://`` reach a relay served with ``--allow-plain`` on a
+    network the operators trust. Raises Malformed naming the field ``relay``.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError as exc:
+        raise Malformed(f"relay URL {url!r}: {exc}", field="relay") from exc
+    if parts.scheme not in ("ws", "wss") or not host:
+        raise Malformed(f"relay URL {url!r} must be wss://host:port/ws", field="relay")
+    if parts.scheme == "ws" and not is_loopback(host) and not allow_plain:
+        raise Malformed(
+            f"refusing plain ws:// to {host}: use wss:// (TLS) off loopback "
+            "(or allow_plain_relay = true in station.toml on a network you trust)",
+            field="relay",
+        )
+    return url
+
+
 @dataclass(frozen=True)
 class StationConfig:
     directory: Path
@@ -136,10 +170,14 @@ class StationConfig:
     api_host: str
     api_port: int
     language: str
+    api_tls_cert: Path | None = None
+    api_tls_key: Path | None = None
+    allow_plain_relay: bool = False
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        scheme = "https" if self.api_tls_cert else "http"
+        return f"{scheme}://{self.api_host}:{self.api_port}"
 
     def token(self) -> str:
         return (self.directory / "api-token").read_text().strip()
@@ -182,8 +220,13 @@ def station_init(
 def station_config(directory: Path) -> StationConfig:
     raw = read_toml(directory / "station.toml")
     env = os.environ
+
+    def path(key: str) -> Path | None:
+        value = env.get("HOTLINE_" + key.upper(), raw.get(key))
+        return directory / str(value) if value else None  # relative to the directory
+
     try:
-        return StationConfig(
+        cfg = StationConfig(
             directory=directory,
             party=str(raw["party"]),
             station=str(raw["station"]),
@@ -191,9 +234,18 @@ def station_config(directory: Path) -> StationConfig:
             api_host=env.get("HOTLINE_API_HOST", str(raw.get("api_host", "127.0.0.1"))),
             api_port=int(env.get("HOTLINE_API_PORT", raw.get("api_port", 8711))),
             language=str(raw.get("language", "en")),
+            api_tls_cert=path("api_tls_cert"),
+            api_tls_key=path("api_tls_key"),
+            allow_plain_relay=env.get(
+                "HOTLINE_ALLOW_PLAIN_RELAY", str(raw.get("allow_plain_relay", False))
+            ).lower()
+            in ("1", "true", "yes"),
         )
     except (KeyError, ValueError) as exc:
         raise Malformed(f"station.toml: {exc}", field="config") from exc
+    if (cfg.api_tls_cert is None) != (cfg.api_tls_key is None):
+        raise Malformed("station.toml: give both api_tls_cert and api_tls_key", field="config")
+    return cfg
 
 
 def load_station(

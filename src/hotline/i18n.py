@@ -3,6 +3,7 @@ and locale-aware numbers and times, always with UTC shown."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -42,12 +43,38 @@ def number(value: float | int, lang: str) -> str:
     return str(format_decimal(value, locale=lang))
 
 
-def when(ms_or_iso: int | str | datetime, lang: str) -> str:
-    """A UTC time in the reader's locale, with "UTC" written out."""
-    if isinstance(ms_or_iso, int):
-        moment = datetime.fromtimestamp(ms_or_iso / 1000, UTC)
-    elif isinstance(ms_or_iso, str):
-        moment = datetime.fromisoformat(ms_or_iso.replace("Z", "+00:00"))
-    else:
-        moment = ms_or_iso
-    return str(format_datetime(moment, "d MMMM y, HH:mm:ss", tzinfo=UTC, locale=lang)) + " UTC"
+# A time outside these bounds comes from a wrong clock or a hostile sender: it is shown,
+# flagged, never allowed to break a page (datetime stops at year 9999).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A time as text for a reader, and whether it lies in the plausible range."""
+
+    text: str
+    in_range: bool
+
+
+def moment(value: int | str | datetime, lang: str) -> Moment:
+    """A UTC time in the reader's locale, or its raw value if it cannot be a date."""
+    try:
+        if isinstance(value, int):
+            at = datetime.fromtimestamp(value / 1000, UTC)
+        elif isinstance(value, str):
+            at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        else:
+            at = value
+        # A time without a zone is UTC, as everywhere in hotline.
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        text = str(format_datetime(at, "d MMMM y, HH:mm:ss", tzinfo=UTC, locale=lang)) + " UTC"
+    except (OverflowError, ValueError, OSError):
+        return Moment(f"{value} ms" if isinstance(value, int) else str(value), False)
+    return Moment(text, EARLIEST <= at < LATEST)
+
+
+def when(value: int | str | datetime, lang: str) -> str:
+    """A UTC time in the reader's locale, with "UTC" written out; flagged if implausible."""
+    m = moment(value, lang)
+    return m.text if m.in_range else f"{m.text} [{t(lang, 'ui.time_out_of_range')}]"

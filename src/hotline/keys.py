@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
@@ -80,6 +80,27 @@ def _key32(body: dict[str, Any], key: str) -> bytes:
     return raw
 
 
+# Any fixed scalar will do: X25519 clamps scalars to multiples of 8, so a point of small
+# order (0, 1, the order-8 points, p-1, p, p+1 and their high-bit twins) always maps to zero.
+_PROBE = X25519PrivateKey.from_private_bytes(bytes(32))
+
+
+def check_x25519(raw: bytes, what: str = "encryption") -> bytes:
+    """An X25519 public key that is not a low-order point (sealing to one fails).
+
+    Raises Malformed naming ``what``.
+    """
+    if len(raw) != 32:
+        raise Malformed(f"{what} must be a 32-byte key", field=what)
+    try:
+        _PROBE.exchange(X25519PublicKey.from_public_bytes(raw))
+    except ValueError as exc:  # the shared secret is all zeros
+        raise Malformed(
+            f"{what} is a low-order X25519 point: nothing can be sealed to it", field=what
+        ) from exc
+    return raw
+
+
 def check_id(value: str, what: str) -> str:
     """Party, station and channel identifiers: short lowercase ASCII names."""
     ok = 0 < len(value) <= 32 and all(c.isascii() and (c.isalnum() or c in "-_.") for c in value)
@@ -138,7 +159,7 @@ def parse_certificate(data: bytes, party_root: NoteVerifier) -> StationCertifica
         party=check_id(_str(body, "party"), "party"),
         station=check_id(_str(body, "station"), "station"),
         signing=_key32(body, "signing"),
-        encryption=_key32(body, "encryption"),
+        encryption=check_x25519(_key32(body, "encryption"), "encryption"),
         not_before=_int(body, "not_before"),
         not_after=_int(body, "not_after"),
         note=note,
@@ -185,6 +206,8 @@ class PartyKey:
         return self.signer.verifier
 
     def certify(self, station: StationKey, not_before: int, not_after: int) -> StationCertificate:
+        """Sign a certificate for ``station``; Malformed for a key nobody could seal to."""
+        check_x25519(station.encryption_public, "encryption")
         body = {
             "party": self.party,
             "station": check_id(station.station, "station"),

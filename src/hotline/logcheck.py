@@ -9,13 +9,11 @@ a function; every failure is one specific HotlineError naming channel, index and
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from . import body as body_mod
 from . import envelope as env_mod
+from .body import Body, OverdueNotice, Receipt, Side, parse_body
 from .envelope import Envelope
 from .errors import BadProof, ForkDetected, HotlineError, Malformed, NotAuthorized
 from .keys import KeyRing
@@ -151,7 +149,7 @@ def check_disclosed_body(
     envelope_hash: str,
     body_key: bytes,
     body: bytes,
-) -> dict[str, Any]:
+) -> Body:
     """A body disclosed with its key is bound to this envelope (by hex hash) and is
     exactly what the envelope decrypts to. Returns the decoded body."""
     if env.hash.hex() != envelope_hash:
@@ -167,7 +165,7 @@ def check_disclosed_body(
             raise Malformed(
                 "the envelope decrypts to something else than the file claims", field="body"
             )
-        return body_mod.decode(plain)
+        return parse_body(plain)
     except HotlineError as exc:
         raise ctx.placed(exc, index) from exc
 
@@ -175,53 +173,11 @@ def check_disclosed_body(
 # --- receipts -----------------------------------------------------------------------------------
 
 
-class ReceiptStatus(enum.StrEnum):
-    DELIVERED = "delivered"
-    ACKNOWLEDGED = "acknowledged"
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """A receipt body: which entry (by index and envelope hash) was delivered or
-    acknowledged, and the checkpoint note its sender had verified when it wrote it."""
-
-    status: ReceiptStatus
-    of_index: int
-    of_hash: bytes
-    checkpoint: bytes
-    operator: str | None = None
-    reply: str | None = None
-
-
-def parse_receipt(content: dict[str, Any]) -> Receipt:
-    """A receipt from a decoded body; Malformed naming the field if it is not one."""
-
-    def text(name: str) -> str | None:
-        value = content.get(name)
-        if value is not None and not isinstance(value, str):
-            raise Malformed(f"receipt {name} is not a string", field=name)
-        return value
-
-    status = content.get("status")
-    if status not in tuple(ReceiptStatus):
-        raise Malformed(f"unknown receipt status {status!r}", field="status")
-    of_index = content.get("of_index")
-    if not isinstance(of_index, int) or isinstance(of_index, bool) or of_index < 0:
-        raise Malformed(f"receipt of_index {of_index!r} is not an entry index", field="of_index")
-    try:
-        of_hash = bytes.fromhex(str(content.get("of_hash")))
-    except ValueError as exc:
-        raise Malformed("receipt of_hash is not hex", field="of_hash") from exc
-    if len(of_hash) != 32:
-        raise Malformed("receipt of_hash is not a SHA-256 hash", field="of_hash")
-    return Receipt(
-        ReceiptStatus(status),
-        of_index,
-        of_hash,
-        (text("checkpoint") or "").encode(),
-        text("operator"),
-        text("reply"),
-    )
+def receipt_of(content: Body) -> Receipt:
+    """The receipt inside a receipt envelope; Malformed if the body is something else."""
+    if not isinstance(content, Receipt):
+        raise Malformed("a receipt envelope holds no receipt", field="type")
+    return content
 
 
 def check_receipt_reference(
@@ -387,13 +343,8 @@ def merge_cosignatures(ctx: LogContext, ours: Note | None, theirs: SignedCheckpo
 # --- notices ------------------------------------------------------------------------------------
 
 
-def overdue_party(content: dict[str, Any]) -> str | None:
+def overdue_party(content: Body) -> str | None:
     """The late party of a first escalation recorded on the sender's side, else None."""
-    if (
-        content.get("type") == "notice"
-        and content.get("notice") == "overdue"
-        and content.get("side") == "sender"
-        and content.get("level") == 1
-    ):
-        return str(content.get("party"))
+    if isinstance(content, OverdueNotice) and content.side == Side.SENDER and content.level == 1:
+        return content.party
     return None

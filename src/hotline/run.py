@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import ssl
 from collections.abc import Iterator
@@ -15,7 +14,15 @@ from starlette.applications import Starlette
 
 from .errors import HotlineError, Malformed
 from .frames import MAX_FRAME
-from .home import load_relay_key, load_roster, load_station, read_toml, station_config
+from .home import (
+    check_relay_url,
+    is_loopback,
+    load_relay_key,
+    load_roster,
+    load_station,
+    read_toml,
+    station_config,
+)
 from .relay.app import Relay
 from .relay.core import RelayCore
 from .relay.limits import Limits
@@ -37,15 +44,6 @@ class Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def open_store(directory: Path, database: str | None) -> RelayStore:
@@ -128,6 +126,10 @@ async def _serve(server: Server, stop: asyncio.Event | None) -> None:
 
 def build_station(directory: Path, passphrase: str | None) -> tuple[StationService, StationAPI]:
     cfg = station_config(directory)
+    # Plain text off loopback would show who talks when to anyone on the path.
+    check_relay_url(cfg.relay, cfg.allow_plain_relay)
+    if cfg.allow_plain_relay and cfg.relay.startswith("ws://"):
+        log.warning("linking to the relay WITHOUT TLS (%s): traffic metadata is exposed", cfg.relay)
     roster = load_roster(directory / "roster.note")
     key, cert = load_station(directory, passphrase, roster)
     core = StationCore(StationStore(directory / "station.db"), key, cert, roster)
@@ -147,14 +149,32 @@ async def serve_station(
     host: str,
     port: int,
     stop: asyncio.Event | None = None,
+    *,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> None:
+    """Serve the local API and console; off loopback only over TLS (Secure cookies)."""
     if not is_loopback(host):
+        if tls_cert is None or tls_key is None:
+            raise Malformed(
+                f"refusing to serve the station API and console without TLS on {host}: "
+                "set api_tls_cert and api_tls_key in station.toml (or listen on 127.0.0.1)",
+                field="api_host",
+            )
         log.warning("station API and console listen on %s (not loopback)", host)
     app = Starlette(
         routes=[*api.routes(), *Console(api).routes()],
         exception_handlers={HotlineError: error_response},
     )
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+    )
     server = Server(config)
     stop = stop or asyncio.Event()
     async with asyncio.TaskGroup() as tg:

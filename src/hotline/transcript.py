@@ -27,6 +27,7 @@ from typing import Any
 
 from . import envelope as env_mod
 from . import logcheck
+from .body import ReceiptStatus
 from .envelope import Kind
 from .errors import ForkDetected, HotlineError, Malformed
 from .keys import KeyRing
@@ -259,7 +260,7 @@ def _check_bodies(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any],
         report.bodies_checked += 1
         if env.kind == Kind.RECEIPT:
             try:
-                receipt = logcheck.parse_receipt(content)
+                receipt = logcheck.receipt_of(content)
                 logcheck.check_receipt(
                     ctx,
                     receipt,
@@ -274,9 +275,7 @@ def _check_bodies(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any],
             except HotlineError as exc:
                 report.fail(index, f"malformed receipt: {exc.message}", "malformed")
                 continue
-            done = (
-                acknowledged if receipt.status == logcheck.ReceiptStatus.ACKNOWLEDGED else delivered
-            )
+            done = acknowledged if receipt.status == ReceiptStatus.ACKNOWLEDGED else delivered
             done[receipt.of_index].add(env.party)
         elif env.kind == Kind.NOTICE and (late := logcheck.overdue_party(content)) is not None:
             overdue[late] += 1

@@ -91,7 +91,17 @@ def station_serve(directory: Path, passphrase_env: str) -> None:
     cfg = station_config(directory)
     service, api = build_station(directory, passphrase_for_load(passphrase_env))
     click.echo(f"station {cfg.party}/{cfg.station}: API {cfg.api_url}, relay {cfg.relay}", err=True)
-    run_until_signal(lambda stop: serve_station(service, api, cfg.api_host, cfg.api_port, stop))
+    run_until_signal(
+        lambda stop: serve_station(
+            service,
+            api,
+            cfg.api_host,
+            cfg.api_port,
+            stop,
+            tls_cert=cfg.api_tls_cert,
+            tls_key=cfg.api_tls_key,
+        )
+    )
 
 
 @main.command()

@@ -352,17 +352,13 @@ class Relay:
                         return
                     raise RateLimited("too many frames; slow down")
                 strikes = 0
-                await self._handle(conn, data, request_id)
+                await self._dispatch(conn, frames.station_frame(data))
             except HotlineError as exc:
                 log.info("bad frame from %s: %s", conn.cert.ident, exc.code)
                 conn.send(encode_frame(frames.ErrorReply.of(request_id, exc)))
 
-    async def _handle(self, conn: Connection, data: dict[str, Any], request_id: Any) -> None:
-        """Check one frame's fields and act on it. Test doubles hook in here to watch what
-        a station sends (``request_id`` is the id the frame's answer will carry)."""
-        await self._dispatch(conn, frames.station_frame(data))
-
     async def _dispatch(self, conn: Connection, frame: frames.StationFrame) -> None:
+        """Act on one frame of a station. Test doubles hook in here to watch what it sends."""
         party = conn.cert.party
         match frame:
             case frames.Post(envelope=raw, id=rid):

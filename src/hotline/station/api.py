@@ -17,7 +17,7 @@ from starlette.routing import Route
 from .. import body as body_mod
 from .. import forms, transcript
 from ..envelope import Kind, Precedence
-from ..errors import HotlineError, Malformed, NotAuthorized, Unavailable
+from ..errors import HotlineError, Malformed, Unauthenticated, http_status
 from ..forms.render import error_text as render_error
 from ..i18n import LANGUAGES, t
 from ..notes import b64
@@ -49,7 +49,7 @@ class StationAPI:
         header = request.headers.get("authorization", "")
         given = header[7:] if header.startswith("Bearer ") else ""
         if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
-            raise NotAuthorized("missing or wrong API token")
+            raise Unauthenticated("missing or wrong API token")
 
     async def body(self, request: Request) -> dict[str, Any]:
         length = int(request.headers.get("content-length") or 0)
@@ -122,13 +122,16 @@ class StationAPI:
         data = await self.body(request)
         channel = str(data.get("channel", ""))
         prec = precedence_of(str(data.get("precedence", "ROUTINE")))
+        content: body_mod.Body
         if "text" in data:
             lang = str(data.get("lang") or self.core.roster.parties[self.core.key.party].language)
             content = body_mod.text(str(data["text"]), lang)
         elif isinstance(data.get("body"), dict):
-            content = data["body"]
-            if content.get("type") == "form":
-                forms.validate(content)  # refused here, in the operator's language
+            if data["body"].get("type") == "form":
+                forms.validate(data["body"])  # refused here, in the operator's language
+            content = body_mod.body_from_dict(data["body"])
+            if not isinstance(content, body_mod.Text | body_mod.Form):
+                raise Malformed("operators send text or forms", field="body")
         else:
             raise Malformed("give text or a form body", field="text")
         item = await self.service.run_db(
@@ -162,7 +165,7 @@ class StationAPI:
         ]
 
     def _message(self, m: Message, lang: str | None = None) -> dict[str, Any]:
-        content = json.loads(m.body)
+        content = body_mod.parse_body(m.body.encode())
         return {
             "view": view_body(content, lang or self.language),
             "channel": m.channel,
@@ -174,7 +177,7 @@ class StationAPI:
             "created_ms": m.created_ms,
             "relay_ms": m.relay_ms,
             "hash": m.hash.hex(),
-            "body": content,
+            "body": content.to_dict(),
             "summary": body_mod.summary(content),
             "read_ms": m.read_ms,
             "state": self.core.message_state(m.channel, m.index),
@@ -208,6 +211,7 @@ class StationAPI:
             "channel": item.channel,
             "seq": item.seq,
             "hash": item.hash.hex(),
+            "kind": Kind(item.kind).name,
             "precedence": Precedence(item.precedence).name,
             "created_ms": item.created_ms,
             "state": item.state,
@@ -310,13 +314,13 @@ def _lang(request: Request) -> str | None:
     return lang if lang in LANGUAGES else None
 
 
-def view_body(content: dict[str, Any], lang: str) -> dict[str, Any]:
+def view_body(content: body_mod.Body, lang: str) -> dict[str, Any]:
     """How the reader sees a body: forms from catalogs; free text original first."""
-    if content.get("type") == "form":
-        return {"kind": "form", **forms.render(content, lang)}
-    if content.get("type") == "text":
-        source = str(content.get("lang", "en"))
-        machine = translate(str(content.get("text", "")), source, lang)
+    if isinstance(content, body_mod.Form):
+        return {"kind": "form", **forms.render(content.to_dict(), lang)}
+    if isinstance(content, body_mod.Text):
+        source = content.lang
+        machine = translate(content.text, source, lang)
         note = None
         if machine.get("same_language"):
             machine = {"text": None, "engine": None}
@@ -326,24 +330,19 @@ def view_body(content: dict[str, Any], lang: str) -> dict[str, Any]:
             note = t(lang, "translation.machine")
         return {
             "kind": "text",
-            "original": content.get("text"),
+            "original": content.text,
             "lang": source,
             "translation": machine["text"],
             "engine": machine["engine"],
             "note": note,
         }
-    return {"kind": str(content.get("type")), "summary": body_mod.summary(content)}
+    return {"kind": str(content.to_dict()["type"]), "summary": body_mod.summary(content)}
 
 
 async def error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HotlineError)
-    status = 400
-    if isinstance(exc, NotAuthorized):
-        status = 401 if "token" in exc.message else 403
-    elif isinstance(exc, Unavailable):
-        status = 503
     out = exc.to_dict()
     lang = request.headers.get("accept-language", "")[:2]
     if isinstance(exc, forms.FormError):
         out["localized"] = render_error(exc, lang if lang in LANGUAGES else "en")
-    return JSONResponse({"error": out}, status_code=status)
+    return JSONResponse({"error": out}, status_code=http_status(exc))

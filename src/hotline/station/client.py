@@ -9,6 +9,7 @@ docs/OPERATIONS.md ("Local API").
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,17 +29,26 @@ EXPORT_TIMEOUT = 300.0
 class StationClient:
     """Calls to one station's local API. Close it (or use ``with``) when done."""
 
-    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, token: str, timeout: float = 30.0, verify: ssl.SSLContext | bool = True
+    ) -> None:
         self.url = url
         self.http = httpx.Client(
-            base_url=url, timeout=timeout, headers={"Authorization": f"Bearer {token}"}
+            base_url=url,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {token}"},
+            verify=verify,
         )
 
     @classmethod
     def for_dir(cls, directory: Path, timeout: float = 30.0) -> StationClient:
         """The client of the station whose directory is ``directory``."""
         cfg = station_config(directory)
-        return cls(cfg.api_url, cfg.token(), timeout)
+        # Over TLS, trust the station's own certificate (often self-signed).
+        verify = (
+            ssl.create_default_context(cafile=str(cfg.api_tls_cert)) if cfg.api_tls_cert else True
+        )
+        return cls(cfg.api_url, cfg.token(), timeout, verify)
 
     def close(self) -> None:
         self.http.close()

@@ -19,11 +19,14 @@ is silently dropped.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..body import Body
 from ..deadlines import Pending
 from ..envelope import Kind, Precedence
+from ..errors import HotlineError
+from ..frames import Accepted, Entries, LinkTest
 from ..keys import KeyRing, StationCertificate, StationKey
 from ..link import LinkBoard
 from ..merkle import TreeCache
@@ -127,7 +130,7 @@ class StationCore:
     def queue(
         self,
         channel: str,
-        body: dict[str, Any],
+        body: Body,
         *,
         kind: Kind = Kind.MESSAGE,
         precedence: Precedence = Precedence.ROUTINE,
@@ -138,7 +141,7 @@ class StationCore:
     def send(
         self,
         channel: str,
-        body: dict[str, Any],
+        body: Body,
         *,
         kind: Kind = Kind.MESSAGE,
         precedence: Precedence = Precedence.ROUTINE,
@@ -147,11 +150,12 @@ class StationCore:
         with self.store.transaction():
             return self.queue(channel, body, kind=kind, precedence=precedence)
 
-    def on_accepted(self, frame: dict[str, Any]) -> None:
+    def on_accepted(self, frame: Accepted) -> None:
         """The relay accepted one of ours: check its checkpoint and inclusion proof."""
         outbox.on_accepted(self.state, frame)
 
-    def on_refused(self, channel: str, seq: int, error: dict[str, Any]) -> None:
+    def on_refused(self, channel: str, seq: int, error: HotlineError) -> None:
+        """The relay refused one of ours with ``error``."""
         outbox.on_refused(self.state, channel, seq, error)
 
     def acknowledge(self, channel: str, index: int, operator: str, reply: str | None) -> OutboxItem:
@@ -159,7 +163,7 @@ class StationCore:
 
     # --- receiving -------------------------------------------------------------------------
 
-    def on_entries(self, frame: dict[str, Any]) -> Ingested:
+    def on_entries(self, frame: Entries) -> Ingested:
         """Verify and store a run of entries; ``cosign`` is what to send now (throttled)."""
         result = sync.on_entries(self.state, frame)
         if result.cosign is not None:
@@ -170,7 +174,7 @@ class StationCore:
         """Cosignatures held back by the throttle that may go to the relay now."""
         return self._cosigns.due()
 
-    def check_sizes(self, sizes: dict[str, Any]) -> None:
+    def check_sizes(self, sizes: Mapping[str, int]) -> None:
         """The relay's log sizes at connection: smaller than what we verified is a rollback."""
         sync.check_sizes(self.state, sizes)
 
@@ -192,9 +196,9 @@ class StationCore:
         """Link tests due now: pings to send, and the hourly one logged."""
         return self._links.tick()
 
-    def on_link(self, msg: Any) -> list[dict[str, Any]]:
+    def on_link(self, link: LinkTest) -> list[LinkTest]:
         """A forwarded link message: check it, update the board; return pongs to send."""
-        return self._links.on_link(msg)
+        return self._links.on_link(link)
 
     # --- views -------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import logging
 
 from .. import deadlines
 from .. import envelope as env_mod
+from ..body import LinkNotice, OverdueNotice, Side
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError
 from ..link import LinkState
@@ -51,9 +52,9 @@ def check_deadlines(st: Station) -> int:
     with st.store.transaction():
         for e in due:
             p = e.pending
-            side = "recipient" if p.party == st.party else "sender"
+            side = Side.RECIPIENT if p.party == st.party else Side.SENDER
             late = (now - e.due_ms) // 1000
-            who = "we have" if side == "recipient" else f"{p.party} has"
+            who = "we have" if side == Side.RECIPIENT else f"{p.party} has"
             st.alarm(
                 Alarm(
                     AlarmKind.OVERDUE,
@@ -73,15 +74,7 @@ def check_deadlines(st: Station) -> int:
                 outbox.queue(
                     st,
                     p.channel,
-                    {
-                        "type": "notice",
-                        "notice": "overdue",
-                        "side": side,
-                        "of_index": p.index,
-                        "party": p.party,
-                        "level": e.level,
-                        "due_ms": e.due_ms,
-                    },
+                    OverdueNotice(side, p.index, p.party, e.level, e.due_ms),
                     kind=Kind.NOTICE,
                     precedence=Precedence[p.precedence],
                 )
@@ -127,13 +120,7 @@ def _link_notice(st: Station, channel: str, party: str, old: LinkState, new: Lin
         outbox.queue(
             st,
             channel,
-            {
-                "type": "notice",
-                "notice": "link",
-                "party": party,
-                "from": str(old),
-                "to": str(new),
-            },
+            LinkNotice(party, str(old), str(new)),
             kind=Kind.NOTICE,
             precedence=Precedence.PRIORITY,
         )

@@ -11,8 +11,8 @@ import itertools
 from typing import Any
 
 from .. import envelope as env_mod
+from .. import logcheck
 from ..errors import HotlineError, Malformed
-from ..notes import open_checkpoint
 from ..transcript import FORMAT
 from .core import StationCore
 
@@ -29,7 +29,8 @@ def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[s
     entries = core.store.entries(channel)
     notes = core.store.checkpoints(channel)
     tree = core.tree(channel)
-    sizes = [open_checkpoint(n, core.roster.relay_key).size for n in notes]
+    ctx = core.state.log(channel)
+    sizes = [logcheck.open_log_checkpoint(ctx, n).size for n in notes]
     consistency = [
         {"from": a, "to": b, "proof": [_b64(p) for p in tree.consistency_proof(a, b)]}
         for a, b in itertools.pairwise(sizes)

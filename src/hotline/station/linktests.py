@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import link as link_mod
+from ..body import LinkTestRecord
 from ..envelope import Kind, Precedence
-from ..errors import HotlineError, Malformed
+from ..errors import HotlineError
+from ..frames import LinkKind, LinkTest
+from ..keys import StationKey
 from . import outbox
 from .alarms import Alarm, AlarmKind
 from .state import Station
@@ -30,7 +32,7 @@ MAX_OWN_PINGS = 1000  # pings awaiting their pong; beyond that the oldest are fo
 class Tick:
     """What the shell does after a tick: send these link messages, wake the outbox."""
 
-    send: list[dict[str, Any]] = field(default_factory=list)
+    send: list[LinkTest] = field(default_factory=list)
     queued: int = 0
 
 
@@ -45,13 +47,14 @@ class LinkTests:
         """Pings due now, and the hourly logged link test of each channel."""
         st = self.st
         now = st.now_ms()
-        send, queued = [], 0
+        send: list[LinkTest] = []
+        queued = 0
         for channel in st.channels:
             interval_ms = st.roster.channel(channel).link_test_seconds * 1000
             if now - self._last_ping.get(channel, 0) >= interval_ms:
                 self._last_ping[channel] = now
-                ping = link_mod.make("ping", st.key, channel, now)
-                self._own_pings[ping["nonce"]] = st.monotonic()
+                ping = _make(LinkKind.PING, st.key, channel, now)
+                self._own_pings[ping.nonce] = st.monotonic()
                 send.append(ping)
             if now - self._last_logged.get(channel, 0) >= LOGGED_EVERY_MS:
                 logged = self._log_link_test(channel)
@@ -69,7 +72,7 @@ class LinkTests:
                 outbox.queue(
                     self.st,
                     channel,
-                    {"type": "link-test", "sent_ms": self.st.now_ms()},
+                    LinkTestRecord(self.st.now_ms()),
                     kind=Kind.LINK_TEST,
                     precedence=Precedence.ROUTINE,
                 )
@@ -78,17 +81,15 @@ class LinkTests:
             return False
         return True
 
-    def on_link(self, msg: Any) -> list[dict[str, Any]]:
+    def on_link(self, link: LinkTest) -> list[LinkTest]:
         """A link message the relay forwarded: check it, note who we heard, answer pings."""
         st = self.st
-        if not isinstance(msg, dict):
-            raise Malformed("link frame without a link message")
-        channel = str(msg.get("channel"))
+        channel = link.channel
         if channel not in st.channels:
             return []
         now = st.now_ms()
         try:
-            sender = link_mod.check(msg, st.keyring, now // 1000)
+            sender = link_mod.check(link.to_dict(), st.keyring, now // 1000)
         except HotlineError as exc:
             st.alarm(
                 Alarm(
@@ -100,16 +101,26 @@ class LinkTests:
             )
             return []
         party = sender.split("/", 1)[0]
-        answer: list[dict[str, Any]] = []
+        answer: list[LinkTest] = []
         rtt = None
-        if msg["kind"] == "ping" and sender != st.ident:
-            answer.append(
-                link_mod.make("pong", st.key, channel, now, nonce=str(msg["nonce"]), to=sender)
-            )
-        elif msg["kind"] == "pong" and msg.get("to") == st.ident:
-            sent = self._own_pings.get(str(msg["nonce"]))
+        if link.kind == LinkKind.PING and sender != st.ident:
+            answer.append(_make(LinkKind.PONG, st.key, channel, now, link.nonce, sender))
+        elif link.kind == LinkKind.PONG and link.to == st.ident:
+            sent = self._own_pings.get(link.nonce)
             rtt = (st.monotonic() - sent) * 1000 if sent is not None else None
         board = st.boards[channel]
         if party != st.party and party in board.links:
             board.heard(party, sender, now, rtt)
         return answer
+
+
+def _make(
+    kind: LinkKind,
+    key: StationKey,
+    channel: str,
+    now_ms: int,
+    nonce: str | None = None,
+    to: str | None = None,
+) -> LinkTest:
+    """A signed link message of ours, as the frame carries it."""
+    return LinkTest.from_dict(link_mod.make(kind.value, key, channel, now_ms, nonce, to))

@@ -7,16 +7,13 @@ inclusion under a signed checkpoint; a refusal is final unless it is transient.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import body as body_mod
 from .. import envelope as env_mod
-from .. import forms
+from .. import forms, logcheck
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError, Malformed, Unavailable
+from ..frames import Accepted
 from ..keys import StationCertificate
-from ..merkle import leaf_hash, verify_inclusion
-from ..notes import unb64
 from .alarms import Alarm, AlarmKind
 from .state import Station
 from .store import OutboxItem, OutboxState
@@ -56,7 +53,7 @@ def recipients(st: Station, channel: str) -> list[StationCertificate]:
 def queue(
     st: Station,
     channel: str,
-    body: dict[str, Any],
+    body: body_mod.Body,
     *,
     kind: Kind = Kind.MESSAGE,
     precedence: Precedence = Precedence.ROUTINE,
@@ -64,8 +61,8 @@ def queue(
     """Seal a message and put it in the durable outbox (the caller's transaction)."""
     if channel not in st.channels:
         raise Malformed(f"{st.party} is not a member of {channel}", field="channel")
-    if body.get("type") == "form":
-        forms.validate(body)
+    if isinstance(body, body_mod.Form):
+        forms.validate(body.to_dict())
     seq, prev = st.store.last_sent(channel)
     now = st.now_ms()
     raw = env_mod.seal(
@@ -96,9 +93,9 @@ def queue(
     return item
 
 
-def on_accepted(st: Station, frame: dict[str, Any]) -> None:
+def on_accepted(st: Station, frame: Accepted) -> None:
     """The relay accepted one of ours: check its checkpoint and inclusion proof."""
-    channel, seq = str(frame["channel"]), int(frame["seq"])
+    channel, seq, index = frame.channel, frame.seq, frame.index
     item = st.store.outbox_item(channel, seq)
     if item is None:
         st.alarm(
@@ -110,28 +107,29 @@ def on_accepted(st: Station, frame: dict[str, Any]) -> None:
         )
         return
     try:
-        signed = st.open_checkpoint(channel, str(frame["checkpoint"]).encode())
-        proof = [unb64(p, "proof") for p in frame["proof"]]
-        index = int(frame["index"])
-        verify_inclusion(leaf_hash(item.envelope), index, signed.size, proof, signed.root)
+        ctx = st.log(channel)
+        signed = logcheck.open_log_checkpoint(ctx, frame.checkpoint)
+        logcheck.check_included(
+            ctx, item.envelope, index=index, signed=signed, proof=list(frame.proof)
+        )
     except HotlineError as exc:
         st.alarm(
             Alarm(
                 AlarmKind.BAD_ACCEPTANCE,
                 f"relay's acceptance of {channel} seq {seq} fails: {exc}",
                 channel=channel,
-                evidence=str(frame.get("checkpoint", "")).encode(),
+                evidence=frame.checkpoint,
             )
         )
         return
     if item.state != OutboxState.ACCEPTED:
         with st.store.transaction():
-            st.store.mark_accepted(channel, seq, index, int(frame["relay_ms"]))
+            st.store.mark_accepted(channel, seq, index, frame.relay_ms)
 
 
-def on_refused(st: Station, channel: str, seq: int, error: dict[str, Any]) -> None:
+def on_refused(st: Station, channel: str, seq: int, error: HotlineError) -> None:
     """The relay refused one of ours: wait and resend, or record the refusal."""
-    code = str(error.get("code"))
+    code = error.code
     if code in TRANSIENT:
         return  # stays queued; sent again
     if code == "chain_gap" and st.store.queued_before(channel, seq):
@@ -139,12 +137,12 @@ def on_refused(st: Station, channel: str, seq: int, error: dict[str, Any]) -> No
     st.alarm(
         Alarm(
             AlarmKind.REFUSED,
-            f"relay refused {channel} seq {seq}: {code}: {error.get('message')}",
+            f"relay refused {channel} seq {seq}: {code}: {error.message}",
             channel=channel,
         )
     )
     with st.store.transaction():
-        st.store.mark_refused(channel, seq, f"{code}: {error.get('message')}")
+        st.store.mark_refused(channel, seq, f"{code}: {error.message}")
 
 
 def acknowledge(
@@ -156,12 +154,14 @@ def acknowledge(
         raise Malformed(f"no message {index} in {channel}", field="index")
     if not operator.strip():
         raise Malformed("an acknowledgment names the operator", field="operator")
-    note = (st.store.verified_checkpoint(channel) or b"").decode()
+    note = st.store.verified_checkpoint(channel) or b""
     with st.store.transaction():
         item = queue(
             st,
             channel,
-            body_mod.receipt("acknowledged", index, message.hash, note, operator, reply),
+            body_mod.receipt(
+                body_mod.ReceiptStatus.ACKNOWLEDGED, index, message.hash, note, operator, reply
+            ),
             kind=Kind.RECEIPT,
             precedence=Precedence(message.precedence),
         )

@@ -3,24 +3,24 @@
 An entry that fails verification is kept (``valid`` false) with an alarm; a receipt
 must name the very message we hold at its index, and the checkpoint it carries
 must agree with our copy of the log, or the relay showed its sender another history.
+The checks are logcheck's, the same ``hotline verify`` runs; here they become alarms.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from .. import body as body_mod
 from .. import envelope as env_mod
+from .. import logcheck
 from ..envelope import Kind, Precedence
-from ..errors import HotlineError, Malformed, NotARecipient
+from ..errors import ForkDetected, HotlineError, Malformed, NotARecipient
 from ..notes import SignedCheckpoint, parse_note
 from . import escalation
 from .alarms import Alarm, AlarmKind
 from .state import Station
 from .store import Entry, Message, Receipt
 
-RECEIPT_STATUSES = ("delivered", "acknowledged")
 # Alarms an acknowledgment ends, at the sender's and at the acknowledging party's.
 ENDED_BY_ACK = (AlarmKind.FLASH, AlarmKind.OVERDUE)
 
@@ -42,20 +42,20 @@ def ingest(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> 
     digest = env_mod.envelope_hash(raw)
     env: env_mod.Envelope | None = None
     valid = False
+    ctx = st.log(channel)
     try:
-        env = env_mod.parse(raw)
-        if env.channel != channel:
-            raise Malformed(f"envelope for {env.channel} logged in {channel}", index=index)
-        env_mod.verify(env, st.keyring, at=relay_ms // 1000)
-        last_seq, last_hash = st.store.chain(channel, env.sender)
-        env_mod.check_chain(last_seq, last_hash, env)
+        # Two steps, so that a refused entry still has its sender, seq and kind stored.
+        env = logcheck.parse_entry(ctx, raw, index=index)
+        logcheck.check_envelope(
+            ctx, env, index=index, relay_ms=relay_ms, last=st.store.chain(channel, env.sender)
+        )
         st.store.set_chain(channel, env.sender, env.seq, digest)
         valid = True
     except HotlineError as exc:
         st.alarm(
             Alarm(
                 AlarmKind.VERIFICATION,
-                f"{channel} entry {index}: {exc}",
+                f"{channel} entry {index}: {exc.message}",
                 level=3,
                 channel=channel,
                 index=index,
@@ -82,7 +82,7 @@ def ingest(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> 
     if env.kind == Kind.LINK_TEST:
         return None
     try:
-        content = body_mod.decode(env_mod.decrypt(env, st.key))
+        content = body_mod.parse_body(env_mod.decrypt(env, st.key))
     except NotARecipient as exc:
         st.alarm(
             Alarm(
@@ -149,16 +149,13 @@ def _receipt(
     channel: str,
     index: int,
     env: env_mod.Envelope,
-    content: dict[str, Any],
+    content: body_mod.Body,
     relay_ms: int,
 ) -> None:
+    ctx = st.log(channel)
     try:
-        of_index = int(content["of_index"])
-        of_hash = bytes.fromhex(str(content["of_hash"]))
-        status = str(content["status"])
-        if status not in RECEIPT_STATUSES:
-            raise Malformed(f"unknown receipt status {status!r}")
-    except (KeyError, ValueError, TypeError) as exc:
+        receipt = logcheck.receipt_of(content)
+    except Malformed as exc:
         st.alarm(
             Alarm(
                 AlarmKind.VERIFICATION,
@@ -169,8 +166,12 @@ def _receipt(
             )
         )
         return
-    referenced = st.store.entry_bytes(channel, of_index) if of_index < index else b""
-    if not referenced or env_mod.envelope_hash(referenced) != of_hash:
+    of_index = receipt.of_index
+    try:
+        logcheck.check_receipt_reference(
+            ctx, receipt, index=index, entry_hash_at=lambda i: _entry_hash(st, channel, i)
+        )
+    except ForkDetected:
         st.alarm(
             Alarm(
                 AlarmKind.FORK,
@@ -183,8 +184,8 @@ def _receipt(
             )
         )
         return
-    _check_carried_checkpoint(st, channel, index, env, content)
-    operator = content.get("operator")
+    _check_carried_checkpoint(st, ctx, index, env, receipt)
+    operator = receipt.operator
     st.store.add_receipt(
         Receipt(
             channel,
@@ -192,14 +193,14 @@ def _receipt(
             of_index,
             env.party,
             env.sender,
-            status,
+            receipt.status.value,
             operator,
-            content.get("reply"),
+            receipt.reply,
             env.created_ms,
             relay_ms,
         )
     )
-    if status == "acknowledged":
+    if receipt.status == body_mod.ReceiptStatus.ACKNOWLEDGED:
         st.store.acknowledged(channel, of_index, env.party)
         # An acknowledgment ends the FLASH and overdue alarms for that message, here
         # at the sender's and at every station of the acknowledging party.
@@ -212,31 +213,32 @@ def _receipt(
         )
 
 
+def _entry_hash(st: Station, channel: str, index: int) -> bytes | None:
+    """The envelope hash of our entry ``index`` (None if we hold none)."""
+    raw = st.store.entry_bytes(channel, index)
+    return env_mod.envelope_hash(raw) if raw else None
+
+
 def _check_carried_checkpoint(
-    st: Station, channel: str, index: int, env: env_mod.Envelope, content: dict[str, Any]
+    st: Station,
+    ctx: logcheck.LogContext,
+    index: int,
+    env: env_mod.Envelope,
+    receipt: body_mod.Receipt,
 ) -> None:
     """The receipt's sender saw a checkpoint: it must agree with our log."""
-    note = str(content.get("checkpoint", "")).encode()
+    channel, note = ctx.channel, receipt.checkpoint
+    tree = st.tree(channel)
     try:
-        theirs = st.open_checkpoint(channel, note)
-    except HotlineError as exc:
-        st.alarm(
-            Alarm(
-                AlarmKind.VERIFICATION,
-                f"{channel} receipt {index}: carried checkpoint: {exc}",
-                channel=channel,
-                index=index,
-                evidence=note,
-            )
+        theirs = logcheck.check_carried_checkpoint(
+            ctx, receipt, index=index, root_at=tree.root, size_now=tree.size
         )
-        return
-    if theirs.size > st.size(channel) or st.tree(channel).root(theirs.size) != theirs.root:
+    except ForkDetected as exc:
         mine = st.store.verified_checkpoint(channel) or b""
         st.alarm(
             Alarm(
                 AlarmKind.FORK,
-                f"{channel}: {env.sender} verified a checkpoint of size "
-                f"{theirs.size} that is not consistent with ours: the relay forked the log",
+                f"{channel}: {env.sender}'s {exc.message}: the relay forked the log",
                 level=3,
                 channel=channel,
                 index=index,
@@ -244,22 +246,44 @@ def _check_carried_checkpoint(
             )
         )
         return
-    _keep_cosignatures(st, channel, theirs)
-
-
-def _keep_cosignatures(st: Station, channel: str, theirs: SignedCheckpoint) -> None:
-    """Keep another station's cosignature on a checkpoint that matches our log."""
-    stored = st.store.checkpoint_at(channel, theirs.size)
-    if stored is None:
-        st.store.add_checkpoint(channel, theirs.size, theirs.encode(), st.now_ms())
+    except HotlineError as exc:
+        st.alarm(
+            Alarm(
+                AlarmKind.VERIFICATION,
+                f"{channel} receipt {index}: carried checkpoint: {exc.message}",
+                channel=channel,
+                index=index,
+                evidence=note,
+            )
+        )
         return
-    ours = parse_note(stored)
-    if ours.text != theirs.note.text:
-        return  # same size and root, signed at another time: both stay valid evidence
-    names = {s.name for s in ours.signatures}
-    merged = ours
-    for sig in theirs.note.signatures:
-        if sig.name not in names:
-            merged = merged.with_signature(sig)
-    if merged is not ours:
+    _keep_cosignatures(st, ctx, index, theirs)
+
+
+def _keep_cosignatures(
+    st: Station, ctx: logcheck.LogContext, index: int, theirs: SignedCheckpoint
+) -> None:
+    """Keep another station's verified cosignatures on a checkpoint that matches our log."""
+    channel = ctx.channel
+    stored = st.store.checkpoint_at(channel, theirs.size)
+    try:
+        merged = logcheck.merge_cosignatures(
+            ctx, parse_note(stored) if stored is not None else None, theirs
+        )
+    except HotlineError as exc:
+        st.alarm(
+            Alarm(
+                AlarmKind.VERIFICATION,
+                f"{channel} receipt {index}: carried cosignature: {exc.message}",
+                channel=channel,
+                index=index,
+                evidence=theirs.encode(),
+            )
+        )
+        return
+    if merged is None:
+        return  # nothing new (same size and root, signed at another time: both stay evidence)
+    if stored is None:
+        st.store.add_checkpoint(channel, theirs.size, merged.encode(), st.now_ms())
+    else:
         st.store.replace_checkpoint(channel, theirs.size, merged.encode())

@@ -1,9 +1,10 @@
 """The station's network shell: the link to the relay and the local API server.
 
 One database thread runs every StationCore call (link tests and boards too);
-this shell only moves frames. The link reconnects with backoff; on every
-connection it resends the whole queued outbox (the relay deduplicates) and
-catches up each channel from its cursor.
+this shell only moves typed frames (frames.py). The link reconnects with backoff;
+on every connection it resends the whole queued outbox (the relay deduplicates)
+and catches up each channel from its cursor. A frame from the relay that does not
+decode raises a bad-frame alarm and ends the connection, like any protocol error.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 from .. import frames
-from ..errors import HotlineError
-from ..notes import b64
+from ..errors import HotlineError, Malformed, TooLarge
 from .alarms import Alarm, AlarmKind
 from .core import Ingested, StationCore
 from .store import OutboxState
@@ -104,6 +104,7 @@ class StationService:
         backoff = 0.2
         while not self.stopping.is_set():
             self.link.attempts += 1
+            before = backoff
             try:
                 async with websockets.connect(
                     self.relay_url,
@@ -122,6 +123,9 @@ class StationService:
             except HotlineError as exc:
                 self.link.last_error = f"{exc.code}: {exc}"
                 log.warning("relay refused this station: %s", exc)
+            except _BadFrame as exc:
+                self.link.last_error = f"bad frame: {exc}"
+                backoff = before  # a relay that breaks the protocol is not retried at once
             finally:
                 self._ws = None
                 if self.link.connected:
@@ -137,11 +141,14 @@ class StationService:
                     await self.stopping.wait()
 
     async def _session(self, ws: ClientConnection) -> None:
-        challenge = frames.decode(await ws.recv())
-        if challenge["op"] == "error":
-            raise _error(challenge)
-        nonce = frames.field_bytes(challenge, "nonce")
-        if frames.field_bytes(challenge, "roster") != self.roster_hash:
+        match await self._receive(ws):
+            case frames.Challenge(nonce=nonce, roster=roster):
+                pass
+            case frames.ErrorReply() as refusal:
+                raise refusal.error()
+            case other:
+                raise await self._bad_frame(f"expected a challenge, got {other.op}", None)
+        if roster != self.roster_hash:
             await self.run_db(
                 self.core.alarm,
                 Alarm(
@@ -152,113 +159,125 @@ class StationService:
             )
             raise HotlineError("relay roster differs from ours")
         message = frames.auth_message(nonce, self.core.ident, self.roster_hash)
-        await ws.send(
-            frames.encode(
-                "hello",
-                station=self.core.ident,
-                certificate=b64(self.core.cert.encode()),
-                signature=b64(self.core.key.signing.sign(message)),
-            )
-        )
-        welcome = frames.decode(await ws.recv())
-        if welcome["op"] == "error":
-            raise _error(welcome)
-        await self.run_db(self.core.check_sizes, welcome.get("sizes", {}))
+        signature = self.core.key.signing.sign(message)
+        await _send(ws, frames.Hello(self.core.ident, self.core.cert.encode(), signature))
+        match await self._receive(ws):
+            case frames.Welcome(sizes=sizes):
+                pass
+            case frames.ErrorReply() as refusal:
+                raise refusal.error()
+            case other:
+                raise await self._bad_frame(f"expected a welcome, got {other.op}", None)
+        await self.run_db(self.core.check_sizes, dict(sizes))
         now = self.core.now_ms()
         self.link.connected, self.link.since_ms, self.link.last_contact_ms = True, now, now
         self.link.last_error = None
         log.info("%s connected to relay", self.core.ident)
-        await ws.send(frames.encode("certificates", id="certs"))
+        await _send(ws, frames.GetCertificates(id="certs"))
         for channel in self.core.channels:
-            size = await self.run_db(self.core.size, channel)
-            await ws.send(
-                frames.encode("sync", id=f"sync:{channel}", channel=channel, **{"from": size})
-            )
+            await self._sync(ws, channel, await self.run_db(self.core.size, channel))
         await self.notify()
+        bad: _BadFrame | None = None
         async with asyncio.TaskGroup() as tg:
             pump = tg.create_task(_until_closed(self._pump(ws)))
             pinger = tg.create_task(_until_closed(self._pinger(ws)))
             links = tg.create_task(_until_closed(self._link_tests(ws)))
-            await _until_closed(self._reader(ws))
+            try:
+                await _until_closed(self._reader(ws))
+            except _BadFrame as exc:
+                bad = exc  # raised past the task group, which would wrap it in a group
             pump.cancel()
             pinger.cancel()
             links.cancel()
+        if bad is not None:
+            await ws.close(code=1002, reason="bad frame")
+            raise bad
+
+    async def _receive(self, ws: ClientConnection) -> frames.RelayFrame:
+        """The next frame from the relay; one that does not decode ends the connection."""
+        text = await ws.recv()
+        self.link.last_contact_ms = self.core.now_ms()
+        try:
+            return frames.decode_relay_frame(text)
+        except (Malformed, TooLarge) as exc:
+            raw = text.encode() if isinstance(text, str) else text
+            raise await self._bad_frame(str(exc), raw) from exc
+
+    async def _bad_frame(self, why: str, raw: bytes | None) -> _BadFrame:
+        """Alarm on a frame that breaks the protocol; the caller drops the connection."""
+        log.warning("bad frame from relay, reconnecting: %s", why)
+        await self.run_db(
+            self.core.alarm,
+            Alarm(AlarmKind.BAD_FRAME, f"relay sent a bad frame: {why}", level=1, evidence=raw),
+        )
+        return _BadFrame(why)
 
     async def _reader(self, ws: ClientConnection) -> None:
-        async for text in ws:
-            self.link.last_contact_ms = self.core.now_ms()
+        while True:
+            frame = await self._receive(ws)
             try:
-                frame = frames.decode(text)
                 await self._dispatch(ws, frame)
             except HotlineError as exc:
-                log.warning("bad frame from relay: %s", exc)
+                log.warning("relay frame not acted on: %s", exc)
                 await self.run_db(
                     self.core.alarm,
                     Alarm(AlarmKind.BAD_FRAME, f"relay sent a bad frame: {exc}", level=1),
                 )
 
-    async def _dispatch(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
-        op = frame["op"]
-        if op == "accepted":
-            self.link.in_flight.discard((str(frame["channel"]), int(frame["seq"])))
-            await self.run_db(self.core.on_accepted, frame)
-            await self.notify()
-        elif op == "error":
-            rid = str(frame.get("id") or "")
-            if rid.startswith("post:"):
-                _, channel, seq = rid.split(":", 2)
-                self.link.in_flight.discard((channel, int(seq)))
-                await self.run_db(self.core.on_refused, channel, int(seq), frame.get("error", {}))
+    async def _dispatch(self, ws: ClientConnection, frame: frames.RelayFrame) -> None:
+        match frame:
+            case frames.Accepted(channel=channel, seq=seq):
+                self.link.in_flight.discard((channel, seq))
+                await self.run_db(self.core.on_accepted, frame)
                 await self.notify()
-            else:
-                log.warning("relay error: %s", frame.get("error"))
-        elif op == "entries":
-            result: Ingested = await self.run_db(self.core.on_entries, frame)
-            channel = str(frame["channel"])
-            if result.need_sync_from is not None:
-                await ws.send(
-                    frames.encode(
-                        "sync",
-                        id=f"sync:{channel}",
-                        channel=channel,
-                        **{"from": result.need_sync_from},
-                    )
+            case frames.ErrorReply(id=rid):
+                post = _post_of(rid)
+                if post is None:
+                    log.warning("relay error: %s", frame.error())
+                    return
+                self.link.in_flight.discard(post)
+                await self.run_db(self.core.on_refused, *post, frame.error())
+                await self.notify()
+            case frames.Entries(channel=channel, more=more):
+                result: Ingested = await self.run_db(self.core.on_entries, frame)
+                if result.need_sync_from is not None:
+                    await self._sync(ws, channel, result.need_sync_from)
+                elif more:
+                    await self._sync(ws, channel, await self.run_db(self.core.size, channel))
+                if result.cosign is not None:
+                    await _send_cosign(ws, *result.cosign)
+                if result.queued:
+                    self.kick()
+                await self.notify()
+            case frames.Certificates(certificates=certificates, revocations=revocations):
+                added = await self.run_db(
+                    self.core.add_statements, list(certificates), list(revocations)
                 )
-            elif frame.get("more"):
-                size = await self.run_db(self.core.size, channel)
-                await ws.send(
-                    frames.encode("sync", id=f"sync:{channel}", channel=channel, **{"from": size})
-                )
-            if result.cosign is not None:
-                await _send_cosign(ws, *result.cosign)
-            if result.queued:
-                self.kick()
-            await self.notify()
-        elif op == "certificates":
-            added = await self.run_db(
-                self.core.add_statements,
-                [c.encode() for c in frame.get("certificates", [])],
-                [r.encode() for r in frame.get("revocations", [])],
-            )
-            if added:
-                self.kick()
-        elif op == "link":
-            for answer in await self.run_db(self.core.on_link, frame.get("link")):
-                await ws.send(frames.encode("link", link=answer))
-        elif op == "pong":  # the relay's answer to our keepalive: the relay link's round trip
-            sent = float(str(frame.get("id", "ping:0")).split(":", 1)[1])
-            self.link.rtt_ms = (time.monotonic() - sent) * 1000
-        elif op == "ok":
-            pass
-        else:
-            log.info("ignoring relay op %s", op)
+                if added:
+                    self.kick()
+            case frames.Link(link=link):
+                for answer in await self.run_db(self.core.on_link, link):
+                    await _send(ws, frames.Link(answer))
+            case frames.Pong(id=rid):  # the answer to our keepalive: the link's round trip
+                sent = _ping_sent(rid)
+                if sent is not None:
+                    self.link.rtt_ms = (time.monotonic() - sent) * 1000
+            case frames.Ok():
+                pass
+            case frames.Challenge() | frames.Welcome():
+                log.info("ignoring relay op %s after the handshake", frame.op)
+            case _:
+                assert_never(frame)
+
+    async def _sync(self, ws: ClientConnection, channel: str, start: int) -> None:
+        await _send(ws, frames.Sync(channel, start, id=f"sync:{channel}"))
 
     async def _link_tests(self, ws: ClientConnection) -> None:
         """Send the link tests the core finds due (it keeps the schedule)."""
         while True:
             tick = await self.run_db(self.core.link_tick)
-            for msg in tick.send:
-                await ws.send(frames.encode("link", link=msg))
+            for link in tick.send:
+                await _send(ws, frames.Link(link))
             if tick.queued:
                 self.kick()
             await asyncio.sleep(LINK_TICK_S)
@@ -277,7 +296,7 @@ class StationService:
 
     async def _pinger(self, ws: ClientConnection) -> None:
         while True:
-            await ws.send(frames.encode("ping", id=f"ping:{time.monotonic()}"))
+            await _send(ws, frames.Ping(id=f"ping:{time.monotonic()}"))
             for cosign in await self.run_db(self.core.due_cosigns):
                 await _send_cosign(ws, *cosign)
             await asyncio.sleep(5)
@@ -294,18 +313,22 @@ class StationService:
                 while len(self.link.in_flight) >= WINDOW:
                     await asyncio.sleep(0.005)
                 self.link.in_flight.add(key)
-                await ws.send(
-                    frames.encode(
-                        "post", id=f"post:{item.channel}:{item.seq}", envelope=b64(item.envelope)
-                    )
-                )
+                await _send(ws, frames.Post(item.envelope, id=f"post:{item.channel}:{item.seq}"))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self.wake.wait()
 
 
+class _BadFrame(Exception):
+    """The relay broke the protocol (a frame that does not decode, or one out of place)."""
+
+
+async def _send(ws: ClientConnection, frame: frames.StationFrame) -> None:
+    await ws.send(frames.encode_frame(frame))
+
+
 async def _send_cosign(ws: ClientConnection, channel: str, size: int, note: bytes) -> None:
-    await ws.send(frames.encode("cosign", channel=channel, size=size, checkpoint=note.decode()))
+    await _send(ws, frames.Cosign(channel, size, note))
 
 
 async def _until_closed(work: Coroutine[Any, Any, None]) -> None:
@@ -314,8 +337,19 @@ async def _until_closed(work: Coroutine[Any, Any, None]) -> None:
         await work
 
 
-def _error(frame: dict[str, Any]) -> HotlineError:
-    from ..errors import from_dict
+def _post_of(request_id: frames.RequestId) -> tuple[str, int] | None:
+    """The outbox item (channel, seq) a request id "post:CHANNEL:SEQ" names, if any."""
+    if not isinstance(request_id, str) or not request_id.startswith("post:"):
+        return None
+    channel, _, seq = request_id[len("post:") :].rpartition(":")
+    return (channel, int(seq)) if channel and seq.isdigit() else None
 
-    err = frame.get("error")
-    return from_dict(err if isinstance(err, dict) else {"message": str(err)})
+
+def _ping_sent(request_id: frames.RequestId) -> float | None:
+    """When our keepalive "ping:MONOTONIC" went out, from the pong's id."""
+    if not isinstance(request_id, str) or not request_id.startswith("ping:"):
+        return None
+    try:
+        return float(request_id[len("ping:") :])
+    except ValueError:
+        return None

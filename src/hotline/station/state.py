@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .. import logcheck
 from ..envelope import Precedence
 from ..keys import KeyRing, StationCertificate, StationKey
 from ..link import LinkBoard
 from ..merkle import TreeCache
-from ..notes import SignedCheckpoint, open_checkpoint
+from ..notes import SignedCheckpoint
 from ..roster import Roster
 from .alarms import Alarm, Alarms
 from .store import StationStore
@@ -48,6 +49,7 @@ class Station:
         self.alarms = Alarms(store, self.now_ms)
         self.channels = [c.name for c in roster.channels_of(key.party)]
         self._verified: dict[str, SignedCheckpoint | None] = {}
+        self._logs: dict[str, logcheck.LogContext] = {}
         started = self.now_ms()
         self.boards = {
             c.name: LinkBoard(
@@ -77,14 +79,21 @@ class Station:
     def size(self, channel: str) -> int:
         return self.tree(channel).size
 
-    def open_checkpoint(self, channel: str, note: bytes) -> SignedCheckpoint:
-        return open_checkpoint(note, self.roster.relay_key, self.roster.origin(channel))
+    def log(self, channel: str) -> logcheck.LogContext:
+        """What logcheck needs of the channel, built once. It holds ``self.keyring``
+        itself, so certificates and revocations learnt later are seen by every check."""
+        ctx = self._logs.get(channel)
+        if ctx is None:
+            ctx = self._logs[channel] = logcheck.LogContext.of(self.roster, channel, self.keyring)
+        return ctx
 
     def verified(self, channel: str) -> SignedCheckpoint | None:
         """The latest checkpoint this station verified (and cosigned) for the channel."""
         if channel not in self._verified:
             note = self.store.verified_checkpoint(channel)
-            self._verified[channel] = self.open_checkpoint(channel, note) if note else None
+            self._verified[channel] = (
+                logcheck.open_log_checkpoint(self.log(channel), note) if note else None
+            )
         return self._verified[channel]
 
     def set_verified(self, channel: str, signed: SignedCheckpoint) -> None:

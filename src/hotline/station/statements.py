@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..errors import HotlineError
+from ..keys import Revocation, StationCertificate
 from .alarms import Alarm, AlarmKind
 from .state import Station
 
@@ -12,33 +15,31 @@ def add_statements(st: Station, certificates: list[bytes], revocations: list[byt
 
     Returns how many certificates were new to the keyring's checks; one that fails
     raises an alarm with its bytes as evidence."""
-    added = 0
     with st.store.transaction():
-        for data in certificates:
-            try:
-                cert = st.keyring.add_certificate(data)
-            except HotlineError as exc:
-                st.alarm(
-                    Alarm(
-                        AlarmKind.BAD_CERTIFICATE,
-                        f"relay served a certificate that fails: {exc}",
-                        evidence=data,
-                    )
-                )
-                continue
-            st.store.put_statement("certificate", cert.signing, data)
-            added += 1
-        for data in revocations:
-            try:
-                rev = st.keyring.add_revocation(data)
-            except HotlineError as exc:
-                st.alarm(
-                    Alarm(
-                        AlarmKind.BAD_CERTIFICATE,
-                        f"relay served a revocation that fails: {exc}",
-                        evidence=data,
-                    )
-                )
-                continue
-            st.store.put_statement("revocation", rev.signing, data)
+        added = _learn(st, "certificate", certificates, st.keyring.add_certificate)
+        _learn(st, "revocation", revocations, st.keyring.add_revocation)
     return added
+
+
+def _learn(
+    st: Station,
+    kind: str,
+    statements: list[bytes],
+    add: Callable[[bytes], StationCertificate | Revocation],
+) -> int:
+    learnt = 0
+    for data in statements:
+        try:
+            statement = add(data)
+        except HotlineError as exc:
+            st.alarm(
+                Alarm(
+                    AlarmKind.BAD_CERTIFICATE,
+                    f"relay served a {kind} that fails: {exc}",
+                    evidence=data,
+                )
+            )
+            continue
+        st.store.put_statement(kind, statement.signing, data)
+        learnt += 1
+    return learnt

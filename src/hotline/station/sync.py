@@ -3,19 +3,21 @@
 The run must extend what we verified before (same bytes where it overlaps, a
 consistency proof from our last checkpoint), and its entries must give the signed
 root. Then the station cosigns the checkpoint and sends delivered receipts, all
-in one transaction; a rollback reloads the tree from the store.
+in one transaction; a rollback reloads the tree from the store. The checks are
+logcheck's, the same ``hotline verify`` runs; here they become alarms.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import body as body_mod
+from .. import logcheck
 from ..envelope import Kind
-from ..errors import ForkDetected, HotlineError
-from ..merkle import leaf_hash
-from ..notes import SignedCheckpoint, check_extends, cosign, unb64
+from ..errors import BadProof, ForkDetected, HotlineError
+from ..frames import Entries
+from ..notes import SignedCheckpoint, cosign
 from . import outbox, receive
 from .alarms import Alarm, AlarmKind
 from .state import Station
@@ -33,15 +35,16 @@ class Ingested:
     queued: int = 0
 
 
-def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
+def on_entries(st: Station, frame: Entries) -> Ingested:
     """Verify and store a run of entries ending at a signed checkpoint."""
-    channel = str(frame.get("channel"))
+    channel = frame.channel
     if channel not in st.channels:
         st.alarm(Alarm(AlarmKind.UNEXPECTED_CHANNEL, f"relay sent entries of {channel!r}"))
         return Ingested()
-    note = str(frame.get("checkpoint", "")).encode()
+    note = frame.checkpoint
+    ctx = st.log(channel)
     try:
-        signed = st.open_checkpoint(channel, note)
+        signed = logcheck.open_log_checkpoint(ctx, note)
     except HotlineError as exc:
         st.alarm(
             Alarm(
@@ -52,27 +55,30 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
             )
         )
         return Ingested()
-    start = int(frame.get("start", 0))
-    entries = list(frame.get("entries", []))
+    start = frame.start
+    entries = list(frame.entries)
     have = st.size(channel)
     if start > have:
         return Ingested(need_sync_from=have)
     # Entries we already hold must be the very same bytes.
+    tree = st.tree(channel)
     for e in entries:
-        if int(e["index"]) >= have:
+        if e.index >= have:
             continue
-        if st.tree(channel).leaf_hash_at(int(e["index"])) != leaf_hash(unb64(e["envelope"])):
+        try:
+            logcheck.check_held_entry(ctx, e.envelope, tree.leaf_hash_at(e.index), index=e.index)
+        except ForkDetected:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
-                    f"relay shows a different entry {e['index']} of {channel}",
+                    f"relay shows a different entry {e.index} of {channel}",
                     channel=channel,
-                    index=int(e["index"]),
-                    evidence=unb64(e["envelope"]),
+                    index=e.index,
+                    evidence=e.envelope,
                 )
             )
             return Ingested()
-    entries = [e for e in entries if int(e["index"]) >= have]
+    entries = [e for e in entries if e.index >= have]
     if have + len(entries) != signed.size:
         if signed.size < have:
             _check_older(st, channel, signed)
@@ -89,15 +95,15 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
         return Ingested()
     last = st.verified(channel)
     if last is not None:
-        proof = [unb64(p) for p in frame.get("consistency", [])]
+        proof = list(frame.consistency)
         try:
             if signed.size < last.size or last.size == start:
-                check_extends(last.checkpoint, signed.checkpoint, proof)
+                logcheck.check_consistent(ctx, last, signed, proof)
         except ForkDetected as exc:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
-                    f"{channel}: {exc}",
+                    f"{channel}: {exc.message}",
                     level=3,
                     channel=channel,
                     evidence=last.encode() + b"\n--\n" + note,
@@ -109,16 +115,17 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
         try:
             with st.store.transaction():
                 for e in entries:
-                    arrived = receive.ingest(
-                        st, channel, int(e["index"]), unb64(e["envelope"]), int(e["relay_ms"])
-                    )
+                    arrived = receive.ingest(st, channel, e.index, e.envelope, e.relay_ms)
                     if arrived is not None:
                         result.arrived.append(arrived)
-                if st.tree(channel).root() != signed.root:
+                tree = st.tree(channel)
+                try:
+                    logcheck.check_root(ctx, signed, root_at=tree.root, size_now=tree.size)
+                except BadProof as exc:
                     raise ForkDetected(
                         f"{channel}: entries up to {signed.size} do not give the signed root",
                         channel=channel,
-                    )
+                    ) from exc
                 cosigned = cosign(signed, st.witness, int(st.clock()))
                 st.store.add_checkpoint(channel, signed.size, cosigned.encode(), st.now_ms())
                 result.cosign = (channel, signed.size, cosigned.encode())
@@ -134,12 +141,16 @@ def on_entries(st: Station, frame: dict[str, Any]) -> Ingested:
     return result
 
 
-def check_sizes(st: Station, sizes: dict[str, Any]) -> None:
+def check_sizes(st: Station, sizes: Mapping[str, int]) -> None:
     """The relay's log sizes at connection: smaller than what we verified is a rollback."""
     for channel in st.channels:
         mine = st.verified(channel)
         theirs = sizes.get(channel)
-        if mine is not None and isinstance(theirs, int) and theirs < mine.size:
+        if mine is None or not isinstance(theirs, int):
+            continue
+        try:
+            logcheck.check_no_rollback(st.log(channel), mine.size, theirs)
+        except ForkDetected:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
@@ -154,7 +165,10 @@ def check_sizes(st: Station, sizes: dict[str, Any]) -> None:
 
 def _check_older(st: Station, channel: str, signed: SignedCheckpoint) -> None:
     """A checkpoint smaller than our log: it must match our own history."""
-    if st.tree(channel).root(signed.size) != signed.root:
+    tree = st.tree(channel)
+    try:
+        logcheck.check_root(st.log(channel), signed, root_at=tree.root, size_now=tree.size)
+    except BadProof:
         st.alarm(
             Alarm(
                 AlarmKind.FORK,
@@ -168,12 +182,12 @@ def _check_older(st: Station, channel: str, signed: SignedCheckpoint) -> None:
 
 def _send_receipts(st: Station, channel: str, result: Ingested) -> int:
     """A delivered receipt for each message that arrived, carrying our checkpoint."""
-    note = result.cosign[2].decode() if result.cosign else ""
+    note = result.cosign[2] if result.cosign else b""
     for m in result.arrived:
         outbox.queue(
             st,
             channel,
-            body_mod.receipt("delivered", m.index, m.hash, note),
+            body_mod.receipt(body_mod.ReceiptStatus.DELIVERED, m.index, m.hash, note),
             kind=Kind.RECEIPT,
             precedence=m.precedence,
         )

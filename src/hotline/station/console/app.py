@@ -13,6 +13,8 @@ import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +31,24 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ... import body as body_mod
 from ... import transcript
 from ...envelope import Kind, Precedence
-from ...errors import HotlineError, Malformed, NotAuthorized
+from ...errors import HotlineError, Malformed, NotAuthorized, http_status
 from ...forms import FORMS, FormError, form_body
 from ...forms.render import error_text
 from ...forms.schema import CASUALTY_FIELDS
-from ...i18n import t, when
+from ...i18n import moment, t, when
 from ..api import StationAPI
 from ..export import export
-from ..operators import Session, session_for, sign_in, sign_out
+from ..operators import (
+    Session,
+    credentials,
+    open_session,
+    session_for,
+    sign_out,
+    verify,
+)
 
 HERE = Path(__file__).parent
 COOKIE = "hotline_session"
@@ -60,6 +70,8 @@ class Console:
         self.api = api
         self.service = api.service
         self.core = api.core
+        # Two at a time: each check takes 32 MiB and a core for a moment.
+        self.kdf = ThreadPoolExecutor(2, thread_name_prefix="station-kdf")
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
         )
@@ -106,7 +118,9 @@ class Console:
                 message = (
                     error_text(exc, session.language) if isinstance(exc, FormError) else str(exc)
                 )
-                return self.secure(self.render("error.html", session, error=message, status=400))
+                return self.secure(
+                    self.render("error.html", session, error=message, status=http_status(exc))
+                )
 
         return endpoint
 
@@ -135,13 +149,15 @@ class Console:
         if request.method == "GET":
             return self.secure(self.render("login.html", None))
         form = await request.form()
+        name, password = str(form.get("name", "")), str(form.get("password", ""))
         try:
+            creds = await self.service.run_db(credentials, self.core.store, name)
+            # Argon2id runs in its own small pool: a sign-in flood queues there and
+            # never holds the database thread that ingest needs.
+            loop = asyncio.get_running_loop()
+            who = await loop.run_in_executor(self.kdf, verify, creds, password)
             token, session = await self.service.run_db(
-                sign_in,
-                self.core.store,
-                str(form.get("name", "")),
-                str(form.get("password", "")),
-                self.core.now_ms(),
+                open_session, self.core.store, who, self.core.now_ms()
             )
         except NotAuthorized:
             return self.secure(self.render("login.html", None, failed=True, status=401))
@@ -197,7 +213,7 @@ class Console:
             page="message",
             channel=channel,
             index=index,
-            when=lambda ms: when(ms, session.language),
+            moment=lambda ms: moment(ms, session.language),
         )
 
     async def ack(self, request: Request, session: Session) -> Response:
@@ -229,14 +245,13 @@ class Console:
             precedence = Precedence[str(data.get("precedence", "ROUTINE"))]
         except KeyError as exc:
             raise Malformed("unknown precedence", field="precedence") from exc
+        content: body_mod.Text | body_mod.Form
         if chosen:
-            content = form_body(chosen, parse_form(chosen, data))
+            content = body_mod.form_of(form_body(chosen, parse_form(chosen, data)))
         else:
-            text = str(data.get("text", ""))
-            from ... import body as body_mod
-
-            content = body_mod.text(text, session.language)
-        content["operator"] = session.operator  # attributed, signed inside the envelope
+            content = body_mod.text(str(data.get("text", "")), session.language)
+        # Attributed: the operator's name is signed inside the envelope.
+        content = replace(content, operator=session.operator)
         item = await self.service.run_db(
             lambda: self.core.send(channel, content, kind=Kind.MESSAGE, precedence=precedence)
         )
