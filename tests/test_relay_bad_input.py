@@ -256,7 +256,7 @@ def _signed_get(c: Cluster, ident: str, path: str, params: dict[str, str]) -> ht
 def test_http_entries_need_a_member_station_signature(cluster: Cluster) -> None:
     path = "/channels/us-ru/entries"
     plain = httpx.get(f"http://127.0.0.1:{cluster.net.relay_port}{path}")
-    assert plain.status_code == 403 and plain.json()["error"]["code"] == "not_authorized"
+    assert plain.status_code == 401 and plain.json()["error"]["code"] == "unauthenticated"
     outsider = _signed_get(cluster, "ua/ua-1", path, {"after": "0"})
     assert outsider.status_code == 403
     member = _signed_get(cluster, "ru/ru-1", path, {"after": "0"})

@@ -20,12 +20,15 @@ from .home import (
     load_relay_key,
     load_roster,
     load_station,
+    read_toml,
     station_config,
 )
 from .relay.app import Relay
 from .relay.core import RelayCore
+from .relay.limits import Limits
 from .relay.sqlite import SqliteRelayStore
 from .relay.storage import RelayStore
+from .relay.transport import RelayWebSocketProtocol
 from .station.api import StationAPI, error_response
 from .station.console.app import Console
 from .station.core import StationCore
@@ -65,7 +68,16 @@ def build_relay(
 ) -> Relay:
     roster = load_roster(directory / "roster.note")
     core = RelayCore(open_store(directory, database), roster, load_relay_key(directory, passphrase))
-    return Relay(core, rate=rate, burst=burst)
+    return Relay(core, rate=rate, burst=burst, limits=relay_limits(directory))
+
+
+def relay_limits(directory: Path) -> Limits:
+    """relay.toml's ``[limits]``, then ``HOTLINE_RELAY_<NAME>`` variables, then defaults."""
+    config = directory / "relay.toml"
+    table = read_toml(config).get("limits", {}) if config.exists() else {}
+    if not isinstance(table, dict):
+        raise Malformed("relay.toml: limits must be a table ([limits])", field="limits")
+    return Limits.from_settings(table)
 
 
 async def serve_relay(
@@ -92,6 +104,7 @@ async def serve_relay(
         port=port,
         log_level="warning",
         ws_max_size=4 * MAX_FRAME,
+        ws=RelayWebSocketProtocol,  # lets go of peers that stop reading
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         lifespan="on",

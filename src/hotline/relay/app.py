@@ -13,7 +13,8 @@ import contextlib
 import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, assert_never
@@ -37,15 +38,16 @@ from ..errors import (
 from ..frames import encode_frame
 from ..keys import StationCertificate
 from ..notes import b64
-from .core import SYNC_CHUNK, Acceptance, RelayCore, Subscriptions, TokenBucket, answer
+from .core import SYNC_CHUNK, Acceptance, RelayCore, Subscriptions, answer
+from .limits import Limits, RateLimiter, TokenBucket
 from .openapi import OPENAPI
 
 log = logging.getLogger("hotline.relay")
 T = TypeVar("T")
 
-OUT_QUEUE_LIMIT = 20_000
 # What sending on a WebSocket the station has left raises (Starlette, uvicorn).
 _GONE = (WebSocketDisconnect, RuntimeError, OSError)
+CLOSE_TIMEOUT = 2.0  # seconds to close a WebSocket politely before giving up on it
 
 
 @dataclass(eq=False)
@@ -57,8 +59,21 @@ class Connection:
     closed: bool = False
     # A seam for test doubles of a dishonest relay: may rewrite or drop what is sent.
     outgoing: Callable[[Connection, str], str | None] | None = None
+    queue_limit: int = Limits.send_queue_bytes
+    queued: int = 0  # characters of the frames in ``out`` (JSON text: ASCII, so bytes)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    posting: int = 0  # posts handed to the writer and not answered yet
+    posting_bytes: int = 0
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def posted(self, size: int) -> None:
+        """The writer answered one of this connection's posts."""
+        self.posting -= 1
+        self.posting_bytes -= size
+        self.room.set()
 
     def send(self, frame: str) -> None:
+        """Queue a frame; the writer never waits for a slow reader, it drops it."""
         if self.closed:
             return
         if self.outgoing is not None:
@@ -66,16 +81,27 @@ class Connection:
             if shown is None:
                 return
             frame = shown
-        if self.out.qsize() > OUT_QUEUE_LIMIT:
-            log.warning("station %s is not reading; dropping its connection", self.cert.ident)
+        if self.queued + len(frame) > self.queue_limit:
+            log.warning(
+                "station %s is not reading (%d bytes queued); dropping its connection",
+                self.cert.ident,
+                self.queued,
+            )
             self.close()
             return
+        self.queued += len(frame)
         self.out.put_nowait(frame)
 
     def close(self) -> None:
+        """End the connection; what was queued for it is dropped at once (a station
+        catches up with sync when it reconnects)."""
         if not self.closed:
             self.closed = True
+            while not self.out.empty():
+                self.out.get_nowait()
+            self.queued = 0
             self.out.put_nowait(None)
+            self.ended.set()
 
 
 @dataclass
@@ -95,9 +121,14 @@ class Relay:
         rate: float = 2000.0,
         burst: float = 4000.0,
         batch_max: int = 512,
+        limits: Limits | None = None,
     ) -> None:
         self.core = core
         self.rate, self.burst, self.batch_max = rate, burst, batch_max
+        self.limits = limits or Limits()
+        self.http_limiter = RateLimiter(self.limits.http_rate, self.limits.http_burst)
+        self.unauthenticated: Counter[str] = Counter()  # handshakes under way, by address
+        self.by_station: dict[str, set[Connection]] = {}
         self.db = ThreadPoolExecutor(1, thread_name_prefix="relay-db")
         self.queue: asyncio.Queue[_Post | None] = asyncio.Queue()
         self.subscriptions: Subscriptions[Connection] = Subscriptions()
@@ -114,6 +145,9 @@ class Relay:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        signed = await self.run_db(self.core.sign_unsigned)
+        if signed:
+            log.info("signed the first checkpoint of %s", ", ".join(signed))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._writer())
             try:
@@ -127,14 +161,15 @@ class Relay:
     def app(self) -> Starlette:
         return Starlette(
             routes=[
-                Route("/health", self.health),
-                Route("/roster", self.roster),
-                Route("/openapi.json", self.openapi),
-                Route("/certificates", self.certificates),
-                Route("/channels/{channel}/checkpoint", self.checkpoint),
-                Route("/channels/{channel}/proof/inclusion", self.inclusion),
-                Route("/channels/{channel}/proof/consistency", self.consistency),
-                Route("/channels/{channel}/entries", self.http_entries),
+                Route("/health", self._limited(self.health)),
+                Route("/roster", self._limited(self.roster)),
+                Route("/openapi.json", self._limited(self.openapi)),
+                Route("/certificates", self._limited(self.certificates)),
+                Route("/channels/{channel}/checkpoint", self._limited(self.checkpoint)),
+                Route("/channels/{channel}/proof/inclusion", self._limited(self.inclusion)),
+                Route("/channels/{channel}/proof/consistency", self._limited(self.consistency)),
+                # Rate-limited too: checking a request's signature is work done for anyone.
+                Route("/channels/{channel}/entries", self._limited(self.http_entries)),
                 WebSocketRoute("/ws", self.websocket),
             ],
             lifespan=self.lifespan,
@@ -163,9 +198,11 @@ class Relay:
                 log.exception("storage failed; %d envelopes not accepted", len(batch))
                 failed = Unavailable("relay storage failed; resend")
                 for post in batch:
+                    post.conn.posted(len(post.raw))
                     post.conn.send(encode_frame(frames.ErrorReply.of(post.request_id, failed)))
                 continue
             for post, result in zip(batch, results, strict=True):
+                post.conn.posted(len(post.raw))
                 if isinstance(result, HotlineError):
                     log.info("refused envelope from %s: %s", post.conn.cert.ident, result.code)
                 post.conn.send(encode_frame(answer(post.request_id, result)))
@@ -184,53 +221,80 @@ class Relay:
     # --- WebSocket ---------------------------------------------------------------
 
     async def websocket(self, ws: WebSocket) -> None:
-        await ws.accept()
+        address = ws.client.host if ws.client else ""
         conn: Connection | None = None
         try:
-            conn = await self._handshake(ws)
+            if self.unauthenticated[address] >= self.limits.unauthenticated_per_address:
+                await ws.accept()
+                await _refuse(ws, RateLimited("too many unauthenticated connections"))
+                return
+            self.unauthenticated[address] += 1
+            try:
+                await ws.accept()
+                conn = await self._handshake(ws)
+            finally:
+                self.unauthenticated[address] -= 1
+                if not self.unauthenticated[address]:
+                    del self.unauthenticated[address]
             if conn is None:
                 return
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._sender(conn))
-                try:
-                    await self._reader(conn)
-                finally:
-                    conn.close()
-        except WebSocketDisconnect:
+            await self._serve(conn)
+        except* WebSocketDisconnect:
             pass
-        except Exception:
+        except* Exception:
             # One connection's failure, whatever it is, must not reach the server and take
             # the relay (and every other station's connection) down: log it, end this one.
             log.exception("connection handler failed")
         finally:
             if conn is not None:
                 self.subscriptions.leave(conn, conn.channels)
+                self.by_station.get(conn.cert.ident, set()).discard(conn)
                 log.info("station %s disconnected", conn.cert.ident)
+
+    async def _serve(self, conn: Connection) -> None:
+        """Read and send until either side ends the connection, then close it."""
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(self._sender(conn)), tg.create_task(self._reader(conn))]
+            await conn.ended.wait()
+            # A reader that sends nothing or a sender stuck on a full socket must not
+            # keep the connection (and what it holds) alive.
+            for task in tasks:
+                task.cancel()
+        with contextlib.suppress(*_GONE, TimeoutError):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await conn.ws.close()
 
     async def _handshake(self, ws: WebSocket) -> Connection | None:
         nonce = secrets.token_bytes(32)
         challenge = frames.Challenge(nonce, self.roster_hash, self.core.now_ms())
-        await ws.send_text(encode_frame(challenge))
         try:
-            async with asyncio.timeout(15):
+            async with asyncio.timeout(self.limits.handshake_timeout):
+                await ws.send_text(encode_frame(challenge))
                 msg = await ws.receive()
-            hello = frames.decode_station_frame(_text_of(msg))
-            if not isinstance(hello, frames.Hello):
-                raise Malformed("expected hello")
-            message = frames.auth_message(nonce, hello.station, self.roster_hash)
-            cert = await self.run_db(
-                self.core.authenticate, hello.certificate, message, hello.signature
-            )
+                hello = frames.decode_station_frame(_text_of(msg))
+                if not isinstance(hello, frames.Hello):
+                    raise Malformed("expected hello")
+                message = frames.auth_message(nonce, hello.station, self.roster_hash)
+                cert = await self.run_db(
+                    self.core.authenticate, hello.certificate, message, hello.signature
+                )
             if cert.ident != hello.station:
                 raise NotAuthorized(f"certificate is for {cert.ident}, not {hello.station}")
+            online = self.by_station.setdefault(cert.ident, set())
+            if len(online) >= self.limits.connections_per_station:
+                raise RateLimited(
+                    f"station {cert.ident} already has {len(online)} connections; close one first"
+                )
         except (HotlineError, TimeoutError) as exc:
             err = exc if isinstance(exc, HotlineError) else Malformed("no hello in time")
             log.info("authentication refused: %s", err.code)
-            await ws.send_text(encode_frame(frames.ErrorReply.of(None, err)))
-            await ws.close(code=1008)
+            await _refuse(ws, err)
             return None
         channels = self.core.channels_of(cert.party)
-        conn = Connection(ws, cert, channels, outgoing=self.outgoing)
+        conn = Connection(
+            ws, cert, channels, outgoing=self.outgoing, queue_limit=self.limits.send_queue_bytes
+        )
+        online.add(conn)
         sizes = await self.run_db(lambda: [(c, self.core.size(c)) for c in channels])
         self.subscriptions.join(conn, channels)
         self.buckets.setdefault(cert.ident, TokenBucket(self.rate, self.burst))
@@ -255,9 +319,8 @@ class Relay:
         while True:
             frame = await conn.out.get()
             if frame is None:
-                with contextlib.suppress(*_GONE):
-                    await conn.ws.close()
                 return
+            conn.queued -= len(frame)
             try:
                 await conn.ws.send_text(frame)
             except _GONE:
@@ -265,6 +328,12 @@ class Relay:
                 return
 
     async def _reader(self, conn: Connection) -> None:
+        try:
+            await self._read(conn)
+        finally:
+            conn.close()
+
+    async def _read(self, conn: Connection) -> None:
         bucket = self.buckets[conn.cert.ident]
         strikes = 0
         while not conn.closed:
@@ -293,6 +362,7 @@ class Relay:
         party = conn.cert.party
         match frame:
             case frames.Post(envelope=raw, id=rid):
+                await self._admit(conn, len(raw))
                 self.queue.put_nowait(_Post(conn, rid, raw))
             case frames.Sync(channel=channel, start=start, id=rid):
                 self.core.may_read(party, channel)
@@ -322,7 +392,33 @@ class Relay:
             case _:
                 assert_never(frame)
 
+    async def _admit(self, conn: Connection, size: int) -> None:
+        """Wait until the connection has room for one more post in flight: a flood then
+        waits in its own socket (TCP backpressure), not in the relay's memory."""
+        limits = self.limits
+        while conn.posting and (
+            conn.posting >= limits.posts_in_flight
+            or conn.posting_bytes + size > limits.post_bytes_in_flight
+        ):
+            conn.room.clear()
+            await conn.room.wait()
+        conn.posting += 1
+        conn.posting_bytes += size
+
     # --- HTTP ----------------------------------------------------------------------
+
+    def _limited(
+        self, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """The handler behind a per-address rate limit (429 ``rate_limited`` beyond it)."""
+
+        async def limited(request: Request) -> Response:
+            address = request.client.host if request.client else ""
+            if not self.http_limiter.take(address):
+                raise RateLimited("too many requests from this address; slow down")
+            return await handler(request)
+
+        return limited
 
     async def health(self, request: Request) -> Response:
         sizes = await self.run_db(lambda: {c: self.core.size(c) for c in self.core.roster.channels})
@@ -351,7 +447,7 @@ class Relay:
     async def checkpoint(self, request: Request) -> Response:
         channel = request.path_params["channel"]
         size = _query_int(request, "size", None)
-        note = await self.run_db(self.core.checkpoint, channel, size)
+        note = await self.run_db(self.core.published_checkpoint, channel, size)
         return PlainTextResponse(note.decode())
 
     async def inclusion(self, request: Request) -> Response:
@@ -442,6 +538,15 @@ def _query_int(request: Request, name: str, default: int | None) -> int | None:
     return int(value)
 
 
+async def _refuse(ws: WebSocket, err: HotlineError) -> None:
+    """Tell a connection that did not get in why, and close it (it may not be reading)."""
+    with contextlib.suppress(*_GONE, TimeoutError):
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await ws.send_text(encode_frame(frames.ErrorReply.of(None, err)))
+            await ws.close(code=1008)
+
+
 async def error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HotlineError)
-    return JSONResponse({"error": exc.to_dict()}, status_code=http_status(exc))
+    headers = {"Retry-After": "1"} if isinstance(exc, RateLimited) else None
+    return JSONResponse({"error": exc.to_dict()}, status_code=http_status(exc), headers=headers)

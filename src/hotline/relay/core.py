@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 
 from .. import envelope as env_mod
 from .. import frames
-from ..errors import HotlineError, Malformed, NotAuthorized, UnknownKey
+from ..errors import HotlineError, Malformed, NotAuthorized, Unauthenticated, UnknownKey
 from ..keys import KeyRing, StationCertificate
 from ..merkle import TreeCache
 from ..notes import (
@@ -69,23 +69,6 @@ def answer(request_id: frames.RequestId, result: Acceptance | HotlineError) -> f
     return result.frame(request_id)
 
 
-class TokenBucket:
-    """Per-station rate limit: ``rate`` frames per second, bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
-        self.rate, self.burst, self.clock = rate, burst, clock
-        self.tokens, self.stamp = burst, clock()
-
-    def take(self) -> bool:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
 C = TypeVar("C", bound=Hashable)
 
 
@@ -128,7 +111,8 @@ class HttpAuth:
     @classmethod
     def parse(cls, header: str) -> HttpAuth:
         if not header.startswith("Hotline "):
-            raise NotAuthorized(
+            # No credentials at all: 401 at the HTTP edge (a bad signature is 403).
+            raise Unauthenticated(
                 "sign the request: Authorization: Hotline station=..,time=..,signature=.."
             )
         parts = dict(p.strip().split("=", 1) for p in header[8:].split(",") if "=" in p)
@@ -341,6 +325,29 @@ class RelayCore:
         if n > self.size(channel):
             raise Malformed(f"{channel} has only {self.size(channel)} entries", field="size")
         return self.store.checkpoint(channel, n) or self._sign_now(channel, n)
+
+    def published_checkpoint(self, channel: str, size: int | None = None) -> bytes:
+        """A checkpoint the relay has already signed (default: the latest), for anyone
+        who asks: a reader's request never makes the relay sign and store a new one."""
+        self.roster.channel(channel)
+        n = self.size(channel) if size is None else size
+        if n > self.size(channel):
+            raise Malformed(f"{channel} has only {self.size(channel)} entries", field="size")
+        note = self.store.checkpoint(channel, n)
+        if note is None:
+            raise Malformed(
+                f"no checkpoint of {channel} was signed at size {n}; ask for the latest",
+                field="size",
+            )
+        return note
+
+    def sign_unsigned(self) -> list[str]:
+        """Sign each channel whose latest size has no checkpoint yet (a new, empty log):
+        the relay's own act at start, so that the latest is always published."""
+        signed = [c for c in self.roster.channels if self.store.checkpoint(c, self.size(c)) is None]
+        for channel in signed:
+            self._sign_now(channel, self.size(channel))
+        return signed
 
     def entries(self, channel: str, start: int, stop: int) -> list[StoredEntry]:
         return self.store.entries(channel, start, min(stop, self.size(channel)))

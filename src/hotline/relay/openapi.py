@@ -8,6 +8,8 @@ _ERROR = {
     "description": "A hotline error",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
+# Every request may be refused for its address's rate (docs/OPERATIONS.md, relay limits).
+_LIMITED = {"description": "Too many requests from this address (rate_limited)", **_ERROR}
 _CHANNEL = {"name": "channel", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -39,40 +41,48 @@ OPENAPI: dict[str, Any] = {
         "/health": {
             "get": {
                 "summary": "Liveness, log sizes, stations online",
-                "responses": {"200": _json("Health")},
+                "responses": {"200": _json("Health"), "429": _LIMITED},
             }
         },
         "/roster": {
             "get": {
                 "summary": "The roster signed by every party",
-                "responses": {"200": _text("Signed roster note")},
+                "responses": {"200": _text("Signed roster note"), "429": _LIMITED},
             }
         },
         "/certificates": {
             "get": {
                 "summary": "Station certificates and revocations",
-                "responses": {"200": _json("Statements as signed notes")},
+                "responses": {"200": _json("Statements as signed notes"), "429": _LIMITED},
             }
         },
         "/channels/{channel}/checkpoint": {
             "get": {
                 "summary": "Signed checkpoint (latest, or at a size) with cosignatures",
                 "parameters": [_CHANNEL, _int("size")],
-                "responses": {"200": _text("C2SP checkpoint note"), "400": _ERROR},
+                "responses": {
+                    "200": _text("C2SP checkpoint note (only ones the relay has signed)"),
+                    "400": _ERROR,
+                    "429": _LIMITED,
+                },
             }
         },
         "/channels/{channel}/proof/inclusion": {
             "get": {
                 "summary": "RFC 6962 inclusion proof of an entry",
                 "parameters": [_CHANNEL, _int("index", True), _int("size")],
-                "responses": {"200": _json("index, size, leaf_hash, proof"), "400": _ERROR},
+                "responses": {
+                    "200": _json("index, size, leaf_hash, proof"),
+                    "400": _ERROR,
+                    "429": _LIMITED,
+                },
             }
         },
         "/channels/{channel}/proof/consistency": {
             "get": {
                 "summary": "RFC 6962 consistency proof between two sizes",
                 "parameters": [_CHANNEL, _int("from", True), _int("to")],
-                "responses": {"200": _json("from, to, proof"), "400": _ERROR},
+                "responses": {"200": _json("from, to, proof"), "400": _ERROR, "429": _LIMITED},
             }
         },
         "/channels/{channel}/entries": {
@@ -90,7 +100,13 @@ OPENAPI: dict[str, Any] = {
                         "description": "Hotline station=P/S,time=UNIX,signature=B64",
                     },
                 ],
-                "responses": {"200": _json("entries"), "400": _ERROR, "403": _ERROR},
+                "responses": {
+                    "200": _json("entries"),
+                    "400": _ERROR,
+                    "401": _ERROR,
+                    "403": _ERROR,
+                    "429": _LIMITED,
+                },
             }
         },
     },
