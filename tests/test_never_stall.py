@@ -19,7 +19,7 @@ from hotline import body as body_mod
 from hotline import envelope as env_mod
 from hotline import frames
 from hotline import link as link_mod
-from hotline.errors import TooLarge
+from hotline.errors import Malformed, TooLarge
 from hotline.keys import (
     MAX_CERTIFICATES_PER_STATION,
     MAX_STATIONS_PER_PARTY,
@@ -165,8 +165,21 @@ def test_an_unreadable_entry_is_recorded_and_the_channel_flows_on_after_a_restar
     assert again.size(CHANNEL) == 3
 
 
-def test_an_unexpected_error_storing_one_entry_undoes_it_alone(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (OverflowError("Python int too large to convert to SQLite INTEGER"), AlarmKind.UNREADABLE),
+        (RecursionError("maximum recursion depth exceeded"), AlarmKind.UNREADABLE),
+        (ValueError("surprise"), AlarmKind.UNREADABLE),
+        (Malformed("a check nobody turned into an alarm"), AlarmKind.VERIFICATION),
+    ],
+)
+def test_an_error_storing_one_entry_undoes_it_alone(
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    kind: AlarmKind,
 ) -> None:
     us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
     log = TestLog(world)
@@ -177,15 +190,16 @@ def test_an_unexpected_error_storing_one_entry_undoes_it_alone(
     def flaky(store: StationStore, m: store_mod.Message) -> None:
         real(store, m)  # written, then the failure: the savepoint must undo it
         if m.index == 0:
-            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+            raise error
 
     monkeypatch.setattr(StationStore, "add_message", flaky)
     log.deliver(ru)
     assert [m.index for m in ru.store.messages(CHANNEL)] == [1]
-    (alarm,) = _open(ru, AlarmKind.UNREADABLE)
-    assert alarm.index == 0 and "OverflowError" in alarm.message
+    (alarm,) = [a for a in ru.store.alarms() if a.index == 0]
+    assert alarm.kind == kind and alarm.message.startswith("unreadable entry #0 of us-ru-ua")
     # Its envelope verified: the sender's chain goes on through it.
     assert [e.valid for e in ru.store.entries(CHANNEL)] == [True, True]
+    assert len(ru.store.outbox(OutboxState.QUEUED)) == 1  # a receipt for #1 only
 
 
 def test_a_database_error_is_not_blamed_on_an_entry(

@@ -98,6 +98,9 @@ def _take(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> A
     try:
         with st.store.savepoint():
             return _open(st, channel, index, env, relay_ms)
+    except HotlineError as exc:  # a check _open does not turn into its own alarm
+        _unreadable(st, channel, index, raw, env.sender, str(exc), AlarmKind.VERIFICATION)
+        return None
     except UNEXPECTED as exc:
         # The envelope is valid (its chain link stands); what it carries is not readable.
         _unreadable(st, channel, index, raw, env.sender, f"{type(exc).__name__}: {exc}")
@@ -190,12 +193,18 @@ def _unreadable_text(channel: str, index: int, env: env_mod.Envelope | None, rea
 
 
 def _unreadable(
-    st: Station, channel: str, index: int, raw: bytes, sender: str, reason: str
+    st: Station,
+    channel: str,
+    index: int,
+    raw: bytes,
+    sender: str,
+    reason: str,
+    kind: AlarmKind = AlarmKind.UNREADABLE,
 ) -> None:
     log.warning("unreadable entry #%d of %s from %s: %s", index, channel, sender, reason)
     st.alarm(
         Alarm(
-            AlarmKind.UNREADABLE,
+            kind,
             f"unreadable entry #{index} of {channel} from {sender}: {reason}",
             level=3,
             channel=channel,
