@@ -186,7 +186,9 @@ def test_sender_killed_mid_burst_resends_after_restart(cluster: Cluster) -> None
 
     # Every message the station said it queued is delivered once, in order, gap-free.
     def arrived() -> bool:
-        return len(_received_seqs(cluster, "ru/ru-1", "us-ru", "us/us-1")) >= queued
+        got = _received_seqs(cluster, "ru/ru-1", "us-ru", "us/us-1")
+        # At least what was queued, and the one committed as the kill came, if it was.
+        return len(got) >= queued and got == _sent_seqs(cluster, "us/us-1", "us-ru")
 
     wait_for(arrived, timeout=90, what="queued messages at ru")
     got = _received_seqs(cluster, "ru/ru-1", "us-ru", "us/us-1")

@@ -27,6 +27,7 @@ from .errors import (
     KeyNotValid,
     Malformed,
     RevokedKey,
+    TooLarge,
     UnknownKey,
     WrongPassphrase,
 )
@@ -36,6 +37,14 @@ from .notes import verify_note as _verify_note
 CERT_TYPE = "hotline-certificate/v1"
 REVOCATION_TYPE = "hotline-revocation/v1"
 KEYFILE_FORMAT = "hotline-keyfile/v1"
+
+# A party's stations, and one station's certificates (renewals), that a key ring takes.
+# Every message is sealed to each usable certificate of every member party, at most
+# envelope.MAX_RECIPIENTS (256): without a bound, one party certifying too many stations
+# would stop every message and receipt of its channels. Relay, stations and ``hotline
+# verify`` all learn certificates through KeyRing, so the bound holds everywhere.
+MAX_STATIONS_PER_PARTY = 16
+MAX_CERTIFICATES_PER_STATION = 4
 
 
 def canonical_json(value: Any) -> str:
@@ -394,10 +403,26 @@ class KeyRing:
         return root
 
     def add_certificate(self, data: bytes) -> StationCertificate:
+        """Take a certificate signed by its party's root (TooLarge beyond the limits)."""
         cert = parse_certificate(data, self._root(_claimed_party(data, CERT_TYPE)))
-        known = self.certificates.setdefault(cert.ident, [])
-        if all(c.signing != cert.signing for c in known):
-            known.append(cert)
+        known = self.certificates.get(cert.ident, [])
+        if any(c.signing == cert.signing for c in known):
+            return cert
+        if not known:
+            stations = sum(1 for c in self.certificates.values() if c[0].party == cert.party)
+            if stations >= MAX_STATIONS_PER_PARTY:
+                raise TooLarge(
+                    f"{cert.party} already has {stations} stations certified; the limit is "
+                    f"{MAX_STATIONS_PER_PARTY} stations per party",
+                    field="station",
+                )
+        elif len(known) >= MAX_CERTIFICATES_PER_STATION:
+            raise TooLarge(
+                f"{cert.ident} already has {len(known)} certificates; the limit is "
+                f"{MAX_CERTIFICATES_PER_STATION} per station (certify a new station name)",
+                field="station",
+            )
+        self.certificates.setdefault(cert.ident, []).append(cert)
         return cert
 
     def add_revocation(self, data: bytes) -> Revocation:

@@ -3,6 +3,10 @@
 An alarm is stored at once, except inside an ingest that may be rolled back
 (``Alarms.deferred``): those are held and stored after the transaction, so a
 rolled-back batch never takes its alarms with it.
+
+Alarms of one kind about one subject (channel, index and ``subject``: a party, a
+station, a sequence number) aggregate: while one is open, raising it again counts
+it there (first and last seen), so a flood of bad input is one alarm, not thousands.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class AlarmKind(StrEnum):
     UNEXPECTED_CHANNEL = "unexpected-channel"
     ROSTER_MISMATCH = "roster-mismatch"
     NOT_A_RECIPIENT = "not-a-recipient"
+    UNREADABLE = "unreadable-entry"
+    HELD = "held-entry"
+    RECEIPT_NOT_SENT = "receipt-not-sent"
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class Alarm:
     channel: str | None = None
     index: int | None = None
     evidence: bytes | None = None
+    subject: str | None = None  # what else tells one alarm of a kind from another
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,9 @@ class AlarmRecord:
     evidence: bytes | None
     cleared_ms: int | None
     cleared_by: str | None
+    subject: str | None = None
+    count: int = 1  # times raised while open
+    last_ms: int = 0  # when last raised (``created_ms`` is the first)
 
 
 class Alarms:

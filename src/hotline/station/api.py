@@ -270,6 +270,8 @@ class StationAPI:
                     "has_evidence": a.evidence is not None,
                     "cleared_ms": a.cleared_ms,
                     "cleared_by": a.cleared_by,
+                    "count": a.count,
+                    "last_ms": a.last_ms,
                 }
                 for a in self.core.store.alarms(cleared_too=everything, limit=500)
             ]

@@ -40,6 +40,8 @@ from .sync import Ingested
 
 __all__ = ["Ingested", "StationCore"]
 
+RETRY_RECEIPTS_MS = 5000  # how often owed receipts that could not be sealed are retried
+
 
 class StationCore:
     def __init__(
@@ -54,6 +56,7 @@ class StationCore:
         self.state = Station(store, key, cert, roster, clock, monotonic)
         self._links = linktests.LinkTests(self.state)
         self._cosigns = sync.CosignThrottle(self.state)
+        self._receipts_tried_ms = 0
 
     # --- what the shells read ------------------------------------------------------------
 
@@ -193,8 +196,14 @@ class StationCore:
         return escalation.link_changes(self.state)
 
     def link_tick(self) -> linktests.Tick:
-        """Link tests due now: pings to send, and the hourly one logged."""
-        return self._links.tick()
+        """Link tests due now: pings to send, and the hourly one logged; and every
+        ``RETRY_RECEIPTS_MS`` the delivered receipts that could not be sealed before."""
+        tick = self._links.tick()
+        now = self.now_ms()
+        if now - self._receipts_tried_ms < RETRY_RECEIPTS_MS:
+            return tick
+        self._receipts_tried_ms = now
+        return linktests.Tick(tick.send, tick.queued + outbox.send_receipts(self.state))
 
     def on_link(self, link: LinkTest) -> list[LinkTest]:
         """A forwarded link message: check it, update the board; return pongs to send."""

@@ -63,6 +63,7 @@ def check_deadlines(st: Station) -> int:
                     level=3 if e.level > 1 or p.precedence == "FLASH" else 2,
                     channel=p.channel,
                     index=p.index,
+                    subject=f"{p.party} level {e.level}",  # each level rises anew
                 )
             )
             raised = deadlines.Pending(
@@ -98,6 +99,7 @@ def link_changes(st: Station) -> int:
                             f"{board.missed(party, now)} link tests missed",
                             level=3,
                             channel=channel,
+                            subject=party,
                         )
                     )
                     queued += _link_notice(st, channel, party, old, new)
@@ -108,7 +110,7 @@ def link_changes(st: Station) -> int:
                         "link restored",
                         now,
                         channel=channel,
-                        message_prefix=f"{party} silent",
+                        subject=party,
                     )
                     if old == LinkState.DOWN:
                         queued += _link_notice(st, channel, party, old, new)

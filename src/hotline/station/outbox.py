@@ -93,6 +93,52 @@ def queue(
     return item
 
 
+def send_receipts(st: Station) -> int:
+    """Seal and queue the delivered receipts owed; returns how many were queued.
+
+    One that cannot be sealed (no usable station of a member, too many recipients)
+    stays owed with an alarm, and its channel's later ones wait behind it; they are
+    retried on the next ingest, certificate or retry tick."""
+    owed = st.store.receipts_due()
+    if not owed:
+        return 0
+    queued = 0
+    stuck: set[str] = set()
+    with st.store.transaction():
+        for due in owed:
+            if due.channel in stuck:
+                continue
+            content = body_mod.receipt(
+                body_mod.ReceiptStatus.DELIVERED, due.of_index, due.hash, due.note
+            )
+            try:
+                queue(
+                    st,
+                    due.channel,
+                    content,
+                    kind=Kind.RECEIPT,
+                    precedence=Precedence(due.precedence),
+                )
+            except HotlineError as exc:
+                stuck.add(due.channel)
+                st.alarm(
+                    Alarm(
+                        AlarmKind.RECEIPT_NOT_SENT,
+                        f"delivered receipt for {due.channel}#{due.of_index} not sent yet: "
+                        f"{exc}; it is retried",
+                        channel=due.channel,
+                    )
+                )
+                continue
+            st.store.receipt_sent(due.channel, due.of_index)
+            queued += 1
+        for channel in {d.channel for d in owed} - stuck:
+            st.store.clear_alarms(
+                [AlarmKind.RECEIPT_NOT_SENT], "sent", st.now_ms(), channel=channel
+            )
+    return queued
+
+
 def on_accepted(st: Station, frame: Accepted) -> None:
     """The relay accepted one of ours: check its checkpoint and inclusion proof."""
     channel, seq, index = frame.channel, frame.seq, frame.index
@@ -119,6 +165,7 @@ def on_accepted(st: Station, frame: Accepted) -> None:
                 f"relay's acceptance of {channel} seq {seq} fails: {exc}",
                 channel=channel,
                 evidence=frame.checkpoint,
+                subject=f"seq {seq}",
             )
         )
         return

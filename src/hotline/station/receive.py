@@ -1,6 +1,7 @@
 """Receiving: verify each logged envelope, open what is for us, and check receipts.
 
-An entry that fails verification is kept (``valid`` false) with an alarm; a receipt
+An entry that fails verification is kept (``valid`` false) with an alarm; one whose
+sender's certificate is not known yet is held and retried when it is; a receipt
 must name the very message we hold at its index, and the checkpoint it carries
 must agree with our copy of the log, or the relay showed its sender another history.
 The checks are logcheck's, the same ``hotline verify`` runs; here they become alarms.
@@ -8,18 +9,22 @@ The checks are logcheck's, the same ``hotline verify`` runs; here they become al
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .. import body as body_mod
 from .. import envelope as env_mod
 from .. import logcheck
 from ..envelope import Kind, Precedence
-from ..errors import ForkDetected, HotlineError, Malformed, NotARecipient
+from ..errors import ForkDetected, HotlineError, Malformed, NotARecipient, UnknownKey
 from ..notes import SignedCheckpoint, parse_note
 from . import escalation
 from .alarms import Alarm, AlarmKind
 from .state import Station
 from .store import Entry, Message, Receipt
+
+log = logging.getLogger("hotline.station")
 
 # Alarms an acknowledgment ends, at the sender's and at the acknowledging party's.
 ENDED_BY_ACK = (AlarmKind.FLASH, AlarmKind.OVERDUE)
@@ -36,32 +41,136 @@ class Arrived:
     sender: str
 
 
+# What one entry can raise besides a HotlineError, on a value no parser range-checked:
+# OverflowError storing a number too large for SQLite, RecursionError on a body nested
+# too deep, ValueError, TypeError or LookupError on a shape nobody anticipated. Such an
+# entry is a fact to record ("unreadable entry"), never a reason to stop the station:
+# one sender must not be able to silence a channel, again at every restart. This is a
+# guard around ONE entry, undone alone (a savepoint) and recorded, not a blanket catch
+# turned into a verdict on the log. Deliberately not caught: sqlite3.Error (a broken
+# disk or database stops the station, it is not the entry's fault), MemoryError,
+# KeyboardInterrupt and SystemExit.
+UNEXPECTED = (ArithmeticError, RecursionError, ValueError, TypeError, LookupError)
+
+SQL_INT_MAX = 2**63 - 1
+
+
+class Standing(StrEnum):
+    """Where an entry stands once its envelope was checked."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    HELD = "held"  # its sender's certificate is not known yet: retried when it is
+
+
 def ingest(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> Arrived | None:
-    """Append one entry to our copy of the log (inside the caller's transaction)."""
+    """Append one entry to our copy of the log (inside the caller's transaction).
+
+    The entry's bytes always join the log mirror (the Merkle tree and the export
+    stay complete), whatever its content; nothing it holds raises out of here but
+    a database error."""
     st.tree(channel).append(raw)
+    return _take(st, channel, index, raw, relay_ms)
+
+
+def release_held(st: Station, channel: str) -> list[Arrived]:
+    """Retry the entries held for want of a certificate (the caller's transaction).
+
+    In log order; one still held keeps its sender's later entries waiting behind it."""
+    arrived = []
+    held = st.store.held_entries(channel)
+    for e in held:
+        got = _take(st, channel, e.index, e.envelope, e.relay_ms)
+        if got is not None:
+            arrived.append(got)
+    for sender in {e.sender for e in held}:
+        if not st.store.is_held(channel, sender):
+            st.store.clear_alarms(
+                [AlarmKind.HELD], "taken in", st.now_ms(), channel=channel, subject=sender
+            )
+    return arrived
+
+
+def _take(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> Arrived | None:
+    env, standing = _check(st, channel, index, raw, relay_ms)
+    if standing != Standing.VALID or env is None:
+        return None
+    try:
+        with st.store.savepoint():
+            return _open(st, channel, index, env, relay_ms)
+    except HotlineError as exc:  # a check _open does not turn into its own alarm
+        _unreadable(st, channel, index, raw, env.sender, str(exc), AlarmKind.VERIFICATION)
+        return None
+    except UNEXPECTED as exc:
+        # The envelope is valid (its chain link stands); what it carries is not readable.
+        _unreadable(st, channel, index, raw, env.sender, f"{type(exc).__name__}: {exc}")
+        return None
+
+
+def _check(
+    st: Station, channel: str, index: int, raw: bytes, relay_ms: int
+) -> tuple[env_mod.Envelope | None, Standing]:
+    """Parse and verify one envelope, store the entry with its standing."""
     digest = env_mod.envelope_hash(raw)
     env: env_mod.Envelope | None = None
-    valid = False
     ctx = st.log(channel)
     try:
-        # Two steps, so that a refused entry still has its sender, seq and kind stored.
-        env = logcheck.parse_entry(ctx, raw, index=index)
-        logcheck.check_envelope(
-            ctx, env, index=index, relay_ms=relay_ms, last=st.store.chain(channel, env.sender)
-        )
-        st.store.set_chain(channel, env.sender, env.seq, digest)
-        valid = True
+        with st.store.savepoint():
+            # Two steps, so that a refused entry still has its sender, seq and kind stored.
+            env = logcheck.parse_entry(ctx, raw, index=index)
+            if st.store.held_before(channel, env.sender, index):
+                standing = Standing.HELD  # behind an earlier entry of its sender
+            else:
+                try:
+                    logcheck.check_envelope(
+                        ctx,
+                        env,
+                        index=index,
+                        relay_ms=relay_ms,
+                        last=st.store.chain(channel, env.sender),
+                    )
+                    standing = Standing.VALID
+                except UnknownKey as exc:
+                    if exc.field != "station":
+                        raise
+                    standing = Standing.HELD
+                    _held(st, channel, index, env.sender, exc)
+            if standing == Standing.VALID:
+                st.store.set_chain(channel, env.sender, env.seq, digest)
+            _store_entry(st, channel, index, raw, digest, relay_ms, env, standing)
     except HotlineError as exc:
         st.alarm(
             Alarm(
                 AlarmKind.VERIFICATION,
-                f"{channel} entry {index}: {exc.message}",
+                _unreadable_text(channel, index, env, exc.message),
                 level=3,
                 channel=channel,
                 index=index,
                 evidence=raw,
             )
         )
+        _store_entry(st, channel, index, raw, digest, relay_ms, env, Standing.INVALID)
+        return env, Standing.INVALID
+    except UNEXPECTED as exc:
+        sender = env.sender if env is not None else "?"
+        _unreadable(st, channel, index, raw, sender, f"{type(exc).__name__}: {exc}")
+        _store_entry(st, channel, index, raw, digest, relay_ms, env, Standing.INVALID)
+        return env, Standing.INVALID
+    return env, standing
+
+
+def _store_entry(
+    st: Station,
+    channel: str,
+    index: int,
+    raw: bytes,
+    digest: bytes,
+    relay_ms: int,
+    env: env_mod.Envelope | None,
+    standing: Standing,
+) -> None:
+    """The entry as this station took it; values that do not fit are stored as unknown."""
+    seq = env.seq if env is not None and 0 <= env.seq <= SQL_INT_MAX else 0
     st.store.add_entry(
         Entry(
             channel,
@@ -69,14 +178,60 @@ def ingest(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> 
             raw,
             digest,
             env.sender if env else "?",
-            env.seq if env else 0,
+            seq,
             int(env.kind) if env else 0,
             relay_ms,
-            valid,
+            standing == Standing.VALID,
+            standing == Standing.HELD,
         )
     )
-    if not valid or env is None:
-        return None
+
+
+def _unreadable_text(channel: str, index: int, env: env_mod.Envelope | None, reason: str) -> str:
+    sender = env.sender if env is not None else "an unknown sender"
+    return f"unreadable entry #{index} of {channel} from {sender}: {reason}"
+
+
+def _unreadable(
+    st: Station,
+    channel: str,
+    index: int,
+    raw: bytes,
+    sender: str,
+    reason: str,
+    kind: AlarmKind = AlarmKind.UNREADABLE,
+) -> None:
+    log.warning("unreadable entry #%d of %s from %s: %s", index, channel, sender, reason)
+    st.alarm(
+        Alarm(
+            kind,
+            f"unreadable entry #{index} of {channel} from {sender}: {reason}",
+            level=3,
+            channel=channel,
+            index=index,
+            evidence=raw,
+        )
+    )
+
+
+def _held(st: Station, channel: str, index: int, sender: str, exc: HotlineError) -> None:
+    st.alarm(
+        Alarm(
+            AlarmKind.HELD,
+            f"entry #{index} of {channel} from {sender} waits: {exc.message}; it is taken in "
+            "when the relay introduces that station",
+            level=1,
+            channel=channel,
+            subject=sender,
+        )
+    )
+
+
+def _open(
+    st: Station, channel: str, index: int, env: env_mod.Envelope, relay_ms: int
+) -> Arrived | None:
+    """A valid entry: open what is for us, store the message or check the receipt."""
+    digest = env.hash
     if env.sender == st.ident:
         st.store.mark_logged(channel, env.seq, index, relay_ms)
     if env.kind == Kind.LINK_TEST:
@@ -98,11 +253,11 @@ def ingest(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> 
         st.alarm(
             Alarm(
                 AlarmKind.VERIFICATION,
-                f"{channel} entry {index} body: {exc}",
+                f"unreadable entry #{index} of {channel} from {env.sender}: body: {exc}",
                 level=2,
                 channel=channel,
                 index=index,
-                evidence=raw,
+                evidence=env.raw,
             )
         )
         return None

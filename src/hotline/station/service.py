@@ -250,11 +250,8 @@ class StationService:
                     self.kick()
                 await self.notify()
             case frames.Certificates(certificates=certificates, revocations=revocations):
-                added = await self.run_db(
-                    self.core.add_statements, list(certificates), list(revocations)
-                )
-                if added:
-                    self.kick()
+                await self.run_db(self.core.add_statements, list(certificates), list(revocations))
+                self.kick()  # held entries taken in may owe receipts, new stations be sealed to
             case frames.Link(link=link):
                 for answer in await self.run_db(self.core.on_link, link):
                     await _send(ws, frames.Link(answer))

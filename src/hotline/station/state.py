@@ -7,10 +7,12 @@ the one database thread.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from .. import logcheck
 from ..envelope import Precedence
+from ..errors import HotlineError
 from ..keys import KeyRing, StationCertificate, StationKey
 from ..link import LinkBoard
 from ..merkle import TreeCache
@@ -18,6 +20,8 @@ from ..notes import SignedCheckpoint
 from ..roster import Roster
 from .alarms import Alarm, Alarms
 from .store import StationStore
+
+log = logging.getLogger("hotline.station")
 
 
 class Station:
@@ -40,10 +44,15 @@ class Station:
         self.monotonic = monotonic
         self.keyring = KeyRing(roster.roots())
         self.keyring.add_certificate(cert.encode())
-        for data in store.statements("certificate"):
-            self.keyring.add_certificate(data)
-        for data in store.statements("revocation"):
-            self.keyring.add_revocation(data)
+        for kind, add in (
+            ("certificate", self.keyring.add_certificate),
+            ("revocation", self.keyring.add_revocation),
+        ):
+            for data in store.statements(kind):
+                try:
+                    add(data)
+                except HotlineError as exc:  # stored before a limit existed: not fatal
+                    log.warning("a stored %s is no longer taken: %s", kind, exc)
         self.witness = key.cosigner()
         self.tree = TreeCache(store.nodes)
         self.alarms = Alarms(store, self.now_ms)

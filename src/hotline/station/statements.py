@@ -6,19 +6,33 @@ from collections.abc import Callable
 
 from ..errors import HotlineError
 from ..keys import Revocation, StationCertificate
+from . import outbox, receive
 from .alarms import Alarm, AlarmKind
 from .state import Station
+from .store import DueReceipt
 
 
 def add_statements(st: Station, certificates: list[bytes], revocations: list[bytes]) -> int:
     """Learn certificates and revocations (each checked against the party roots).
 
     Returns how many certificates were new to the keyring's checks; one that fails
-    raises an alarm with its bytes as evidence."""
+    raises an alarm with its bytes as evidence. Entries held for want of a certificate
+    are retried then, and the receipts they are owed sent."""
     with st.store.transaction():
         added = _learn(st, "certificate", certificates, st.keyring.add_certificate)
         _learn(st, "revocation", revocations, st.keyring.add_revocation)
+    release_held(st)
+    outbox.send_receipts(st)
     return added
+
+
+def release_held(st: Station) -> None:
+    """Take in the entries that waited for a certificate now known, in log order."""
+    for channel in st.channels:
+        with st.alarms.deferred(), st.store.transaction():
+            note = st.store.verified_checkpoint(channel) or b""
+            for m in receive.release_held(st, channel):
+                st.store.owe_receipt(DueReceipt(channel, m.index, m.hash, int(m.precedence), note))
 
 
 def _learn(

@@ -11,8 +11,8 @@ no other module writes SQL against this database.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -29,7 +29,7 @@ SCHEMA = (
 CREATE TABLE IF NOT EXISTS entry (
   channel TEXT NOT NULL, idx INTEGER NOT NULL, envelope BLOB NOT NULL, hash BLOB NOT NULL,
   sender TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL, relay_ms INTEGER NOT NULL,
-  valid INTEGER NOT NULL, PRIMARY KEY (channel, idx));
+  valid INTEGER NOT NULL, held INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (channel, idx));
 CREATE TABLE IF NOT EXISTS chain (
   channel TEXT NOT NULL, sender TEXT NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
   PRIMARY KEY (channel, sender)) WITHOUT ROWID;
@@ -55,7 +55,11 @@ CREATE INDEX IF NOT EXISTS receipt_of ON receipt (channel, of_index);
 CREATE TABLE IF NOT EXISTS alarm (
   id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL, kind TEXT NOT NULL, level INTEGER NOT NULL,
   channel TEXT, idx INTEGER, message TEXT NOT NULL, evidence BLOB, cleared_ms INTEGER,
-  cleared_by TEXT);
+  cleared_by TEXT, subject TEXT, count INTEGER NOT NULL DEFAULT 1, last_ms INTEGER);
+CREATE TABLE IF NOT EXISTS receipt_due (
+  channel TEXT NOT NULL, of_index INTEGER NOT NULL, hash BLOB NOT NULL,
+  precedence INTEGER NOT NULL, note BLOB NOT NULL, PRIMARY KEY (channel, of_index))
+  WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS statement (
   kind TEXT NOT NULL, key BLOB NOT NULL, data BLOB NOT NULL, PRIMARY KEY (kind, key));
 CREATE TABLE IF NOT EXISTS escalation (
@@ -75,6 +79,21 @@ CREATE TABLE IF NOT EXISTS session (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 )
+
+# Columns added since the first schema: (table, column, definition). A database made
+# before them gets them on open; the tables above already have them.
+MIGRATIONS = (
+    ("entry", "held", "INTEGER NOT NULL DEFAULT 0"),
+    ("alarm", "subject", "TEXT"),
+    ("alarm", "count", "INTEGER NOT NULL DEFAULT 1"),
+    ("alarm", "last_ms", "INTEGER"),
+)
+
+# Indexes over migrated columns: created once the columns surely exist.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS alarm_open ON alarm (kind, channel, idx) WHERE cleared_ms IS NULL;
+CREATE INDEX IF NOT EXISTS entry_held ON entry (channel, idx) WHERE held=1;
+"""
 
 
 class OutboxState(StrEnum):
@@ -113,6 +132,18 @@ class Entry:
     kind: int
     relay_ms: int
     valid: bool
+    held: bool = False  # waiting for its sender's certificate: neither valid nor refused yet
+
+
+@dataclass(frozen=True)
+class DueReceipt:
+    """A delivered receipt owed for a message: sealed and queued as soon as it can be."""
+
+    channel: str
+    of_index: int
+    hash: bytes
+    precedence: int
+    note: bytes
 
 
 @dataclass(frozen=True)
@@ -173,10 +204,33 @@ class StationStore:
     def __init__(self, path: Path | str) -> None:
         self._conn = connect(path)
         self._conn.executescript(SCHEMA)
+        self._migrate()
+        self._conn.executescript(INDEXES)
         self._conn.row_factory = sqlite3.Row
+
+    def _migrate(self) -> None:
+        for table, column, definition in MIGRATIONS:
+            have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def transaction(self) -> AbstractContextManager[None]:
         return transaction(self._conn)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested step inside the current transaction: undone alone if it raises.
+
+        The rest of the transaction stays as it was before the step, so the caller
+        can record the failure and go on."""
+        self._conn.execute("SAVEPOINT step")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK TO step")
+            self._conn.execute("RELEASE step")
+            raise
+        self._conn.execute("RELEASE step")
 
     def _q(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         return self._conn.execute(sql, args).fetchall()
@@ -301,9 +355,12 @@ class StationStore:
         )
 
     def add_entry(self, entry: Entry) -> None:
+        """Store an entry, or its new standing (a held entry retried)."""
         self._x(
-            "INSERT INTO entry (channel, idx, envelope, hash, sender, seq, kind, relay_ms, valid) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO entry (channel, idx, envelope, hash, sender, seq, kind, relay_ms, valid,"
+            " held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, idx) DO UPDATE"
+            " SET sender=excluded.sender, seq=excluded.seq, kind=excluded.kind,"
+            " valid=excluded.valid, held=excluded.held",
             entry.channel,
             entry.index,
             entry.envelope,
@@ -313,7 +370,30 @@ class StationStore:
             entry.kind,
             entry.relay_ms,
             int(entry.valid),
+            int(entry.held),
         )
+
+    def held_entries(self, channel: str) -> list[Entry]:
+        """Entries waiting for their sender's certificate, in log order."""
+        rows = self._q("SELECT * FROM entry WHERE channel=? AND held=1 ORDER BY idx", channel)
+        return [_entry(r) for r in rows]
+
+    def held_before(self, channel: str, sender: str, index: int) -> bool:
+        """Whether an earlier entry of ``sender`` waits (this one waits behind it)."""
+        row = self._one(
+            "SELECT 1 FROM entry WHERE channel=? AND held=1 AND sender=? AND idx<? LIMIT 1",
+            channel,
+            sender,
+            index,
+        )
+        return row is not None
+
+    def is_held(self, channel: str, sender: str) -> bool:
+        """Whether an entry of ``sender`` waits in the channel (its later ones wait behind)."""
+        row = self._one(
+            "SELECT 1 FROM entry WHERE channel=? AND held=1 AND sender=? LIMIT 1", channel, sender
+        )
+        return row is not None
 
     def entry_bytes(self, channel: str, index: int) -> bytes:
         """The envelope at ``index`` of our copy of the log (empty if we have none)."""
@@ -323,20 +403,7 @@ class StationStore:
     def entries(self, channel: str) -> list[Entry]:
         """Our copy of the channel's log, in order."""
         rows = self._q("SELECT * FROM entry WHERE channel=? ORDER BY idx", channel)
-        return [
-            Entry(
-                r["channel"],
-                r["idx"],
-                bytes(r["envelope"]),
-                bytes(r["hash"]),
-                r["sender"],
-                r["seq"],
-                r["kind"],
-                r["relay_ms"],
-                bool(r["valid"]),
-            )
-            for r in rows
-        ]
+        return [_entry(r) for r in rows]
 
     def verified_checkpoint(self, channel: str) -> bytes | None:
         row = self._one(
@@ -446,6 +513,30 @@ class StationStore:
         rows = self._q("SELECT * FROM receipt WHERE channel=? ORDER BY idx", channel)
         return [_receipt(r) for r in rows]
 
+    def owe_receipt(self, due: DueReceipt) -> None:
+        self._x(
+            "INSERT INTO receipt_due (channel, of_index, hash, precedence, note) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, of_index) DO NOTHING",
+            due.channel,
+            due.of_index,
+            due.hash,
+            due.precedence,
+            due.note,
+        )
+
+    def receipts_due(self) -> list[DueReceipt]:
+        """Delivered receipts owed and not sealed yet, in log order per channel."""
+        rows = self._q("SELECT * FROM receipt_due ORDER BY channel, of_index")
+        return [
+            DueReceipt(
+                r["channel"], r["of_index"], bytes(r["hash"]), r["precedence"], bytes(r["note"])
+            )
+            for r in rows
+        ]
+
+    def receipt_sent(self, channel: str, of_index: int) -> None:
+        self._x("DELETE FROM receipt_due WHERE channel=? AND of_index=?", channel, of_index)
+
     # --- acknowledgment deadlines ----------------------------------------------------------
 
     def await_ack(self, pending: Pending, next_ms: int) -> None:
@@ -515,16 +606,41 @@ class StationStore:
     # --- alarms --------------------------------------------------------------------
 
     def add_alarm(self, alarm: Alarm, now_ms: int) -> int:
+        """Open an alarm, or count it again on the open one of the same kind and subject.
+
+        The open alarm keeps its first evidence; it shows the latest message and the
+        highest level, how many times it was raised, and when first and last."""
+        row = self._one(
+            "SELECT id FROM alarm WHERE cleared_ms IS NULL AND kind=? AND channel IS ? "
+            "AND idx IS ? AND subject IS ? ORDER BY id DESC LIMIT 1",
+            alarm.kind,
+            alarm.channel,
+            alarm.index,
+            alarm.subject,
+        )
+        if row is not None:
+            self._x(
+                "UPDATE alarm SET count=count+1, last_ms=?, message=?, level=MAX(level, ?), "
+                "evidence=COALESCE(evidence, ?) WHERE id=?",
+                now_ms,
+                alarm.message,
+                alarm.level,
+                alarm.evidence,
+                row["id"],
+            )
+            return int(row["id"])
         return self._x(
-            "INSERT INTO alarm (created_ms, kind, level, channel, idx, message, evidence) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO alarm (created_ms, kind, level, channel, idx, subject, message, evidence,"
+            " count, last_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
             now_ms,
             alarm.kind,
             alarm.level,
             alarm.channel,
             alarm.index,
+            alarm.subject,
             alarm.message,
             alarm.evidence,
+            now_ms,
         )
 
     def alarms(self, *, cleared_too: bool = False, limit: int = 500) -> list[AlarmRecord]:
@@ -543,6 +659,9 @@ class StationStore:
                 bytes(r["evidence"]) if r["evidence"] is not None else None,
                 r["cleared_ms"],
                 r["cleared_by"],
+                r["subject"],
+                r["count"],
+                r["last_ms"] if r["last_ms"] is not None else r["created_ms"],
             )
             for r in rows
         ]
@@ -567,7 +686,7 @@ class StationStore:
         *,
         channel: str,
         index: int | None = None,
-        message_prefix: str | None = None,
+        subject: str | None = None,
     ) -> None:
         """Clear the open alarms of these kinds about a channel (a message, a party)."""
         kinds = list(kinds)
@@ -579,9 +698,9 @@ class StationStore:
         if index is not None:
             sql += " AND idx=?"
             args.append(index)
-        if message_prefix is not None:
-            sql += " AND message LIKE ?"
-            args.append(message_prefix + "%")
+        if subject is not None:
+            sql += " AND subject=?"
+            args.append(subject)
         self._x(sql, *args)
 
     # --- statements (certificates, revocations) ----------------------------------------
@@ -643,6 +762,21 @@ class StationStore:
 
     def drop_session(self, token_hash: bytes) -> None:
         self._x("DELETE FROM session WHERE token_hash=?", token_hash)
+
+
+def _entry(r: sqlite3.Row) -> Entry:
+    return Entry(
+        r["channel"],
+        r["idx"],
+        bytes(r["envelope"]),
+        bytes(r["hash"]),
+        r["sender"],
+        r["seq"],
+        r["kind"],
+        r["relay_ms"],
+        bool(r["valid"]),
+        bool(r["held"]),
+    )
 
 
 def _outbox(r: sqlite3.Row) -> OutboxItem:

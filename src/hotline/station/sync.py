@@ -2,8 +2,9 @@
 
 The run must extend what we verified before (same bytes where it overlaps, a
 consistency proof from our last checkpoint), and its entries must give the signed
-root. Then the station cosigns the checkpoint and sends delivered receipts, all
-in one transaction; a rollback reloads the tree from the store. The checks are
+root. Then the station cosigns the checkpoint and owes delivered receipts, all in
+one transaction; a rollback reloads the tree from the store. The receipts are
+sealed after it (outbox.send_receipts), so one that cannot be sealed waits. The checks are
 logcheck's, the same ``hotline verify`` runs; here they become alarms.
 """
 
@@ -12,15 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .. import body as body_mod
 from .. import logcheck
-from ..envelope import Kind
 from ..errors import BadProof, ForkDetected, HotlineError
 from ..frames import Entries
 from ..notes import SignedCheckpoint, cosign
 from . import outbox, receive
 from .alarms import Alarm, AlarmKind
 from .state import Station
+from .store import DueReceipt
 
 COSIGN_EVERY_S = 1.0  # at most one cosignature per channel a second goes to the relay
 
@@ -129,7 +129,7 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
                 cosigned = cosign(signed, st.witness, int(st.clock()))
                 st.store.add_checkpoint(channel, signed.size, cosigned.encode(), st.now_ms())
                 result.cosign = (channel, signed.size, cosigned.encode())
-                result.queued += _send_receipts(st, channel, result)
+                _owe_receipts(st, channel, result.arrived, cosigned.encode())
             st.set_verified(channel, cosigned)
         except ForkDetected as exc:
             st.forget(channel)
@@ -138,6 +138,9 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
         except BaseException:
             st.forget(channel)
             raise
+    # Sealed apart from the ingest: a receipt that cannot be sealed now waits (an
+    # alarm), it never undoes what was taken in.
+    result.queued += outbox.send_receipts(st)
     return result
 
 
@@ -180,18 +183,10 @@ def _check_older(st: Station, channel: str, signed: SignedCheckpoint) -> None:
         )
 
 
-def _send_receipts(st: Station, channel: str, result: Ingested) -> int:
-    """A delivered receipt for each message that arrived, carrying our checkpoint."""
-    note = result.cosign[2] if result.cosign else b""
-    for m in result.arrived:
-        outbox.queue(
-            st,
-            channel,
-            body_mod.receipt(body_mod.ReceiptStatus.DELIVERED, m.index, m.hash, note),
-            kind=Kind.RECEIPT,
-            precedence=m.precedence,
-        )
-    return len(result.arrived)
+def _owe_receipts(st: Station, channel: str, arrived: list[receive.Arrived], note: bytes) -> None:
+    """Note a delivered receipt for each message that arrived, carrying our checkpoint."""
+    for m in arrived:
+        st.store.owe_receipt(DueReceipt(channel, m.index, m.hash, int(m.precedence), note))
 
 
 class CosignThrottle:

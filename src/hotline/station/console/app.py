@@ -309,6 +309,8 @@ class Console:
                     "message": a.message,
                     "title": t(lang, "alarm." + a.kind),
                     "time": when(a.created_ms, lang),
+                    "count": a.count,
+                    "last": when(a.last_ms, lang),
                     "channel": a.channel,
                     "index": a.index,
                 }

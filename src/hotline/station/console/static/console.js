@@ -38,7 +38,7 @@ function renderAlarms(alarms) {
   const banner = document.getElementById("alarm-banner");
   if (!banner) return;
   banner.replaceChildren();
-  const loud = alarms.filter((a) => ["flash", "overdue", "party-down", "fork", "verification"].includes(a.kind));
+  const loud = alarms.filter((a) => ["flash", "overdue", "party-down", "fork", "verification", "unreadable-entry"].includes(a.kind));
   banner.classList.toggle("hidden", loud.length === 0);
   for (const a of loud.slice(0, 5)) {
     const line = el("div", null, "alarm level-" + a.level + " kind-" + a.kind);
@@ -124,6 +124,7 @@ function renderLinks(state) {
   for (const a of state.alarms) {
     const li = el("li", null, "alarm level-" + a.level + " kind-" + a.kind);
     li.append(el("strong", a.title), el("span", " " + a.time + " — "), el("span", a.message));
+    if (a.count > 1) li.append(el("span", " ×" + a.count + " · " + a.last, "count"));
     const form = el("form");
     form.method = "post";
     form.action = "/alarms/" + a.id + "/clear";
