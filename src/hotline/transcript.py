@@ -11,8 +11,11 @@ Format ``hotline-transcript/v1`` (JSON, documented in docs/EVIDENCE.md)::
 
 Verification needs no network and no keys: the roster must be signed by every
 party, certificates by their party roots; then every entry, checkpoint, cosignature,
-disclosed body and receipt is checked by logcheck.py, the same checks a station makes
-as it receives the log. Each failure becomes a line ``channel#index: code: reason``.
+disclosed body, receipt and notice is checked by logcheck.py, the same checks a station
+makes as it receives the log. Each failure becomes a line ``WHERE: code: reason``, WHERE
+being ``channel#index``, ``channel (checkpoint of size N)`` or ``channel (channel)``.
+The roster is the file's own, so the result is evidence only when it matches an
+``Anchor`` the caller trusts (anchor.py); without one the verdict is consistent only.
 """
 
 from __future__ import annotations
