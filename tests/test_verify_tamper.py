@@ -504,3 +504,11 @@ def test_without_disclosed_bodies_receipts_are_said_to_be_uncounted_not_zero() -
     ru = json.loads(render.verify_report(report, True))["parties"]["ru"]
     assert ru == {"sent": 1, "delivered": None, "acknowledged": None, "overdue": None}
     assert verify(doc()).receipts_counted
+
+
+def test_one_uncovered_entry_is_named_alone() -> None:
+    log = exchange()
+    log.message("us", "after the last checkpoint")
+    assert verify(log.transcript()).warnings == [
+        "entry 10 is not covered by any checkpoint: its order is not proven"
+    ]

@@ -141,8 +141,11 @@ class Report:
         if self.uncovered is None:
             return []
         first, last = self.uncovered
-        span = f"entry {first} is" if first == last else f"entries {first}..{last} are"
-        return [f"{span} not covered by any checkpoint: their order is not proven"]
+        if first == last:
+            return [f"entry {first} is not covered by any checkpoint: its order is not proven"]
+        return [
+            f"entries {first}..{last} are not covered by any checkpoint: their order is not proven"
+        ]
 
     def fail(
         self,

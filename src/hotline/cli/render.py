@@ -250,9 +250,9 @@ def verify_report(report: Report, json_out: bool) -> str:
         )
     else:
         lines.append(
-            "CONSISTENT ONLY: every signature, chain, checkpoint and proof holds, but "
-            "consistency only: no trust anchor given (use --roster ROSTER_FILE, "
-            "--roster-hash HEX or --root PARTY=FINGERPRINT); anyone can make keys for "
-            "every party and a transcript like this"
+            "CONSISTENT ONLY: every signature, chain, checkpoint and proof holds under the "
+            "file's own roster; consistency only: no trust anchor given (use --roster "
+            "ROSTER_FILE, --roster-hash HEX or --root PARTY=FINGERPRINT), and anyone can "
+            "make keys for every party and a transcript like this"
         )
     return "\n".join(lines)
