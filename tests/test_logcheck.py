@@ -355,9 +355,29 @@ def test_cosignatures_carried_by_another_station_are_merged_when_they_verify(
 # --- notices ------------------------------------------------------------------------------------
 
 
-def test_the_first_sender_side_overdue_notice_names_the_late_party() -> None:
-    notice = body_mod.OverdueNotice(body_mod.Side.SENDER, 4, "ru", 1, 0)
-    assert logcheck.overdue_party(notice) == "ru"
-    assert logcheck.overdue_party(replace(notice, level=2)) is None
-    assert logcheck.overdue_party(replace(notice, side=body_mod.Side.RECIPIENT)) is None
-    assert logcheck.overdue_party(body_mod.LinkNotice("ru", "up", "down")) is None
+def test_an_overdue_notice_speaks_only_for_the_sender_or_the_late_party(log: ChannelLog) -> None:
+    ctx = context(log)
+    sent_by = {0: "us", 6: "ru"}  # messages of the exchange
+
+    def said(author: str, notice: body_mod.Body, index: int = 20) -> tuple[int, str] | None:
+        return logcheck.overdue_of(
+            ctx, notice, index=index, author=author, message_party=sent_by.get
+        )
+
+    notice = body_mod.OverdueNotice(body_mod.Side.SENDER, 0, "ru", 1, 0)
+    assert said("us", notice) == (0, "ru")
+    assert said("us", replace(notice, level=2)) == (0, "ru")
+    assert said("ru", replace(notice, side=body_mod.Side.RECIPIENT)) == (0, "ru")
+    assert said("us", body_mod.LinkNotice("ru", "up", "down")) is None
+    with raises(NotAuthorized, 20, "party"):
+        said("ru", notice)  # ru did not send #0
+    with raises(NotAuthorized, 20, "party"):
+        said("us", replace(notice, side=body_mod.Side.RECIPIENT))  # us is not ru
+    with raises(NotAuthorized, 20, "party"):
+        said("us", replace(notice, party="us"))  # late on its own message
+    with raises(NotAuthorized, 20, "party"):
+        said("us", replace(notice, party="ua"))  # not a member of us-ru
+    with raises(Malformed, 20, "of_index"):
+        said("us", replace(notice, of_index=3))  # a receipt, not a message
+    with raises(Malformed, 5, "of_index"):
+        said("ru", replace(notice, of_index=6, party="us"), index=5)  # not before the notice

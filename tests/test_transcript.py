@@ -79,11 +79,13 @@ def codes(doc: dict[str, Any]) -> set[str]:
 
 
 def test_a_clean_export_verifies_offline_with_a_full_report(recorded: Any) -> None:
-    _, path, doc = recorded
-    out = hotline("verify", str(path), "--json")
+    c, path, doc = recorded
+    roster = c.net.relay_dir / "roster.note"  # as distributed to the parties
+    out = hotline("verify", str(path), "--roster", str(roster), "--json")
     assert out.returncode == 0, out.stdout
     report = json.loads(out.stdout)
-    assert report["ok"] and report["entries"] == len(doc["entries"])
+    assert report["ok"] and report["verdict"] == "verified"
+    assert report["entries"] == len(doc["entries"])
     assert report["parties"]["us"]["sent"] == 4 and report["parties"]["ru"]["sent"] == 1
     assert report["parties"]["ru"]["delivered"] == 4
     assert report["parties"]["ru"]["acknowledged"] == 1
@@ -91,9 +93,15 @@ def test_a_clean_export_verifies_offline_with_a_full_report(recorded: Any) -> No
     assert {"us/us-1", "ru/ru-1"} <= set(report["cosigned"])
     assert report["bodies_checked"] == len(doc["bodies"]) > 0
     text = subprocess.run(
-        [sys.executable, "-m", "hotline", "verify", str(path)], capture_output=True, text=True
+        [sys.executable, "-m", "hotline", "verify", str(path), "--roster", str(roster)],
+        capture_output=True,
+        text=True,
     ).stdout
     assert "VERIFIED" in text and "party ru: sent 1" in text
+    unpinned = subprocess.run(
+        [sys.executable, "-m", "hotline", "verify", str(path)], capture_output=True, text=True
+    )
+    assert unpinned.returncode == 7 and "consistency only: no trust anchor" in unpinned.stdout
 
 
 def _raw(doc: dict[str, Any], i: int) -> bytearray:

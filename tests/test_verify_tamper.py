@@ -2,7 +2,8 @@
 
 Each test starts from an honest exchange (tests/logbuild.py) and lies once: in the
 file (as a forger would) or in the log itself (as a lying relay or station would). The
-lie must be named by a failure line ``channel#index: code: reason`` at the right place.
+lie must be named by a failure line ``channel#index: code: reason`` at the right place
+(``channel (checkpoint of size N)`` for a checkpoint, ``channel (channel)`` for the rest).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import copy
 import functools
 import json
+import re
 from typing import Any
 
 from hypothesis import given, settings
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 
 from hotline import body as body_mod
 from hotline import envelope as env_mod
+from hotline.cli import render
 from hotline.envelope import Kind
 from hotline.merkle import MerkleTree
 from hotline.notes import Note, NoteSignature, parse_note
@@ -45,6 +48,10 @@ def codes(d: dict[str, Any]) -> set[str]:
 
 def at(d: dict[str, Any], index: int | None) -> set[str]:
     return {f.code for f in failures(d) if f.index == index}
+
+
+def on_checkpoint(d: dict[str, Any], size: int) -> set[str]:
+    return {f.code for f in failures(d) if f.index is None and f.checkpoint == size}
 
 
 def raw(d: dict[str, Any], i: int) -> bytearray:
@@ -191,8 +198,9 @@ def test_a_checkpoint_with_a_bad_relay_signature_is_named() -> None:
     forged = NoteSignature(relay.name, relay.key_hash, bytes(64))
     d["checkpoints"][1] = Note(note.text, (forged, *note.signatures[1:])).encode().decode()
     (failure,) = failures(d)
-    assert (failure.index, failure.code) == (None, "bad_signature")
+    assert (failure.index, failure.checkpoint, failure.code) == (None, 7, "bad_signature")
     assert failure.reason.startswith("checkpoint does not verify")
+    assert str(failure).startswith("us-ru (checkpoint of size 7): bad_signature: ")
 
 
 def test_a_forged_cosignature_is_named() -> None:
@@ -204,8 +212,10 @@ def test_a_forged_cosignature_is_named() -> None:
     d["checkpoints"][2] = Note(note.text, (*note.signatures[:-1], forged)).encode().decode()
     report = verify(d)
     (failure,) = report.failures
-    assert (failure.index, failure.code) == (10, "bad_signature")
+    # Named by the checkpoint's size, not as an entry #10 past the end of the log.
+    assert (failure.index, failure.checkpoint, failure.code) == (None, 10, "bad_signature")
     assert failure.reason.startswith("cosignature does not verify")
+    assert str(failure).startswith("us-ru (checkpoint of size 10): bad_signature: cosignature")
 
 
 def test_checkpoints_whose_consistency_proof_fails_are_named() -> None:
@@ -213,8 +223,8 @@ def test_checkpoints_whose_consistency_proof_fails_are_named() -> None:
     proof = d["consistency"][0]["proof"]
     proof[0] = base64.b64encode(bytes(32)).decode()
     (failure,) = failures(d)
-    assert (failure.index, failure.code) == (d["consistency"][0]["to"], "fork")
-    assert "not consistent" in failure.reason
+    assert (failure.checkpoint, failure.code) == (d["consistency"][0]["to"], "fork")
+    assert failure.index is None and "not consistent" in failure.reason
 
 
 def test_a_checkpoint_of_another_history_is_named() -> None:
@@ -222,7 +232,7 @@ def test_a_checkpoint_of_another_history_is_named() -> None:
     other = MerkleTree()
     other.append_many([b"another history %d" % i for i in range(6)])
     log.checkpoints.append(log.checkpoint(tree=other))
-    assert at(log.transcript(), 5) == {"bad_proof"}
+    assert on_checkpoint(log.transcript(), 6) == {"bad_proof"}
 
 
 def test_a_checkpoint_beyond_the_entries_is_named() -> None:
@@ -230,14 +240,16 @@ def test_a_checkpoint_beyond_the_entries_is_named() -> None:
     longer = MerkleTree()
     longer.append_many([raw for raw, _ in log.entries] + [b"hidden"])
     log.checkpoints.append(log.checkpoint(tree=longer))
-    assert at(log.transcript(), 11) == {"bad_proof"}
+    d = log.transcript()
+    assert on_checkpoint(d, 11) == {"bad_proof"}
+    assert all(f.index is None or f.index < 10 for f in failures(d))  # no entry #11 named
 
 
 def test_a_rollback_is_named() -> None:
     d = doc()
     d["checkpoints"].append(d["checkpoints"][0])  # a smaller one after larger ones
     (failure,) = failures(d)
-    assert (failure.index, failure.code) == (None, "fork")
+    assert (failure.index, failure.checkpoint, failure.code) == (None, 3, "fork")
     assert "rollback" in failure.reason
 
 
@@ -304,7 +316,9 @@ def test_a_disclosed_body_key_that_does_not_open_its_envelope_is_named() -> None
 def test_a_disclosed_body_of_no_valid_entry_is_named() -> None:
     d = doc()
     d["bodies"].append({**d["bodies"][0], "index": 99})
-    assert at(d, 99) == {"malformed"}
+    (failure,) = failures(d)
+    assert (failure.index, failure.checkpoint, failure.code) == (None, None, "malformed")
+    assert str(failure).startswith("us-ru (channel): malformed: ") and "#99" in failure.reason
 
 
 def test_an_unreadable_entry_is_named_not_raised() -> None:
@@ -323,6 +337,17 @@ def test_a_roster_missing_a_signature_fails_everything() -> None:
 def test_a_file_of_another_format_is_named() -> None:
     assert codes({"format": "something/v1"}) == {"malformed"}
     assert codes([]) == {"malformed"}
+    (failure,) = failures({"format": "something/v1"})
+    assert "'something/v1'" in failure.reason and "'hotline-transcript/v1'" in failure.reason
+
+
+def test_a_transcript_of_an_old_format_is_refused_by_name() -> None:
+    d = doc()
+    d["format"] = "hotline-transcript/v0"
+    (failure,) = failures(d)
+    assert failure.code == "malformed"
+    assert failure.reason.startswith("old format hotline-transcript/v0: ")
+    assert "hotline-transcript/v1" in failure.reason
 
 
 def test_the_builder_lies_only_when_told() -> None:
@@ -335,3 +360,155 @@ def test_the_builder_lies_only_when_told() -> None:
             log.receipt("ru", "delivered", n)
     log.checkpoint("ru")
     assert verify(log.transcript()).ok
+
+
+# --- overdue notices speak only for their author ---------------------------------------------
+
+
+def _three_party_log() -> tuple[ChannelLog, int]:
+    """us-ru-ua: us sends a message (index 0); checkpoints as it goes."""
+    log = ChannelLog(exchange().world, channel="us-ru-ua")
+    index = log.message("us", "Confirm intent of the flight at 0400Z.")
+    log.checkpoint("us", "ru", "ua")
+    return log, index
+
+
+def _overdue(log: ChannelLog, author: str, side: body_mod.Side, late: str, of: int) -> int:
+    notice = body_mod.OverdueNotice(side, of, late, 1, log.now_ms)
+    index = log.send(author, notice, Kind.NOTICE)
+    log.checkpoint("us", "ru", "ua")
+    return index
+
+
+def test_an_overdue_notice_counts_from_the_sender_or_the_late_party_once_per_message() -> None:
+    log, m = _three_party_log()
+    _overdue(log, "us", body_mod.Side.SENDER, "ru", m)  # the sender says ru is late
+    _overdue(log, "ru", body_mod.Side.RECIPIENT, "ru", m)  # ru says it is late itself
+    _overdue(log, "ua", body_mod.Side.RECIPIENT, "ua", m)
+    report = verify(log.transcript())
+    assert report.ok, [str(f) for f in report.failures]
+    overdue = {p: r.overdue for p, r in report.parties.items()}
+    assert overdue == {"us": 0, "ru": 1, "ua": 1}
+
+
+def test_a_third_partys_overdue_notice_about_another_is_named_and_not_counted() -> None:
+    log, m = _three_party_log()
+    index = _overdue(log, "ua", body_mod.Side.SENDER, "ru", m)  # ua did not send #0
+    report = verify(log.transcript())
+    (failure,) = report.failures
+    assert (failure.index, failure.code) == (index, "not_authorized")
+    assert str(failure).startswith(f"us-ru-ua#{index}: not_authorized: overdue notice by ua")
+    assert report.parties["ru"].overdue == 0
+
+
+def test_a_recipient_cannot_say_another_recipient_is_late() -> None:
+    log, m = _three_party_log()
+    index = _overdue(log, "ua", body_mod.Side.RECIPIENT, "ru", m)
+    report = verify(log.transcript())
+    assert at(log.transcript(), index) == {"not_authorized"}
+    assert report.parties["ru"].overdue == 0
+
+
+def test_a_sender_cannot_be_late_on_its_own_message() -> None:
+    log, m = _three_party_log()
+    index = _overdue(log, "us", body_mod.Side.SENDER, "us", m)
+    assert at(log.transcript(), index) == {"not_authorized"}
+
+
+def test_an_overdue_notice_naming_no_earlier_message_is_named() -> None:
+    log, _ = _three_party_log()
+    receipt = log.receipt("ru", "delivered", 0)
+    index = _overdue(log, "ru", body_mod.Side.SENDER, "us", receipt)  # a receipt, no message
+    later = _overdue(log, "us", body_mod.Side.SENDER, "ru", 50)
+    d = log.transcript()
+    assert at(d, index) == {"malformed"} and at(d, later) == {"malformed"}
+    assert verify(d).parties["us"].overdue == 0
+
+
+# --- report hygiene -----------------------------------------------------------------------
+
+
+LOCATION = re.compile(r"^us-ru(#(?P<index>\d+)| \(checkpoint of size \d+\)| \(channel\)): \w+: ")
+
+
+def _lies() -> list[dict[str, Any]]:
+    """Transcripts each with one lie of a different kind."""
+    out = []
+    d = doc()
+    d["certificates"][0] = d["certificates"][0].replace('"not_after":', '"not_after":1')
+    out.append(d)
+    d = doc()
+    d["checkpoints"].append(d["checkpoints"][0])
+    out.append(d)
+    d = doc()
+    d["bodies"].append({**d["bodies"][0], "index": 99})
+    out.append(d)
+    d = doc()
+    note = parse_note(d["checkpoints"][2].encode())
+    ru = note.signatures[-1]
+    forged = NoteSignature(ru.name, ru.key_hash, ru.signature[:8] + bytes(64))
+    d["checkpoints"][2] = Note(note.text, (*note.signatures[:-1], forged)).encode().decode()
+    out.append(d)
+    log = exchange()
+    longer = MerkleTree()
+    longer.append_many([raw for raw, _ in log.entries] + [b"hidden"])
+    log.checkpoints.append(log.checkpoint(tree=longer))
+    out.append(log.transcript())
+    d = doc()
+    envelope = raw(d, 4)
+    envelope[-3] ^= 1
+    put(d, 4, bytes(envelope))
+    out.append(d)
+    return out
+
+
+def test_every_failure_line_names_an_entry_in_the_log_a_checkpoint_or_the_channel() -> None:
+    for d in _lies():
+        report = verify(d)
+        assert report.failures
+        for f in report.failures:
+            found = LOCATION.match(str(f))
+            assert found, str(f)
+            if found["index"] is not None:
+                assert int(found["index"]) < report.entries, str(f)
+
+
+def test_entries_after_the_last_checkpoint_are_a_warning_not_a_failure() -> None:
+    log = exchange()
+    log.message("us", "after the last checkpoint")
+    log.message("ru", "and another")
+    report = verify(log.transcript())
+    assert report.ok and report.uncovered == (10, 11)
+    assert report.warnings == [
+        "entries 10..11 are not covered by any checkpoint: their order is not proven"
+    ]
+    text = render.verify_report(report, False)
+    assert "warning: entries 10..11 are not covered by any checkpoint" in text
+    assert json.loads(render.verify_report(report, True))["uncovered"] == [10, 11]
+    assert verify(doc()).uncovered is None and verify(doc()).warnings == []
+
+
+def test_a_log_with_no_valid_checkpoint_is_uncovered_throughout() -> None:
+    d = doc()
+    d["checkpoints"] = []
+    report = verify(d)
+    assert report.ok and report.uncovered == (0, 9)
+
+
+def test_without_disclosed_bodies_receipts_are_said_to_be_uncounted_not_zero() -> None:
+    report = verify(exchange().transcript(bodies=False))
+    assert report.ok and not report.receipts_counted
+    text = render.verify_report(report, False)
+    assert "party ru: sent 1, receipts could not be counted (no bodies disclosed)" in text
+    assert "delivered 0" not in text and "overdue 0" not in text
+    ru = json.loads(render.verify_report(report, True))["parties"]["ru"]
+    assert ru == {"sent": 1, "delivered": None, "acknowledged": None, "overdue": None}
+    assert verify(doc()).receipts_counted
+
+
+def test_one_uncovered_entry_is_named_alone() -> None:
+    log = exchange()
+    log.message("us", "after the last checkpoint")
+    assert verify(log.transcript()).warnings == [
+        "entry 10 is not covered by any checkpoint: its order is not proven"
+    ]

@@ -343,8 +343,41 @@ def merge_cosignatures(ctx: LogContext, ours: Note | None, theirs: SignedCheckpo
 # --- notices ------------------------------------------------------------------------------------
 
 
-def overdue_party(content: Body) -> str | None:
-    """The late party of a first escalation recorded on the sender's side, else None."""
-    if isinstance(content, OverdueNotice) and content.side == Side.SENDER and content.level == 1:
-        return content.party
-    return None
+def overdue_of(
+    ctx: LogContext,
+    content: Body,
+    *,
+    index: int,
+    author: str,
+    message_party: Callable[[int], str | None],
+) -> tuple[int, str] | None:
+    """The (message index, late party) an overdue notice at ``index`` records; None for
+    any other body.
+
+    A notice speaks only for its author: the sender's party about a member that has not
+    acknowledged its message (side sender), or the late party about itself (side
+    recipient). Anything else is NotAuthorized; a notice naming no earlier message
+    (``message_party(i)``: the party that sent message ``i``, None if none) is Malformed.
+    """
+    if not isinstance(content, OverdueNotice):
+        return None
+    of, late = content.of_index, content.party
+    sender = message_party(of) if 0 <= of < index else None
+    if sender is None:
+        raise Malformed(
+            f"overdue notice names no message #{of} before it",
+            channel=ctx.channel,
+            index=index,
+            field="of_index",
+        )
+    by_sender = content.side == Side.SENDER and author == sender
+    by_late = content.side == Side.RECIPIENT and author == late
+    if late == sender or late not in ctx.members or not (by_sender or by_late):
+        raise NotAuthorized(
+            f"overdue notice by {author} ({content.side} side) says {late} is late on "
+            f"#{of} sent by {sender}: only the sender's party or the late party may say so",
+            channel=ctx.channel,
+            index=index,
+            field="party",
+        )
+    return of, late

@@ -11,29 +11,34 @@ Format ``hotline-transcript/v1`` (JSON, documented in docs/EVIDENCE.md)::
 
 Verification needs no network and no keys: the roster must be signed by every
 party, certificates by their party roots; then every entry, checkpoint, cosignature,
-disclosed body and receipt is checked by logcheck.py, the same checks a station makes
-as it receives the log. Each failure becomes a line ``channel#index: code: reason``.
+disclosed body, receipt and notice is checked by logcheck.py, the same checks a station
+makes as it receives the log. Each failure becomes a line ``WHERE: code: reason``, WHERE
+being ``channel#index``, ``channel (checkpoint of size N)`` or ``channel (channel)``.
+The roster is the file's own, so the result is evidence only when it matches an
+``Anchor`` the caller trusts (anchor.py); without one the verdict is consistent only.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import itertools
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import envelope as env_mod
 from . import logcheck
+from .anchor import Anchor, root_fingerprint, roster_hash
 from .body import ReceiptStatus
 from .envelope import Kind
 from .errors import ForkDetected, HotlineError, Malformed
 from .keys import KeyRing
 from .merkle import MerkleTree
-from .notes import SignedCheckpoint
-from .roster import open_roster
+from .notes import SignedCheckpoint, parse_checkpoint_text, parse_note
+from .roster import Roster, open_roster
 
 FORMAT = "hotline-transcript/v1"
 
@@ -52,16 +57,37 @@ def dumps(doc: dict[str, Any]) -> bytes:
 # --- verify --------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Failure:
+    """One problem, placed: at an entry (``index``), at a checkpoint (its size), or else
+    on the channel as a whole."""
+
     channel: str
     index: int | None
     reason: str
     code: str
+    checkpoint: int | None = None
+
+    @property
+    def where(self) -> str:
+        if self.index is not None:
+            return f"{self.channel}#{self.index}"
+        if self.checkpoint is not None:
+            return f"{self.channel} (checkpoint of size {self.checkpoint})"
+        return f"{self.channel} (channel)"
 
     def __str__(self) -> str:
-        where = f"{self.channel}#{self.index}" if self.index is not None else self.channel
-        return f"{where}: {self.code}: {self.reason}"
+        return f"{self.where}: {self.code}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "where": self.where,
+            "channel": self.channel,
+            "index": self.index,
+            "checkpoint": self.checkpoint,
+            "code": self.code,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -69,7 +95,13 @@ class PartyReport:
     sent: int = 0
     delivered: int = 0
     acknowledged: int = 0
-    overdue: int = 0
+    overdue: int = 0  # messages this party was recorded late on, by a notice that may say so
+
+
+class Verdict(enum.StrEnum):
+    VERIFIED = "verified"  # every check holds and the roster matches the trust anchor
+    CONSISTENT_ONLY = "consistent_only"  # every check holds, but nothing was pinned
+    FAILED = "failed"
 
 
 @dataclass
@@ -82,43 +114,111 @@ class Report:
     largest_checkpoint: int = 0
     cosigned: dict[str, int] = field(default_factory=dict)  # witness -> largest size cosigned
     parties: dict[str, PartyReport] = field(default_factory=dict)
+    receipts_counted: bool = False  # only disclosed bodies show receipts and notices
     bodies_checked: int = 0
+    roster: str | None = None  # "name vN"
+    roster_hash: str | None = None
+    roots: dict[str, str] = field(default_factory=dict)  # party -> root key fingerprint
+    pins: list[str] = field(default_factory=list)  # the trust anchor, in words
+    anchored: bool = False  # a trust anchor was given and the roster matches all of it
+    uncovered: tuple[int, int] | None = None  # first and last entry no checkpoint covers
     failures: list[Failure] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
+        """Every check holds (whether or not it was anchored)."""
         return not self.failures
 
-    def fail(self, index: int | None, exc: HotlineError | str, code: str | None = None) -> None:
-        if isinstance(exc, HotlineError):
-            self.failures.append(Failure(self.channel, index, exc.message, code or exc.code))
-        else:
-            self.failures.append(Failure(self.channel, index, exc, code or "verification_failed"))
+    @property
+    def verdict(self) -> Verdict:
+        if self.failures:
+            return Verdict.FAILED
+        return Verdict.VERIFIED if self.anchored else Verdict.CONSISTENT_ONLY
+
+    @property
+    def warnings(self) -> list[str]:
+        """What does not fail verification but limits what it proves."""
+        if self.uncovered is None:
+            return []
+        first, last = self.uncovered
+        if first == last:
+            return [f"entry {first} is not covered by any checkpoint: its order is not proven"]
+        return [
+            f"entries {first}..{last} are not covered by any checkpoint: their order is not proven"
+        ]
+
+    def fail(
+        self,
+        index: int | None,
+        exc: HotlineError | str,
+        code: str | None = None,
+        *,
+        checkpoint: int | None = None,
+    ) -> None:
+        reason, default = (exc.message, exc.code) if isinstance(exc, HotlineError) else (exc, None)
+        self.failures.append(
+            Failure(
+                self.channel, index, reason, code or default or "verification_failed", checkpoint
+            )
+        )
 
     def to_dict(self) -> dict[str, Any]:
+        counted = ("delivered", "acknowledged", "overdue")
         return {
             "ok": self.ok,
+            "verdict": str(self.verdict),
+            "anchored": self.anchored,
+            "pins": self.pins,
             "channel": self.channel,
+            "roster": self.roster,
+            "roster_hash": self.roster_hash,
+            "roots": self.roots,
             "entries": self.entries,
             "first_ms": self.first_ms,
             "last_ms": self.last_ms,
             "checkpoints": self.checkpoints,
             "largest_checkpoint": self.largest_checkpoint,
+            "uncovered": list(self.uncovered) if self.uncovered else None,
             "cosigned": self.cosigned,
             "bodies_checked": self.bodies_checked,
-            "parties": {p: vars(r) for p, r in self.parties.items()},
-            "failures": [vars(f) for f in self.failures],
+            "receipts_counted": self.receipts_counted,
+            "parties": {
+                p: {
+                    k: (v if self.receipts_counted or k not in counted else None)
+                    for k, v in vars(r).items()
+                }
+                for p, r in self.parties.items()
+            },
+            "warnings": self.warnings,
+            "failures": [f.to_dict() for f in self.failures],
         }
 
 
-def verify(doc: Any) -> Report:
-    """Check a transcript; every problem becomes a Failure naming channel, index, reason."""
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+def _format_problem(doc: Any) -> str | None:
+    """Why this is not a transcript this version reads, or None."""
+    if not isinstance(doc, dict):
+        return f"not a {FORMAT} file: a JSON object was expected"
+    found = doc.get("format")
+    if found == FORMAT:
+        return None
+    if isinstance(found, str) and found.startswith(FORMAT.rsplit("/", 1)[0] + "/"):
+        return f"old format {found}: this version reads {FORMAT} (export the channel again)"
+    return f"not a transcript: format is {found!r}, expected {FORMAT!r}"
+
+
+def verify(doc: Any, anchor: Anchor | None = None) -> Report:
+    """Check a transcript; every problem becomes a Failure naming where it is.
+
+    ``anchor``: what the caller trusts, given apart from the file. Without one the
+    report can say only that the transcript is consistent (``Verdict.CONSISTENT_ONLY``).
+    """
+    anchor = anchor or Anchor()
+    if (problem := _format_problem(doc)) is not None:
         report = Report(str(doc.get("channel", "?")) if isinstance(doc, dict) else "?")
-        report.fail(None, Malformed(f"not a {FORMAT} file"))
+        report.fail(None, Malformed(problem))
         return report
     channel = str(doc.get("channel"))
-    report = Report(channel)
+    report = Report(channel, pins=anchor.pins())
     try:
         roster = open_roster(str(doc["roster"]).encode())
         ring = KeyRing(roster.roots())
@@ -126,6 +226,7 @@ def verify(doc: Any) -> Report:
     except (HotlineError, KeyError) as exc:
         report.fail(None, exc if isinstance(exc, HotlineError) else Malformed(str(exc)))
         return report
+    _check_anchor(report, roster, anchor)
     report.parties = {p: PartyReport() for p in roster.channel(channel).members}
     for kind, items in (
         ("certificate", doc.get("certificates", [])),
@@ -140,11 +241,24 @@ def verify(doc: Any) -> Report:
                 report.fail(None, f"{kind} does not verify: {exc}", exc.code)
     log = _check_entries(report, ctx, doc.get("entries", []))
     _check_checkpoints(report, ctx, doc, log.tree)
+    if report.largest_checkpoint < report.entries:
+        report.uncovered = (report.largest_checkpoint, report.entries - 1)
     _check_bodies(report, ctx, doc, log)
     for env in log.envelopes.values():
         if env.kind == Kind.MESSAGE and env.party in report.parties:
             report.parties[env.party].sent += 1
     return report
+
+
+def _check_anchor(report: Report, roster: Roster, anchor: Anchor) -> None:
+    """Name the roster and its roots; fail on every pin it does not match."""
+    report.roster = f"{roster.name} v{roster.version}"
+    report.roster_hash = roster_hash(roster)
+    report.roots = {p.name: root_fingerprint(p.root) for p in roster.parties.values()}
+    mismatches = anchor.mismatches(roster)
+    for reason in mismatches:
+        report.fail(None, reason, "not_anchored")
+    report.anchored = anchor.given and not mismatches
 
 
 @dataclass
@@ -194,28 +308,41 @@ def _check_entries(report: Report, ctx: logcheck.LogContext, items: Any) -> _Log
     return log
 
 
+def _claimed_size(note: bytes) -> int | None:
+    """The size a checkpoint note claims, read without checking it (to name it)."""
+    try:
+        return parse_checkpoint_text(parse_note(note).text).size
+    except HotlineError:
+        return None
+
+
 def _check_checkpoints(
     report: Report, ctx: logcheck.LogContext, doc: dict[str, Any], tree: MerkleTree
 ) -> None:
     seen: list[SignedCheckpoint] = []
-    for note in doc.get("checkpoints", []):
+    for number, note in enumerate(doc.get("checkpoints", []), 1):
+        data = str(note).encode()
         try:
-            cp = logcheck.open_log_checkpoint(ctx, str(note).encode())
+            cp = logcheck.open_log_checkpoint(ctx, data)
         except HotlineError as exc:
-            report.fail(None, f"checkpoint does not verify: {exc}", exc.code)
+            size = _claimed_size(data)
+            which = f"checkpoint {number} of the file" if size is None else "checkpoint"
+            report.fail(None, f"{which} does not verify: {exc}", exc.code, checkpoint=size)
             continue
         report.checkpoints += 1
         try:
             logcheck.check_root(ctx, cp, root_at=tree.root, size_now=tree.size)
         except HotlineError as exc:
-            report.fail(exc.index, exc)
+            report.fail(None, exc, checkpoint=cp.size)
             continue
         report.largest_checkpoint = max(report.largest_checkpoint, cp.size)
         try:
             for name in logcheck.check_cosignatures(ctx, cp):
                 report.cosigned[name] = max(report.cosigned.get(name, 0), cp.size)
         except HotlineError as exc:
-            report.fail(cp.size, f"cosignature does not verify: {exc.message}", exc.code)
+            report.fail(
+                None, f"cosignature does not verify: {exc.message}", exc.code, checkpoint=cp.size
+            )
         seen.append(cp)
     by_size = {cp.size: cp for cp in seen}
     for item in doc.get("consistency", []):
@@ -226,24 +353,38 @@ def _check_checkpoints(
             proof = [_unb64(p, "proof") for p in item.get("proof", [])]
             logcheck.check_consistent(ctx, a, b, proof)
         except HotlineError as exc:
-            report.fail(b.size, exc)
+            report.fail(None, exc, checkpoint=b.size)
     for before, after in itertools.pairwise(cp.size for cp in seen):
         try:
             logcheck.check_no_rollback(ctx, before, after)
         except HotlineError as exc:
-            report.fail(None, exc)
+            report.fail(None, exc, checkpoint=after)
             break
 
 
 def _check_bodies(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any], log: _Log) -> None:
+    items = doc.get("bodies", [])
+    report.receipts_counted = bool(items)
     delivered: dict[int, set[str]] = defaultdict(set)
     acknowledged: dict[int, set[str]] = defaultdict(set)
-    overdue: Counter[str] = Counter()
-    for item in doc.get("bodies", []):
+    late: set[tuple[int, str]] = set()  # (message, party) recorded overdue
+
+    def message_party(i: int) -> str | None:
+        env = log.envelopes.get(i)
+        return env.party if env is not None and env.kind == Kind.MESSAGE else None
+
+    for item in items:
         index = item.get("index")
         env = log.envelopes.get(index) if isinstance(index, int) else None
         if env is None:
-            report.fail(index, "a disclosed body names no valid entry", "malformed")
+            if isinstance(index, int) and 0 <= index < report.entries:
+                report.fail(index, "a disclosed body names no valid entry", "malformed")
+            else:
+                report.fail(
+                    None,
+                    f"a disclosed body names entry #{index}, which is not in the log",
+                    "malformed",
+                )
             continue
         try:
             content = logcheck.check_disclosed_body(
@@ -277,14 +418,22 @@ def _check_bodies(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any],
                 continue
             done = acknowledged if receipt.status == ReceiptStatus.ACKNOWLEDGED else delivered
             done[receipt.of_index].add(env.party)
-        elif env.kind == Kind.NOTICE and (late := logcheck.overdue_party(content)) is not None:
-            overdue[late] += 1
+        elif env.kind == Kind.NOTICE:
+            try:
+                said = logcheck.overdue_of(
+                    ctx, content, index=index, author=env.party, message_party=message_party
+                )
+            except HotlineError as exc:
+                report.fail(index, exc)
+                continue
+            if said is not None:
+                late.add(said)
     for parties in delivered.values():
         for p in parties & report.parties.keys():
             report.parties[p].delivered += 1
     for parties in acknowledged.values():
         for p in parties & report.parties.keys():
             report.parties[p].acknowledged += 1
-    for p, n in overdue.items():
+    for _, p in late:
         if p in report.parties:
-            report.parties[p].overdue += n
+            report.parties[p].overdue += 1

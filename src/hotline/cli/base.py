@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 unexpected failure; 2 usage error; 3 bad input;
 4 verification failed; 5 not authorized (also a wrong passphrase);
-6 unavailable (the station or relay is not reachable).
+6 unavailable (the station or relay is not reachable);
+7 consistent but not anchored (`hotline verify` given no --roster, --roster-hash or --root).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from ..station.client import StationClient
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT = {BadInput: 3, VerificationFailed: 4, NotAuthorized: 5, Unavailable: 6}
+EXIT_VERIFICATION_FAILED = 4
+EXIT_NOT_ANCHORED = 7
 
 
 def exit_code(exc: HotlineError) -> int:

@@ -212,10 +212,16 @@ def forms_list(lang: str) -> str:
 
 
 def verify_report(report: Report, json_out: bool) -> str:
-    """What `hotline verify` found: counts per party, then VERIFIED or every failure."""
+    """What `hotline verify` found: the roster and its anchor, counts per party, then
+    warnings and the verdict (VERIFIED, CONSISTENT ONLY or every failure)."""
     if json_out:
         return as_json(report.to_dict(), indent=1)
-    lines = [
+    lines = []
+    if report.roster_hash is not None:
+        lines.append(f"roster {report.roster}: hash {report.roster_hash}")
+        lines.extend(f"  root of {p}: {fp}" for p, fp in report.roots.items())
+    lines.append("trust anchor: " + ("; ".join(report.pins) if report.pins else "none given"))
+    lines += [
         f"channel {report.channel}: {report.entries} entries, "
         f"{ts(report.first_ms)} .. {ts(report.last_ms)}",
         f"checkpoints: {report.checkpoints} signed by the relay, largest "
@@ -225,14 +231,28 @@ def verify_report(report: Report, json_out: bool) -> str:
         lines.append(f"  cosigned by {witness} up to size {size}")
     for party_name, r in report.parties.items():
         lines.append(
-            f"party {party_name}: sent {r.sent}, delivered {r.delivered}, "
-            f"acknowledged {r.acknowledged}, overdue {r.overdue}"
+            f"party {party_name}: sent {r.sent}, "
+            + (
+                f"delivered {r.delivered}, acknowledged {r.acknowledged}, overdue {r.overdue}"
+                if report.receipts_counted
+                else "receipts could not be counted (no bodies disclosed)"
+            )
         )
     if report.bodies_checked:
         lines.append(f"disclosed bodies checked: {report.bodies_checked}")
-    if report.ok:
-        lines.append("VERIFIED: every signature, chain, checkpoint and proof holds")
-    else:
+    lines.extend(f"warning: {w}" for w in report.warnings)
+    if not report.ok:
         lines.append(f"FAILED: {len(report.failures)} problem(s)")
         lines.extend(f"  {f}" for f in report.failures)
+    elif report.anchored:
+        lines.append(
+            "VERIFIED: every signature, chain, checkpoint and proof holds, under the pinned roster"
+        )
+    else:
+        lines.append(
+            "CONSISTENT ONLY: every signature, chain, checkpoint and proof holds under the "
+            "file's own roster; consistency only: no trust anchor given (use --roster "
+            "ROSTER_FILE, --roster-hash HEX or --root PARTY=FINGERPRINT), and anyone can "
+            "make keys for every party and a transcript like this"
+        )
     return "\n".join(lines)
