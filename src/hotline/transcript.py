@@ -34,15 +34,59 @@ from .keys import KeyRing
 from .merkle import MerkleTree
 from .notes import SignedCheckpoint
 from .roster import open_roster
+from .wire import MAX_U63
 
 FORMAT = "hotline-transcript/v1"
 
 
-def _unb64(text: Any, what: str) -> bytes:
+def loads(data: bytes) -> Any:
+    """A transcript file's JSON; Malformed (never RecursionError) for anything else."""
     try:
-        return base64.b64decode(str(text), validate=True)
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise Malformed(f"not a transcript: {exc}", field="transcript") from exc
+
+
+def _unb64(text: Any, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise Malformed(f"{what} is not base64", field=what)
+    try:
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise Malformed(f"{what} is not base64", field=what) from exc
+
+
+def _note(value: Any, what: str) -> bytes:
+    """A signed note as it stands in the JSON: a string of UTF-8 text."""
+    if not isinstance(value, str):
+        raise Malformed(f"{what} is not a string", field=what)
+    try:
+        return value.encode()
+    except UnicodeEncodeError as exc:  # JSON can carry lone surrogates
+        raise Malformed(f"{what} is not valid Unicode", field=what) from exc
+
+
+def _count(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_U63:
+        raise Malformed(f"{what} must be an integer in 0..2^63-1", field=what)
+    return value
+
+
+def _list(report: Report, doc: dict[str, Any], key: str) -> list[Any]:
+    """``doc[key]`` as a list ([] when absent); anything else is a failure, read as []."""
+    value = doc.get(key, [])
+    if isinstance(value, list):
+        return value
+    report.fail(None, Malformed(f"{key} is not a list", field=key))
+    return []
+
+
+def _dicts(report: Report, doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = _list(report, doc, key)
+    if all(isinstance(item, dict) for item in items):
+        return items
+    report.fail(None, Malformed(f"an item of {key} is not an object", field=key))
+    return [item for item in items if isinstance(item, dict)]
 
 
 def dumps(doc: dict[str, Any]) -> bytes:
@@ -120,25 +164,23 @@ def verify(doc: Any) -> Report:
     channel = str(doc.get("channel"))
     report = Report(channel)
     try:
-        roster = open_roster(str(doc["roster"]).encode())
+        roster = open_roster(_note(doc.get("roster"), "roster"))
         ring = KeyRing(roster.roots())
         ctx = logcheck.LogContext.of(roster, channel, ring)
-    except (HotlineError, KeyError) as exc:
-        report.fail(None, exc if isinstance(exc, HotlineError) else Malformed(str(exc)))
+        members = roster.channel(channel).members
+    except HotlineError as exc:
+        report.fail(None, exc)
         return report
-    report.parties = {p: PartyReport() for p in roster.channel(channel).members}
-    for kind, items in (
-        ("certificate", doc.get("certificates", [])),
-        ("revocation", doc.get("revocations", [])),
-    ):
-        for data in items:
+    report.parties = {p: PartyReport() for p in members}
+    for kind in ("certificate", "revocation"):
+        for data in _list(report, doc, f"{kind}s"):
             try:
                 (ring.add_certificate if kind == "certificate" else ring.add_revocation)(
-                    str(data).encode()
+                    _note(data, kind)
                 )
             except HotlineError as exc:
                 report.fail(None, f"{kind} does not verify: {exc}", exc.code)
-    log = _check_entries(report, ctx, doc.get("entries", []))
+    log = _check_entries(report, ctx, _list(report, doc, "entries"))
     _check_checkpoints(report, ctx, doc, log.tree)
     _check_bodies(report, ctx, doc, log)
     for env in log.envelopes.values():
@@ -160,7 +202,7 @@ class _Log:
         return self.hashes[index] if 0 <= index < len(self.hashes) else None
 
 
-def _check_entries(report: Report, ctx: logcheck.LogContext, items: Any) -> _Log:
+def _check_entries(report: Report, ctx: logcheck.LogContext, items: list[Any]) -> _Log:
     log = _Log()
     for expected, item in enumerate(items):
         index = item.get("index") if isinstance(item, dict) else None
@@ -169,8 +211,8 @@ def _check_entries(report: Report, ctx: logcheck.LogContext, items: Any) -> _Log
             break
         try:
             raw = _unb64(item.get("envelope"), "envelope")
-            relay_ms = int(item.get("relay_ms", 0))
-        except (HotlineError, ValueError, TypeError) as exc:
+            relay_ms = _count(item.get("relay_ms", 0), "relay_ms")
+        except HotlineError as exc:
             report.fail(index, f"entry is not readable: {exc}", "malformed")
             break
         log.tree.append(raw)
@@ -198,9 +240,9 @@ def _check_checkpoints(
     report: Report, ctx: logcheck.LogContext, doc: dict[str, Any], tree: MerkleTree
 ) -> None:
     seen: list[SignedCheckpoint] = []
-    for note in doc.get("checkpoints", []):
+    for note in _list(report, doc, "checkpoints"):
         try:
-            cp = logcheck.open_log_checkpoint(ctx, str(note).encode())
+            cp = logcheck.open_log_checkpoint(ctx, _note(note, "checkpoint"))
         except HotlineError as exc:
             report.fail(None, f"checkpoint does not verify: {exc}", exc.code)
             continue
@@ -218,12 +260,19 @@ def _check_checkpoints(
             report.fail(cp.size, f"cosignature does not verify: {exc.message}", exc.code)
         seen.append(cp)
     by_size = {cp.size: cp for cp in seen}
-    for item in doc.get("consistency", []):
-        a, b = by_size.get(item.get("from")), by_size.get(item.get("to"))
+    for item in _dicts(report, doc, "consistency"):
+        start, end = item.get("from"), item.get("to")
+        if not isinstance(start, int) or not isinstance(end, int):
+            report.fail(None, Malformed("a consistency proof names no sizes", field="consistency"))
+            continue
+        a, b = by_size.get(start), by_size.get(end)
         if a is None or b is None:
             continue
         try:
-            proof = [_unb64(p, "proof") for p in item.get("proof", [])]
+            hashes = item.get("proof", [])
+            if not isinstance(hashes, list):
+                raise Malformed("a consistency proof is not a list", field="proof")
+            proof = [_unb64(p, "proof") for p in hashes]
             logcheck.check_consistent(ctx, a, b, proof)
         except HotlineError as exc:
             report.fail(b.size, exc)
@@ -239,10 +288,11 @@ def _check_bodies(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any],
     delivered: dict[int, set[str]] = defaultdict(set)
     acknowledged: dict[int, set[str]] = defaultdict(set)
     overdue: Counter[str] = Counter()
-    for item in doc.get("bodies", []):
-        index = item.get("index")
-        env = log.envelopes.get(index) if isinstance(index, int) else None
-        if env is None:
+    for item in _dicts(report, doc, "bodies"):
+        named = item.get("index")
+        index = named if isinstance(named, int) and not isinstance(named, bool) else None
+        env = log.envelopes.get(index) if index is not None else None
+        if index is None or env is None:
             report.fail(index, "a disclosed body names no valid entry", "malformed")
             continue
         try:
