@@ -30,6 +30,7 @@ from hotline.notes import (
     SignedCheckpoint,
     b64,
     cosigners,
+    make_note,
     open_checkpoint,
     parse_checkpoint_text,
     parse_note,
@@ -152,6 +153,16 @@ def targets() -> dict[str, Target]:
         unsigned_parties(data)
         return open_roster(data)
 
+    def signed(by: list[NoteSigner], decode: Target) -> Target:
+        """Signs the input as note text first: what a hostile party or relay could send."""
+
+        def go(data: bytes) -> object:
+            return decode(make_note(_text(data), *by).encode())
+
+        return go
+
+    us = world.parties["us"]
+    everyone = [p.signer for p in world.parties.values()]
     return {
         "envelope": lambda d: envelope.parse(d),
         "envelope_open": open_env,
@@ -166,6 +177,12 @@ def targets() -> dict[str, Target]:
         "revocation": lambda d: parse_revocation(d, world.parties["us"].verifier),
         "revocation_ring": ring("add_revocation"),
         "roster": roster,
+        "certificate_signed": signed([us.signer], lambda d: parse_certificate(d, us.verifier)),
+        "revocation_signed": signed([us.signer], lambda d: parse_revocation(d, us.verifier)),
+        "roster_signed": signed(everyone, open_roster),
+        "checkpoint_signed": signed(
+            [world.relay], lambda d: open_checkpoint(d, world.relay.verifier)
+        ),
         "key_file": lambda d: open_key_file(d, PASSPHRASE),
         "key_file_wrong": lambda d: open_key_file(d, "wrong horse"),
         "key_material": lambda d: key_from_material(_json(d)),
@@ -189,8 +206,8 @@ SEED_OF = {
 
 def seed_for(target: str) -> bytes:
     inputs = seeds().inputs
-    if target == "checkpoint_text":
-        return parse_note(inputs["checkpoint"]).text.encode()
+    if target == "checkpoint_text" or target.endswith("_signed"):
+        return parse_note(inputs[target.removesuffix("_signed").replace("_text", "")]).text.encode()
     return inputs[SEED_OF.get(target, target)]
 
 

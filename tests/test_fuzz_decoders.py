@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 from typing import Any
 
 import pytest
@@ -22,6 +23,8 @@ from hotline.errors import HotlineError, WrongPassphrase
 
 from .fuzz_targets import mutate, seed_for, targets
 
+# HOTLINE_FUZZ_SCALE=10 runs ten times as many examples (a longer run outside CI).
+SCALE = float(os.environ.get("HOTLINE_FUZZ_SCALE", "1"))
 OWNED = [name for name in targets() if name not in ("body", "relay_frame", "station_frame")]
 SLOW = {"transcript": 4, "roster": 2, "envelope_open": 2}  # examples cost that many times more
 
@@ -49,7 +52,7 @@ def test_a_key_file_with_the_wrong_passphrase_is_wrong_passphrase() -> None:
 
 @pytest.mark.parametrize("name", OWNED)
 def test_any_bytes_give_a_value_or_a_hotline_error(name: str) -> None:
-    @settings(max_examples=400 // SLOW.get(name, 1))
+    @settings(max_examples=int(SCALE * 400) // SLOW.get(name, 1))
     @given(st.binary(max_size=400))
     def run(data: bytes) -> None:
         _decode(name, data)
@@ -61,7 +64,7 @@ def test_any_bytes_give_a_value_or_a_hotline_error(name: str) -> None:
 def test_a_mutated_valid_input_gives_a_value_or_a_hotline_error(name: str) -> None:
     seed = seed_for(name)
 
-    @settings(max_examples=800 // SLOW.get(name, 1))
+    @settings(max_examples=int(SCALE * 800) // SLOW.get(name, 1))
     @given(edits)
     def run(changes: list[tuple[int, int, int]]) -> None:
         _decode(name, mutate(seed, changes))
@@ -96,7 +99,7 @@ TRANSCRIPT = json.loads(seed_for("transcript"))
 TRANSCRIPT_PATHS = _paths(TRANSCRIPT)[1:]
 
 
-@settings(max_examples=300)
+@settings(max_examples=int(SCALE * 300))
 @given(st.lists(st.tuples(st.sampled_from(TRANSCRIPT_PATHS), json_values), max_size=3))
 def test_a_transcript_with_any_value_anywhere_gives_a_report(
     changes: list[tuple[tuple[Any, ...], Any]],
