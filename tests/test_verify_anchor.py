@@ -179,3 +179,12 @@ def test_digests_are_read_in_any_case_with_separators() -> None:
     assert parse_digest(":".join(["AB"] * 32), "x") == "ab" * 32
     with pytest.raises(Malformed):
         parse_digest("zz" * 32, "x")
+
+
+def test_a_deeply_nested_file_is_a_failure_line_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000)
+    result = CliRunner().invoke(main, ["verify", str(path)])
+    assert result.exit_code == 4, result.output
+    assert "is not a transcript (not JSON)" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -9,9 +9,10 @@ Wire format (integers big-endian; see docs/PROTOCOL.md for a worked example)::
     channel    u8 length + UTF-8
     party      u8 length + UTF-8       sender party
     station    u8 length + UTF-8       sender station
-    seq        u64                     sender's sequence number, from 1
+    seq        u64                     sender's sequence number, from 1 (at most 2^63-1)
     prev       32                      SHA-256 of the sender's previous envelope (zeros for seq 1)
-    created    u64                     sender's clock, ms since the Unix epoch (UTC)
+    created    u64                     sender's clock, ms since the Unix epoch (UTC),
+                                       at most 2^63-1 (every u64 is; larger is Malformed)
     ephemeral  32                      X25519 public key, fresh per envelope
     count      u16                     number of recipients
     count x:   recipient u8 length + "party/station", wrapped body key 48
@@ -48,7 +49,7 @@ from .errors import (
     TooLarge,
 )
 from .keys import KeyRing, StationCertificate, StationKey
-from .wire import Reader, Writer
+from .wire import MAX_U63, Reader, Writer
 
 MAGIC = b"HLEN"
 VERSION = 1
@@ -171,6 +172,9 @@ def seal(
         raise Malformed("seq starts at 1 with a zero previous hash", field="seq")
     if len(recipients) > MAX_RECIPIENTS:
         raise TooLarge(f"{len(recipients)} recipients; the limit is {MAX_RECIPIENTS}")
+    for name, value in (("seq", seq), ("created", created_ms)):
+        if not 0 <= value <= MAX_U63:
+            raise Malformed(f"{name} {value} is outside 0..2^63-1", field=name)
     body_key = ChaCha20Poly1305.generate_key() if body_key is None else body_key
     eph = X25519PrivateKey.generate() if ephemeral is None else ephemeral
     eph_pub = eph.public_key().public_bytes_raw()
@@ -305,7 +309,12 @@ def unwrap_key(env: Envelope, station: StationKey) -> bytes:
     mine = [r for r in env.recipients if r.ident == station.ident]
     if not mine:
         raise NotARecipient(f"{station.ident} is not a recipient", channel=env.channel)
-    shared = station.encryption.exchange(X25519PublicKey.from_public_bytes(env.ephemeral))
+    try:
+        shared = station.encryption.exchange(X25519PublicKey.from_public_bytes(env.ephemeral))
+    except ValueError as exc:  # a low-order ephemeral key: the sender sealed to nobody
+        raise NotARecipient(
+            "the envelope's ephemeral key is a low-order point", channel=env.channel
+        ) from exc
     try:
         return _wrap_key(shared, env.ephemeral, station.encryption_public).decrypt(
             _NONCE, mine[0].wrapped, station.ident.encode()

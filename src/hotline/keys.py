@@ -33,6 +33,7 @@ from .errors import (
 )
 from .notes import Cosigner, Note, NoteSigner, NoteVerifier, b64, make_note, parse_note, unb64
 from .notes import verify_note as _verify_note
+from .wire import MAX_U63
 
 CERT_TYPE = "hotline-certificate/v1"
 REVOCATION_TYPE = "hotline-revocation/v1"
@@ -61,7 +62,7 @@ def parse_statement(note: Note, kind: str) -> dict[str, Any]:
         raise Malformed(f"not a {kind} statement", field="statement")
     try:
         body = json.loads(lines[1])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: hostile nesting
         raise Malformed(f"{kind} body is not JSON", field="statement") from exc
     if not isinstance(body, dict):
         raise Malformed(f"{kind} body is not an object", field="statement")
@@ -76,9 +77,10 @@ def _str(body: dict[str, Any], key: str) -> str:
 
 
 def _int(body: dict[str, Any], key: str) -> int:
+    """A time or count in a statement: an integer in 0..2^63-1, as every wire integer."""
     value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise Malformed(f"{key} must be a non-negative integer", field=key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_U63:
+        raise Malformed(f"{key} must be an integer in 0..2^63-1", field=key)
     return value
 
 
@@ -290,17 +292,27 @@ class StationKey:
         }
 
 
-def key_from_material(material: dict[str, Any]) -> PartyKey | StationKey:
+def _seed(material: dict[str, Any], key: str) -> bytes:
+    raw = unb64(_str(material, key), key)
+    if len(raw) != 32:
+        raise Malformed(f"{key} must be a 32-byte private key", field=key)
+    return raw
+
+
+def key_from_material(material: Any) -> PartyKey | StationKey:
+    """A party or station key from its JSON material; Malformed if it is not one."""
+    if not isinstance(material, dict):
+        raise Malformed("key material is not an object", field="kind")
     kind = material.get("kind")
     if kind == "party":
-        seed = unb64(_str(material, "signing"), "signing")
+        seed = _seed(material, "signing")
         return PartyKey(_str(material, "party"), Ed25519PrivateKey.from_private_bytes(seed))
     if kind == "station":
         return StationKey(
             _str(material, "party"),
             _str(material, "station"),
-            Ed25519PrivateKey.from_private_bytes(unb64(_str(material, "signing"), "signing")),
-            X25519PrivateKey.from_private_bytes(unb64(_str(material, "encryption"), "encryption")),
+            Ed25519PrivateKey.from_private_bytes(_seed(material, "signing")),
+            X25519PrivateKey.from_private_bytes(_seed(material, "encryption")),
         )
     raise Malformed("key material of unknown kind", field="kind")
 
@@ -308,6 +320,9 @@ def key_from_material(material: dict[str, Any]) -> PartyKey | StationKey:
 # --- key files at rest -------------------------------------------------------
 
 DEFAULT_KDF = {"iterations": 3, "lanes": 4, "memory_kib": 64 * 1024}
+# What a key file may ask of Argon2id: enough for any honest file, too little to stall the
+# machine that opens a hostile one (memory is also at least 8 KiB per lane, as Argon2 needs).
+KDF_LIMITS = {"iterations": (1, 64), "lanes": (1, 64), "memory_kib": (8, 4 * 1024 * 1024)}
 
 
 def argon2id(passphrase: str, salt: bytes, params: dict[str, int]) -> bytes:
@@ -349,21 +364,29 @@ def open_key_file(data: bytes, passphrase: str) -> dict[str, Any]:
         if doc.get("format") != KEYFILE_FORMAT or doc["kdf"]["name"] != "argon2id":
             raise Malformed("not a hotline key file", field="format")
         kdf = doc["kdf"]
-        params = {k: int(kdf[k]) for k in ("iterations", "lanes", "memory_kib")}
+        params = {k: int(kdf[k]) for k in KDF_LIMITS}
         salt, nonce = unb64(kdf["salt"], "salt"), unb64(doc["nonce"], "nonce")
         ciphertext = unb64(doc["ciphertext"], "ciphertext")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
         raise Malformed("not a hotline key file", field="format") from exc
-    if params["memory_kib"] > 4 * 1024 * 1024 or params["iterations"] > 64:
+    if any(not lo <= params[k] <= hi for k, (lo, hi) in KDF_LIMITS.items()):
         raise Malformed("key file asks for unreasonable KDF parameters", field="kdf")
-    key = argon2id(passphrase, salt, params)
+    if params["memory_kib"] < 8 * params["lanes"] or not 8 <= len(salt) <= 64 or len(nonce) != 12:
+        raise Malformed("key file has unusable KDF parameters, salt or nonce", field="kdf")
+    try:
+        key = argon2id(passphrase, salt, params)
+    except UnicodeEncodeError as exc:  # a passphrase with lone surrogates cannot be typed
+        raise WrongPassphrase("the passphrase is not valid Unicode") from exc
     try:
         plain = ChaCha20Poly1305(key).decrypt(nonce, ciphertext, KEYFILE_FORMAT.encode())
     except InvalidTag as exc:
         raise WrongPassphrase(
             "wrong passphrase for this key file (or the file was altered)"
         ) from exc
-    material = json.loads(plain)
+    try:
+        material = json.loads(plain)
+    except (ValueError, RecursionError) as exc:
+        raise Malformed("key file content is not JSON", field="format") from exc
     if not isinstance(material, dict):
         raise Malformed("key file content is not an object", field="format")
     return material
@@ -374,7 +397,10 @@ def load_key(
 ) -> PartyKey | StationKey:
     """Load a key from ``env_var`` (base64 of the key material JSON) or a key file."""
     if env_var and os.environ.get(env_var):
-        material = json.loads(unb64(os.environ[env_var], env_var))
+        try:
+            material = json.loads(unb64(os.environ[env_var], env_var))
+        except (ValueError, RecursionError) as exc:
+            raise Malformed(f"{env_var} is not base64 of key material JSON", field=env_var) from exc
         return key_from_material(material)
     if passphrase is None:
         raise WrongPassphrase(f"{path} is encrypted: give a passphrase")

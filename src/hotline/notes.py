@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from . import merkle
 from .errors import BadSignature, ForkDetected, Malformed, TooLarge
+from .wire import MAX_U63
 
 ALG_ED25519 = 0x01
 ALG_COSIGNATURE_V1 = 0x04
@@ -35,6 +36,8 @@ MAX_SIGNATURES = 100
 MAX_NOTE_SIZE = 1 << 20
 _DASH = "\u2014 "
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f]")
+_HASH_HEX = re.compile("[0-9a-fA-F]{8}")
+_DECIMAL = re.compile("0|[1-9][0-9]{0,18}")  # at most 19 digits: then range-checked
 
 
 def b64(data: bytes) -> str:
@@ -109,10 +112,9 @@ def parse_verifier_key(vkey: str) -> NoteVerifier:
         raise Malformed("verifier key must be name+hash+key", field="verifier_key")
     name, hash_hex, key_b64 = parts
     _check_name(name)
-    try:
-        claimed = int(hash_hex, 16)
-    except ValueError as exc:
-        raise Malformed("verifier key hash is not hex", field="verifier_key") from exc
+    if not _HASH_HEX.fullmatch(hash_hex):
+        raise Malformed("verifier key hash is not 8 hex digits", field="verifier_key")
+    claimed = int(hash_hex, 16)
     raw = unb64(key_b64, "verifier_key")
     if len(raw) != 33 or raw[0] != ALG_ED25519:
         raise Malformed("verifier key is not an Ed25519 note key", field="verifier_key")
@@ -268,6 +270,13 @@ class Checkpoint:
         return "".join(line + "\n" for line in lines)
 
 
+def parse_decimal(text: str, field: str) -> int:
+    """A canonical decimal in 0..2^63-1 (no sign, no leading zeros); Malformed otherwise."""
+    if not _DECIMAL.fullmatch(text) or int(text) > MAX_U63:
+        raise Malformed(f"{field} is not a decimal number in 0..2^63-1", field=field)
+    return int(text)
+
+
 def parse_checkpoint_text(text: str) -> Checkpoint:
     lines = text.split("\n")
     if len(lines) < 4 or lines[-1] != "":
@@ -275,14 +284,16 @@ def parse_checkpoint_text(text: str) -> Checkpoint:
     origin, size_s, root_s, *ext = lines[:-1]
     if not origin:
         raise Malformed("checkpoint origin is empty", field="origin")
-    if not size_s.isdigit() or (size_s != "0" and size_s.startswith("0")) or not size_s.isascii():
-        raise Malformed("checkpoint size is not a decimal number", field="size")
+    size = parse_decimal(size_s, "size")
     root = unb64(root_s, "root")
     if len(root) != merkle.HASH_SIZE:
         raise Malformed("checkpoint root is not 32 bytes", field="root")
     if any(not line for line in ext):
         raise Malformed("empty checkpoint extension line", field="checkpoint")
-    return Checkpoint(origin, int(size_s), root, tuple(ext))
+    for line in ext:
+        if line.startswith("time "):  # the relay's clock when it signed (docs/PROTOCOL.md §4)
+            parse_decimal(line[len("time ") :], "time")
+    return Checkpoint(origin, size, root, tuple(ext))
 
 
 @dataclass(frozen=True)
@@ -372,7 +383,7 @@ class CosignatureVerifier:
         if len(signature) != 72:
             return False
         ts = self.timestamp(signature)
-        if ts >= 1 << 63:
+        if ts > MAX_U63:
             return False
         message = _cosigned_message(ts, text.decode())
         try:
@@ -392,6 +403,8 @@ class Cosigner:
         self.verifier = CosignatureVerifier(name, private.public_key().public_bytes_raw())
 
     def cosign(self, checkpoint_text: str, timestamp: int) -> NoteSignature:
+        if not 0 <= timestamp <= MAX_U63:
+            raise Malformed(f"cosignature time {timestamp} is outside 0..2^63-1", field="time")
         sig = self.private.sign(_cosigned_message(timestamp, checkpoint_text))
         return NoteSignature(self.name, self.verifier.key_hash, struct.pack(">Q", timestamp) + sig)
 

@@ -14,12 +14,20 @@ from .errors import BadSignature, Malformed
 from .keys import PartyKey, check_id, parse_statement, statement_text
 from .notes import Note, NoteSigner, NoteVerifier, make_note, parse_note, parse_verifier_key
 from .notes import verify_note as _verify_note
+from .wire import MAX_U63
 
 ROSTER_TYPE = "hotline-roster/v1"
 PRECEDENCES = ("FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE")
 DEFAULT_DEADLINES = {"FLASH": 600, "IMMEDIATE": 1800, "PRIORITY": 3 * 3600, "ROUTINE": 24 * 3600}
 LANGUAGES = ("en", "ru", "uk")
 DEFAULT_LINK_TEST_SECONDS = 60
+# Parse-time limits (docs/PROTOCOL.md §2): a roster is signed by every party, but its numbers
+# still end in arithmetic and in stores, so each is bounded where it is read.
+MAX_PARTIES = 100  # a note carries at most 100 signatures, and every party must sign
+MAX_CHANNELS = 1000
+MAX_DEADLINE_SECONDS = 366 * 24 * 3600
+MAX_LINK_TEST_SECONDS = 24 * 3600
+MAX_LINK_DOWN_AFTER = 1000
 
 
 @dataclass(frozen=True)
@@ -97,14 +105,27 @@ def sign_roster(text_or_note: str | Note, key: PartyKey | NoteSigner) -> Note:
     return Note(text_or_note.text, (*kept, sig))
 
 
+def _bounded(value: Any, lo: int, hi: int, what: str) -> int:
+    """A JSON integer in lo..hi, or Malformed naming ``what``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise Malformed(f"roster {what} must be an integer in {lo}..{hi}", field=what)
+    return value
+
+
+def _mapping(value: Any, limit: int, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or len(value) > limit:
+        raise Malformed(f"roster {what} must be an object of at most {limit} items", field=what)
+    return value
+
+
 def _parse_body(note: Note) -> Roster:
     body = parse_statement(note, ROSTER_TYPE)
     try:
         name = check_id(str(body["name"]), "roster")
-        version = int(body["version"])
+        version = _bounded(body["version"], 0, MAX_U63, "version")
         relay_key = parse_verifier_key(str(body["relay_key"]))
         parties: dict[str, Party] = {}
-        for pname, p in dict(body["parties"]).items():
+        for pname, p in _mapping(body["parties"], MAX_PARTIES, "parties").items():
             check_id(pname, "party")
             lang = str(p.get("language", "en"))
             if lang not in LANGUAGES:
@@ -114,7 +135,7 @@ def _parse_body(note: Note) -> Roster:
                 raise Malformed(f"root key of {pname} is named {root.name}", field="root")
             parties[pname] = Party(pname, root, lang, str(p.get("title", pname)))
         channels: dict[str, Channel] = {}
-        for cname, c in dict(body["channels"]).items():
+        for cname, c in _mapping(body["channels"], MAX_CHANNELS, "channels").items():
             check_id(cname, "channel")
             members = tuple(str(m) for m in c["members"])
             if len(members) < 2 or len(set(members)) != len(members):
@@ -124,23 +145,27 @@ def _parse_body(note: Note) -> Roster:
             for m in members:
                 if m not in parties:
                     raise Malformed(f"channel {cname} member {m} is not a party", field="members")
+            given = _mapping(c.get("deadlines", {}), len(PRECEDENCES), "deadlines")
             deadlines = {
                 **DEFAULT_DEADLINES,
-                **{str(k): int(v) for k, v in dict(c.get("deadlines", {})).items()},
+                **{
+                    str(k): _bounded(v, 1, MAX_DEADLINE_SECONDS, "deadlines")
+                    for k, v in given.items()
+                },
             }
-            if set(deadlines) != set(PRECEDENCES) or min(deadlines.values()) <= 0:
+            if set(deadlines) != set(PRECEDENCES):
                 raise Malformed(f"channel {cname} has bad deadlines", field="deadlines")
             languages = tuple(
                 str(x) for x in c.get("languages", [parties[m].language for m in members])
             )
-            link = int(c.get("link_test_seconds", DEFAULT_LINK_TEST_SECONDS))
-            if link < 1:
-                raise Malformed(
-                    f"channel {cname} link test interval must be >= 1 s", field="link_test_seconds"
-                )
-            channels[cname] = Channel(
-                cname, members, languages, deadlines, link, int(c.get("link_down_after", 3))
+            link = _bounded(
+                c.get("link_test_seconds", DEFAULT_LINK_TEST_SECONDS),
+                1,
+                MAX_LINK_TEST_SECONDS,
+                "link_test_seconds",
             )
+            down = _bounded(c.get("link_down_after", 3), 1, MAX_LINK_DOWN_AFTER, "link_down_after")
+            channels[cname] = Channel(cname, members, languages, deadlines, link, down)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, Malformed):
             raise
@@ -161,7 +186,10 @@ def open_roster(data: bytes) -> Roster:
 
 def unsigned_parties(data: bytes) -> list[str]:
     """Which listed parties have not yet signed (for the signing workflow)."""
-    note = parse_note(data) if b"\n\n" in data else Note(data.decode(), ())
+    try:
+        note = parse_note(data) if b"\n\n" in data else Note(data.decode(), ())
+    except UnicodeDecodeError as exc:
+        raise Malformed("roster is not UTF-8", field="roster") from exc
     roster = _parse_body(note)
     signed: set[str] = set()
     for party in roster.parties.values():

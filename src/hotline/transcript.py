@@ -39,15 +39,59 @@ from .keys import KeyRing
 from .merkle import MerkleTree
 from .notes import SignedCheckpoint, parse_checkpoint_text, parse_note
 from .roster import Roster, open_roster
+from .wire import MAX_U63
 
 FORMAT = "hotline-transcript/v1"
 
 
-def _unb64(text: Any, what: str) -> bytes:
+def loads(data: bytes) -> Any:
+    """A transcript file's JSON; Malformed (never RecursionError) for anything else."""
     try:
-        return base64.b64decode(str(text), validate=True)
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise Malformed(f"not a transcript: {exc}", field="transcript") from exc
+
+
+def _unb64(text: Any, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise Malformed(f"{what} is not base64", field=what)
+    try:
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise Malformed(f"{what} is not base64", field=what) from exc
+
+
+def _note(value: Any, what: str) -> bytes:
+    """A signed note as it stands in the JSON: a string of UTF-8 text."""
+    if not isinstance(value, str):
+        raise Malformed(f"{what} is not a string", field=what)
+    try:
+        return value.encode()
+    except UnicodeEncodeError as exc:  # JSON can carry lone surrogates
+        raise Malformed(f"{what} is not valid Unicode", field=what) from exc
+
+
+def _count(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_U63:
+        raise Malformed(f"{what} must be an integer in 0..2^63-1", field=what)
+    return value
+
+
+def _list(report: Report, doc: dict[str, Any], key: str) -> list[Any]:
+    """``doc[key]`` as a list ([] when absent); anything else is a failure, read as []."""
+    value = doc.get(key, [])
+    if isinstance(value, list):
+        return value
+    report.fail(None, Malformed(f"{key} is not a list", field=key))
+    return []
+
+
+def _dicts(report: Report, doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = _list(report, doc, key)
+    if all(isinstance(item, dict) for item in items):
+        return items
+    report.fail(None, Malformed(f"an item of {key} is not an object", field=key))
+    return [item for item in items if isinstance(item, dict)]
 
 
 def dumps(doc: dict[str, Any]) -> bytes:
@@ -220,26 +264,24 @@ def verify(doc: Any, anchor: Anchor | None = None) -> Report:
     channel = str(doc.get("channel"))
     report = Report(channel, pins=anchor.pins())
     try:
-        roster = open_roster(str(doc["roster"]).encode())
+        roster = open_roster(_note(doc.get("roster"), "roster"))
         ring = KeyRing(roster.roots())
         ctx = logcheck.LogContext.of(roster, channel, ring)
-    except (HotlineError, KeyError) as exc:
-        report.fail(None, exc if isinstance(exc, HotlineError) else Malformed(str(exc)))
+        members = roster.channel(channel).members
+    except HotlineError as exc:
+        report.fail(None, exc)
         return report
     _check_anchor(report, roster, anchor)
-    report.parties = {p: PartyReport() for p in roster.channel(channel).members}
-    for kind, items in (
-        ("certificate", doc.get("certificates", [])),
-        ("revocation", doc.get("revocations", [])),
-    ):
-        for data in items:
+    report.parties = {p: PartyReport() for p in members}
+    for kind in ("certificate", "revocation"):
+        for data in _list(report, doc, f"{kind}s"):
             try:
                 (ring.add_certificate if kind == "certificate" else ring.add_revocation)(
-                    str(data).encode()
+                    _note(data, kind)
                 )
             except HotlineError as exc:
                 report.fail(None, f"{kind} does not verify: {exc}", exc.code)
-    log = _check_entries(report, ctx, doc.get("entries", []))
+    log = _check_entries(report, ctx, _list(report, doc, "entries"))
     _check_checkpoints(report, ctx, doc, log.tree)
     if report.largest_checkpoint < report.entries:
         report.uncovered = (report.largest_checkpoint, report.entries - 1)
@@ -274,7 +316,7 @@ class _Log:
         return self.hashes[index] if 0 <= index < len(self.hashes) else None
 
 
-def _check_entries(report: Report, ctx: logcheck.LogContext, items: Any) -> _Log:
+def _check_entries(report: Report, ctx: logcheck.LogContext, items: list[Any]) -> _Log:
     log = _Log()
     for expected, item in enumerate(items):
         index = item.get("index") if isinstance(item, dict) else None
@@ -283,8 +325,8 @@ def _check_entries(report: Report, ctx: logcheck.LogContext, items: Any) -> _Log
             break
         try:
             raw = _unb64(item.get("envelope"), "envelope")
-            relay_ms = int(item.get("relay_ms", 0))
-        except (HotlineError, ValueError, TypeError) as exc:
+            relay_ms = _count(item.get("relay_ms", 0), "relay_ms")
+        except HotlineError as exc:
             report.fail(index, f"entry is not readable: {exc}", "malformed")
             break
         log.tree.append(raw)
@@ -320,8 +362,12 @@ def _check_checkpoints(
     report: Report, ctx: logcheck.LogContext, doc: dict[str, Any], tree: MerkleTree
 ) -> None:
     seen: list[SignedCheckpoint] = []
-    for number, note in enumerate(doc.get("checkpoints", []), 1):
-        data = str(note).encode()
+    for number, note in enumerate(_list(report, doc, "checkpoints"), 1):
+        try:
+            data = _note(note, "checkpoint")
+        except HotlineError as exc:
+            report.fail(None, f"checkpoint {number} of the file: {exc}", exc.code)
+            continue
         try:
             cp = logcheck.open_log_checkpoint(ctx, data)
         except HotlineError as exc:
@@ -345,12 +391,19 @@ def _check_checkpoints(
             )
         seen.append(cp)
     by_size = {cp.size: cp for cp in seen}
-    for item in doc.get("consistency", []):
-        a, b = by_size.get(item.get("from")), by_size.get(item.get("to"))
+    for item in _dicts(report, doc, "consistency"):
+        start, end = item.get("from"), item.get("to")
+        if not isinstance(start, int) or not isinstance(end, int):
+            report.fail(None, Malformed("a consistency proof names no sizes", field="consistency"))
+            continue
+        a, b = by_size.get(start), by_size.get(end)
         if a is None or b is None:
             continue
         try:
-            proof = [_unb64(p, "proof") for p in item.get("proof", [])]
+            hashes = item.get("proof", [])
+            if not isinstance(hashes, list):
+                raise Malformed("a consistency proof is not a list", field="proof")
+            proof = [_unb64(p, "proof") for p in hashes]
             logcheck.check_consistent(ctx, a, b, proof)
         except HotlineError as exc:
             report.fail(None, exc, checkpoint=b.size)
@@ -373,16 +426,17 @@ def _check_bodies(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any],
         env = log.envelopes.get(i)
         return env.party if env is not None and env.kind == Kind.MESSAGE else None
 
-    for item in items:
-        index = item.get("index")
-        env = log.envelopes.get(index) if isinstance(index, int) else None
-        if env is None:
-            if isinstance(index, int) and 0 <= index < report.entries:
+    for item in _dicts(report, doc, "bodies"):
+        named = item.get("index")
+        index = named if isinstance(named, int) and not isinstance(named, bool) else None
+        env = log.envelopes.get(index) if index is not None else None
+        if index is None or env is None:
+            if index is not None and 0 <= index < report.entries:
                 report.fail(index, "a disclosed body names no valid entry", "malformed")
             else:
                 report.fail(
                     None,
-                    f"a disclosed body names entry #{index}, which is not in the log",
+                    f"a disclosed body names entry #{named!r}, which is not in the log",
                     "malformed",
                 )
             continue

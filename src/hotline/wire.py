@@ -6,6 +6,10 @@ import struct
 
 from .errors import Malformed
 
+# Every integer read from the wire must fit a signed 64-bit column (SQLite, PostgreSQL
+# BIGINT): an unsigned u64 above this is refused when parsed, never met by a store.
+MAX_U63 = 2**63 - 1
+
 
 class Writer:
     def __init__(self) -> None:
@@ -15,17 +19,23 @@ class Writer:
         self._parts.append(data)
         return self
 
+    def _int(self, fmt: str, value: int, limit: int) -> Writer:
+        if not 0 <= value <= limit:
+            raise Malformed(f"{value} is outside 0..{limit}")
+        return self.raw(struct.pack(fmt, value))
+
     def u8(self, value: int) -> Writer:
-        return self.raw(struct.pack(">B", value))
+        return self._int(">B", value, 0xFF)
 
     def u16(self, value: int) -> Writer:
-        return self.raw(struct.pack(">H", value))
+        return self._int(">H", value, 0xFFFF)
 
     def u32(self, value: int) -> Writer:
-        return self.raw(struct.pack(">I", value))
+        return self._int(">I", value, 0xFFFF_FFFF)
 
     def u64(self, value: int) -> Writer:
-        return self.raw(struct.pack(">Q", value))
+        """A u64 field; values above 2^63-1 are refused as a reader would refuse them."""
+        return self._int(">Q", value, MAX_U63)
 
     def str8(self, value: str) -> Writer:
         data = value.encode()
@@ -66,8 +76,12 @@ class Reader:
     def u32(self, field: str) -> int:
         return int(struct.unpack(">I", self.raw(4, field))[0])
 
-    def u64(self, field: str) -> int:
-        return int(struct.unpack(">Q", self.raw(8, field))[0])
+    def u64(self, field: str, limit: int = MAX_U63) -> int:
+        """A u64 field, refused (Malformed naming ``field``) above ``limit`` (2^63-1)."""
+        value = int(struct.unpack(">Q", self.raw(8, field))[0])
+        if value > limit:
+            raise Malformed(f"{self.what} {field} is {value}, over {limit}", field=field)
+        return value
 
     def str8(self, field: str) -> str:
         data = self.raw(self.u8(field), field)

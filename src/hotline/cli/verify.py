@@ -7,7 +7,6 @@ only that the transcript is consistent, and exits 7.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -98,10 +97,10 @@ def verify(
     except HotlineError as exc:
         fail(exc, as_json)
     try:
-        doc = json.loads(path.read_bytes())
-    except (ValueError, RecursionError) as exc:
+        doc = transcript.loads(path.read_bytes())
+    except Malformed as exc:
         report = transcript.Report("?")
-        report.fail(None, Malformed(f"{path} is not a transcript (not JSON): {exc}"))
+        report.fail(None, Malformed(f"{path} is not a transcript (not JSON): {exc.message}"))
     else:
         report = transcript.verify(doc, anchor)
     click.echo(render.verify_report(report, as_json))

@@ -11,7 +11,8 @@ from typing import Any
 from ..errors import Malformed
 from .schema import CASUALTY_FIELDS, FORMS, Field, Form
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+MAX_INDEX = 2**63 - 1  # a log index, as every integer on the wire
 
 
 class FormError(Malformed):
@@ -39,9 +40,15 @@ def parse_time(value: Any, path: str) -> datetime:
 
 
 def _number(value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise FormError(path, "error.number")
-    return float(value)
+    try:
+        number = float(value)  # an integer too large for a float is refused, not an error
+    except OverflowError as exc:
+        raise FormError(path, "error.number") from exc
+    if not math.isfinite(number):
+        raise FormError(path, "error.number")
+    return number
 
 
 def _point(value: Any, path: str) -> tuple[float, float]:
@@ -142,8 +149,10 @@ def _check(f: Field, value: Any, path: str) -> None:
         if (
             not isinstance(value, dict)
             or not isinstance(value.get("index"), int)
+            or isinstance(value["index"], bool)
+            or not 0 <= value["index"] <= MAX_INDEX
             or not isinstance(value.get("hash"), str)
-            or not _HEX64.match(value["hash"])
+            or not _HEX64.fullmatch(value["hash"])
         ):
             raise FormError(path, "error.ref")
     elif kind == "list":
@@ -155,6 +164,8 @@ def _check(f: Field, value: Any, path: str) -> None:
 
 def validate(body: dict[str, Any]) -> Form:
     """Check a form body; return its schema. FormError / UnknownVersion otherwise."""
+    if not isinstance(body, dict):
+        raise FormError("form", "error.fields")
     name = body.get("form")
     form = FORMS.get(str(name))
     if form is None:
