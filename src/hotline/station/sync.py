@@ -161,6 +161,7 @@ def _misplaced(st: Station, frame: Entries) -> Alarm | None:
                 f"{frame.channel}: relay numbered entry {frame.start + position} of a run "
                 f"from {frame.start} as {e.index}; the run is refused (our log has "
                 f"{st.size(frame.channel)} entries)",
+                level=3,  # not noise on the wire: the relay misstates the log
                 channel=frame.channel,
                 index=frame.start + position,
                 evidence=e.envelope,
