@@ -303,3 +303,13 @@ def test_a_revoked_station_key_loses_its_session_at_once(tmp_path: Path) -> None
             assert answer["op"] == "error" and answer["error"]["code"] == "revoked_key", answer
     finally:
         c.close()
+
+
+def test_a_relay_that_stored_another_partys_revocation_starts_without_it(
+    world: World, tmp_path: Path
+) -> None:
+    relay = _core(world, tmp_path)
+    lie = world.parties["ru"].revoke(world.certs["us"], int(time.time()) - 3600, "ru says so")
+    relay.store.put_statement("revocation", lie.signing, lie.encode())  # as an old relay did
+    again = RelayCore(SqliteRelayStore(tmp_path / "relay.db"), world.roster, world.relay)
+    assert again.keyring.station("us/us-1", int(time.time())) == [world.certs["us"]]

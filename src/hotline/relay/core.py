@@ -148,7 +148,10 @@ class RelayCore:
         for data in store.statements("certificate"):
             self.keyring.add_certificate(data)
         for data in store.statements("revocation"):
-            self.keyring.add_revocation(data)
+            try:
+                self.keyring.add_revocation(data)
+            except HotlineError as exc:  # taken before the rule held (another party's)
+                log.warning("a stored revocation is no longer taken: %s", exc)
         self.tree = TreeCache(store.nodes)
         self._senders: dict[tuple[str, str], tuple[int, bytes]] = {}
 
