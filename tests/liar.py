@@ -23,6 +23,7 @@ from dataclasses import replace
 from hotline import envelope as env_mod
 from hotline import frames
 from hotline.home import load_relay_key, load_roster
+from hotline.keys import Revocation
 from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, sign_checkpoint
 from hotline.relay.app import Connection, Relay
@@ -85,6 +86,10 @@ class LyingRelay(Relay):
         self._posted: dict[str, bytes] = {}
         self._requested: dict[str, int] = {}
         self.outgoing = self.lie
+
+    def end_sessions(self, revocation: Revocation) -> None:
+        if self.mode != "revoked":  # a relay that ignores revocations keeps the thief on
+            super().end_sessions(revocation)
 
     # --- simple lies on what the target receives ---------------------------------------
 

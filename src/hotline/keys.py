@@ -3,7 +3,7 @@
 A party's root key (Ed25519) signs *statements*: signed notes whose text is a
 type line and one line of compact JSON. A station certificate binds a station's
 Ed25519 signing key and X25519 encryption key to ``party/station`` for a period;
-a revocation withdraws a signing key from a time on (a rotation is a new
+a revocation withdraws one station's signing key from a time on (a rotation is a new
 certificate plus a revocation of the old key with ``replaced_by``).
 """
 
@@ -156,6 +156,10 @@ class Revocation:
     reason: str
     replaced_by: bytes | None
     note: Note = field(repr=False, compare=False)
+
+    @property
+    def ident(self) -> str:
+        return f"{self.party}/{self.station}"
 
     def encode(self) -> bytes:
         return self.note.encode()
@@ -408,6 +412,8 @@ def load_key(
 
 
 def _claimed_party(data: bytes, kind: str) -> str:
+    """The party a statement names, read before its signature is checked: only to pick
+    the root to check it with (parse_* then refuse a party other than that root's)."""
     return _str(parse_statement(parse_note(data), kind), "party")
 
 
@@ -415,12 +421,19 @@ def _claimed_party(data: bytes, kind: str) -> str:
 
 
 class KeyRing:
-    """Station certificates and revocations, checked against the parties' roots."""
+    """Station certificates and revocations, checked against the parties' roots.
+
+    A station is its party, name and key together: a certificate counts only when signed
+    by the root of the party it names, and a revocation only when signed by that root and
+    naming a station and key the same party certified. So one party can never withdraw
+    another's key, even by certifying that key under a station of its own.
+    """
 
     def __init__(self, roots: dict[str, NoteVerifier]) -> None:
         self.roots = dict(roots)
         self.certificates: dict[str, list[StationCertificate]] = {}
-        self.revocations: dict[bytes, Revocation] = {}
+        # By station ident and key: a revocation withdraws one station's key, no other's.
+        self.revocations: dict[tuple[str, bytes], Revocation] = {}
 
     def _root(self, party: str) -> NoteVerifier:
         root = self.roots.get(party)
@@ -428,9 +441,13 @@ class KeyRing:
             raise UnknownKey(f"party {party!r} is not in the roster", field="party")
         return root
 
+    def check_certificate(self, data: bytes) -> StationCertificate:
+        """A certificate signed by the root of the party it names (not taken in)."""
+        return parse_certificate(data, self._root(_claimed_party(data, CERT_TYPE)))
+
     def add_certificate(self, data: bytes) -> StationCertificate:
         """Take a certificate signed by its party's root (TooLarge beyond the limits)."""
-        cert = parse_certificate(data, self._root(_claimed_party(data, CERT_TYPE)))
+        cert = self.check_certificate(data)
         known = self.certificates.get(cert.ident, [])
         if any(c.signing == cert.signing for c in known):
             return cert
@@ -452,10 +469,18 @@ class KeyRing:
         return cert
 
     def add_revocation(self, data: bytes) -> Revocation:
+        """Take a revocation signed by its party's root, of a key that party certified
+        for the station it names; UnknownKey for any other key (another party's)."""
         rev = parse_revocation(data, self._root(_claimed_party(data, REVOCATION_TYPE)))
-        current = self.revocations.get(rev.signing)
+        ident = rev.ident
+        if not any(c.signing == rev.signing for c in self.certificates.get(ident, [])):
+            raise UnknownKey(
+                f"revocation by {rev.party} names a key it never certified for {ident}",
+                field="signing",
+            )
+        current = self.revocations.get((ident, rev.signing))
         if current is None or rev.revoked_at < current.revoked_at:
-            self.revocations[rev.signing] = rev
+            self.revocations[(ident, rev.signing)] = rev
         return rev
 
     def certificates_of(self, ident: str) -> list[StationCertificate]:
@@ -463,6 +488,11 @@ class KeyRing:
 
     def all_certificates(self) -> list[StationCertificate]:
         return [c for certs in self.certificates.values() for c in certs]
+
+    def revoked(self, cert: StationCertificate, at: int) -> bool:
+        """Whether this station's key was revoked at or before ``at`` (unix seconds)."""
+        rev = self.revocations.get((cert.ident, cert.signing))
+        return rev is not None and rev.revoked_at <= at
 
     def station(self, ident: str, at: int) -> list[StationCertificate]:
         """Certificates of ``party/station`` usable at time ``at`` (unix seconds).
@@ -475,11 +505,7 @@ class KeyRing:
         valid = [c for c in certs if c.not_before <= at < c.not_after]
         if not valid:
             raise KeyNotValid(f"no certificate of {ident} is valid at {at}", field="station")
-        live = [
-            c
-            for c in valid
-            if c.signing not in self.revocations or at < self.revocations[c.signing].revoked_at
-        ]
+        live = [c for c in valid if not self.revoked(c, at)]
         if not live:
             raise RevokedKey(f"the key of {ident} was revoked before {at}", field="station")
         return live

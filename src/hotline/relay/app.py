@@ -36,7 +36,7 @@ from ..errors import (
     http_status,
 )
 from ..frames import encode_frame
-from ..keys import StationCertificate
+from ..keys import Revocation, StationCertificate
 from ..notes import b64
 from .core import SYNC_CHUNK, Acceptance, RelayCore, Subscriptions, answer
 from .limits import Limits, RateLimiter, TokenBucket
@@ -308,6 +308,14 @@ class Relay:
         self._broadcast(await self.run_db(self.core.certificates_frame, None), skip=conn)
         return conn
 
+    def end_sessions(self, revocation: Revocation) -> None:
+        """Close at once every session of the revoked station key: what it was let in
+        with is withdrawn, and authenticate refuses the key from now on."""
+        for conn in list(self.by_station.get(revocation.ident, ())):
+            if conn.cert.signing == revocation.signing:
+                log.info("station %s: key revoked; closing its session", revocation.ident)
+                conn.close()
+
     def _broadcast(self, frame: frames.RelayFrame, skip: Connection | None = None) -> None:
         """Send a frame to every station online (each connection once)."""
         text = encode_frame(frame)
@@ -374,8 +382,9 @@ class Relay:
             case frames.GetCertificates(id=rid):
                 conn.send(encode_frame(await self.run_db(self.core.certificates_frame, rid)))
             case frames.Revoke(data=note, id=rid):
-                await self.run_db(self.core.register_revocation, note)
+                revocation = await self.run_db(self.core.register_revocation, note)
                 conn.send(encode_frame(frames.Ok(rid)))
+                self.end_sessions(revocation)
                 # Every station online learns of it at once, before anything signed after it.
                 self._broadcast(await self.run_db(self.core.certificates_frame, None))
             case frames.Link(link=link):

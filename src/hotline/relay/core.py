@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 from .. import envelope as env_mod
 from .. import frames
 from ..errors import HotlineError, Malformed, NotAuthorized, Unauthenticated, UnknownKey
-from ..keys import KeyRing, StationCertificate
+from ..keys import KeyRing, Revocation, StationCertificate
 from ..merkle import TreeCache
 from ..notes import (
     Checkpoint,
@@ -148,7 +148,10 @@ class RelayCore:
         for data in store.statements("certificate"):
             self.keyring.add_certificate(data)
         for data in store.statements("revocation"):
-            self.keyring.add_revocation(data)
+            try:
+                self.keyring.add_revocation(data)
+            except HotlineError as exc:  # taken before the rule held (another party's)
+                log.warning("a stored revocation is no longer taken: %s", exc)
         self.tree = TreeCache(store.nodes)
         self._senders: dict[tuple[str, str], tuple[int, bytes]] = {}
 
@@ -166,10 +169,13 @@ class RelayCore:
             self.store.put_statement("certificate", cert.signing, data)
         return cert
 
-    def register_revocation(self, data: bytes) -> None:
+    def register_revocation(self, data: bytes) -> Revocation:
+        """Take a party's revocation of one of its own stations' keys (KeyRing's rule:
+        signed by the root of the party it names, for a key that party certified)."""
         rev = self.keyring.add_revocation(data)
         with self.store.transaction():
             self.store.put_statement("revocation", rev.signing, data)
+        return rev
 
     def statements(self) -> dict[str, list[bytes]]:
         return {
@@ -180,13 +186,18 @@ class RelayCore:
     def authenticate(
         self, certificate: bytes, message: bytes, signature: bytes
     ) -> StationCertificate:
-        """Check a station's certificate and its signature over a fresh challenge."""
+        """Check a station's certificate and its signature over a fresh challenge.
+
+        The certificate is registered (and so shown to every station) only once the
+        station proved it holds the key: nobody registers a certificate for a key that
+        is not theirs."""
+        cert = self.keyring.check_certificate(certificate)
+        if not cert.verify(message, signature):
+            raise NotAuthorized(f"challenge signature of {cert.ident} does not verify")
         cert = self.register_certificate(certificate)
         usable = self.keyring.station(cert.ident, int(self.clock()))
         if not any(c.signing == cert.signing for c in usable):
             raise UnknownKey(f"the presented key of {cert.ident} is not usable now")
-        if not cert.verify(message, signature):
-            raise NotAuthorized(f"challenge signature of {cert.ident} does not verify")
         if not self.roster.channels_of(cert.party):
             raise NotAuthorized(f"party {cert.party} is in no channel")
         return cert

@@ -26,9 +26,6 @@ from .store import Entry, Message, Receipt
 
 log = logging.getLogger("hotline.station")
 
-# Alarms an acknowledgment ends, at the sender's and at the acknowledging party's.
-ENDED_BY_ACK = (AlarmKind.FLASH, AlarmKind.OVERDUE)
-
 
 @dataclass(frozen=True)
 class Arrived:
@@ -356,16 +353,29 @@ def _receipt(
         )
     )
     if receipt.status == body_mod.ReceiptStatus.ACKNOWLEDGED:
-        st.store.acknowledged(channel, of_index, env.party)
-        # An acknowledgment ends the FLASH and overdue alarms for that message, here
-        # at the sender's and at every station of the acknowledging party.
-        st.store.clear_alarms(
-            ENDED_BY_ACK,
-            f"{operator} ({env.sender})",
-            st.now_ms(),
-            channel=channel,
-            index=of_index,
-        )
+        _acknowledged(st, channel, of_index, env, f"{operator} ({env.sender})")
+
+
+def _acknowledged(
+    st: Station, channel: str, of_index: int, env: env_mod.Envelope, who: str
+) -> None:
+    """Party P acknowledged message ``of_index``: it speaks for P alone. It ends the
+    alarms about P's acknowledgment (overdue for P, at the sender's stations and at P's
+    own) and, at P's own stations, the FLASH alarm; another party's stay open."""
+    party = env.party
+    st.store.acknowledged(channel, of_index, party)
+    now = st.now_ms()
+    # Overdue alarms name the party awaited and the level: "P level N".
+    st.store.clear_alarms(
+        [AlarmKind.OVERDUE],
+        who,
+        now,
+        channel=channel,
+        index=of_index,
+        subject_prefix=f"{party} level ",
+    )
+    if party == st.party:
+        st.store.clear_alarms([AlarmKind.FLASH], who, now, channel=channel, index=of_index)
 
 
 def _entry_hash(st: Station, channel: str, index: int) -> bytes | None:

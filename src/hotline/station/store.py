@@ -687,8 +687,12 @@ class StationStore:
         channel: str,
         index: int | None = None,
         subject: str | None = None,
+        subject_prefix: str | None = None,
     ) -> None:
-        """Clear the open alarms of these kinds about a channel (a message, a party)."""
+        """Clear the open alarms of these kinds about a channel (a message, a party).
+
+        ``subject_prefix``: only those whose subject begins so (compared as text, not
+        LIKE: identifiers may hold '_')."""
         kinds = list(kinds)
         sql = (
             "UPDATE alarm SET cleared_ms=?, cleared_by=? WHERE channel=? AND cleared_ms IS NULL "
@@ -701,6 +705,9 @@ class StationStore:
         if subject is not None:
             sql += " AND subject=?"
             args.append(subject)
+        if subject_prefix is not None:
+            sql += " AND substr(subject, 1, ?)=?"
+            args += [len(subject_prefix), subject_prefix]
         self._x(sql, *args)
 
     # --- statements (certificates, revocations) ----------------------------------------

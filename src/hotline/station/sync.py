@@ -41,6 +41,9 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
     if channel not in st.channels:
         st.alarm(Alarm(AlarmKind.UNEXPECTED_CHANNEL, f"relay sent entries of {channel!r}"))
         return Ingested()
+    if (misplaced := _misplaced(st, frame)) is not None:
+        st.alarm(misplaced)
+        return Ingested()
     note = frame.checkpoint
     ctx = st.log(channel)
     try:
@@ -142,6 +145,28 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
     # alarm), it never undoes what was taken in.
     result.queued += outbox.send_receipts(st)
     return result
+
+
+def _misplaced(st: Station, frame: Entries) -> Alarm | None:
+    """A frame's entries are positions ``start``, ``start + 1``, ... of the log, each
+    index as its place says: the relay's numbers are checked, never taken as given.
+
+    Those below our size are then compared with our copy (a fork if they differ); a run
+    overlapping ours is no lie (a push can cross a sync). A misnumbered entry is a
+    bad frame: nothing of it is taken in."""
+    for position, e in enumerate(frame.entries):
+        if e.index != frame.start + position:
+            return Alarm(
+                AlarmKind.BAD_FRAME,
+                f"{frame.channel}: relay numbered entry {frame.start + position} of a run "
+                f"from {frame.start} as {e.index}; the run is refused (our log has "
+                f"{st.size(frame.channel)} entries)",
+                level=3,  # not noise on the wire: the relay misstates the log
+                channel=frame.channel,
+                index=frame.start + position,
+                evidence=e.envelope,
+            )
+    return None
 
 
 def check_sizes(st: Station, sizes: Mapping[str, int]) -> None:
