@@ -9,6 +9,13 @@ so the log grows by at most a few entries per hour per station, not by every pin
 Per party and channel the board keeps state (up / degraded / down), last contact,
 last round trip and missed tests: degraded after one missed interval, down after
 ``down_after`` intervals of silence.
+
+A signature proves who made a link test, not when: the relay could replay a day-old
+ping to show a silent party as up. So a party is heard only from a *fresh* test
+(``Challenges`` and ``SeenPings``): a pong answering a nonce this station issued
+recently, once per responder, or a ping whose signed ``sent_ms`` is within
+``MAX_CLOCK_SKEW_MS`` of our clock and whose nonce that sender has not used before.
+Anything else counts as missed.
 """
 
 from __future__ import annotations
@@ -27,6 +34,10 @@ from .keys import KeyRing, StationKey, canonical_json
 from .notes import b64, unb64
 
 CONTEXT = b"hotline-link/v1\n"
+MAX_CLOCK_SKEW_MS = 60_000  # how far a ping's signed time may be off our clock
+CHALLENGE_INTERVALS = 2  # a ping's nonce is open for this many link-test intervals
+MAX_OPEN_CHALLENGES = 1000  # our pings awaiting pongs; beyond that the oldest close
+MAX_SEEN_PER_SENDER = 4096  # ping nonces remembered per station within the skew bound
 
 
 def _signed_part(msg: dict[str, Any]) -> bytes:
@@ -71,6 +82,91 @@ def check(msg: dict[str, Any], keyring: KeyRing, now_s: int) -> str:
         except InvalidSignature:
             continue
     raise BadSignature(f"link message from {sender} does not verify")
+
+
+class Freshness(StrEnum):
+    """Whether a link test proves its sender is there now; only ``FRESH`` is heard."""
+
+    FRESH = "fresh"
+    STALE = "stale"  # signed time too far from our clock
+    REPLAYED = "replayed"  # a nonce already used (a ping) or already answered (a pong)
+    UNASKED = "unasked"  # a pong to no open challenge of ours (never issued, or expired)
+    FLOOD = "flood"  # more pings from one station within the bound than we remember
+
+
+@dataclass
+class _Challenge:
+    channel: str
+    sent_ms: float  # monotonic
+    expires_ms: float  # monotonic
+    answered: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Challenges:
+    """The nonces of our own pings, each open for a while; one answer per responder.
+
+    Times are the station's monotonic clock in ms, so a wall-clock step cannot open or
+    close a challenge, and round trips are measured on it."""
+
+    limit: int = MAX_OPEN_CHALLENGES
+    _open: dict[str, _Challenge] = field(default_factory=dict)
+
+    def issue(self, nonce: str, channel: str, now_ms: float, open_ms: float) -> None:
+        """Open a challenge: the nonce of a ping we are sending now."""
+        self.expire(now_ms)
+        self._open[nonce] = _Challenge(channel, now_ms, now_ms + open_ms)
+        while len(self._open) > self.limit:
+            del self._open[next(iter(self._open))]  # insertion order: the oldest
+
+    def answer(
+        self, nonce: str, channel: str, responder: str, now_ms: float
+    ) -> tuple[Freshness, float | None]:
+        """Take a pong from ``responder``: its verdict, and the round trip if fresh."""
+        self.expire(now_ms)
+        challenge = self._open.get(nonce)
+        if challenge is None or challenge.channel != channel:
+            return Freshness.UNASKED, None
+        if responder in challenge.answered:
+            return Freshness.REPLAYED, None
+        challenge.answered.add(responder)
+        return Freshness.FRESH, now_ms - challenge.sent_ms
+
+    def expire(self, now_ms: float) -> None:
+        for nonce in [n for n, c in self._open.items() if c.expires_ms < now_ms]:
+            del self._open[nonce]
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+@dataclass
+class SeenPings:
+    """A bounded replay cache: the nonces of pings heard per station, for as long as
+    their signed time is within the bound (older ones fail the time check anyway)."""
+
+    max_skew_ms: int = MAX_CLOCK_SKEW_MS
+    per_sender: int = MAX_SEEN_PER_SENDER
+    _seen: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def admit(self, sender: str, nonce: str, sent_ms: int, now_ms: int) -> Freshness:
+        """Whether a ping (its signature already checked) proves ``sender`` is there now."""
+        if not self.fresh_time(sent_ms, now_ms):
+            return Freshness.STALE
+        seen = self._seen.setdefault(sender, {})
+        for old in [n for n, t in seen.items() if now_ms - t > self.max_skew_ms]:
+            del seen[old]
+        if nonce in seen:
+            return Freshness.REPLAYED
+        if len(seen) >= self.per_sender:
+            # Only the sender can make this many fresh pings; refusing hurts only it.
+            return Freshness.FLOOD
+        seen[nonce] = sent_ms
+        return Freshness.FRESH
+
+    def fresh_time(self, sent_ms: int, now_ms: int) -> bool:
+        """Whether a signed time is within the bound of our clock."""
+        return abs(sent_ms - now_ms) <= self.max_skew_ms
 
 
 class LinkState(StrEnum):

@@ -4,6 +4,12 @@ Every ``link_test_seconds`` a ping per channel goes to the relay, which forwards
 to the channel's stations; each answers with a pong. What a station hears updates
 its link boards (the escalation rules turn board changes into alarms and notices).
 Once an hour a link test goes into the log as well, as a record of the line's upkeep.
+
+Only a fresh test is heard (see link.py): a pong to one of our open challenges, or a
+ping within the clock bound with a nonce new from its sender. A stale or replayed one
+is not answered, changes no board and no round trip, and counts on one alarm per
+channel; a pong to no challenge of ours (one sent before a restart, or a late one) is
+only logged.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from ..envelope import Kind, Precedence
 from ..errors import HotlineError, UnknownKey
 from ..frames import LinkKind, LinkTest
 from ..keys import StationKey
+from ..link import Challenges, Freshness, SeenPings
 from . import outbox
 from .alarms import Alarm, AlarmKind
 from .state import Station
@@ -25,7 +32,6 @@ log = logging.getLogger("hotline.station")
 
 LOGGED_EVERY_MS = 3600 * 1000
 RETRY_LOGGED_MS = 2000  # a logged test that could not be sealed yet (a party not introduced)
-MAX_OWN_PINGS = 1000  # pings awaiting their pong; beyond that the oldest are forgotten
 
 
 @dataclass(frozen=True)
@@ -37,11 +43,12 @@ class Tick:
 
 
 class LinkTests:
-    def __init__(self, st: Station) -> None:
+    def __init__(self, st: Station, max_skew_ms: int = link_mod.MAX_CLOCK_SKEW_MS) -> None:
         self.st = st
         self._last_ping: dict[str, int] = {}
         self._last_logged: dict[str, int] = {}
-        self._own_pings: dict[str, float] = {}  # nonce -> monotonic time sent
+        self._challenges = Challenges()
+        self._seen = SeenPings(max_skew_ms)
 
     def tick(self) -> Tick:
         """Pings due now, and the hourly logged link test of each channel."""
@@ -54,7 +61,8 @@ class LinkTests:
             if now - self._last_ping.get(channel, 0) >= interval_ms:
                 self._last_ping[channel] = now
                 ping = _make(LinkKind.PING, st.key, channel, now)
-                self._own_pings[ping.nonce] = st.monotonic()
+                open_ms = link_mod.CHALLENGE_INTERVALS * interval_ms
+                self._challenges.issue(ping.nonce, channel, self._mono_ms(), open_ms)
                 send.append(ping)
             if now - self._last_logged.get(channel, 0) >= LOGGED_EVERY_MS:
                 logged = self._log_link_test(channel)
@@ -62,9 +70,10 @@ class LinkTests:
                     now if logged else now - LOGGED_EVERY_MS + RETRY_LOGGED_MS
                 )
                 queued += int(logged)
-        if len(self._own_pings) > MAX_OWN_PINGS:
-            self._own_pings.clear()
         return Tick(send, queued)
+
+    def _mono_ms(self) -> float:
+        return self.st.monotonic() * 1000
 
     def _log_link_test(self, channel: str) -> bool:
         try:
@@ -110,15 +119,42 @@ class LinkTests:
         party = sender.split("/", 1)[0]
         answer: list[LinkTest] = []
         rtt = None
-        if link.kind == LinkKind.PING and sender != st.ident:
-            answer.append(_make(LinkKind.PONG, st.key, channel, now, link.nonce, sender))
-        elif link.kind == LinkKind.PONG and link.to == st.ident:
-            sent = self._own_pings.get(link.nonce)
-            rtt = (st.monotonic() - sent) * 1000 if sent is not None else None
+        if link.kind == LinkKind.PING:
+            if sender == st.ident:
+                return []
+            verdict = self._seen.admit(sender, link.nonce, link.sent_ms, now)
+            if verdict == Freshness.FRESH:
+                answer.append(_make(LinkKind.PONG, st.key, channel, now, link.nonce, sender))
+        elif link.to == st.ident:
+            verdict, rtt = self._challenges.answer(link.nonce, channel, sender, self._mono_ms())
+            if verdict == Freshness.UNASKED and not self._seen.fresh_time(link.sent_ms, now):
+                verdict = Freshness.STALE  # an old pong replayed: not merely a late one
+        else:
+            return []  # another station's answer: it proves nothing to us
+        if verdict != Freshness.FRESH:
+            self._not_heard(link, sender, verdict)
+            return []
         board = st.boards[channel]
         if party != st.party and party in board.links:
             board.heard(party, sender, now, rtt)
         return answer
+
+    def _not_heard(self, link: LinkTest, sender: str, verdict: Freshness) -> None:
+        """A link test that proves nothing now: it counts as missed, never as heard."""
+        what = f"{link.kind.value} from {sender} on {link.channel} ({verdict.value})"
+        if verdict == Freshness.UNASKED:
+            log.info("link test %s: answers no open challenge of ours", what)
+            return
+        # One open alarm per channel however many arrive (it counts them).
+        self.st.alarm(
+            Alarm(
+                AlarmKind.VERIFICATION,
+                f"stale or replayed link test: {what}, sent_ms {link.sent_ms}",
+                level=2,
+                channel=link.channel,
+                subject="stale link test",
+            )
+        )
 
 
 def _make(
