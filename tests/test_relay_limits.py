@@ -180,6 +180,8 @@ def limited(
         handshake_timeout=1.5,
         http_rate=5,
         http_burst=10,
+        station_bytes_per_second=100_000,
+        station_bytes_burst=300_000,
     )
     c.start_relay()  # no station processes: the tests connect as stations themselves
     yield c
@@ -250,3 +252,26 @@ def test_reading_checkpoints_never_makes_the_relay_sign(limited: Cluster) -> Non
     assert unsigned.status_code == 400 and unsigned.json()["error"]["field"] == "size"
     assert httpx.get(f"{base}/checkpoint", params={"size": 0}).status_code == 200
     assert stored() == before
+
+
+@pytest.mark.network
+def test_a_station_sending_more_bytes_than_its_rate_is_refused_before_any_check(
+    limited: Cluster,
+) -> None:
+    # 40 posts of 32 KiB at once: 1.3 MB against a burst of 300 KB.
+    junk = bytes(32 * 1024)
+    with login(limited, "ru/ru-1") as ws:
+        for i in range(40):
+            ws.send(frames.encode_frame(frames.Post(junk, f"junk:{i}")))
+        codes = {}
+        while len(codes) < 40:
+            frame = json.loads(ws.recv(timeout=10))
+            if str(frame.get("id", "")).startswith("junk:"):
+                codes[frame["id"]] = error_code(frame)
+        assert codes["junk:0"] == "malformed"  # within the burst: read and refused on its merits
+        assert codes["junk:39"] == "rate_limited"  # past it: refused unread
+        time.sleep(1.5)  # the bucket refills at 100 KB/s
+        ws.send(frames.encode_frame(frames.Ping("after")))
+        while (frame := json.loads(ws.recv(timeout=10))).get("id") != "after":
+            pass
+        assert frame["op"] == "pong"

@@ -133,6 +133,7 @@ class Relay:
         self.queue: asyncio.Queue[_Post | None] = asyncio.Queue()
         self.subscriptions: Subscriptions[Connection] = Subscriptions()
         self.buckets: dict[str, TokenBucket] = {}
+        self.byte_buckets: dict[str, TokenBucket] = {}
         self.roster_hash = hashlib.sha256(core.roster.encode()).digest()
         self.started = core.clock()
 
@@ -298,6 +299,10 @@ class Relay:
         sizes = await self.run_db(lambda: [(c, self.core.size(c)) for c in channels])
         self.subscriptions.join(conn, channels)
         self.buckets.setdefault(cert.ident, TokenBucket(self.rate, self.burst))
+        self.byte_buckets.setdefault(
+            cert.ident,
+            TokenBucket(self.limits.station_bytes_per_second, self.limits.station_bytes_burst),
+        )
         log.info("station %s authenticated", cert.ident)
         conn.send(
             encode_frame(
@@ -343,6 +348,7 @@ class Relay:
 
     async def _read(self, conn: Connection) -> None:
         bucket = self.buckets[conn.cert.ident]
+        byte_bucket = self.byte_buckets[conn.cert.ident]
         strikes = 0
         while not conn.closed:
             msg = await conn.ws.receive()
@@ -350,15 +356,16 @@ class Relay:
                 return
             request_id: frames.RequestId = None
             try:
-                data = frames.parse_object(_text_of(msg))  # size-checked before parsing
+                text = _text_of(msg)
+                data = frames.parse_object(text)  # size-checked before parsing
                 request_id = frames.request_id_of(data)
-                if not bucket.take():
+                if not bucket.take() or not byte_bucket.take(len(text)):
                     strikes += 1
                     if strikes > 5000:
                         log.warning("station %s keeps flooding; closing", conn.cert.ident)
                         conn.close()
                         return
-                    raise RateLimited("too many frames; slow down")
+                    raise RateLimited("too many frames or bytes; slow down")
                 strikes = 0
                 await self._dispatch(conn, frames.station_frame(data))
             except HotlineError as exc:

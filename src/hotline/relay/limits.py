@@ -35,6 +35,11 @@ class Limits:
     unauthenticated_per_address: int = 32
     # Seconds from the WebSocket opening to a verified hello.
     handshake_timeout: float = 10.0
+    # Bytes of frames one station may send per second (all its connections together),
+    # and their burst: beyond it frames are refused with rate_limited before any
+    # signature is checked, so a flood of large posts cannot take the relay's CPU.
+    station_bytes_per_second: int = 1 * MIB
+    station_bytes_burst: int = 8 * MIB
     # Unauthenticated HTTP requests per second per client address, and their burst.
     http_rate: float = 50.0
     http_burst: float = 200.0
@@ -82,9 +87,9 @@ class TokenBucket:
         self.stamp = now
         return self.tokens
 
-    def take(self) -> bool:
-        if self.refill() >= 1:
-            self.tokens -= 1
+    def take(self, amount: float = 1) -> bool:
+        if self.refill() >= amount:
+            self.tokens -= amount
             return True
         return False
 
