@@ -255,23 +255,21 @@ def test_reading_checkpoints_never_makes_the_relay_sign(limited: Cluster) -> Non
 
 
 @pytest.mark.network
-def test_a_station_sending_more_bytes_than_its_rate_is_refused_before_any_check(
+def test_a_station_sending_more_bytes_than_its_rate_is_read_no_faster_than_the_rate(
     limited: Cluster,
 ) -> None:
-    # 40 posts of 32 KiB at once: 1.3 MB against a burst of 300 KB.
+    # 20 posts of 32 KiB at once (655 KB) against a burst of 300 KB at 100 KB/s: the relay
+    # reads the rest no faster than the rate, so answering all takes at least 3.5 s,
+    # however fast the machine; every post is still answered on its merits.
     junk = bytes(32 * 1024)
     with login(limited, "ru/ru-1") as ws:
-        for i in range(40):
+        started = time.monotonic()
+        for i in range(20):
             ws.send(frames.encode_frame(frames.Post(junk, f"junk:{i}")))
         codes = {}
-        while len(codes) < 40:
-            frame = json.loads(ws.recv(timeout=10))
+        while len(codes) < 20:
+            frame = json.loads(ws.recv(timeout=30))
             if str(frame.get("id", "")).startswith("junk:"):
                 codes[frame["id"]] = error_code(frame)
-        assert codes["junk:0"] == "malformed"  # within the burst: read and refused on its merits
-        assert codes["junk:39"] == "rate_limited"  # past it: refused unread
-        time.sleep(1.5)  # the bucket refills at 100 KB/s
-        ws.send(frames.encode_frame(frames.Ping("after")))
-        while (frame := json.loads(ws.recv(timeout=10))).get("id") != "after":
-            pass
-        assert frame["op"] == "pong"
+        assert time.monotonic() - started >= 3.0
+        assert set(codes.values()) == {"malformed"}

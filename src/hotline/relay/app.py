@@ -357,15 +357,17 @@ class Relay:
             request_id: frames.RequestId = None
             try:
                 text = _text_of(msg)
+                if (wait := byte_bucket.charge(len(text))) > 0:
+                    await asyncio.sleep(wait)  # this station's bytes, at its rate
                 data = frames.parse_object(text)  # size-checked before parsing
                 request_id = frames.request_id_of(data)
-                if not bucket.take() or not byte_bucket.take(len(text)):
+                if not bucket.take():
                     strikes += 1
                     if strikes > 5000:
                         log.warning("station %s keeps flooding; closing", conn.cert.ident)
                         conn.close()
                         return
-                    raise RateLimited("too many frames or bytes; slow down")
+                    raise RateLimited("too many frames; slow down")
                 strikes = 0
                 await self._dispatch(conn, frames.station_frame(data))
             except HotlineError as exc:

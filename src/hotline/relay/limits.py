@@ -36,8 +36,9 @@ class Limits:
     # Seconds from the WebSocket opening to a verified hello.
     handshake_timeout: float = 10.0
     # Bytes of frames one station may send per second (all its connections together),
-    # and their burst: beyond it frames are refused with rate_limited before any
-    # signature is checked, so a flood of large posts cannot take the relay's CPU.
+    # and their burst: beyond it the relay reads that station's frames no faster than
+    # the rate (TCP backpressure; nothing parsed, nothing refused), so a flood of large
+    # posts cannot take the relay's CPU from the others.
     station_bytes_per_second: int = 1 * MIB
     station_bytes_burst: int = 8 * MIB
     # Unauthenticated HTTP requests per second per client address, and their burst.
@@ -92,6 +93,12 @@ class TokenBucket:
             self.tokens -= amount
             return True
         return False
+
+    def charge(self, amount: float) -> float:
+        """Spend ``amount`` now, going into debt if need be: the seconds to wait before
+        the debt is paid (0 when within the burst)."""
+        self.tokens = self.refill() - amount
+        return max(0.0, -self.tokens / self.rate)
 
 
 class RateLimiter:
