@@ -32,6 +32,7 @@ from .relay.transport import RelayWebSocketProtocol
 from .station.api import StationAPI, error_response
 from .station.console.app import Console
 from .station.core import StationCore
+from .station.metrics import metrics_route
 from .station.service import StationService
 from .station.store import StationStore
 
@@ -103,6 +104,7 @@ async def serve_relay(
         host=host,
         port=port,
         log_level="warning",
+        log_config=None,  # uvicorn's few lines go through our handler (text or JSON)
         ws_max_size=4 * MAX_FRAME,
         ws=RelayWebSocketProtocol,  # lets go of peers that stop reading
         ssl_certfile=str(tls_cert) if tls_cert else None,
@@ -163,7 +165,7 @@ async def serve_station(
             )
         log.warning("station API and console listen on %s (not loopback)", host)
     app = Starlette(
-        routes=[*api.routes(), *Console(api).routes()],
+        routes=[*api.routes(), metrics_route(api), *Console(api).routes()],
         exception_handlers={HotlineError: error_response},
     )
     config = uvicorn.Config(
@@ -171,6 +173,7 @@ async def serve_station(
         host=host,
         port=port,
         log_level="warning",
+        log_config=None,
         lifespan="off",
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,

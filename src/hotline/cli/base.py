@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
 import os
 import signal
 import sys
@@ -21,9 +20,10 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from .. import __version__
+from .. import __version__, logs
 from ..errors import BadInput, HotlineError, NotAuthorized, Unavailable, VerificationFailed
 from ..home import passphrase_from_env
+from ..logs import LogFormat
 from ..station.client import StationClient
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -115,11 +115,18 @@ def station_client(directory: Path) -> StationClient:
     return StationClient.for_dir(directory)
 
 
-def start_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("HOTLINE_LOG", "INFO"),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+log_format_option = click.option(
+    "--log-format",
+    type=click.Choice([f.value for f in LogFormat]),
+    default=LogFormat.TEXT.value,
+    envvar="HOTLINE_LOG_FORMAT",
+    show_default=True,
+    help="Log lines as text or as JSON objects (also $HOTLINE_LOG_FORMAT).",
+)
+
+
+def start_logging(log_format: str = LogFormat.TEXT) -> None:
+    logs.start(LogFormat(log_format))
 
 
 def run_until_signal(make: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -12,6 +12,7 @@ from .base import (
     dir_option,
     fail,
     handled,
+    log_format_option,
     main,
     pass_env_option,
     passphrase_for_load,
@@ -36,6 +37,7 @@ from .setup import relay, station
     "also relay.toml's database, or $HOTLINE_RELAY_DATABASE).",
 )
 @pass_env_option
+@log_format_option
 @handled
 def relay_serve(
     directory: Path,
@@ -47,11 +49,12 @@ def relay_serve(
     rate: float,
     database: str | None,
     passphrase_env: str,
+    log_format: str,
 ) -> None:
     """Serve the relay until Ctrl-C."""
     from ..run import build_relay, serve_relay
 
-    start_logging()
+    start_logging(log_format)
     cfg = read_toml(directory / "relay.toml")
     relay_obj = build_relay(
         directory,
@@ -82,12 +85,13 @@ def relay_serve(
 @station.command("serve")
 @dir_option("The station's directory.")
 @pass_env_option
+@log_format_option
 @handled
-def station_serve(directory: Path, passphrase_env: str) -> None:
+def station_serve(directory: Path, passphrase_env: str, log_format: str) -> None:
     """Run the station (link to the relay, local API) until Ctrl-C."""
     from ..run import build_station, serve_station
 
-    start_logging()
+    start_logging(log_format)
     cfg = station_config(directory)
     service, api = build_station(directory, passphrase_for_load(passphrase_env))
     click.echo(f"station {cfg.party}/{cfg.station}: API {cfg.api_url}, relay {cfg.relay}", err=True)
@@ -119,11 +123,12 @@ def station_serve(directory: Path, passphrase_env: str) -> None:
     help="Relay port; stations' APIs use the next ports.",
 )
 @click.option("--scenario-only", is_flag=True, help="Run the scenario, then stop.")
-def demo(directory: Path | None, base_port: int, scenario_only: bool) -> None:
+@log_format_option
+def demo(directory: Path | None, base_port: int, scenario_only: bool, log_format: str) -> None:
     """Relay plus stations us, ru, ua (host ae) on loopback, with a scripted scenario."""
     from ..demo import run_demo
 
-    start_logging()
+    start_logging(log_format)
     try:
         run_until_signal(lambda stop: run_demo(directory, base_port, stop, scenario_only))
     except HotlineError as exc:

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ from ..keys import Revocation, StationCertificate
 from ..notes import b64
 from .core import SYNC_CHUNK, Acceptance, RelayCore, Subscriptions, answer
 from .limits import Limits, RateLimiter, TokenBucket
+from .metrics import CONTENT_TYPE, Limit, Live, RelayMetrics
 from .openapi import OPENAPI
 
 log = logging.getLogger("hotline.relay")
@@ -65,6 +67,8 @@ class Connection:
     posting: int = 0  # posts handed to the writer and not answered yet
     posting_bytes: int = 0
     room: asyncio.Event = field(default_factory=asyncio.Event)
+    # Told when a limit cuts this connection off (the relay's metrics).
+    limited: Callable[[Limit], None] = field(default=lambda _limit: None)
 
     def posted(self, size: int) -> None:
         """The writer answered one of this connection's posts."""
@@ -87,6 +91,7 @@ class Connection:
                 self.cert.ident,
                 self.queued,
             )
+            self.limited(Limit.SLOW_READER)
             self.close()
             return
         self.queued += len(frame)
@@ -136,6 +141,7 @@ class Relay:
         self.byte_buckets: dict[str, TokenBucket] = {}
         self.roster_hash = hashlib.sha256(core.roster.encode()).digest()
         self.started = core.clock()
+        self.metrics = RelayMetrics(core)
 
     outgoing: Callable[[Connection, str], str | None] | None = None
 
@@ -163,6 +169,7 @@ class Relay:
         return Starlette(
             routes=[
                 Route("/health", self._limited(self.health)),
+                Route("/metrics", self._limited(self.metrics_text)),
                 Route("/roster", self._limited(self.roster)),
                 Route("/openapi.json", self._limited(self.openapi)),
                 Route("/certificates", self._limited(self.certificates)),
@@ -198,6 +205,7 @@ class Relay:
                 # it is, the writer lives on: it alone answers posts, and its end stops the relay.
                 log.exception("storage failed; %d envelopes not accepted", len(batch))
                 failed = Unavailable("relay storage failed; resend")
+                self.metrics.refused.labels(failed.code).inc(len(batch))
                 for post in batch:
                     post.conn.posted(len(post.raw))
                     post.conn.send(encode_frame(frames.ErrorReply.of(post.request_id, failed)))
@@ -206,6 +214,11 @@ class Relay:
                 post.conn.posted(len(post.raw))
                 if isinstance(result, HotlineError):
                     log.info("refused envelope from %s: %s", post.conn.cert.ident, result.code)
+                    self.metrics.refused.labels(result.code).inc()
+                elif result.duplicate:
+                    self.metrics.duplicates.labels(result.entry.channel).inc()
+                else:
+                    self.metrics.accepted.labels(result.entry.channel).inc()
                 post.conn.send(encode_frame(answer(post.request_id, result)))
             for push in pushes:
                 text = encode_frame(push)
@@ -216,7 +229,9 @@ class Relay:
         self, batch: list[_Post]
     ) -> tuple[list[Acceptance | HotlineError], list[frames.Entries]]:
         """On the database thread: accept the batch, then build the push frames."""
+        started = time.perf_counter()
         results = self.core.accept([(p.conn.cert.ident, p.raw) for p in batch])
+        self.metrics.commit_seconds.observe(time.perf_counter() - started)
         return results, self.core.pushes(results)
 
     # --- WebSocket ---------------------------------------------------------------
@@ -226,6 +241,7 @@ class Relay:
         conn: Connection | None = None
         try:
             if self.unauthenticated[address] >= self.limits.unauthenticated_per_address:
+                self.metrics.limit(Limit.UNAUTHENTICATED)
                 await ws.accept()
                 await _refuse(ws, RateLimited("too many unauthenticated connections"))
                 return
@@ -283,6 +299,7 @@ class Relay:
                 raise NotAuthorized(f"certificate is for {cert.ident}, not {hello.station}")
             online = self.by_station.setdefault(cert.ident, set())
             if len(online) >= self.limits.connections_per_station:
+                self.metrics.limit(Limit.CONNECTIONS_PER_STATION)
                 raise RateLimited(
                     f"station {cert.ident} already has {len(online)} connections; close one first"
                 )
@@ -293,7 +310,12 @@ class Relay:
             return None
         channels = self.core.channels_of(cert.party)
         conn = Connection(
-            ws, cert, channels, outgoing=self.outgoing, queue_limit=self.limits.send_queue_bytes
+            ws,
+            cert,
+            channels,
+            outgoing=self.outgoing,
+            queue_limit=self.limits.send_queue_bytes,
+            limited=self.metrics.limit,
         )
         online.add(conn)
         sizes = await self.run_db(lambda: [(c, self.core.size(c)) for c in channels])
@@ -365,8 +387,10 @@ class Relay:
                     strikes += 1
                     if strikes > 5000:
                         log.warning("station %s keeps flooding; closing", conn.cert.ident)
+                        self.metrics.limit(Limit.FLOOD)
                         conn.close()
                         return
+                    self.metrics.limit(Limit.FRAME_RATE)
                     raise RateLimited("too many frames; slow down")
                 strikes = 0
                 await self._dispatch(conn, frames.station_frame(data))
@@ -433,6 +457,7 @@ class Relay:
         async def limited(request: Request) -> Response:
             address = request.client.host if request.client else ""
             if not self.http_limiter.take(address):
+                self.metrics.http_rate_limited.inc()
                 raise RateLimited("too many requests from this address; slow down")
             return await handler(request)
 
@@ -451,6 +476,20 @@ class Relay:
                 "uptime_s": int(self.core.clock() - self.started),
             }
         )
+
+    async def metrics_text(self, request: Request) -> Response:
+        """Prometheus metrics: unauthenticated (no secrets in them), rate-limited."""
+        online = self.subscriptions.online()
+        parties = Counter(c.cert.party for conns in self.by_station.values() for c in conns)
+        live = Live(
+            connections=dict(parties),
+            unauthenticated=sum(self.unauthenticated.values()),
+            stations_online=len({c.cert.ident for c in online}),
+            writer_queue=self.queue.qsize(),
+            uptime_s=self.core.clock() - self.started,
+        )
+        text = await self.run_db(self.metrics.render, live)
+        return Response(text, media_type=CONTENT_TYPE)
 
     async def roster(self, request: Request) -> Response:
         return PlainTextResponse(self.core.roster.encode().decode())

@@ -44,6 +44,12 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": _json("Health"), "429": _LIMITED},
             }
         },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text format; docs/OPERATIONS.md lists them)",
+                "responses": {"200": _text("Prometheus text exposition"), "429": _LIMITED},
+            }
+        },
         "/roster": {
             "get": {
                 "summary": "The roster signed by every party",

@@ -28,6 +28,7 @@ from .. import frames
 from ..errors import HotlineError, Malformed, TooLarge
 from .alarms import Alarm, AlarmKind
 from .core import Ingested, StationCore
+from .metrics import StationMetrics
 from .store import OutboxState
 
 log = logging.getLogger("hotline.station")
@@ -65,6 +66,7 @@ class StationService:
         self.backoff_max = backoff_max
         self.db = ThreadPoolExecutor(1, thread_name_prefix="station-db")
         self.link = RelayLink()
+        self.metrics = StationMetrics(core, self.link)
         self.wake = asyncio.Event()
         self.changed = asyncio.Condition()
         self.version = 0
@@ -172,6 +174,7 @@ class StationService:
         now = self.core.now_ms()
         self.link.connected, self.link.since_ms, self.link.last_contact_ms = True, now, now
         self.link.last_error = None
+        self.metrics.sessions.inc()
         log.info("%s connected to relay", self.core.ident)
         await _send(ws, frames.GetCertificates(id="certs"))
         for channel in self.core.channels:
@@ -239,7 +242,7 @@ class StationService:
                 await self.run_db(self.core.on_refused, *post, frame.error())
                 await self.notify()
             case frames.Entries(channel=channel, more=more):
-                result: Ingested = await self.run_db(self.core.on_entries, frame)
+                result: Ingested = await self.run_db(self.metrics.ingest, frame)
                 if result.need_sync_from is not None:
                     await self._sync(ws, channel, result.need_sync_from)
                 elif more:

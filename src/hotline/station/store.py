@@ -770,6 +770,26 @@ class StationStore:
     def drop_session(self, token_hash: bytes) -> None:
         self._x("DELETE FROM session WHERE token_hash=?", token_hash)
 
+    # --- counts for metrics -------------------------------------------------------------
+
+    def open_alarm_counts(self) -> dict[AlarmKind, int]:
+        """Open alarms, by kind."""
+        rows = self._q(
+            "SELECT kind, COUNT(*) AS n FROM alarm WHERE cleared_ms IS NULL GROUP BY kind"
+        )
+        return {AlarmKind(r["kind"]): r["n"] for r in rows}
+
+    def ack_counts(self, now_ms: int) -> dict[Precedence, AckCounts]:
+        """Acknowledgments awaited (one per message and party), by precedence; overdue:
+        past their deadline at ``now_ms``."""
+        rows = self._q(
+            "SELECT precedence, COUNT(*) AS n, "
+            "SUM(CASE WHEN logged_ms + deadline_s * 1000 <= ? THEN 1 ELSE 0 END) AS late "
+            "FROM pending_ack GROUP BY precedence",
+            now_ms,
+        )
+        return {Precedence(r["precedence"]): AckCounts(r["n"], r["late"]) for r in rows}
+
 
 def _entry(r: sqlite3.Row) -> Entry:
     return Entry(
@@ -833,3 +853,11 @@ def _receipt(r: sqlite3.Row) -> Receipt:
         r["created_ms"],
         r["relay_ms"],
     )
+
+
+@dataclass(frozen=True)
+class AckCounts:
+    """Acknowledgments awaited, and how many of them are past their deadline."""
+
+    pending: int
+    overdue: int
