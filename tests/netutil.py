@@ -223,7 +223,7 @@ class Cluster:
         return dict(wait_for(attempt, what="send accepted by station"))
 
     def inbox(self, ident: str, channel: str | None = None) -> list[dict[str, Any]]:
-        return self.client(ident).inbox(channel, limit=5000)
+        return self.client(ident).inbox(channel)
 
     def sent(self, ident: str, channel: str | None = None) -> list[dict[str, Any]]:
         return self.client(ident).sent(channel)

@@ -34,9 +34,7 @@ def _open(c: Cluster, ident: str, kind: str) -> list[dict[str, Any]]:
 
 
 def _all(c: Cluster, ident: str, kind: str) -> list[dict[str, Any]]:
-    return [
-        a for a in c.api(ident).get("/api/alarms", params={"all": "1"}).json() if a["kind"] == kind
-    ]
+    return [a for a in c.client(ident).alarms(everything=True) if a["kind"] == kind]
 
 
 def test_unacknowledged_flash_escalates_at_both_ends_until_acknowledged(cluster: Cluster) -> None:

@@ -40,7 +40,7 @@ def test_send_inbox_ack_and_status_of_a_message(cluster: Cluster) -> None:
     assert queued["channel"] == "us-ru" and queued["state"] == "queued"
 
     def received() -> dict[str, Any] | None:
-        items = json.loads(hotline("inbox", "--dir", ru, "--json").stdout)
+        items = json.loads(hotline("inbox", "--dir", ru, "--all", "--json").stdout)["items"]
         return next((m for m in items if m["hash"] == queued["hash"]), None)
 
     item = wait_for(received, what="the message in ru's inbox")

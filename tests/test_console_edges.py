@@ -99,7 +99,7 @@ def test_a_message_with_an_impossible_time_is_shown_flagged(
     assert all("time out of range" in m["relay_time"] for m in inbox)
     api = client.get("/api/inbox", headers={"Authorization": f"Bearer {TOKEN}"})
     assert api.status_code == 200
-    assert sorted(m["created_ms"] for m in api.json()) == sorted(TIMES)
+    assert sorted(m["created_ms"] for m in api.json()["items"]) == sorted(TIMES)
 
 
 def test_a_plausible_time_is_not_flagged(console: tuple[TestClient, StationCore]) -> None:

@@ -249,6 +249,28 @@ def test_pings_follow_the_schedule_and_one_test_an_hour_is_logged(
     assert us.link_tick().queued == 2
 
 
+def test_restarts_within_the_hour_log_no_more_link_tests(world: World, tmp_path: Path) -> None:
+    wall, mono = Clock(world.certs["us"].not_before + 60), Clock(100.0)
+
+    def logged() -> int:
+        store = StationStore(tmp_path / "us.db")
+        try:
+            return sum(1 for i in store.outbox() if i.kind == Kind.LINK_TEST)
+        finally:
+            store.close()
+
+    for restart in range(3):  # the station's core started again on the same store
+        us = _station(world, tmp_path, "us", wall, mono)
+        assert us.link_tick().queued == (2 if restart == 0 else 0)
+        us.store.close()
+        wall.t += 600
+    assert logged() == 2  # one per channel
+    wall.t += 3600
+    us = _station(world, tmp_path, "us", wall, mono)
+    assert us.link_tick().queued == 2  # the hour is up: logged again, once
+    assert us.link_tick().queued == 0
+
+
 def test_cosignatures_go_at_most_once_a_second_per_channel(world: World, tmp_path: Path) -> None:
     wall, mono = Clock(world.certs["us"].not_before + 60), Clock(100.0)
     us = _station(world, tmp_path, "us", wall, mono)

@@ -6,7 +6,8 @@ family without parsing messages::
     HotlineError
     ├── BadInput                 the bytes or values given are not acceptable
     │   ├── Malformed            syntax: cannot be parsed as what it claims to be
-    │   └── TooLarge             over a size limit (checked before parsing)
+    │   ├── TooLarge             over a size limit (checked before parsing)
+    │   └── IdempotencyConflict  a request's idempotency key was used for another request
     ├── VerificationFailed       well-formed, but a cryptographic check failed
     │   ├── BadSignature         a signature does not verify with the expected key
     │   ├── DecryptionFailed     a body or key does not decrypt (wrong key, altered bytes)
@@ -81,6 +82,10 @@ class Malformed(BadInput):
 
 class TooLarge(BadInput):
     code = "too_large"
+
+
+class IdempotencyConflict(BadInput):
+    code = "idempotency_conflict"
 
 
 class VerificationFailed(HotlineError):
@@ -175,6 +180,8 @@ def http_status(exc: HotlineError) -> int:
     """The HTTP status that answers a request refused with ``exc`` (by its class)."""
     if isinstance(exc, Unauthenticated):
         return 401
+    if isinstance(exc, IdempotencyConflict):
+        return 409
     if isinstance(exc, NotAuthorized):
         return 403
     if isinstance(exc, RateLimited):

@@ -113,6 +113,11 @@ def inbox_line(m: Json) -> str:
     )
 
 
+def more(cursor: str) -> str:
+    """The last line of a page that is not the last: how to ask for the next one."""
+    return f"(more: --after {cursor})"
+
+
 def bell(alarm: Json) -> str:
     return f"\a*** {alarm['kind'].upper()}: {alarm['message']} ***"
 
@@ -145,6 +150,7 @@ def sent_message(out: Json, channel: str, seq: int) -> str:
     lines = [
         f"{channel}:{seq} {out['precedence']} {out['state']}"
         + (f" as #{out['index']} at {ts(out['relay_ms'])}" if out["index"] is not None else "")
+        + (f": {out['excerpt']}" if out.get("excerpt") else "")
     ]
     for party_name, st in out["recipients"].items():
         d, a = st.get("delivered"), st.get("acknowledged")
@@ -157,6 +163,14 @@ def sent_message(out: Json, channel: str, seq: int) -> str:
         elif st.get("due_ms") and not a:
             line += f"; due {ts(st['due_ms'])}"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def sent_list(page: Json) -> str:
+    """A page of sent messages, each with its state per party."""
+    lines = [sent_message(item, item["channel"], item["seq"]) for item in page["items"]]
+    if page["next"]:
+        lines.append(more(page["next"]))
     return "\n".join(lines)
 
 

@@ -17,9 +17,12 @@ from ..forms.render import error_text as form_error_text
 from ..forms.render import schema_lines
 from ..home import station_config
 from ..roster import LANGUAGES, PRECEDENCES
+from ..station.client import Json, new_key
 from . import render
 from .base import dir_option, handled, json_option, main, station_client
 from .specs import read_fields
+
+SEND_RETRY_S = 30.0
 
 
 @main.command()
@@ -51,6 +54,18 @@ from .specs import read_fields
     type=click.Choice(LANGUAGES),
     help="Language of the text, and of prompts and errors (default: the station's).",
 )
+@click.option(
+    "--key",
+    help="Idempotency key: the station queues one message per key, however often it is "
+    "sent (default: a new random key; a cut send is retried with it).",
+)
+@click.option(
+    "--retry-for",
+    type=click.FloatRange(min=0),
+    default=SEND_RETRY_S,
+    show_default=True,
+    help="Seconds to retry a send cut before its answer (the station restarting).",
+)
 @json_option
 @handled
 def send(
@@ -62,13 +77,23 @@ def send(
     body_file: Path | None,
     interactive: bool,
     lang: str | None,
+    key: str | None,
+    retry_for: float,
     as_json: bool,
 ) -> None:
     """Queue a message on CHANNEL (the station sends it until the relay accepts)."""
     lang = lang or station_config(directory).language
     body = None if text is not None else _body(form_name, body_file, interactive, lang)
     with station_client(directory) as station:
-        out = station.send(channel, text=text, body=body, precedence=precedence, lang=lang)
+        out = station.send(
+            channel,
+            text=text,
+            body=body,
+            precedence=precedence,
+            lang=lang,
+            key=key or new_key(),
+            retry_for=retry_for,
+        )
     click.echo(render.queued(out, precedence.upper(), as_json))
 
 
@@ -93,6 +118,27 @@ def _body(
         click.echo(f"error: {form_error_text(exc, lang)}", err=True)
         sys.exit(3)
     return body
+
+
+def paged(fn: Any) -> Any:
+    """The paging options of a list command: --limit, --after, --all."""
+    fn = click.option("--all", "every", is_flag=True, help="Every page, to the end.")(fn)
+    fn = click.option("--after", help="The cursor a previous page gave as `next`.")(fn)
+    return click.option(
+        "--limit", type=click.IntRange(min=1), help="Items per page (default 200, at most 1000)."
+    )(fn)
+
+
+def _pages(fetch: Any, limit: int | None, after: str | None, every: bool) -> Json:
+    """One page from ``fetch(limit=, after=)``; with ``every``, all of them merged."""
+    page: Json = fetch(limit=limit, after=after)
+    if not every:
+        return page
+    items = list(page["items"])
+    while page["next"] is not None:
+        page = fetch(limit=limit, after=page["next"])
+        items.extend(page["items"])
+    return {"items": items, "next": None}
 
 
 @main.group()
@@ -134,22 +180,33 @@ def show(directory: Path, channel: str, index: int, lang: str | None, as_json: b
 @dir_option("The station's directory.")
 @click.option("--channel")
 @click.option("--watch", is_flag=True, help="Keep watching; FLASH and overdue ring the bell.")
+@paged
 @json_option
 @handled
-def inbox(directory: Path, channel: str | None, watch: bool, as_json: bool) -> None:
-    """Messages received, by precedence then time."""
+def inbox(
+    directory: Path,
+    channel: str | None,
+    watch: bool,
+    limit: int | None,
+    after: str | None,
+    every: bool,
+    as_json: bool,
+) -> None:
+    """Messages received, by precedence then time (a page; `next` says if more remain)."""
     seen_alarms: set[int] = set()
     version = -1
     with station_client(directory) as station:
         while True:
-            items = station.inbox(channel)
+            page = _pages(lambda **kw: station.inbox_page(channel, **kw), limit, after, every)
             if as_json:
-                click.echo(json.dumps(items))
+                click.echo(json.dumps(page))
             else:
                 if watch:
                     click.clear()
-                for m in items:
+                for m in page["items"]:
                     click.echo(render.inbox_line(m))
+                if page["next"]:
+                    click.echo(render.more(page["next"]))
             if not watch:
                 return
             for alarm in station.alarms():
@@ -179,10 +236,24 @@ def ack(
 @main.command()
 @dir_option("The station's directory.")
 @click.argument("message", required=False)
+@paged
 @json_option
 @handled
-def status(directory: Path, message: str | None, as_json: bool) -> None:
-    """Link, outbox, cursors and verification; or one sent MESSAGE (CHANNEL:SEQ)."""
+def status(
+    directory: Path,
+    message: str | None,
+    limit: int | None,
+    after: str | None,
+    every: bool,
+    as_json: bool,
+) -> None:
+    """Link, outbox, cursors and verification; or one sent MESSAGE (CHANNEL:SEQ); or
+    every sent message of a CHANNEL with its delivery and acknowledgment per party."""
+    if message and ":" not in message:
+        with station_client(directory) as station:
+            page = _pages(lambda **kw: station.sent_page(message, **kw), limit, after, every)
+        click.echo(json.dumps(page) if as_json else render.sent_list(page))
+        return
     if message:
         channel, _, seq = message.partition(":")
         if not seq.isdigit():
@@ -198,17 +269,28 @@ def status(directory: Path, message: str | None, as_json: bool) -> None:
 
 @main.command()
 @dir_option("The station's directory.")
+@click.option("--cleared", is_flag=True, help="Cleared alarms too.")
+@paged
 @json_option
 @handled
-def alarms(directory: Path, as_json: bool) -> None:
-    """Open alarms (verification failures, forks, overdue, link down)."""
+def alarms(
+    directory: Path,
+    cleared: bool,
+    limit: int | None,
+    after: str | None,
+    every: bool,
+    as_json: bool,
+) -> None:
+    """Open alarms, newest first (verification failures, forks, overdue, link down)."""
     with station_client(directory) as station:
-        items = station.alarms()
+        page = _pages(lambda **kw: station.alarms_page(cleared, **kw), limit, after, every)
     if as_json:
-        click.echo(json.dumps(items))
+        click.echo(json.dumps(page))
     else:
-        for a in items:
+        for a in page["items"]:
             click.echo(render.alarm_line(a))
+        if page["next"]:
+            click.echo(render.more(page["next"]))
 
 
 @main.command()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+import os
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,11 +23,15 @@ from ..forms.render import error_text as render_error
 from ..i18n import LANGUAGES, t
 from ..notes import b64
 from ..translate import translate
+from . import paging
 from .export import export
 from .service import StationService
 from .store import Message, OutboxItem, OutboxState
 
 MAX_REQUEST = 128 * 1024
+# Test only: the station exits right after a keyed send is committed, before it answers
+# (how tests cut a send between its commit and its answer, every time).
+CRASH_AFTER_SEND = "HOTLINE_TEST_CRASH_AFTER_SEND"
 
 
 def precedence_of(name: str) -> Precedence:
@@ -134,35 +139,56 @@ class StationAPI:
                 raise Malformed("operators send text or forms", field="body")
         else:
             raise Malformed("give text or a form body", field="text")
-        item = await self.service.run_db(
-            lambda: self.core.send(channel, content, kind=Kind.MESSAGE, precedence=prec)
-        )
-        self.service.kick()
-        await self.service.notify()
-        return JSONResponse(
-            {
-                "channel": item.channel,
-                "seq": item.seq,
-                "hash": item.hash.hex(),
-                "state": item.state,
-            },
-            status_code=202,
-        )
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            item = await self.service.run_db(
+                lambda: self.core.send(channel, content, kind=Kind.MESSAGE, precedence=prec)
+            )
+            repeated = False
+        else:
+            done = await self.service.run_db(self.core.send_once, channel, content, prec, key)
+            item, repeated = done.item, done.repeated
+            if os.environ.get(CRASH_AFTER_SEND) == "1":
+                os._exit(70)
+        if not repeated:
+            self.service.kick()
+            await self.service.notify()
+        answer = {
+            "channel": item.channel,
+            "seq": item.seq,
+            "hash": item.hash.hex(),
+            "state": item.state,
+            "key": item.key,
+        }
+        if repeated:
+            answer["repeated"] = True
+        return JSONResponse(answer, status_code=200 if repeated else 202)
 
     async def inbox(self, request: Request) -> Response:
         self.check(request)
-        channel = request.query_params.get("channel")
-        limit = min(int(request.query_params.get("limit", "200")), 5000)
+        q = request.query_params
+        limit, after = paging.limit_of(q.get("limit")), q.get("after")
         lang = _lang(request)
-        return JSONResponse(await self.service.run_db(self.inbox_view, channel, limit, lang))
+        return JSONResponse(
+            await self.service.run_db(self.inbox_page, q.get("channel"), limit, after, lang)
+        )
+
+    def inbox_page(
+        self, channel: str | None, limit: int, after: str | None, lang: str | None = None
+    ) -> dict[str, Any]:
+        """A page of what was received (from other parties and from this party's other
+        stations), by precedence then time; ``next`` when more remain."""
+        key = cast("tuple[int, int, str, int] | None", paging.decode(after, (int, int, str, int)))
+        rows = self.core.store.inbox(self.core.ident, channel, limit + 1, key)
+        got = paging.page(rows, limit, lambda m: (m.precedence, m.relay_ms, m.channel, m.index))
+        return {"items": [self._message(m, lang) for m in got.items], "next": got.next}
 
     def inbox_view(
         self, channel: str | None, limit: int, lang: str | None = None
     ) -> list[dict[str, Any]]:
-        # Received: from other parties and from this party's other stations.
-        return [
-            self._message(m, lang) for m in self.core.store.inbox(self.core.ident, channel, limit)
-        ]
+        """The first ``limit`` messages received (as the console lists them)."""
+        items: list[dict[str, Any]] = self.inbox_page(channel, limit, None, lang)["items"]
+        return items
 
     def _message(self, m: Message, lang: str | None = None) -> dict[str, Any]:
         content = body_mod.parse_body(m.body.encode())
@@ -197,17 +223,31 @@ class StationAPI:
         return JSONResponse(await self.service.run_db(work))
 
     async def sent(self, request: Request) -> Response:
+        """A page of what this station sent (of one ``channel``, or all), each with its
+        key, excerpt and delivery and acknowledgment per party: the channel's bulk status."""
         self.check(request)
-        channel = request.query_params.get("channel")
+        q = request.query_params
+        channel, limit = q.get("channel"), paging.limit_of(q.get("limit"))
+        after = cast("tuple[str, int] | None", paging.decode(q.get("after"), (str, int)))
 
-        def work() -> list[dict[str, Any]]:
-            items = self.core.store.outbox(None, channel)
-            return [self._sent(i) for i in items if i.kind == int(Kind.MESSAGE)]
+        def work() -> dict[str, Any]:
+            rows = self.core.store.sent_page(channel, after, limit + 1)
+            got = paging.page(rows, limit, lambda i: (i.channel, i.seq))
+            states = self.core.sent_states(got.items)
+            return {
+                "items": [self._sent(i, s) for i, s in zip(got.items, states, strict=True)],
+                "next": got.next,
+            }
 
         return JSONResponse(await self.service.run_db(work))
 
-    def _sent(self, item: OutboxItem) -> dict[str, Any]:
-        out = {
+    def sent_view(self, item: OutboxItem) -> dict[str, Any]:
+        """One sent message with its state per party (``status CH:SEQ``, the console)."""
+        state = {} if item.index is None else self.core.message_state(item.channel, item.index)
+        return self._sent(item, state)
+
+    def _sent(self, item: OutboxItem, recipients: dict[str, Any]) -> dict[str, Any]:
+        return {
             "channel": item.channel,
             "seq": item.seq,
             "hash": item.hash.hex(),
@@ -218,11 +258,10 @@ class StationAPI:
             "index": item.index,
             "relay_ms": item.relay_ms,
             "error": item.error,
-            "recipients": {},
+            "key": item.key,
+            "excerpt": item.excerpt,
+            "recipients": recipients,
         }
-        if item.index is not None:
-            out["recipients"] = self.core.message_state(item.channel, item.index)
-        return out
 
     async def sent_one(self, request: Request) -> Response:
         self.check(request)
@@ -232,7 +271,7 @@ class StationAPI:
             item = self.core.store.outbox_item(channel, seq)
             if item is None:
                 raise Malformed(f"no sent message {seq} in {channel}", field="seq")
-            return self._sent(item)
+            return self.sent_view(item)
 
         return JSONResponse(await self.service.run_db(work))
 
@@ -255,10 +294,19 @@ class StationAPI:
 
     async def alarms(self, request: Request) -> Response:
         self.check(request)
-        everything = request.query_params.get("all") == "1"
+        q = request.query_params
+        everything = q.get("all") == "1"
+        limit = paging.limit_of(q.get("limit"))
+        after = paging.decode(q.get("after"), (int,))
 
-        def work() -> list[dict[str, Any]]:
-            return [
+        def work() -> dict[str, Any]:
+            rows = self.core.store.alarms(
+                cleared_too=everything,
+                limit=limit + 1,
+                before_id=int(after[0]) if after else None,
+            )
+            got = paging.page(rows, limit, lambda a: (a.id,))
+            items = [
                 {
                     "id": a.id,
                     "created_ms": a.created_ms,
@@ -273,8 +321,9 @@ class StationAPI:
                     "count": a.count,
                     "last_ms": a.last_ms,
                 }
-                for a in self.core.store.alarms(cleared_too=everything, limit=500)
+                for a in got.items
             ]
+            return {"items": items, "next": got.next}
 
         return JSONResponse(await self.service.run_db(work))
 

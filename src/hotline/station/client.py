@@ -4,12 +4,16 @@ It finds the API's address and token in the station directory (``station.toml``,
 ``api-token``), speaks JSON, and turns every error answer back into the hotline
 error the station raised (``errors.from_dict``); a station that does not answer
 is ``Unavailable``. Answers are the API's JSON documents, as documented in
-docs/OPERATIONS.md ("Local API").
+docs/OPERATIONS.md ("Local API"). Lists come a page at a time (``*_page``: items and
+the cursor of the next page) or whole (every page, followed to the end).
 """
 
 from __future__ import annotations
 
+import secrets
 import ssl
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,6 +28,12 @@ Json = dict[str, Any]
 # The station answers a long poll after at most 25 s; leave it room.
 WAIT_TIMEOUT = 40.0
 EXPORT_TIMEOUT = 300.0
+PAGE = 1000  # items per page when following every page
+
+
+def new_key() -> str:
+    """A fresh idempotency key for one send."""
+    return secrets.token_urlsafe(18)
 
 
 class StationClient:
@@ -78,8 +88,15 @@ class StationClient:
         body: Json | None = None,
         precedence: str = "ROUTINE",
         lang: str | None = None,
+        key: str | None = None,
+        retry_for: float = 0.0,
     ) -> Json:
-        """Queue free ``text`` (in ``lang``) or a whole ``body``; the answer names its seq."""
+        """Queue free ``text`` (in ``lang``) or a whole ``body``; the answer names its seq.
+
+        With an idempotency ``key``, a send cut before its answer (the connection reset,
+        the station restarting) is retried with the same key for up to ``retry_for``
+        seconds: the station queues it once and answers ``repeated`` to a retry. A
+        station that does not answer the first attempt at all is not retried."""
         payload: Json = {"channel": channel, "precedence": precedence.upper()}
         if text is not None:
             payload["text"] = text
@@ -88,20 +105,41 @@ class StationClient:
         if body is not None:
             payload["body"] = body
         headers = {"Accept-Language": lang} if lang else {}
-        return dict(self._json("POST", "/api/send", json=payload, headers=headers))
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        deadline, pause, reached = time.monotonic() + retry_for, 0.2, False
+        while True:
+            try:
+                resp = self.http.request("POST", "/api/send", json=payload, headers=headers)
+            except httpx.HTTPError as exc:
+                # Reached once (not a refused first connection): the send may be stored.
+                reached = reached or not isinstance(exc, httpx.ConnectError)
+                if key is None or not reached or time.monotonic() + pause > deadline:
+                    raise _unavailable(self.url, exc) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            if resp.status_code >= 400:
+                raise _error_of(resp)
+            return dict(resp.json())
 
-    def inbox(
-        self, channel: str | None = None, limit: int | None = None, lang: str | None = None
-    ) -> list[Json]:
-        """Messages received, by precedence then time."""
-        params: dict[str, Any] = {}
-        if channel:
-            params["channel"] = channel
-        if limit is not None:
-            params["limit"] = limit
+    def inbox_page(
+        self,
+        channel: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+        lang: str | None = None,
+    ) -> Json:
+        """A page of the messages received, by precedence then time: ``items``, and
+        ``next`` (the ``after`` of the next page; None on the last)."""
+        params: dict[str, Any] = {"channel": channel, "limit": limit, "after": after}
         if lang:
             params["lang"] = lang
-        return list(self._json("GET", "/api/inbox", params=params))
+        return dict(self._json("GET", "/api/inbox", params=_given(params)))
+
+    def inbox(self, channel: str | None = None, lang: str | None = None) -> list[Json]:
+        """Every message received, by precedence then time (every page)."""
+        return list(self._every(self.inbox_page, channel=channel, lang=lang))
 
     def message(self, channel: str, index: int, lang: str | None = None) -> Json:
         """One message of the log, with its view in ``lang`` and its state per party."""
@@ -113,19 +151,32 @@ class StationClient:
         data = {"channel": channel, "index": index, "operator": operator, "reply": reply}
         return dict(self._json("POST", "/api/ack", json=data))
 
+    def sent_page(
+        self, channel: str | None = None, limit: int | None = None, after: str | None = None
+    ) -> Json:
+        """A page of the messages this station sent (by channel, then seq), each with its
+        key, excerpt and state per recipient party: ``items`` and ``next``."""
+        params = _given({"channel": channel, "limit": limit, "after": after})
+        return dict(self._json("GET", "/api/sent", params=params))
+
     def sent(self, channel: str | None = None) -> list[Json]:
-        """The messages this station sent, each with its state per recipient party."""
-        params = {"channel": channel} if channel else {}
-        return list(self._json("GET", "/api/sent", params=params))
+        """Every message this station sent, each with its state per recipient party."""
+        return list(self._every(self.sent_page, channel=channel))
 
     def sent_message(self, channel: str, seq: int) -> Json:
         """The sent message ``seq`` of ``channel`` (as `send` answered it)."""
         return dict(self._json("GET", f"/api/sent/{channel}/{seq}"))
 
+    def alarms_page(
+        self, everything: bool = False, limit: int | None = None, after: str | None = None
+    ) -> Json:
+        """A page of open alarms, newest first (with ``everything``, cleared ones too)."""
+        params = _given({"all": "1" if everything else None, "limit": limit, "after": after})
+        return dict(self._json("GET", "/api/alarms", params=params))
+
     def alarms(self, everything: bool = False) -> list[Json]:
-        """Open alarms, newest first (with ``everything``, cleared ones too)."""
-        params = {"all": "1"} if everything else {}
-        return list(self._json("GET", "/api/alarms", params=params))
+        """Every open alarm, newest first (with ``everything``, cleared ones too)."""
+        return list(self._every(self.alarms_page, everything=everything))
 
     def clear_alarm(self, alarm_id: int, operator: str) -> Json:
         return dict(
@@ -146,6 +197,16 @@ class StationClient:
 
     # --- transport ---------------------------------------------------------------------
 
+    def _every(self, page: Callable[..., Json], **kwargs: Any) -> Iterator[Json]:
+        """The items of every page of a list, following ``next`` to the end."""
+        after = None
+        while True:
+            got = page(limit=PAGE, after=after, **kwargs)
+            yield from got["items"]
+            after = got["next"]
+            if after is None:
+                return
+
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._call(method, path, **kwargs).json()
 
@@ -153,12 +214,18 @@ class StationClient:
         try:
             resp = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise Unavailable(
-                f"station at {self.url} is not answering ({exc}); is it running?"
-            ) from exc
+            raise _unavailable(self.url, exc) from exc
         if resp.status_code >= 400:
             raise _error_of(resp)
         return resp
+
+
+def _unavailable(url: str, exc: Exception) -> Unavailable:
+    return Unavailable(f"station at {url} is not answering ({exc}); is it running?")
+
+
+def _given(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def _error_of(resp: httpx.Response) -> HotlineError:

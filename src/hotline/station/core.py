@@ -153,6 +153,12 @@ class StationCore:
         with self.store.transaction():
             return self.queue(channel, body, kind=kind, precedence=precedence)
 
+    def send_once(
+        self, channel: str, body: Body, precedence: Precedence, key: str
+    ) -> outbox.Queued:
+        """Seal and queue a message under a client's idempotency key, once per key."""
+        return outbox.send_once(self.state, channel, body, precedence, key)
+
     def on_accepted(self, frame: Accepted) -> None:
         """The relay accepted one of ours: check its checkpoint and inclusion proof."""
         outbox.on_accepted(self.state, frame)
@@ -214,3 +220,7 @@ class StationCore:
     def message_state(self, channel: str, index: int) -> dict[str, dict[str, Any]]:
         """Per recipient party: delivered, acknowledged, deadline and escalation."""
         return views.message_state(self.state, channel, index)
+
+    def sent_states(self, items: list[OutboxItem]) -> list[dict[str, dict[str, Any]]]:
+        """``message_state`` of each of our messages, batched (empty if not logged yet)."""
+        return views.sent_states(self.state, items)

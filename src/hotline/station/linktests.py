@@ -3,7 +3,9 @@
 Every ``link_test_seconds`` a ping per channel goes to the relay, which forwards it
 to the channel's stations; each answers with a pong. What a station hears updates
 its link boards (the escalation rules turn board changes into alarms and notices).
-Once an hour a link test goes into the log as well, as a record of the line's upkeep.
+Once an hour a link test goes into the log as well, as a record of the line's upkeep;
+when the last one was logged is kept in the store, so a restart does not log another
+before the hour is up.
 
 Only a fresh test is heard (see link.py): a pong to one of our open challenges, or a
 ping within the clock bound with a nonce new from its sender. A stale or replayed one
@@ -32,6 +34,7 @@ log = logging.getLogger("hotline.station")
 
 LOGGED_EVERY_MS = 3600 * 1000
 RETRY_LOGGED_MS = 2000  # a logged test that could not be sealed yet (a party not introduced)
+_LOGGED_META = "linktest.logged_ms."  # + channel: when its last hourly test was logged
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,8 @@ class LinkTests:
                 open_ms = link_mod.CHALLENGE_INTERVALS * interval_ms
                 self._challenges.issue(ping.nonce, channel, self._mono_ms(), open_ms)
                 send.append(ping)
-            if now - self._last_logged.get(channel, 0) >= LOGGED_EVERY_MS:
-                logged = self._log_link_test(channel)
+            if self._logged_due(channel, now):
+                logged = self._log_link_test(channel, now)
                 self._last_logged[channel] = (
                     now if logged else now - LOGGED_EVERY_MS + RETRY_LOGGED_MS
                 )
@@ -75,16 +78,25 @@ class LinkTests:
     def _mono_ms(self) -> float:
         return self.st.monotonic() * 1000
 
-    def _log_link_test(self, channel: str) -> bool:
+    def _logged_due(self, channel: str, now: int) -> bool:
+        """Whether the channel's hourly logged test is due (the last one's time outlives
+        restarts; one "in the future" after the clock was set back counts as due)."""
+        if channel not in self._last_logged:
+            stored = self.st.store.meta(_LOGGED_META + channel)
+            self._last_logged[channel] = int(stored) if stored else now - LOGGED_EVERY_MS
+        return not 0 <= now - self._last_logged[channel] < LOGGED_EVERY_MS
+
+    def _log_link_test(self, channel: str, now: int) -> bool:
         try:
             with self.st.store.transaction():
                 outbox.queue(
                     self.st,
                     channel,
-                    LinkTestRecord(self.st.now_ms()),
+                    LinkTestRecord(now),
                     kind=Kind.LINK_TEST,
                     precedence=Precedence.ROUTINE,
                 )
+                self.st.store.set_meta(_LOGGED_META + channel, str(now))
         except HotlineError as exc:
             log.info("hourly link test not logged yet: %s", exc)
             return False

@@ -7,11 +7,14 @@ inclusion under a signed checkpoint; a refusal is final unless it is transient.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+
 from .. import body as body_mod
 from .. import envelope as env_mod
 from .. import forms, logcheck
 from ..envelope import Kind, Precedence
-from ..errors import HotlineError, Malformed, Unavailable
+from ..errors import HotlineError, IdempotencyConflict, Malformed, Unavailable
 from ..frames import Accepted
 from ..keys import StationCertificate
 from .alarms import Alarm, AlarmKind
@@ -20,6 +23,33 @@ from .store import OutboxItem, OutboxState
 
 # Refusals after which the envelope stays queued and is sent again.
 TRANSIENT = ("unavailable", "rate_limited")
+EXCERPT_CHARS = 80
+MAX_KEY = 128
+
+
+@dataclass(frozen=True)
+class Queued:
+    """The answer to a keyed send: the item, and whether the key had queued it already."""
+
+    item: OutboxItem
+    repeated: bool
+
+
+def excerpt(body: body_mod.Body) -> str:
+    """What the sender's list shows of a message: its text's start, or ``[form-name]``."""
+    if isinstance(body, body_mod.Text):
+        return body.text[:EXCERPT_CHARS]
+    return body_mod.summary(body)[:EXCERPT_CHARS]
+
+
+def check_key(key: str) -> str:
+    """An idempotency key: 1 to 128 printable ASCII characters."""
+    if not 1 <= len(key) <= MAX_KEY or not all(" " <= c <= "~" for c in key):
+        raise Malformed(
+            f"an Idempotency-Key is 1 to {MAX_KEY} printable ASCII characters",
+            field="Idempotency-Key",
+        )
+    return key
 
 
 def recipients(st: Station, channel: str) -> list[StationCertificate]:
@@ -57,8 +87,11 @@ def queue(
     *,
     kind: Kind = Kind.MESSAGE,
     precedence: Precedence = Precedence.ROUTINE,
+    key: str | None = None,
+    request_hash: bytes | None = None,
 ) -> OutboxItem:
-    """Seal a message and put it in the durable outbox (the caller's transaction)."""
+    """Seal a message and put it in the durable outbox (the caller's transaction),
+    with the client's idempotency ``key`` and what it asked, if any."""
     if channel not in st.channels:
         raise Malformed(f"{st.party} is not a member of {channel}", field="channel")
     if isinstance(body, body_mod.Form):
@@ -88,9 +121,37 @@ def queue(
         None,
         None,
         None,
+        key,
+        request_hash,
+        excerpt(body) if kind == Kind.MESSAGE else None,
     )
     st.store.add_outbox(item)
     return item
+
+
+def send_once(
+    st: Station, channel: str, body: body_mod.Body, precedence: Precedence, key: str
+) -> Queued:
+    """Queue a message under a client's idempotency key, in one transaction with the key.
+
+    The same key with the same request answers the item it queued, however often and
+    across restarts; with another request it is refused (the key names one send)."""
+    check_key(key)
+    asked = hashlib.sha256(
+        b"\0".join([channel.encode(), precedence.name.encode(), body_mod.encode(body)])
+    ).digest()
+    with st.store.transaction():
+        earlier = st.store.outbox_by_key(key)
+        if earlier is not None:
+            if earlier.request_hash != asked:
+                raise IdempotencyConflict(
+                    f"Idempotency-Key {key!r} was used for another request "
+                    f"({earlier.channel}:{earlier.seq}); use a new key for a new message",
+                    field="Idempotency-Key",
+                )
+            return Queued(earlier, repeated=True)
+        item = queue(st, channel, body, precedence=precedence, key=key, request_hash=asked)
+        return Queued(item, repeated=False)
 
 
 def send_receipts(st: Station) -> int:

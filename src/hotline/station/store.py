@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   channel TEXT NOT NULL, seq INTEGER NOT NULL, envelope BLOB NOT NULL, hash BLOB NOT NULL,
   kind INTEGER NOT NULL, precedence INTEGER NOT NULL, created_ms INTEGER NOT NULL,
   state TEXT NOT NULL, idx INTEGER, relay_ms INTEGER, error TEXT,
-  PRIMARY KEY (channel, seq));
+  send_key TEXT, request_hash BLOB, excerpt TEXT, PRIMARY KEY (channel, seq));
 CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, channel, seq);
 CREATE TABLE IF NOT EXISTS message (
   channel TEXT NOT NULL, idx INTEGER NOT NULL, sender TEXT NOT NULL, party TEXT NOT NULL,
@@ -87,12 +87,16 @@ MIGRATIONS = (
     ("alarm", "subject", "TEXT"),
     ("alarm", "count", "INTEGER NOT NULL DEFAULT 1"),
     ("alarm", "last_ms", "INTEGER"),
+    ("outbox", "send_key", "TEXT"),
+    ("outbox", "request_hash", "BLOB"),
+    ("outbox", "excerpt", "TEXT"),
 )
 
 # Indexes over migrated columns: created once the columns surely exist.
 INDEXES = """
 CREATE INDEX IF NOT EXISTS alarm_open ON alarm (kind, channel, idx) WHERE cleared_ms IS NULL;
 CREATE INDEX IF NOT EXISTS entry_held ON entry (channel, idx) WHERE held=1;
+CREATE UNIQUE INDEX IF NOT EXISTS outbox_send_key ON outbox (send_key) WHERE send_key IS NOT NULL;
 """
 
 
@@ -117,6 +121,9 @@ class OutboxItem:
     index: int | None
     relay_ms: int | None
     error: str | None
+    key: str | None = None  # the client's Idempotency-Key, if it gave one
+    request_hash: bytes | None = None  # what was asked under that key (to refuse a reuse)
+    excerpt: str | None = None  # what was sent, for the sender's list (first 80 characters)
 
 
 @dataclass(frozen=True)
@@ -259,8 +266,8 @@ class StationStore:
 
     def add_outbox(self, item: OutboxItem) -> None:
         self._x(
-            "INSERT INTO outbox (channel, seq, envelope, hash, kind, precedence, created_ms, state)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (channel, seq, envelope, hash, kind, precedence, created_ms, state,"
+            " send_key, request_hash, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             item.channel,
             item.seq,
             item.envelope,
@@ -269,7 +276,29 @@ class StationStore:
             item.precedence,
             item.created_ms,
             OutboxState.QUEUED,
+            item.key,
+            item.request_hash,
+            item.excerpt,
         )
+
+    def outbox_by_key(self, key: str) -> OutboxItem | None:
+        """The envelope queued under a client's idempotency key."""
+        row = self._one("SELECT * FROM outbox WHERE send_key=?", key)
+        return _outbox(row) if row else None
+
+    def sent_page(
+        self, channel: str | None, after: tuple[str, int] | None, limit: int
+    ) -> list[OutboxItem]:
+        """Our messages (not receipts or link tests) by channel then seq, after a cursor."""
+        sql, args = "SELECT * FROM outbox WHERE kind=?", list[Any]([int(Kind.MESSAGE)])
+        if channel:
+            sql += " AND channel=?"
+            args.append(channel)
+        if after is not None:
+            sql += " AND (channel > ? OR (channel = ? AND seq > ?))"
+            args += [after[0], after[0], after[1]]
+        rows = self._q(sql + " ORDER BY channel, seq LIMIT ?", *args, limit)
+        return [_outbox(r) for r in rows]
 
     def outbox(
         self, state: OutboxState | None = None, channel: str | None = None
@@ -466,14 +495,30 @@ class StationStore:
             rows = self._q("SELECT * FROM message WHERE channel=? ORDER BY idx", channel)
         return [_message(r) for r in rows]
 
-    def inbox(self, not_from: str, channel: str | None, limit: int) -> list[Message]:
-        """Messages received (not sent by station ``not_from``), most urgent and newest first."""
+    def inbox(
+        self,
+        not_from: str,
+        channel: str | None,
+        limit: int,
+        after: tuple[int, int, str, int] | None = None,
+    ) -> list[Message]:
+        """Messages received (not sent by station ``not_from``), most urgent and newest first.
+
+        The order is total (precedence, relay time newest first, channel, index newest
+        first), so ``after`` (that key of the last message of a page) starts the next."""
         sql = "SELECT * FROM message WHERE kind=? AND sender!=?"
         args: list[Any] = [int(Kind.MESSAGE), not_from]
         if channel:
             sql += " AND channel=?"
             args.append(channel)
-        sql += " ORDER BY precedence ASC, relay_ms DESC LIMIT ?"
+        if after is not None:
+            p, r, c, i = after
+            sql += (
+                " AND (precedence > ? OR (precedence = ? AND (relay_ms < ? OR (relay_ms = ?"
+                " AND (channel > ? OR (channel = ? AND idx < ?))))))"
+            )
+            args += [p, p, r, r, c, c, i]
+        sql += " ORDER BY precedence ASC, relay_ms DESC, channel ASC, idx DESC LIMIT ?"
         args.append(limit)
         return [_message(r) for r in self._q(sql, *args)]
 
@@ -597,6 +642,33 @@ class StationStore:
             "DELETE FROM pending_ack WHERE channel=? AND idx=? AND party=?", channel, index, party
         )
 
+    def receipts_of_many(self, channel: str, indexes: list[int]) -> list[Receipt]:
+        """Receipts for several messages of a channel, in log order (one query)."""
+        if not indexes:
+            return []
+        marks = ", ".join("?" * len(indexes))
+        rows = self._q(
+            f"SELECT * FROM receipt WHERE channel=? AND of_index IN ({marks}) ORDER BY idx",
+            channel,
+            *indexes,
+        )
+        return [_receipt(r) for r in rows]
+
+    def escalation_levels_many(self, channel: str, indexes: list[int]) -> dict[int, dict[str, int]]:
+        """Escalation levels reached per message and party (one query)."""
+        out: dict[int, dict[str, int]] = {}
+        if not indexes:
+            return out
+        rows = self._q(
+            f"SELECT idx, party, level FROM escalation WHERE channel=? AND idx IN "
+            f"({', '.join('?' * len(indexes))})",
+            channel,
+            *indexes,
+        )
+        for r in rows:
+            out.setdefault(r["idx"], {})[r["party"]] = r["level"]
+        return out
+
     def escalation_levels(self, channel: str, index: int) -> dict[str, int]:
         rows = self._q(
             "SELECT party, level FROM escalation WHERE channel=? AND idx=?", channel, index
@@ -643,10 +715,17 @@ class StationStore:
             now_ms,
         )
 
-    def alarms(self, *, cleared_too: bool = False, limit: int = 500) -> list[AlarmRecord]:
-        """Alarms, newest first (open ones only unless ``cleared_too``)."""
-        where = "" if cleared_too else " WHERE cleared_ms IS NULL"
-        rows = self._q(f"SELECT * FROM alarm{where} ORDER BY id DESC LIMIT ?", limit)
+    def alarms(
+        self, *, cleared_too: bool = False, limit: int = 500, before_id: int | None = None
+    ) -> list[AlarmRecord]:
+        """Alarms, newest first (open ones only unless ``cleared_too``), older than
+        ``before_id`` if given (the last id of the previous page)."""
+        where = " WHERE 1=1" if cleared_too else " WHERE cleared_ms IS NULL"
+        args: list[Any] = []
+        if before_id is not None:
+            where += " AND id < ?"
+            args.append(before_id)
+        rows = self._q(f"SELECT * FROM alarm{where} ORDER BY id DESC LIMIT ?", *args, limit)
         return [
             AlarmRecord(
                 r["id"],
@@ -722,6 +801,20 @@ class StationStore:
             kind,
             key,
             data,
+        )
+
+    # --- meta: small named values that outlive a restart ---------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key=?", key)
+        return str(row["value"]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._x(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+            key,
+            value,
         )
 
     # --- operators and console sessions --------------------------------------------------
@@ -819,6 +912,9 @@ def _outbox(r: sqlite3.Row) -> OutboxItem:
         r["idx"],
         r["relay_ms"],
         r["error"],
+        r["send_key"],
+        bytes(r["request_hash"]) if r["request_hash"] is not None else None,
+        r["excerpt"],
     )
 
 

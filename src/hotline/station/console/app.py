@@ -339,7 +339,7 @@ class Console:
             if q.get("sent_channel") and q.get("sent_seq", "").isdigit():
                 item = self.core.store.outbox_item(q["sent_channel"], int(q["sent_seq"]))
                 if item is not None:
-                    sent = self.api._sent(item)
+                    sent = self.api.sent_view(item)
                     sent["state_label"] = t(lang, "state." + item.state)
                     out["sent"] = _label_parties(sent, lang)
             if q.get("msg_channel") and q.get("msg_index", "").isdigit():
