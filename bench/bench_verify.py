@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hotline.envelope import ZERO_HASH, envelope_hash, seal
+from hotline.leaf import leaf_data
 from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, sign_checkpoint
 from hotline.transcript import FORMAT, verify
@@ -41,10 +42,11 @@ def build(n: int, every: int) -> dict[str, object]:
             created_ms=t0 + i,
         )
         prev[party] = envelope_hash(raw)
-        tree.append(raw)
+        tree.append(leaf_data(t0 + i, raw))
         entries.append({"index": i, "envelope": base64.b64encode(raw).decode(), "relay_ms": t0 + i})
         if (i + 1) % every == 0 or i == n - 1:
-            cp = Checkpoint(world.roster.origin("us-ru"), tree.size, tree.root(), ("time 1",))
+            at = f"time {t0 + i}"
+            cp = Checkpoint(world.roster.origin("us-ru"), tree.size, tree.root(), (at,))
             checkpoints.append(sign_checkpoint(cp, world.relay).encode().decode())
     return {
         "format": FORMAT,

@@ -24,6 +24,7 @@ from hotline import envelope as env_mod
 from hotline import frames
 from hotline.home import load_relay_key, load_roster
 from hotline.keys import Revocation
+from hotline.leaf import leaf_data
 from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, sign_checkpoint
 from hotline.relay.app import Connection, Relay
@@ -67,7 +68,7 @@ class LyingCore(RelayCore):
             self.done = True
             old = self.store.entries(entry.channel, 0, entry.index)
             first = next(e for e in old if e.sender == "us/us-1")
-            index = self.tree(entry.channel).append(first.envelope)
+            index = self.tree(entry.channel).append(leaf_data(now_ms, first.envelope))
             self.store.add_entry(
                 StoredEntry(entry.channel, index, first.envelope, os.urandom(32), "liar", 0, now_ms)
             )
@@ -120,8 +121,9 @@ class LyingRelay(Relay):
             entries[msgs[0]] = replace(entries[msgs[0]], envelope=bytes(raw))
         elif self.mode == "badroot" and entries:
             size = frame.start + len(entries)
+            at = max((e.relay_ms for e in entries), default=0)  # a time that holds
             cp = Checkpoint(
-                self.core.roster.origin(frame.channel), size, os.urandom(32), ("time 1",)
+                self.core.roster.origin(frame.channel), size, os.urandom(32), (f"time {at}",)
             )
             frame = replace(frame, checkpoint=sign_checkpoint(cp, self.core.log_key).encode())
         else:
@@ -150,8 +152,10 @@ class LyingRelay(Relay):
 
     def _alt_checkpoint(self, channel: str, size: int) -> tuple[bytes, MerkleTree]:
         tree = MerkleTree()
-        tree.append_many([r for r, _ in self.alt.setdefault(channel, [])[:size]])
-        cp = Checkpoint(self.core.roster.origin(channel), size, tree.root(), ("time 2",))
+        log = self.alt.setdefault(channel, [])[:size]
+        tree.append_many([leaf_data(ms, r) for r, ms in log])
+        at = max((ms for _, ms in log), default=0)  # its times hold: only the history lies
+        cp = Checkpoint(self.core.roster.origin(channel), size, tree.root(), (f"time {at}",))
         return sign_checkpoint(cp, self.core.log_key).encode(), tree
 
     def fork_view(self, frame: frames.RelayFrame) -> frames.RelayFrame:

@@ -18,6 +18,7 @@ from hotline import envelope as env_mod
 from hotline.envelope import Kind, Precedence
 from hotline.errors import NotARecipient
 from hotline.keys import Revocation, StationCertificate
+from hotline.leaf import leaf_data
 from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, SignedCheckpoint, b64, cosign, sign_checkpoint
 from hotline.transcript import FORMAT
@@ -76,7 +77,7 @@ class ChannelLog:
         """The relay appends an envelope (whatever it is) at the next index."""
         self.now_ms += 1000
         self.entries.append((raw, self.now_ms))
-        return self.tree.append(raw)
+        return self.tree.append(leaf_data(self.now_ms, raw))
 
     def send(
         self, party: str, body: body_mod.Body | dict[str, Any], kind: Kind = Kind.MESSAGE
@@ -109,7 +110,7 @@ class ChannelLog:
     def checkpoint(self, *cosigners: str, tree: MerkleTree | None = None) -> SignedCheckpoint:
         """The relay signs the log (or ``tree``) as it is; the named parties cosign it."""
         tree = tree or self.tree
-        cp = Checkpoint(self.origin, tree.size, tree.root(), (f"time {self.now_ms // 1000}",))
+        cp = Checkpoint(self.origin, tree.size, tree.root(), (f"time {self.now_ms}",))
         signed = sign_checkpoint(cp, self.world.relay)
         for party in cosigners:
             signed = cosign(signed, self.world.stations[party].cosigner(), self.now_ms // 1000)

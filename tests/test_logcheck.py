@@ -18,6 +18,7 @@ from hotline.envelope import Kind
 from hotline.errors import (
     BadProof,
     BadSignature,
+    BadTime,
     ChainGap,
     DecryptionFailed,
     ForkDetected,
@@ -147,21 +148,66 @@ def test_an_entry_is_the_next_link_of_its_senders_chain(log: ChannelLog) -> None
         logcheck.check_envelope(ctx, env, index=2, relay_ms=log.now_ms, last=(2, bytes(32)))
 
 
-def test_an_entry_served_again_must_be_the_same_bytes(log: ChannelLog) -> None:
+def test_an_entry_served_again_must_be_the_same_bytes_at_the_same_time(log: ChannelLog) -> None:
     ctx = context(log)
     held = log.tree.leaf_hash_at(3)
-    logcheck.check_held_entry(ctx, log.entries[3][0], held, index=3)
+    raw, ms = log.entries[3]
+    logcheck.check_held_entry(ctx, raw, held, index=3, relay_ms=ms)
     with raises(ForkDetected, 3):
-        logcheck.check_held_entry(ctx, log.entries[4][0], held, index=3)
+        logcheck.check_held_entry(ctx, log.entries[4][0], held, index=3, relay_ms=ms)
+    with raises(ForkDetected, 3):  # the same bytes, served again at another time
+        logcheck.check_held_entry(ctx, raw, held, index=3, relay_ms=ms - 1)
 
 
-def test_an_accepted_entry_is_included_in_the_signed_log(log: ChannelLog) -> None:
+def test_an_accepted_entry_is_included_in_the_signed_log_at_its_time(log: ChannelLog) -> None:
     ctx = context(log)
     signed = log.checkpoints[-1]
     proof = log.tree.inclusion_proof(5, signed.size)
-    logcheck.check_included(ctx, log.entries[5][0], index=5, signed=signed, proof=proof)
+    raw, ms = log.entries[5]
+    logcheck.check_included(ctx, raw, index=5, relay_ms=ms, signed=signed, proof=proof)
     with raises(BadProof, 5):
-        logcheck.check_included(ctx, log.entries[6][0], index=5, signed=signed, proof=proof)
+        logcheck.check_included(
+            ctx, log.entries[6][0], index=5, relay_ms=ms, signed=signed, proof=proof
+        )
+    with raises(BadProof, 5):  # the time is inside the leaf: another one is another leaf
+        logcheck.check_included(
+            ctx, raw, index=5, relay_ms=ms - 3600_000, signed=signed, proof=proof
+        )
+
+
+# --- time ---------------------------------------------------------------------------------------
+
+
+def test_an_entry_time_never_goes_back_nor_leaves_its_checkpoints_times(log: ChannelLog) -> None:
+    ctx = context(log)
+    first, second = log.checkpoints[0], log.checkpoints[1]  # sizes 3 and 7
+    assert first.time_ms is not None and second.time_ms is not None
+    ms = log.entries[3][1]
+    logcheck.check_entry_time(
+        ctx, ms, index=3, previous_ms=log.entries[2][1], since=first, until=second
+    )
+    with raises(BadTime, 3, "relay_ms"):  # before the entry before it
+        logcheck.check_entry_time(ctx, ms, index=3, previous_ms=ms + 1)
+    with raises(BadTime, 3, "relay_ms"):  # before a checkpoint signed without it
+        logcheck.check_entry_time(ctx, first.time_ms - 1, index=3, since=first)
+    with raises(BadTime, 3, "relay_ms"):  # after the checkpoint that holds it
+        logcheck.check_entry_time(ctx, second.time_ms + 1, index=3, until=second)
+
+
+def test_an_entry_or_checkpoint_time_far_ahead_of_the_stations_clock_is_refused(
+    log: ChannelLog,
+) -> None:
+    ctx = context(log)
+    now = log.entries[3][1]
+    logcheck.check_entry_time(ctx, now + logcheck.MAX_AHEAD_MS, index=3, clock_ms=now)
+    month = 30 * 86400 * 1000
+    with raises(BadTime, 3, "relay_ms"):
+        logcheck.check_entry_time(ctx, now + month, index=3, clock_ms=now)
+    signed = log.checkpoints[0]
+    assert signed.time_ms is not None
+    logcheck.check_checkpoint_time(ctx, signed, clock_ms=signed.time_ms)
+    with raises(BadTime, None, "time"):
+        logcheck.check_checkpoint_time(ctx, signed, clock_ms=signed.time_ms - month)
 
 
 def test_a_disclosed_body_is_bound_to_its_envelope(log: ChannelLog) -> None:

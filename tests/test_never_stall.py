@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from hotline.keys import (
     StationCertificate,
     StationKey,
 )
+from hotline.leaf import leaf_data
 from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, sign_checkpoint
 from hotline.station import store as store_mod
@@ -49,23 +51,28 @@ class TestLog:
     def __init__(self, world: World, channel: str = CHANNEL) -> None:
         self.world, self.channel = world, channel
         self.entries: list[bytes] = []
+        self.times: list[int] = []  # the relay's time of each entry
 
     def add(self, raw: bytes) -> int:
         self.entries.append(raw)
+        self.times.append(int(time.time() * 1000))
         return len(self.entries) - 1
 
     def deliver(self, station: StationCore) -> None:
         """Give ``station`` every entry it does not have yet, as one frame."""
         start, size = station.size(self.channel), len(self.entries)
         tree = MerkleTree()
-        tree.append_many(self.entries)
-        cp = Checkpoint(self.world.roster.origin(self.channel), size, tree.root(), ("time 1",))
+        tree.append_many(
+            [leaf_data(t, raw) for t, raw in zip(self.times, self.entries, strict=True)]
+        )
+        at = f"time {max(self.times, default=0)}"
+        cp = Checkpoint(self.world.roster.origin(self.channel), size, tree.root(), (at,))
         frame = frames.Entries(
             None,
             self.channel,
             start,
             tuple(
-                frames.Entry(i, raw, station.now_ms())
+                frames.Entry(i, raw, self.times[i])
                 for i, raw in enumerate(self.entries)
                 if i >= start
             ),

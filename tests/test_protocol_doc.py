@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import pytest
 
 from hotline.envelope import MAX_ENVELOPE, ZERO_HASH, Kind, Precedence, open_envelope, parse, verify
 from hotline.errors import NotARecipient
-from hotline.example import T0, example
+from hotline.example import LOGGED_MS, T0, example
 from hotline.keys import KeyRing, StationKey
+from hotline.leaf import parse_leaf
 from hotline.notes import open_checkpoint, parse_verifier_key
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md").read_text()
@@ -50,6 +52,17 @@ def test_the_example_envelope_reads_as_documented() -> None:
         open_envelope(env, StationKey.generate("ua", "ua-1"), ring)
     cp = open_checkpoint(EXAMPLE["checkpoint"].encode(), parse_verifier_key(EXAMPLE["relay_key"]))
     assert cp.size == 1 and cp.root.hex() == EXAMPLE["leaf_hash"]
+
+
+def test_the_example_leaf_holds_the_relay_time_then_the_envelope() -> None:
+    header = bytes.fromhex(EXAMPLE["leaf_header_hex"])
+    assert header == b"\x02" + LOGGED_MS.to_bytes(8, "big")
+    data = header + bytes.fromhex(EXAMPLE["envelope_hex"])
+    assert hashlib.sha256(b"\x00" + data).hexdigest() == EXAMPLE["leaf_hash"]
+    leaf = parse_leaf(data)
+    assert (leaf.relay_ms, leaf.envelope.hex()) == (LOGGED_MS, EXAMPLE["envelope_hex"])
+    cp_time = int(EXAMPLE["checkpoint"].split("\n")[3].removeprefix("time "))
+    assert T0 * 1000 + 5 < leaf.relay_ms <= cp_time
 
 
 def test_documented_size_limit_is_the_code_limit() -> None:

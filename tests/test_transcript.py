@@ -18,6 +18,7 @@ import pytest
 from hotline.envelope import parse
 from hotline.home import load_party, load_relay_key
 from hotline.keys import KeyRing
+from hotline.leaf import leaf_data
 from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, sign_checkpoint
 from hotline.transcript import verify
@@ -161,9 +162,9 @@ def test_an_envelope_signed_by_a_revoked_key_is_named(recorded: Any) -> None:
     assert "revoked_key" in codes(doc)
 
 
-def _resign(c: Cluster, doc: dict[str, Any], size: int, root: bytes) -> str:
+def _resign(c: Cluster, doc: dict[str, Any], size: int, root: bytes, at: int = 1) -> str:
     key = load_relay_key(c.net.relay_dir, PASSPHRASE)
-    cp = Checkpoint(f"hotline/abu-dhabi/{doc['channel']}", size, root, ("time 1",))
+    cp = Checkpoint(f"hotline/abu-dhabi/{doc['channel']}", size, root, (f"time {at}",))
     return sign_checkpoint(cp, key).encode().decode()
 
 
@@ -181,9 +182,20 @@ def test_a_rollback_is_named(recorded: Any) -> None:
     c, _, original = recorded
     doc = copy.deepcopy(original)
     tree = MerkleTree()
-    tree.append_many([base64.b64decode(e["envelope"]) for e in doc["entries"][:2]])
-    doc["checkpoints"].append(_resign(c, doc, 2, tree.root()))  # after larger ones
+    first = doc["entries"][:2]
+    tree.append_many([leaf_data(e["relay_ms"], base64.b64decode(e["envelope"])) for e in first])
+    at = first[-1]["relay_ms"]
+    doc["checkpoints"].append(_resign(c, doc, 2, tree.root(), at))  # after larger ones
     assert "fork" in codes(doc)
+
+
+def test_an_edited_entry_time_is_named_at_that_entry(recorded: Any) -> None:
+    doc = copy.deepcopy(recorded[2])
+    last = doc["entries"][-1]
+    last["relay_ms"] = doc["entries"][0]["relay_ms"] - 1  # "it was answered at once"
+    failures = verify(doc).failures
+    assert "bad_time" in {f.code for f in failures if f.index == last["index"]}
+    assert "bad_proof" in {f.code for f in failures}  # the signed root covers the time
 
 
 def test_a_checkpoint_whose_root_does_not_match_is_named(recorded: Any) -> None:

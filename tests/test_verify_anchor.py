@@ -165,12 +165,12 @@ def test_a_file_that_is_not_json_fails_with_exit_4(tmp_path: Path) -> None:
 
 def test_an_old_format_exits_4_naming_both_formats(tmp_path: Path) -> None:
     path = tmp_path / "old.json"
-    path.write_text(json.dumps({**real().transcript(), "format": "hotline-transcript/v0"}))
+    path.write_text(json.dumps({**real().transcript(), "format": "hotline-transcript/v1"}))
     out = run(path, "--json")
     assert out.exit_code == 4
     (failure,) = json.loads(out.output)["failures"]
-    assert failure["reason"].startswith("old format hotline-transcript/v0: this version reads")
-    assert "hotline-transcript/v1" in failure["reason"]
+    assert failure["reason"].startswith("old format hotline-transcript/v1: this version reads")
+    assert "hotline-transcript/v2" in failure["reason"]
 
 
 def test_digests_are_read_in_any_case_with_separators() -> None:

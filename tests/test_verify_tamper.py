@@ -22,6 +22,7 @@ from hotline import body as body_mod
 from hotline import envelope as env_mod
 from hotline.cli import render
 from hotline.envelope import Kind
+from hotline.leaf import leaf_data
 from hotline.merkle import MerkleTree
 from hotline.notes import Note, NoteSignature, parse_note
 from hotline.transcript import Failure, verify
@@ -338,16 +339,16 @@ def test_a_file_of_another_format_is_named() -> None:
     assert codes({"format": "something/v1"}) == {"malformed"}
     assert codes([]) == {"malformed"}
     (failure,) = failures({"format": "something/v1"})
-    assert "'something/v1'" in failure.reason and "'hotline-transcript/v1'" in failure.reason
+    assert "'something/v1'" in failure.reason and "'hotline-transcript/v2'" in failure.reason
 
 
 def test_a_transcript_of_an_old_format_is_refused_by_name() -> None:
-    d = doc()
-    d["format"] = "hotline-transcript/v0"
+    d = doc()  # a v1 file (leaves without their time) is never misread as v2
+    d["format"] = "hotline-transcript/v1"
     (failure,) = failures(d)
     assert failure.code == "malformed"
-    assert failure.reason.startswith("old format hotline-transcript/v0: ")
-    assert "hotline-transcript/v1" in failure.reason
+    assert failure.reason.startswith("old format hotline-transcript/v1: ")
+    assert "hotline-transcript/v2" in failure.reason
 
 
 def test_the_builder_lies_only_when_told() -> None:
@@ -512,3 +513,48 @@ def test_one_uncovered_entry_is_named_alone() -> None:
     assert verify(log.transcript()).warnings == [
         "entry 10 is not covered by any checkpoint: its order is not proven"
     ]
+
+
+# --- time: inside the leaf, between the checkpoints' signed times -----------------------------
+
+
+def test_a_late_acknowledgments_time_edited_earlier_is_named_at_that_entry() -> None:
+    d = doc()
+    message_ms = d["entries"][0]["relay_ms"]
+    d["entries"][8]["relay_ms"] = message_ms + 1  # ru's acknowledgment of 0, made "prompt"
+    found = failures(d)
+    assert "bad_time" in at(d, 8), [str(f) for f in found]
+    assert "goes backwards" in next(f.reason for f in found if f.index == 8)
+    assert "bad_proof" in on_checkpoint(d, 10)  # the signed root covers the time
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_any_edited_entry_time_breaks_the_signed_root_and_names_the_entry(
+    data: st.DataObject,
+) -> None:
+    log = ChannelLog(exchange().world)
+    for n in range(6):
+        log.message("us" if n % 2 else "ru", f"m{n}")
+        log.checkpoint("us", "ru")  # one checkpoint per entry: each is bound alone
+    d = log.transcript()
+    assert verify(d).ok
+    i = data.draw(st.integers(0, 5), label="entry")
+    delta = data.draw(st.integers(-5000, 5000).filter(bool), label="ms")
+    d["entries"][i]["relay_ms"] += delta
+    found = failures(d)
+    assert any(f.index == i and f.code in ("bad_time", "bad_proof") for f in found), found
+    assert "bad_proof" in on_checkpoint(d, i + 1)
+
+
+def test_an_entry_time_beyond_its_checkpoints_signed_time_is_named() -> None:
+    log = exchange()
+    raw, ms = log.entries[9]
+    log.entries[9] = (raw, ms + 60_000)  # logged "later" than the relay signed for it
+    log.tree = MerkleTree()
+    log.tree.append_many([leaf_data(t, r) for r, t in log.entries])
+    log.checkpoints.pop()
+    log.checkpoint("us", "ru")  # signed over the new time, at a time before it
+    found = verify(log.transcript()).failures
+    assert [f.code for f in found if f.index == 9] == ["bad_time"], found
+    assert "after the signed time" in next(f.reason for f in found if f.index == 9)

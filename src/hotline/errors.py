@@ -14,7 +14,8 @@ family without parsing messages::
     │   ├── BadProof             a Merkle inclusion/consistency proof does not verify
     │   ├── ChainGap             a sender's sequence skips a number or its hash chain breaks
     │   ├── Replay               a sender's sequence number or envelope was already seen
-    │   └── ForkDetected         two signed checkpoints of one log are not consistent
+    │   ├── ForkDetected         two signed checkpoints of one log are not consistent
+    │   └── BadTime              an entry's signed time goes back or lies outside its bounds
     ├── NotAuthorized            the actor or key may not do this
     │   ├── Unauthenticated      no credentials, or wrong ones (an API token, a password)
     │   ├── UnknownKey           no certificate or roster entry for this key
@@ -114,6 +115,10 @@ class Replay(VerificationFailed):
 
 class ForkDetected(VerificationFailed):
     code = "fork"
+
+
+class BadTime(VerificationFailed):
+    code = "bad_time"
 
 
 class NotAuthorized(HotlineError):

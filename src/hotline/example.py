@@ -13,10 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from .envelope import ZERO_HASH, Kind, Precedence, seal
 from .keys import PartyKey, StationKey
-from .merkle import MerkleTree, leaf_hash
+from .leaf import HEADER_SIZE, entry_leaf_hash, leaf_data
+from .merkle import MerkleTree
 from .notes import Checkpoint, NoteSigner, cosign, sign_checkpoint
 
 T0 = 1_764_000_000  # 2025-11-24T16:00:00Z
+LOGGED_MS = T0 * 1000 + 7  # the relay's time for the entry, inside its leaf
 
 
 def _seed(label: str) -> bytes:
@@ -57,7 +59,7 @@ def example() -> dict[str, str]:
     )
     relay = NoteSigner("relay.ae", Ed25519PrivateKey.from_private_bytes(_seed("relay")))
     tree = MerkleTree()
-    tree.append(envelope)
+    tree.append(leaf_data(LOGGED_MS, envelope))
     checkpoint = sign_checkpoint(
         Checkpoint("hotline/example/us-ru", tree.size, tree.root(), (f"time {T0 * 1000 + 9}",)),
         relay,
@@ -70,7 +72,8 @@ def example() -> dict[str, str]:
         "body": body.decode(),
         "envelope_hex": envelope.hex(),
         "envelope_sha256": hashlib.sha256(envelope).hexdigest(),
-        "leaf_hash": leaf_hash(envelope).hex(),
+        "leaf_header_hex": leaf_data(LOGGED_MS, envelope)[:HEADER_SIZE].hex(),
+        "leaf_hash": entry_leaf_hash(LOGGED_MS, envelope).hex(),
         "checkpoint": witnessed.encode().decode(),
     }
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from . import envelope as env_mod
 from .body import Body, OverdueNotice, Receipt, Side, parse_body
 from .envelope import Envelope
-from .errors import BadProof, ForkDetected, HotlineError, Malformed, NotAuthorized
+from .errors import BadProof, BadTime, ForkDetected, HotlineError, Malformed, NotAuthorized
 from .keys import KeyRing
-from .merkle import leaf_hash, verify_inclusion
+from .leaf import entry_leaf_hash
+from .merkle import verify_inclusion
 from .notes import (
     CosignatureVerifier,
     Note,
@@ -34,6 +35,9 @@ Chain = tuple[int, bytes]
 
 NO_CHAIN: Chain = (0, env_mod.ZERO_HASH)
 """The link before a sender's first envelope."""
+
+MAX_AHEAD_MS = 5 * 60 * 1000
+"""How far a signed relay time may be ahead of a station's own clock."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,22 +127,90 @@ def check_entry(
     return env
 
 
-def check_held_entry(ctx: LogContext, raw: bytes, held_leaf: bytes, *, index: int) -> None:
-    """An entry served again must be the very bytes already held at its index."""
-    if leaf_hash(raw) != held_leaf:
+def check_held_entry(
+    ctx: LogContext, raw: bytes, held_leaf: bytes, *, index: int, relay_ms: int
+) -> None:
+    """An entry served again must be the very leaf already held at its index: the same
+    envelope bytes at the same relay time."""
+    try:
+        same = entry_leaf_hash(relay_ms, raw) == held_leaf
+    except HotlineError:
+        same = False
+    if not same:
         raise ForkDetected(
-            f"entry {index} differs from the one held before", channel=ctx.channel, index=index
+            f"entry {index} differs from the one held before (its bytes or its time)",
+            channel=ctx.channel,
+            index=index,
         )
 
 
 def check_included(
-    ctx: LogContext, raw: bytes, *, index: int, signed: SignedCheckpoint, proof: list[bytes]
+    ctx: LogContext,
+    raw: bytes,
+    *,
+    index: int,
+    relay_ms: int,
+    signed: SignedCheckpoint,
+    proof: list[bytes],
 ) -> None:
-    """An envelope is at ``index`` of the log that ``signed`` commits to (BadProof)."""
+    """An envelope, logged at ``relay_ms``, is at ``index`` of the log that ``signed``
+    commits to (BadProof); its time is then within the checkpoint's (BadTime)."""
     try:
-        verify_inclusion(leaf_hash(raw), index, signed.size, proof, signed.root)
+        verify_inclusion(entry_leaf_hash(relay_ms, raw), index, signed.size, proof, signed.root)
     except HotlineError as exc:
         raise ctx.placed(exc, index) from exc
+    check_entry_time(ctx, relay_ms, index=index, until=signed)
+
+
+# --- time ---------------------------------------------------------------------------------------
+
+
+def check_entry_time(
+    ctx: LogContext,
+    relay_ms: int,
+    *,
+    index: int,
+    previous_ms: int | None = None,
+    since: SignedCheckpoint | None = None,
+    until: SignedCheckpoint | None = None,
+    clock_ms: int | None = None,
+) -> None:
+    """An entry's signed time (inside its leaf) is where the log says it can be.
+
+    Never before ``previous_ms`` (the previous entry's time: time does not go back),
+    nor before the signed time of ``since`` (a checkpoint the relay signed without the
+    entry), nor after that of ``until`` (a checkpoint that holds it), nor beyond
+    ``clock_ms`` + ``MAX_AHEAD_MS`` (the checking station's own clock). BadTime names the
+    entry; a bound given as None is not checked.
+    """
+    problem = None
+    if previous_ms is not None and relay_ms < previous_ms:
+        problem = f"before the previous entry's time {previous_ms}: time goes backwards"
+    elif since is not None and (t := since.time_ms) is not None and relay_ms < t:
+        problem = f"before the signed time {t} of the checkpoint of size {since.size}"
+    elif until is not None and (t := until.time_ms) is not None and relay_ms > t:
+        problem = f"after the signed time {t} of the checkpoint of size {until.size}"
+    elif clock_ms is not None and relay_ms > clock_ms + MAX_AHEAD_MS:
+        problem = f"more than {MAX_AHEAD_MS // 1000} s ahead of this station's clock {clock_ms}"
+    if problem is not None:
+        raise BadTime(
+            f"entry {index} of {ctx.channel} is logged at {relay_ms}, {problem}",
+            channel=ctx.channel,
+            index=index,
+            field="relay_ms",
+        )
+
+
+def check_checkpoint_time(ctx: LogContext, signed: SignedCheckpoint, *, clock_ms: int) -> None:
+    """A checkpoint's signed time is not beyond the checking station's clock + bound."""
+    t = signed.time_ms
+    if t is not None and t > clock_ms + MAX_AHEAD_MS:
+        raise BadTime(
+            f"checkpoint of size {signed.size} of {ctx.channel} is signed at {t}, more than "
+            f"{MAX_AHEAD_MS // 1000} s ahead of this station's clock {clock_ms}",
+            channel=ctx.channel,
+            field="time",
+        )
 
 
 def check_disclosed_body(

@@ -269,6 +269,14 @@ class Checkpoint:
         lines = [self.origin, str(self.size), b64(self.root), *self.extensions]
         return "".join(line + "\n" for line in lines)
 
+    @property
+    def time_ms(self) -> int | None:
+        """The relay's signed time (its ``time`` extension line), or None without one."""
+        for line in self.extensions:
+            if line.startswith("time "):
+                return parse_decimal(line[len("time ") :], "time")
+        return None
+
 
 def parse_decimal(text: str, field: str) -> int:
     """A canonical decimal in 0..2^63-1 (no sign, no leading zeros); Malformed otherwise."""
@@ -317,6 +325,10 @@ class SignedCheckpoint:
     @property
     def root(self) -> bytes:
         return self.checkpoint.root
+
+    @property
+    def time_ms(self) -> int | None:
+        return self.checkpoint.time_ms
 
 
 def sign_checkpoint(cp: Checkpoint, log_key: NoteSigner) -> SignedCheckpoint:

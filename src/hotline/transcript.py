@@ -1,8 +1,8 @@
 """Transcripts: a channel's record, exported by a station, verified offline by anyone.
 
-Format ``hotline-transcript/v1`` (JSON, documented in docs/EVIDENCE.md)::
+Format ``hotline-transcript/v2`` (JSON, documented in docs/EVIDENCE.md)::
 
-    {"format": "hotline-transcript/v1", "channel", "exported_by", "exported_ms",
+    {"format": "hotline-transcript/v2", "channel", "exported_by", "exported_ms",
      "roster": NOTE, "certificates": [NOTE], "revocations": [NOTE],
      "entries": [{"index", "envelope": B64, "relay_ms"}],
      "checkpoints": [NOTE],                      # every checkpoint the station verified
@@ -10,7 +10,8 @@ Format ``hotline-transcript/v1`` (JSON, documented in docs/EVIDENCE.md)::
      "bodies": [{"index", "hash": HEX, "body_key": B64, "body": B64}]}   # optional
 
 Verification needs no network and no keys: the roster must be signed by every
-party, certificates by their party roots; then every entry, checkpoint, cosignature,
+party, certificates by their party roots; then every entry (its Merkle leaf recomputed
+from its relay time and envelope, leaf format v2), its time, checkpoint, cosignature,
 disclosed body, receipt and notice is checked by logcheck.py, the same checks a station
 makes as it receives the log. Each failure becomes a line ``WHERE: code: reason``, WHERE
 being ``channel#index``, ``channel (checkpoint of size N)`` or ``channel (channel)``.
@@ -34,14 +35,15 @@ from . import logcheck
 from .anchor import Anchor, root_fingerprint, roster_hash
 from .body import ReceiptStatus
 from .envelope import Kind
-from .errors import ForkDetected, HotlineError, Malformed
+from .errors import BadProof, ForkDetected, HotlineError, Malformed
 from .keys import KeyRing
+from .leaf import leaf_data
 from .merkle import MerkleTree
 from .notes import SignedCheckpoint, parse_checkpoint_text, parse_note
 from .roster import Roster, open_roster
 from .wire import MAX_U63
 
-FORMAT = "hotline-transcript/v1"
+FORMAT = "hotline-transcript/v2"  # v2: the relay's time is inside each Merkle leaf
 
 
 def loads(data: bytes) -> Any:
@@ -282,7 +284,8 @@ def verify(doc: Any, anchor: Anchor | None = None) -> Report:
             except HotlineError as exc:
                 report.fail(None, f"{kind} does not verify: {exc}", exc.code)
     log = _check_entries(report, ctx, _list(report, doc, "entries"))
-    _check_checkpoints(report, ctx, doc, log.tree)
+    good = _check_checkpoints(report, ctx, doc, log.tree)
+    _check_times(report, ctx, log, good)
     if report.largest_checkpoint < report.entries:
         report.uncovered = (report.largest_checkpoint, report.entries - 1)
     _check_bodies(report, ctx, doc, log)
@@ -309,6 +312,7 @@ class _Log:
 
     tree: MerkleTree = field(default_factory=MerkleTree)
     hashes: list[bytes] = field(default_factory=list)  # of every entry, valid or not
+    times: list[int] = field(default_factory=list)  # relay time of every entry
     envelopes: dict[int, env_mod.Envelope] = field(default_factory=dict)  # those that hold
     chains: dict[str, logcheck.Chain] = field(default_factory=dict)
 
@@ -329,8 +333,9 @@ def _check_entries(report: Report, ctx: logcheck.LogContext, items: list[Any]) -
         except HotlineError as exc:
             report.fail(index, f"entry is not readable: {exc}", "malformed")
             break
-        log.tree.append(raw)
+        log.tree.append(leaf_data(relay_ms, raw))
         log.hashes.append(env_mod.envelope_hash(raw))
+        log.times.append(relay_ms)
         report.entries += 1
         report.first_ms = relay_ms if report.first_ms is None else report.first_ms
         report.last_ms = relay_ms
@@ -360,8 +365,10 @@ def _claimed_size(note: bytes) -> int | None:
 
 def _check_checkpoints(
     report: Report, ctx: logcheck.LogContext, doc: dict[str, Any], tree: MerkleTree
-) -> None:
+) -> list[SignedCheckpoint]:
+    """Check every checkpoint; return those whose root matches the entries."""
     seen: list[SignedCheckpoint] = []
+    unmatched: list[int] = []
     for number, note in enumerate(_list(report, doc, "checkpoints"), 1):
         try:
             data = _note(note, "checkpoint")
@@ -380,6 +387,8 @@ def _check_checkpoints(
             logcheck.check_root(ctx, cp, root_at=tree.root, size_now=tree.size)
         except HotlineError as exc:
             report.fail(None, exc, checkpoint=cp.size)
+            if isinstance(exc, BadProof) and cp.size <= tree.size:
+                unmatched.append(cp.size)
             continue
         report.largest_checkpoint = max(report.largest_checkpoint, cp.size)
         try:
@@ -413,6 +422,47 @@ def _check_checkpoints(
         except HotlineError as exc:
             report.fail(None, exc, checkpoint=after)
             break
+    _name_changed_entries(report, unmatched, {cp.size for cp in seen})
+    return seen
+
+
+def _name_changed_entries(report: Report, unmatched: list[int], matched: set[int]) -> None:
+    """A root that does not match, right after one that does, names the one entry
+    between them: its envelope or its relay time (both inside its leaf) was changed."""
+    for size in unmatched:
+        if size - 1 in matched or size == 1:
+            report.fail(
+                size - 1,
+                BadProof(
+                    f"this entry's leaf (its envelope or its relay time) is not the one the "
+                    f"checkpoint of size {size} signed"
+                ),
+            )
+
+
+def _check_times(
+    report: Report, ctx: logcheck.LogContext, log: _Log, good: list[SignedCheckpoint]
+) -> None:
+    """Each entry's relay time: never before the previous entry's, and between the
+    signed times of the checkpoints just before and just after it."""
+    ordered = sorted(good, key=lambda cp: cp.size)
+    below: SignedCheckpoint | None = None  # the largest checkpoint without the entry
+    above = 0  # position in ``ordered`` of the first checkpoint that may hold it
+    for index, relay_ms in enumerate(log.times):
+        while above < len(ordered) and ordered[above].size <= index:
+            below = ordered[above]
+            above += 1
+        try:
+            logcheck.check_entry_time(
+                ctx,
+                relay_ms,
+                index=index,
+                previous_ms=log.times[index - 1] if index else None,
+                since=below,
+                until=ordered[above] if above < len(ordered) else None,
+            )
+        except HotlineError as exc:
+            report.fail(index, exc)
 
 
 def _check_bodies(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any], log: _Log) -> None:

@@ -17,12 +17,14 @@ from .. import envelope as env_mod
 from .. import frames
 from ..errors import HotlineError, Malformed, NotAuthorized, Unauthenticated, UnknownKey
 from ..keys import KeyRing, Revocation, StationCertificate
+from ..leaf import check_not_v1, leaf_data
 from ..merkle import TreeCache
 from ..notes import (
     Checkpoint,
     CosignatureVerifier,
     Note,
     NoteSigner,
+    parse_checkpoint_text,
     parse_note,
     sign_checkpoint,
     unb64,
@@ -154,9 +156,27 @@ class RelayCore:
                 log.warning("a stored revocation is no longer taken: %s", exc)
         self.tree = TreeCache(store.nodes)
         self._senders: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self._last_ms = 0
+        for channel in roster.channels:
+            self._last_ms = max(self._last_ms, self._latest_time(channel))
+
+    def _latest_time(self, channel: str) -> int:
+        """The last time the relay gave in this channel (its last entry's, or the latest
+        checkpoint's); refuses a log written before leaf format v2."""
+        size = self.size(channel)
+        last = self.store.entries(channel, size - 1, size) if size else []
+        if last:
+            first = self.store.entries(channel, 0, 1)[0]
+            check_not_v1(self.tree(channel).leaf_hash_at(0), first.envelope, "relay store")
+        note = self.store.checkpoint(channel, size)
+        signed = parse_checkpoint_text(parse_note(note).text).time_ms if note else None
+        return max(last[-1].relay_ms if last else 0, signed or 0)
 
     def now_ms(self) -> int:
-        return int(self.clock() * 1000)
+        """The relay's time: its clock, but never before a time it gave already, so that
+        entry times (signed in their leaves) never go back, even if the clock does."""
+        self._last_ms = max(int(self.clock() * 1000), self._last_ms)
+        return self._last_ms
 
     def size(self, channel: str) -> int:
         return self.tree(channel).size
@@ -298,7 +318,7 @@ class RelayCore:
             if earlier is not None:
                 return earlier, True
         env_mod.check_chain(last_seq, last_hash, env)
-        index = self.tree(env.channel).append(raw)
+        index = self.tree(env.channel).append(leaf_data(now_ms, raw))
         entry = StoredEntry(env.channel, index, raw, digest, env.sender, env.seq, now_ms)
         self.store.add_entry(entry)
         self._senders[(env.channel, env.sender)] = (env.seq, digest)
@@ -319,11 +339,17 @@ class RelayCore:
         return note
 
     def _sign_now(self, channel: str, size: int) -> bytes:
-        """A checkpoint for an exact size (signed on demand for catch-up chunks)."""
+        """A checkpoint for an exact size (signed on demand for catch-up chunks).
+
+        Its time is now for the latest size; for an earlier one, the time of its last
+        entry (of the first entry for size 0): a signed time says the tree had this size
+        then, so it lies at or after every entry in it and at or before every one after."""
         tree = self.tree(channel)
-        cp = Checkpoint(
-            self.roster.origin(channel), size, tree.root(size), (f"time {self.now_ms()}",)
-        )
+        if size < tree.size:
+            at = self.store.entries(channel, max(size - 1, 0), max(size, 1))[0].relay_ms
+        else:
+            at = self.now_ms()
+        cp = Checkpoint(self.roster.origin(channel), size, tree.root(size), (f"time {at}",))
         note = sign_checkpoint(cp, self.log_key).encode()
         with self.store.transaction():
             self.store.add_checkpoint(channel, size, note)

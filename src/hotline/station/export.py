@@ -1,6 +1,6 @@
 """A channel's transcript, exported from this station's copy of the log.
 
-The format (``hotline-transcript/v1``) and its offline verification are in
+The format (``hotline-transcript/v2``) and its offline verification are in
 ``hotline.transcript``; this module only reads the station's store to build one.
 """
 

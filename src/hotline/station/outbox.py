@@ -217,8 +217,14 @@ def on_accepted(st: Station, frame: Accepted) -> None:
         ctx = st.log(channel)
         signed = logcheck.open_log_checkpoint(ctx, frame.checkpoint)
         logcheck.check_included(
-            ctx, item.envelope, index=index, signed=signed, proof=list(frame.proof)
+            ctx,
+            item.envelope,
+            index=index,
+            relay_ms=frame.relay_ms,
+            signed=signed,
+            proof=list(frame.proof),
         )
+        logcheck.check_entry_time(ctx, frame.relay_ms, index=index, clock_ms=st.now_ms())
     except HotlineError as exc:
         st.alarm(
             Alarm(

@@ -18,6 +18,7 @@ from .. import envelope as env_mod
 from .. import logcheck
 from ..envelope import Kind, Precedence
 from ..errors import ForkDetected, HotlineError, Malformed, NotARecipient, UnknownKey
+from ..leaf import leaf_data
 from ..notes import SignedCheckpoint, parse_note
 from . import escalation
 from .alarms import Alarm, AlarmKind
@@ -66,7 +67,7 @@ def ingest(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> 
     The entry's bytes always join the log mirror (the Merkle tree and the export
     stay complete), whatever its content; nothing it holds raises out of here but
     a database error."""
-    st.tree(channel).append(raw)
+    st.tree(channel).append(leaf_data(relay_ms, raw))
     return _take(st, channel, index, raw, relay_ms)
 
 

@@ -14,6 +14,7 @@ from .. import logcheck
 from ..envelope import Precedence
 from ..errors import HotlineError
 from ..keys import KeyRing, StationCertificate, StationKey
+from ..leaf import check_not_v1
 from ..link import LinkBoard
 from ..merkle import TreeCache
 from ..notes import SignedCheckpoint
@@ -57,6 +58,10 @@ class Station:
         self.tree = TreeCache(store.nodes)
         self.alarms = Alarms(store, self.now_ms)
         self.channels = [c.name for c in roster.channels_of(key.party)]
+        for channel in self.channels:
+            tree = self.tree(channel)
+            if tree.size:
+                check_not_v1(tree.leaf_hash_at(0), store.entry_bytes(channel, 0), "station store")
         self._verified: dict[str, SignedCheckpoint | None] = {}
         self._logs: dict[str, logcheck.LogContext] = {}
         started = self.now_ms()

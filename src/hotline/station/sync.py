@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .. import logcheck
-from ..errors import BadProof, ForkDetected, HotlineError
-from ..frames import Entries
+from ..errors import BadProof, BadTime, ForkDetected, HotlineError
+from ..frames import Entries, Entry
 from ..notes import SignedCheckpoint, cosign
 from . import outbox, receive
 from .alarms import Alarm, AlarmKind
@@ -69,7 +69,9 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
         if e.index >= have:
             continue
         try:
-            logcheck.check_held_entry(ctx, e.envelope, tree.leaf_hash_at(e.index), index=e.index)
+            logcheck.check_held_entry(
+                ctx, e.envelope, tree.leaf_hash_at(e.index), index=e.index, relay_ms=e.relay_ms
+            )
         except ForkDetected:
             st.alarm(
                 Alarm(
@@ -113,6 +115,9 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
                 )
             )
             return Ingested()
+    if (late := _mistimed(st, frame, entries, last, signed)) is not None:
+        st.alarm(late)
+        return Ingested()
     result = Ingested()
     with st.alarms.deferred():  # alarms of a batch rolled back must survive it
         try:
@@ -166,6 +171,46 @@ def _misplaced(st: Station, frame: Entries) -> Alarm | None:
                 index=frame.start + position,
                 evidence=e.envelope,
             )
+    return None
+
+
+def _mistimed(
+    st: Station,
+    frame: Entries,
+    entries: list[Entry],
+    last: SignedCheckpoint | None,
+    signed: SignedCheckpoint,
+) -> Alarm | None:
+    """The relay's times, signed in the leaves, must hold before anything is taken in:
+    never going back, between our last verified checkpoint's signed time and the new
+    one's, and not ahead of our own clock (logcheck.check_entry_time). A frame that lies
+    about time is refused whole: nothing of it is taken in, deadlines included."""
+    ctx = st.log(frame.channel)
+    now = st.now_ms()
+    previous: int | None = None  # before the run: bounded by ``last``'s signed time
+    try:
+        logcheck.check_checkpoint_time(ctx, signed, clock_ms=now)
+        for e in entries:
+            since = last if last is not None and last.size <= e.index else None
+            logcheck.check_entry_time(
+                ctx,
+                e.relay_ms,
+                index=e.index,
+                previous_ms=previous,
+                since=since,
+                until=signed,
+                clock_ms=now,
+            )
+            previous = e.relay_ms
+    except BadTime as exc:
+        return Alarm(
+            AlarmKind.BAD_CHECKPOINT,
+            f"{frame.channel}: the relay's time does not hold: {exc.message}; the run is refused",
+            level=3,
+            channel=frame.channel,
+            index=exc.index,
+            evidence=signed.encode(),
+        )
     return None
 
 
