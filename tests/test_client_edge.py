@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from hotline import body as body_mod
 from hotline.envelope import Kind
 from hotline.errors import HotlineError
+from hotline.station import paging
 from hotline.station.alarms import Alarm, AlarmKind
 from hotline.station.api import StationAPI, error_response
 from hotline.station.core import StationCore
@@ -189,3 +190,19 @@ def test_a_cursor_or_limit_the_api_did_not_give_is_refused(tmp_path: Path, world
                 answer = client.get(path, params=params)
                 assert answer.status_code == 400, (path, params)
                 assert answer.json()["error"]["code"] == "malformed"
+
+
+def test_bad_requests_to_the_api_are_malformed_not_a_server_error(
+    tmp_path: Path, world: World
+) -> None:
+    huge = paging.encode((4, 2**70, "us-ru", 3))  # shaped like an inbox cursor, out of range
+    with station(tmp_path / "us.db", world) as (client, _):
+        answers = [
+            client.get("/api/inbox", params={"after": huge}),
+            client.get("/api/wait", params={"version": "a"}),
+            client.post("/api/send", content=b"[" * 100_000),
+            client.post("/api/send", content=b"{}", headers={"Content-Length": "x"}),
+        ]
+        for answer in answers:
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["error"]["code"] == "malformed"

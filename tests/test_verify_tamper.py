@@ -474,26 +474,27 @@ def test_every_failure_line_names_an_entry_in_the_log_a_checkpoint_or_the_channe
                 assert int(found["index"]) < report.entries, str(f)
 
 
-def test_entries_after_the_last_checkpoint_are_a_warning_not_a_failure() -> None:
+def test_entries_appended_after_the_last_checkpoint_fail() -> None:
+    # A holder appends envelopes its own station signed, chained and timed correctly:
+    # nothing signed by the relay says they were ever logged.
     log = exchange()
     log.message("us", "after the last checkpoint")
     log.message("ru", "and another")
     report = verify(log.transcript())
-    assert report.ok and report.uncovered == (10, 11)
-    assert report.warnings == [
-        "entries 10..11 are not covered by any checkpoint: their order is not proven"
-    ]
-    text = render.verify_report(report, False)
-    assert "warning: entries 10..11 are not covered by any checkpoint" in text
+    assert report.uncovered == (10, 11)
+    (failure,) = report.failures
+    assert (failure.index, failure.code) == (10, "not_covered")
+    assert failure.reason.startswith("entries 10..11 are not covered by any checkpoint")
     assert json.loads(render.verify_report(report, True))["uncovered"] == [10, 11]
-    assert verify(doc()).uncovered is None and verify(doc()).warnings == []
+    assert verify(doc()).uncovered is None and verify(doc()).ok
 
 
 def test_a_log_with_no_valid_checkpoint_is_uncovered_throughout() -> None:
     d = doc()
     d["checkpoints"] = []
     report = verify(d)
-    assert report.ok and report.uncovered == (0, 9)
+    assert report.uncovered == (0, 9)
+    assert [(f.index, f.code) for f in report.failures] == [(0, "not_covered")]
 
 
 def test_without_disclosed_bodies_receipts_are_said_to_be_uncounted_not_zero() -> None:
@@ -510,9 +511,8 @@ def test_without_disclosed_bodies_receipts_are_said_to_be_uncounted_not_zero() -
 def test_one_uncovered_entry_is_named_alone() -> None:
     log = exchange()
     log.message("us", "after the last checkpoint")
-    assert verify(log.transcript()).warnings == [
-        "entry 10 is not covered by any checkpoint: its order is not proven"
-    ]
+    (failure,) = verify(log.transcript()).failures
+    assert failure.reason.startswith("entry 10 is not covered by any checkpoint")
 
 
 # --- time: inside the leaf, between the checkpoints' signed times -----------------------------

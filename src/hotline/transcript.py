@@ -181,18 +181,6 @@ class Report:
             return Verdict.FAILED
         return Verdict.VERIFIED if self.anchored else Verdict.CONSISTENT_ONLY
 
-    @property
-    def warnings(self) -> list[str]:
-        """What does not fail verification but limits what it proves."""
-        if self.uncovered is None:
-            return []
-        first, last = self.uncovered
-        if first == last:
-            return [f"entry {first} is not covered by any checkpoint: its order is not proven"]
-        return [
-            f"entries {first}..{last} are not covered by any checkpoint: their order is not proven"
-        ]
-
     def fail(
         self,
         index: int | None,
@@ -235,7 +223,6 @@ class Report:
                 }
                 for p, r in self.parties.items()
             },
-            "warnings": self.warnings,
             "failures": [f.to_dict() for f in self.failures],
         }
 
@@ -287,7 +274,16 @@ def verify(doc: Any, anchor: Anchor | None = None) -> Report:
     good = _check_checkpoints(report, ctx, doc, log.tree)
     _check_times(report, ctx, log, good)
     if report.largest_checkpoint < report.entries:
-        report.uncovered = (report.largest_checkpoint, report.entries - 1)
+        # A station takes entries only in runs that end at a checkpoint it verified, so
+        # its export is covered to the end: entries past the last signed root were never
+        # shown to be logged (anyone holding the file could have appended them).
+        first, last = report.uncovered = (report.largest_checkpoint, report.entries - 1)
+        what = f"entry {first} is" if first == last else f"entries {first}..{last} are"
+        report.fail(
+            first,
+            f"{what} not covered by any checkpoint: nothing signed says they were logged",
+            "not_covered",
+        )
     _check_bodies(report, ctx, doc, log)
     for env in log.envelopes.values():
         if env.kind == Kind.MESSAGE and env.party in report.parties:

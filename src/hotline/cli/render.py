@@ -227,7 +227,7 @@ def forms_list(lang: str) -> str:
 
 def verify_report(report: Report, json_out: bool) -> str:
     """What `hotline verify` found: the roster and its anchor, counts per party, then
-    warnings and the verdict (VERIFIED, CONSISTENT ONLY or every failure)."""
+    and the verdict (VERIFIED, CONSISTENT ONLY or every failure)."""
     if json_out:
         return as_json(report.to_dict(), indent=1)
     lines = []
@@ -254,7 +254,6 @@ def verify_report(report: Report, json_out: bool) -> str:
         )
     if report.bodies_checked:
         lines.append(f"disclosed bodies checked: {report.bodies_checked}")
-    lines.extend(f"warning: {w}" for w in report.warnings)
     if not report.ok:
         lines.append(f"FAILED: {len(report.failures)} problem(s)")
         lines.extend(f"  {f}" for f in report.failures)

@@ -57,15 +57,17 @@ class StationAPI:
             raise Unauthenticated("missing or wrong API token")
 
     async def body(self, request: Request) -> dict[str, Any]:
-        length = int(request.headers.get("content-length") or 0)
-        if length > MAX_REQUEST:
+        declared = request.headers.get("content-length") or "0"
+        if not declared.isascii() or not declared.isdigit():
+            raise Malformed("Content-Length is not a number", field="content-length")
+        if int(declared) > MAX_REQUEST:
             raise Malformed(f"request over {MAX_REQUEST} bytes")
         raw = await request.body()
         if len(raw) > MAX_REQUEST:
             raise Malformed(f"request over {MAX_REQUEST} bytes")
         try:
             data = json.loads(raw or b"{}")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise Malformed("request body is not JSON") from exc
         if not isinstance(data, dict):
             raise Malformed("request body must be a JSON object")
@@ -354,7 +356,11 @@ class StationAPI:
     async def wait(self, request: Request) -> Response:
         """Long poll: returns when anything changed after ``version`` (or after 25 s)."""
         self.check(request)
-        version = int(request.query_params.get("version", "-1"))
+        given = request.query_params.get("version", "-1")
+        try:
+            version = int(given)
+        except ValueError as exc:
+            raise Malformed("version is a whole number", field="version") from exc
         if version == self.service.version:
             version = await self.service.wait_change(version, 25.0)
         return JSONResponse({"version": self.service.version})

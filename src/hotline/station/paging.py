@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..errors import Malformed
+from ..wire import MAX_U63
 
 T = TypeVar("T")
 
@@ -60,6 +61,7 @@ def decode(text: str | None, kinds: Sequence[type]) -> Key | None:
         not isinstance(value, list)
         or len(value) != len(kinds)
         or not all(type(v) is k for v, k in zip(value, kinds, strict=True))
+        or any(type(v) is int and not 0 <= v <= MAX_U63 for v in value)
     ):
         raise Malformed("after is not a cursor this API gave", field="after")
     return tuple(value)
