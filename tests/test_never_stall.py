@@ -297,6 +297,21 @@ def test_a_station_has_at_most_4_certificates() -> None:
         ring.add_certificate(world.parties["ua"].certify(key, t, t + 86400).encode())
 
 
+def test_rotations_that_revoke_the_old_key_never_reach_the_limit() -> None:
+    world = make_world()
+    ring = KeyRing(world.roster.roots())
+    ua = world.parties["ua"]
+    t = world.certs["ua"].not_before
+    for i in range(3 * MAX_CERTIFICATES_PER_STATION):  # rotate twelve times
+        old = ring.certificates_of("ua/ua-1")
+        key = StationKey.generate("ua", "ua-1")
+        ring.add_certificate(ua.certify(key, t + i, t + 86400).encode())
+        for cert in old:
+            if not ring.revoked(cert, t + i):
+                ring.add_revocation(ua.revoke(cert, t + i, "rotated").encode())
+    assert len(ring.station("ua/ua-1", t + 100)) == 1
+
+
 def test_a_station_refuses_a_partys_17th_station_with_an_alarm(
     world: World, tmp_path: Path
 ) -> None:

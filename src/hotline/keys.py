@@ -45,7 +45,8 @@ KEYFILE_FORMAT = "hotline-keyfile/v1"
 # would stop every message and receipt of its channels. Relay, stations and ``hotline
 # verify`` all learn certificates through KeyRing, so the bound holds everywhere.
 MAX_STATIONS_PER_PARTY = 16
-MAX_CERTIFICATES_PER_STATION = 4
+MAX_CERTIFICATES_PER_STATION = 4  # usable at any one time
+MAX_CERTIFICATES_KEPT = 64  # per station, ever (rotations and renewals)
 
 
 def canonical_json(value: Any) -> str:
@@ -459,14 +460,40 @@ class KeyRing:
                     f"{MAX_STATIONS_PER_PARTY} stations per party",
                     field="station",
                 )
-        elif len(known) >= MAX_CERTIFICATES_PER_STATION:
+        elif len(known) >= MAX_CERTIFICATES_KEPT:
             raise TooLarge(
                 f"{cert.ident} already has {len(known)} certificates; the limit is "
-                f"{MAX_CERTIFICATES_PER_STATION} per station (certify a new station name)",
+                f"{MAX_CERTIFICATES_KEPT} per station (certify a new station name)",
+                field="station",
+            )
+        elif (overlap := self._most_usable_at_once(known, cert)) >= MAX_CERTIFICATES_PER_STATION:
+            raise TooLarge(
+                f"{cert.ident} would have {overlap + 1} certificates usable at once; the limit "
+                f"is {MAX_CERTIFICATES_PER_STATION} per station (revoke an old key first)",
                 field="station",
             )
         self.certificates.setdefault(cert.ident, []).append(cert)
         return cert
+
+    def _most_usable_at_once(
+        self, known: list[StationCertificate], cert: StationCertificate
+    ) -> int:
+        """The most of ``known`` usable at any one moment of ``cert``'s validity (each
+        from its not_before to its not_after or its revocation, whichever is first)."""
+
+        def end(c: StationCertificate) -> int:
+            rev = self.revocations.get((c.ident, c.signing))
+            return min(c.not_after, rev.revoked_at) if rev is not None else c.not_after
+
+        spans = [(max(c.not_before, cert.not_before), min(end(c), cert.not_after)) for c in known]
+        # Sweep the start and end of every span that meets the new one; an end before a
+        # start at the same instant, since a span covers [start, end).
+        events = sorted([(a, 1) for a, b in spans if a < b] + [(b, -1) for a, b in spans if a < b])
+        most = live = 0
+        for _, step in events:
+            live += step
+            most = max(most, live)
+        return most
 
     def add_revocation(self, data: bytes) -> Revocation:
         """Take a revocation signed by its party's root, of a key that party certified
