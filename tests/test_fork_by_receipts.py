@@ -142,9 +142,9 @@ def test_a_forged_cosignature_in_a_receipt_is_not_kept(world: World, tmp_path: P
     )
     _post(relay, ru, lie.envelope)
     _deliver(relay, us, "us-ru")
-    alarms = us.store.alarms(cleared_too=True)
-    assert [(a.kind, a.index) for a in alarms] == [(AlarmKind.VERIFICATION, 2)], alarms
-    assert "cosignature by ua/ua-1 does not verify" in alarms[0].message
+    # ua is no member of us-ru, so no witness of its log: its "cosignature" counts for
+    # nothing and is not kept (a member's forged one is a BadSignature: test_logcheck.py).
+    assert not [a for a in us.store.alarms(cleared_too=True) if a.kind == AlarmKind.FORK]
     kept = b"".join(us.store.checkpoints("us-ru"))
     assert witness.name.encode() not in kept  # nothing of ua's was planted
     assert ru.ident.encode() in kept  # ru's true cosignature, from its first receipt, was

@@ -373,6 +373,19 @@ def test_cosignatures_of_known_witnesses_are_named_and_forgeries_refused(log: Ch
         logcheck.check_cosignatures(ctx, bad)
 
 
+def test_a_key_revoked_before_a_checkpoint_is_no_witness_of_it(log: ChannelLog) -> None:
+    signed = log.checkpoints[2]
+    assert signed.time_ms is not None
+    ring = KeyRing(log.world.roster.roots())
+    for cert in log.world.certs.values():
+        ring.add_certificate(cert.encode())
+    ru = log.world.certs["ru"]
+    ring.add_revocation(
+        log.world.parties["ru"].revoke(ru, signed.time_ms // 1000 - 1, "x").encode()
+    )
+    assert set(logcheck.check_cosignatures(context(log, ring), signed)) == {"us/us-1"}
+
+
 def test_cosignatures_carried_by_another_station_are_merged_when_they_verify(
     log: ChannelLog,
 ) -> None:

@@ -61,9 +61,17 @@ class LogContext:
             keyring,
         )
 
-    def witnesses(self) -> list[CosignatureVerifier]:
-        """Every station key known as a witness of checkpoints."""
-        return [CosignatureVerifier(c.ident, c.signing) for c in self.keyring.all_certificates()]
+    def witnesses(self, signed: SignedCheckpoint) -> list[CosignatureVerifier]:
+        """The station keys that may witness this checkpoint: stations of the channel's
+        members whose certificate is usable (valid, not revoked) at its signed time."""
+        at = (signed.time_ms or 0) // 1000
+        return [
+            CosignatureVerifier(c.ident, c.signing)
+            for c in self.keyring.all_certificates()
+            if c.party in self.members
+            and c.not_before <= at < c.not_after
+            and not self.keyring.revoked(c, at)
+        ]
 
     def placed(self, exc: HotlineError, index: int | None) -> HotlineError:
         """The same error, naming this channel and the index where it happened."""
@@ -382,7 +390,7 @@ def check_cosignatures(ctx: LogContext, signed: SignedCheckpoint) -> dict[str, i
     signatures of unknown keys are ignored.
     """
     try:
-        return cosigners(signed, ctx.witnesses())
+        return cosigners(signed, ctx.witnesses(signed))
     except HotlineError as exc:
         raise ctx.placed(exc, signed.size) from exc
 
@@ -397,7 +405,7 @@ def merge_cosignatures(ctx: LogContext, ours: Note | None, theirs: SignedCheckpo
     a known witness's bad cosignature raises BadSignature.
     """
     check_cosignatures(ctx, theirs)
-    keep = {(w.name, w.key_hash) for w in ctx.witnesses()}
+    keep = {(w.name, w.key_hash) for w in ctx.witnesses(theirs)}
     keep.add((ctx.relay_key.name, ctx.relay_key.key_hash))
     carried = [s for s in theirs.note.signatures if (s.name, s.key_hash) in keep]
     if ours is None:
