@@ -62,3 +62,5 @@ def start(fmt: LogFormat = LogFormat.TEXT, level: str | None = None) -> None:
         JsonFormatter() if fmt is LogFormat.JSON else logging.Formatter(TEXT_FORMAT)
     )
     logging.basicConfig(level=level or os.environ.get("HOTLINE_LOG", "INFO"), handlers=[handler])
+    # The station client's every request (the demo's scenario) is not news to an operator.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
