@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -263,16 +264,21 @@ def login(c: Cluster, ident: str) -> Iterator[ClientConnection]:
         yield _hello(c, ws, ident)
 
 
-def _hello(c: Cluster, ws: ClientConnection, ident: str) -> ClientConnection:
+def answer_challenge(c: Cluster, ws: ClientConnection, ident: str) -> dict[str, Any]:
+    """Answer the relay's challenge as station ``ident``; the relay's first answer."""
     roster = load_roster(c.net.relay_dir / "roster.note")
     key, cert = load_station(c.net.stations[ident], PASSPHRASE, roster)
-    challenge = frames.decode_relay_frame(ws.recv())
+    challenge = frames.decode_relay_frame(ws.recv(timeout=10))
     assert isinstance(challenge, frames.Challenge), challenge
     rh = hashlib.sha256(roster.encode()).digest()
     signature = key.signing.sign(frames.auth_message(challenge.nonce, ident, rh))
     ws.send(frames.encode_frame(frames.Hello(ident, cert.encode(), signature)))
-    welcome = frames.decode_relay_frame(ws.recv())
-    assert isinstance(welcome, frames.Welcome), welcome
+    return dict(json.loads(ws.recv(timeout=10)))
+
+
+def _hello(c: Cluster, ws: ClientConnection, ident: str) -> ClientConnection:
+    answer = answer_challenge(c, ws, ident)
+    assert answer["op"] == "welcome", answer
     return ws
 
 

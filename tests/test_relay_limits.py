@@ -4,7 +4,6 @@ handshake and unauthenticated request is bounded, and the others keep being serv
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from hotline import body, frames
 from hotline.envelope import ZERO_HASH, envelope_hash, seal
@@ -22,7 +21,7 @@ from hotline.errors import Malformed
 from hotline.home import load_roster, load_station
 from hotline.relay.limits import Limits, RateLimiter
 
-from .netutil import PASSPHRASE, Cluster, login, wait_for
+from .netutil import PASSPHRASE, Cluster, answer_challenge, login, wait_for
 
 MIB = 1024 * 1024
 
@@ -43,18 +42,6 @@ def relay_rss_mib(c: Cluster, field: str = "VmRSS") -> float:
 
 def online(c: Cluster) -> set[str]:
     return set(httpx.get(f"http://127.0.0.1:{c.net.relay_port}/health").json()["stations_online"])
-
-
-def hello(c: Cluster, ws: ClientConnection, ident: str) -> dict[str, Any]:
-    """Answer the challenge as station ``ident``; the relay's first answer."""
-    roster = load_roster(c.net.relay_dir / "roster.note")
-    key, cert = load_station(c.net.stations[ident], PASSPHRASE, roster)
-    challenge = frames.decode_relay_frame(ws.recv(timeout=10))
-    assert isinstance(challenge, frames.Challenge), challenge
-    rh = hashlib.sha256(roster.encode()).digest()
-    signature = key.signing.sign(frames.auth_message(challenge.nonce, ident, rh))
-    ws.send(frames.encode_frame(frames.Hello(ident, cert.encode(), signature)))
-    return dict(json.loads(ws.recv(timeout=10)))
 
 
 def error_code(frame: dict[str, Any]) -> str:
@@ -145,7 +132,7 @@ def test_a_station_that_never_reads_is_dropped_and_others_keep_receiving(
         # Ask for ~100 MiB of sync answers and never read one (the client stops reading
         # its socket once one frame is waiting).
         with connect(c.net.relay_url, max_size=None, max_queue=1) as ws:
-            assert hello(c, ws, "ru/ru-2")["op"] == "welcome"
+            assert answer_challenge(c, ws, "ru/ru-2")["op"] == "welcome"
             try:
                 for i in range(400):
                     ws.send(frames.encode_frame(frames.Sync("us-ru", 0, i)))
@@ -192,7 +179,7 @@ def limited(
 def test_a_station_gets_a_bounded_number_of_connections(limited: Cluster) -> None:
     with login(limited, "us/us-1"), login(limited, "us/us-1"):
         with connect(limited.net.relay_url) as third:
-            assert error_code(hello(limited, third, "us/us-1")) == "rate_limited"
+            assert error_code(answer_challenge(limited, third, "us/us-1")) == "rate_limited"
             with pytest.raises(ConnectionClosed):
                 third.recv(timeout=5)
         with login(limited, "ru/ru-1"):  # another station is not affected

@@ -9,12 +9,9 @@ which needs a real relay.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -35,7 +32,7 @@ from hotline.station.store import OutboxState, StationStore
 from hotline.transcript import verify
 
 from .conftest import World
-from .netutil import PASSPHRASE, Cluster, login
+from .netutil import PASSPHRASE, Cluster, answer_challenge, login
 
 TRIO = "us-ru-ua"
 
@@ -253,18 +250,6 @@ def test_a_run_overlapping_what_the_station_holds_is_no_lie(world: World, tmp_pa
 # --- item 10: a revoked station key loses its session at once --------------------------------
 
 
-def _hello(c: Cluster, ws: ClientConnection, ident: str) -> dict[str, Any]:
-    """Answer the relay's challenge as ``ident``; the relay's first answer."""
-    roster = load_roster(c.net.relay_dir / "roster.note")
-    key, cert = load_station(c.net.stations[ident], PASSPHRASE, roster)
-    challenge = frames.decode_relay_frame(ws.recv(timeout=10))
-    assert isinstance(challenge, frames.Challenge), challenge
-    rh = hashlib.sha256(roster.encode()).digest()
-    signature = key.signing.sign(frames.auth_message(challenge.nonce, ident, rh))
-    ws.send(frames.encode_frame(frames.Hello(ident, cert.encode(), signature)))
-    return dict(json.loads(ws.recv(timeout=10)))
-
-
 def _closed_within(ws: ClientConnection, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     try:
@@ -299,7 +284,7 @@ def test_a_revoked_station_key_loses_its_session_at_once(tmp_path: Path) -> None
                 while getattr(frames.decode_relay_frame(ws.recv(timeout=10)), "id", None) != "p":
                     pass
         with connect(c.net.relay_url) as again:
-            answer = _hello(c, again, "us/us-1")
+            answer = answer_challenge(c, again, "us/us-1")
             assert answer["op"] == "error" and answer["error"]["code"] == "revoked_key", answer
     finally:
         c.close()
