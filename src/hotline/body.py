@@ -25,11 +25,11 @@ from typing import Any
 
 from .errors import Malformed
 from .roster import LANGUAGES
+from .wire import MAX_U63
 
 MAX_TEXT = 32 * 1024
 MAX_BODY = 1024 * 1024
 MAX_DEPTH = 16  # forms nest a point in a list at most; anything deeper is hostile
-MAX_INT = 2**63 - 1
 
 
 class ReceiptStatus(enum.StrEnum):
@@ -291,7 +291,7 @@ def _opt_str(value: dict[str, Any], key: str) -> str | None:
 
 def _int(value: dict[str, Any], key: str) -> int:
     got = value.get(key)
-    if not isinstance(got, int) or isinstance(got, bool) or not 0 <= got <= MAX_INT:
+    if not isinstance(got, int) or isinstance(got, bool) or not 0 <= got <= MAX_U63:
         raise Malformed(f"body field {key} must be an integer from 0 to 2^63-1", field=key)
     return got
 

@@ -19,10 +19,10 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from .errors import HotlineError, Malformed, TooLarge, from_dict
 from .notes import b64, unb64
+from .wire import MAX_U63
 
 MAX_FRAME = 256 * 1024
 AUTH_CONTEXT = b"hotline-auth/v1\n"
-MAX_INT = 2**63 - 1
 MAX_ITEMS = 10_000  # entries, notes or channels in one frame
 MAX_HASHES = 128  # hashes in one proof
 HASH_SIZE = 32
@@ -117,7 +117,7 @@ def _text(value: Any, bad: Callable[[], Malformed]) -> str:
 
 
 def _count(value: Any, bad: Callable[[], Malformed]) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_U63:
         raise bad()
     return value
 

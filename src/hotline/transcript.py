@@ -21,8 +21,6 @@ The roster is the file's own, so the result is evidence only when it matches an
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import itertools
 import json
@@ -39,7 +37,7 @@ from .errors import BadProof, ForkDetected, HotlineError, Malformed
 from .keys import KeyRing
 from .leaf import leaf_data
 from .merkle import MerkleTree
-from .notes import SignedCheckpoint, parse_checkpoint_text, parse_note
+from .notes import SignedCheckpoint, parse_checkpoint_text, parse_note, unb64
 from .roster import Roster, open_roster
 from .wire import MAX_U63
 
@@ -57,10 +55,7 @@ def loads(data: bytes) -> Any:
 def _unb64(text: Any, what: str) -> bytes:
     if not isinstance(text, str):
         raise Malformed(f"{what} is not base64", field=what)
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise Malformed(f"{what} is not base64", field=what) from exc
+    return unb64(text, what)
 
 
 def _note(value: Any, what: str) -> bytes:

@@ -39,6 +39,7 @@ from ..errors import (
 from ..frames import encode_frame
 from ..keys import Revocation, StationCertificate
 from ..notes import b64
+from ..wire import MAX_U63
 from .core import SYNC_CHUNK, Acceptance, RelayCore, Subscriptions, answer
 from .limits import Limits, RateLimiter, TokenBucket
 from .metrics import CONTENT_TYPE, Limit, Live, RelayMetrics
@@ -590,7 +591,7 @@ def _query_int(request: Request, name: str, default: int | None) -> int | None:
     # ASCII digits only ("²".isdigit() holds), and no more than a 63-bit count.
     if not (value.isascii() and value.isdigit() and len(value) <= 19):
         raise Malformed(f"{name} must be a non-negative integer", field=name)
-    if int(value) > frames.MAX_INT:
+    if int(value) > MAX_U63:
         raise Malformed(f"{name} must be a non-negative integer", field=name)
     return int(value)
 
