@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import body as body_mod
-from .. import forms, transcript
+from .. import forms, stamps, transcript
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError, Malformed, Unauthenticated, http_status
 from ..forms.render import error_text as render_error
@@ -125,6 +125,7 @@ class StationAPI:
         }
 
     async def send(self, request: Request) -> Response:
+        started_ns = stamps.now_ns() if stamps.enabled() else None
         self.check(request)
         data = await self.body(request)
         channel = str(data.get("channel", ""))
@@ -153,6 +154,8 @@ class StationAPI:
             if os.environ.get(CRASH_AFTER_SEND) == "1":
                 os._exit(70)
         if not repeated:
+            if started_ns is not None:
+                stamps.stamp("api_accepted", self.core.ident, item.hash, started_ns)
             self.service.kick()
             await self.service.notify()
         answer = {

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .. import stamps
 from ..body import Body
 from ..deadlines import Pending
 from ..envelope import Kind, Precedence
@@ -151,13 +152,18 @@ class StationCore:
     ) -> OutboxItem:
         """Seal and queue a message in its own transaction."""
         with self.store.transaction():
-            return self.queue(channel, body, kind=kind, precedence=precedence)
+            item = self.queue(channel, body, kind=kind, precedence=precedence)
+        stamps.stamp("outbox_committed", self.ident, item.hash)
+        return item
 
     def send_once(
         self, channel: str, body: Body, precedence: Precedence, key: str
     ) -> outbox.Queued:
         """Seal and queue a message under a client's idempotency key, once per key."""
-        return outbox.send_once(self.state, channel, body, precedence, key)
+        done = outbox.send_once(self.state, channel, body, precedence, key)
+        if not done.repeated:
+            stamps.stamp("outbox_committed", self.ident, done.item.hash)
+        return done
 
     def on_accepted(self, frame: Accepted) -> None:
         """The relay accepted one of ours: check its checkpoint and inclusion proof."""

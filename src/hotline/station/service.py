@@ -24,7 +24,7 @@ from typing import Any, TypeVar, assert_never
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from .. import frames
+from .. import frames, stamps
 from ..errors import HotlineError, Malformed, TooLarge
 from .alarms import Alarm, AlarmKind
 from .core import Ingested, StationCore
@@ -242,6 +242,9 @@ class StationService:
                 await self.run_db(self.core.on_refused, *post, frame.error())
                 await self.notify()
             case frames.Entries(channel=channel, more=more):
+                stamps.stamp_raw(
+                    "station_received", self.core.ident, (e.envelope for e in frame.entries)
+                )
                 result: Ingested = await self.run_db(self.metrics.ingest, frame)
                 if result.need_sync_from is not None:
                     await self._sync(ws, channel, result.need_sync_from)
@@ -252,6 +255,8 @@ class StationService:
                 if result.queued:
                     self.kick()
                 await self.notify()
+                for arrived in result.arrived:
+                    stamps.stamp("visible", self.core.ident, arrived.hash)
             case frames.Certificates(certificates=certificates, revocations=revocations):
                 await self.run_db(self.core.add_statements, list(certificates), list(revocations))
                 self.kick()  # held entries taken in may owe receipts, new stations be sealed to
@@ -314,6 +319,7 @@ class StationService:
                     await asyncio.sleep(0.005)
                 self.link.in_flight.add(key)
                 await _send(ws, frames.Post(item.envelope, id=f"post:{item.channel}:{item.seq}"))
+                stamps.stamp("frame_sent", self.core.ident, item.hash)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self.wake.wait()

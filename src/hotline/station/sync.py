@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .. import logcheck
+from .. import logcheck, stamps
 from ..errors import BadProof, BadTime, ForkDetected, HotlineError
 from ..frames import Entries, Entry
 from ..notes import SignedCheckpoint, cosign
@@ -134,11 +134,15 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
                         f"{channel}: entries up to {signed.size} do not give the signed root",
                         channel=channel,
                     ) from exc
+                for a in result.arrived:
+                    stamps.stamp("verified", st.ident, a.hash)
                 cosigned = cosign(signed, st.witness, int(st.clock()))
                 st.store.add_checkpoint(channel, signed.size, cosigned.encode(), st.now_ms())
                 result.cosign = (channel, signed.size, cosigned.encode())
                 _owe_receipts(st, channel, result.arrived, cosigned.encode())
             st.set_verified(channel, cosigned)
+            for a in result.arrived:
+                stamps.stamp("committed", st.ident, a.hash)
         except ForkDetected as exc:
             st.forget(channel)
             st.alarm(Alarm(AlarmKind.FORK, str(exc), level=3, channel=channel, evidence=note))
@@ -149,6 +153,8 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
     # Sealed apart from the ingest: a receipt that cannot be sealed now waits (an
     # alarm), it never undoes what was taken in.
     result.queued += outbox.send_receipts(st)
+    for a in result.arrived:
+        stamps.stamp("receipts_sealed", st.ident, a.hash)
     return result
 
 
