@@ -50,7 +50,6 @@ STAGES = [
     ("station_received", "recipient"),
     ("verified", "recipient"),
     ("committed", "recipient"),
-    ("receipts_sealed", "recipient"),
     ("visible", "recipient"),
     ("client_saw", "client"),
 ]

@@ -178,12 +178,17 @@ class StationCore:
 
     # --- receiving -------------------------------------------------------------------------
 
-    def on_entries(self, frame: Entries) -> Ingested:
-        """Verify and store a run of entries; ``cosign`` is what to send now (throttled)."""
-        result = sync.on_entries(self.state, frame)
+    def on_entries(self, frame: Entries, receipts: bool = True) -> Ingested:
+        """Verify and store a run of entries; ``cosign`` is what to send now (throttled).
+        ``receipts`` False: leave the delivered receipts owed to ``send_receipts``."""
+        result = sync.on_entries(self.state, frame, receipts)
         if result.cosign is not None:
             result.cosign = self._cosigns.offer(*result.cosign)
         return result
+
+    def send_receipts(self) -> int:
+        """Seal the delivered receipts owed (each in its transaction); how many."""
+        return outbox.send_receipts(self.state)
 
     def due_cosigns(self) -> list[tuple[str, int, bytes]]:
         """Cosignatures held back by the throttle that may go to the relay now."""

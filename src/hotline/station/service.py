@@ -29,7 +29,7 @@ from ..errors import HotlineError, Malformed, TooLarge
 from .alarms import Alarm, AlarmKind
 from .core import Ingested, StationCore
 from .metrics import StationMetrics
-from .store import OutboxState
+from .store import OutboxItem, OutboxState
 
 log = logging.getLogger("hotline.station")
 T = TypeVar("T")
@@ -73,6 +73,7 @@ class StationService:
         self.stopping = asyncio.Event()
         self.roster_hash = hashlib.sha256(core.roster.encode()).digest()
         self._ws: ClientConnection | None = None
+        self._handed: list[OutboxItem] | None = None
 
     async def shutdown(self) -> None:
         """Stop reconnecting and close the link to the relay."""
@@ -97,7 +98,11 @@ class StationService:
                     await self.changed.wait_for(lambda: self.version != version)
             return self.version
 
-    def kick(self) -> None:
+    def kick(self, queued: list[OutboxItem] | None = None) -> None:
+        """Wake the pump; ``queued``: the outbox's queued items, just read on the database
+        thread after the last commit (the pump then sends them without reading again)."""
+        if queued is not None:
+            self._handed = queued
         self.wake.set()
 
     # --- the link ------------------------------------------------------------------
@@ -245,18 +250,20 @@ class StationService:
                 stamps.stamp_raw(
                     "station_received", self.core.ident, (e.envelope for e in frame.entries)
                 )
-                result: Ingested = await self.run_db(self.metrics.ingest, frame)
+                # Receipts are sealed after readers are told: what arrived is visible
+                # (committed) first, and the receipts' own commit is off that path.
+                result: Ingested = await self.run_db(self.metrics.ingest, frame, False)
                 if result.need_sync_from is not None:
                     await self._sync(ws, channel, result.need_sync_from)
                 elif more:
                     await self._sync(ws, channel, await self.run_db(self.core.size, channel))
                 if result.cosign is not None:
                     await _send_cosign(ws, *result.cosign)
-                if result.queued:
-                    self.kick()
                 await self.notify()
                 for arrived in result.arrived:
                     stamps.stamp("visible", self.core.ident, arrived.hash)
+                if result.queued + await self.run_db(self.core.send_receipts):
+                    self.kick()  # watchers hear of them with their acceptance
             case frames.Certificates(certificates=certificates, revocations=revocations):
                 await self.run_db(self.core.add_statements, list(certificates), list(revocations))
                 self.kick()  # held entries taken in may owe receipts, new stations be sealed to
@@ -308,9 +315,12 @@ class StationService:
 
     async def _pump(self, ws: ClientConnection) -> None:
         """Send every queued outbox item, in sequence order, until accepted."""
+        self._handed = None  # read before this session: read afresh
         while True:
             self.wake.clear()
-            queued = await self.run_db(self.core.store.outbox, OutboxState.QUEUED)
+            queued, self._handed = self._handed, None
+            if queued is None:
+                queued = await self.run_db(self.core.store.outbox, OutboxState.QUEUED)
             for item in queued:
                 key = (item.channel, item.seq)
                 if key in self.link.in_flight:

@@ -35,8 +35,10 @@ class Ingested:
     queued: int = 0
 
 
-def on_entries(st: Station, frame: Entries) -> Ingested:
-    """Verify and store a run of entries ending at a signed checkpoint."""
+def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
+    """Verify and store a run of entries ending at a signed checkpoint; then, unless
+    ``receipts`` is False (the caller seals them itself, after it has told its readers),
+    seal the delivered receipts owed."""
     channel = frame.channel
     if channel not in st.channels:
         st.alarm(Alarm(AlarmKind.UNEXPECTED_CHANNEL, f"relay sent entries of {channel!r}"))
@@ -152,9 +154,8 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
             raise
     # Sealed apart from the ingest: a receipt that cannot be sealed now waits (an
     # alarm), it never undoes what was taken in.
-    result.queued += outbox.send_receipts(st)
-    for a in result.arrived:
-        stamps.stamp("receipts_sealed", st.ident, a.hash)
+    if receipts:
+        result.queued += outbox.send_receipts(st)
     return result
 
 
