@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -97,3 +98,15 @@ def test_workers_for_keeps_short_transcripts_on_one_process() -> None:
     long = {"entries": [{}] * parallel_verify.MIN_ENTRIES}
     assert parallel_verify.workers_for(long, 3) == 3
     assert parallel_verify.workers_for(long, 0) == parallel_verify.default_workers()
+
+
+def test_a_broken_pool_leaves_every_check_to_this_process() -> None:
+    doc = copy.deepcopy(honest())
+
+    def broken() -> Iterator[list[parallel_verify.Triple]]:
+        yield []
+        raise RuntimeError("a worker died")
+
+    with proven_signatures(parallel_verify.Proofs(broken())):
+        report = verify(doc)
+    assert render.verify_report(report, True) == rendered(doc, 1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import math
 import multiprocessing
 import os
@@ -32,6 +33,8 @@ from .errors import HotlineError
 from .keys import KeyRing, proven_signatures
 from .notes import unb64
 from .roster import open_roster
+
+log = logging.getLogger("hotline.verify")
 
 Triple = tuple[bytes, bytes, bytes]
 Candidates = dict[str, list[bytes]]  # station ident -> signing keys its certificates name
@@ -87,8 +90,8 @@ def prove_chunk(encoded: list[Any], keys: Candidates) -> list[Triple]:
     for text in encoded:
         try:
             env = env_mod.parse(unb64(text, "envelope"))
-        except (HotlineError, TypeError, ValueError):
-            continue  # the serial pass names what is wrong with it
+        except Exception:
+            continue
         digest = hashlib.sha256(env.signed_part).digest()
         for raw_key, public in zip(
             keys.get(env.sender, ()), publics.get(env.sender, ()), strict=True
@@ -121,6 +124,9 @@ class Proofs:
             try:
                 self._known.update(next(self._chunks))
             except StopIteration:
+                self._done = True
+            except Exception:
+                log.warning("signature pool failed; checking the rest in this process")
                 self._done = True
         return triple in self._known
 
