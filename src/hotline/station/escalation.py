@@ -54,16 +54,23 @@ def check_deadlines(st: Station) -> int:
             p = e.pending
             side = Side.RECIPIENT if p.party == st.party else Side.SENDER
             late = (now - e.due_ms) // 1000
-            who = "we have" if side == Side.RECIPIENT else f"{p.party} has"
             st.alarm(
                 Alarm(
                     AlarmKind.OVERDUE,
-                    f"{p.precedence} {p.channel}#{p.index}: {who} not acknowledged, {late} s past "
-                    f"the {p.deadline_s} s deadline (escalation level {e.level})",
+                    "overdue-ours" if side == Side.RECIPIENT else "overdue-theirs",
                     level=3 if e.level > 1 or p.precedence == "FLASH" else 2,
                     channel=p.channel,
                     index=p.index,
                     subject=f"{p.party} level {e.level}",  # each level rises anew
+                    params={
+                        "precedence": p.precedence,
+                        "channel": p.channel,
+                        "index": p.index,
+                        "party": p.party,
+                        "late": late,
+                        "deadline": p.deadline_s,
+                        "level": e.level,
+                    },
                 )
             )
             raised = deadlines.Pending(
@@ -95,11 +102,15 @@ def link_changes(st: Station) -> int:
                     st.alarm(
                         Alarm(
                             AlarmKind.PARTY_DOWN,
-                            f"{party} silent on {channel}: "
-                            f"{board.missed(party, now)} link tests missed",
+                            "party-down",
                             level=3,
                             channel=channel,
                             subject=party,
+                            params={
+                                "party": party,
+                                "channel": channel,
+                                "missed": board.missed(party, now),
+                            },
                         )
                     )
                     queued += _link_notice(st, channel, party, old, new)

@@ -121,10 +121,11 @@ class LinkTests:
             st.alarm(
                 Alarm(
                     AlarmKind.VERIFICATION,
-                    f"bad link test on {channel}: {exc}",
+                    "bad-link-test",
                     level=2,
                     channel=channel,
                     subject="link test",
+                    params={"channel": channel, "detail": str(exc)},
                 )
             )
             return []
@@ -161,10 +162,17 @@ class LinkTests:
         self.st.alarm(
             Alarm(
                 AlarmKind.VERIFICATION,
-                f"stale or replayed link test: {what}, sent_ms {link.sent_ms}",
+                "stale-link-test",
                 level=2,
                 channel=link.channel,
                 subject="stale link test",
+                params={
+                    "link": link.kind.value,
+                    "sender": sender,
+                    "channel": link.channel,
+                    "verdict": verdict.value,
+                    "sent_ms": link.sent_ms,
+                },
             )
         )
 

@@ -306,7 +306,7 @@ class Console:
                     "id": a.id,
                     "kind": a.kind,
                     "level": a.level,
-                    "message": a.message,
+                    "message": a.text_in(lang),
                     "title": t(lang, "alarm." + a.kind),
                     "time": when(a.created_ms, lang),
                     "count": a.count,
