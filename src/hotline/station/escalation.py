@@ -16,7 +16,7 @@ from ..body import LinkNotice, OverdueNotice, Side
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError
 from ..link import LinkState
-from . import outbox
+from . import linktests, outbox
 from .alarms import Alarm, AlarmKind
 from .state import Station
 
@@ -92,11 +92,13 @@ def check_deadlines(st: Station) -> int:
 
 
 def link_changes(st: Station) -> int:
-    """Recompute link boards; alarm on a party going down, clear on return, log both."""
+    """Recompute link boards; alarm on a party going down, clear on return, log both;
+    sample each change, and each state at least once a minute, into the link history."""
     now = st.now_ms()
     queued = 0
     for channel, board in st.boards.items():
         for party, old, new in board.update(now):
+            linktests.sample(st, channel, party, new, now)
             if new == LinkState.DOWN:
                 with st.store.transaction():
                     st.alarm(
@@ -125,6 +127,7 @@ def link_changes(st: Station) -> int:
                     )
                     if old == LinkState.DOWN:
                         queued += _link_notice(st, channel, party, old, new)
+    linktests.heartbeat(st, now)
     return queued
 
 

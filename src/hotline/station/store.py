@@ -23,6 +23,7 @@ from ..deadlines import Pending
 from ..envelope import Kind, Precedence
 from ..sqlitedb import NODE_SCHEMA, SqlNodes, connect, transaction
 from .alarms import Alarm, AlarmKind, AlarmRecord, Param
+from .linkhistory import LinkSample
 
 SCHEMA = (
     NODE_SCHEMA
@@ -79,6 +80,10 @@ CREATE TABLE IF NOT EXISTS session (
   token_hash BLOB PRIMARY KEY, operator TEXT NOT NULL, csrf TEXT NOT NULL,
   created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS link_sample (
+  id INTEGER PRIMARY KEY, channel TEXT NOT NULL, party TEXT NOT NULL, at_ms INTEGER NOT NULL,
+  state TEXT NOT NULL, rtt_ms REAL, station TEXT);
+CREATE INDEX IF NOT EXISTS link_sample_at ON link_sample (at_ms);
 """
 )
 
@@ -497,6 +502,48 @@ class StationStore:
         else:
             rows = self._q("SELECT * FROM message WHERE channel=? ORDER BY idx", channel)
         return [_message(r) for r in rows]
+
+    def messages_since(self, since_ms: int, limit: int = 5000) -> list[Message]:
+        """Messages (ours too, no receipts or notices) logged since ``since_ms``, newest
+        first, at most ``limit``: what the situation map looks through."""
+        rows = self._q(
+            "SELECT * FROM message WHERE kind=? AND relay_ms>=? ORDER BY relay_ms DESC LIMIT ?",
+            int(Kind.MESSAGE),
+            since_ms,
+            limit,
+        )
+        return [_message(r) for r in rows]
+
+    # --- link history -------------------------------------------------------------------
+
+    def add_link_sample(self, s: LinkSample) -> None:
+        self._x(
+            "INSERT INTO link_sample (channel, party, at_ms, state, rtt_ms, station) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            s.channel,
+            s.party,
+            s.at_ms,
+            s.state,
+            s.rtt_ms,
+            s.station,
+        )
+
+    def link_samples(self, since_ms: int) -> list[LinkSample]:
+        """Link samples since ``since_ms``, oldest first, with the last one before it
+        of each channel and party (the state the window opens with)."""
+        rows = self._q(
+            "SELECT * FROM link_sample WHERE at_ms >= ? OR id IN (SELECT MAX(id) FROM "
+            "link_sample WHERE at_ms < ? GROUP BY channel, party) ORDER BY at_ms, id",
+            since_ms,
+            since_ms,
+        )
+        return [
+            LinkSample(r["channel"], r["party"], r["at_ms"], r["state"], r["rtt_ms"], r["station"])
+            for r in rows
+        ]
+
+    def prune_link_samples(self, before_ms: int) -> None:
+        self._x("DELETE FROM link_sample WHERE at_ms < ?", before_ms)
 
     def inbox(
         self,
