@@ -7,9 +7,14 @@ import ast
 import re
 from pathlib import Path
 
+from starlette.testclient import TestClient
+
 from hotline.i18n import catalog
 from hotline.station.alarms import TEXT_PREFIX, Alarm, AlarmKind, alarm_text
 from hotline.station.store import StationStore
+
+from .conftest import World
+from .test_console_edges import TOKEN, console_app
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "hotline"
 
@@ -71,3 +76,19 @@ def test_an_alarm_that_cannot_be_rendered_is_still_shown(tmp_path: Path) -> None
         store._x("UPDATE alarm SET params=? WHERE channel='a'", '{"x": {"y": 1}, "n": 2}')
     (a,) = [r for r in store.alarms() if r.channel == "a"]
     assert dict(a.params) == {"n": 2}
+
+
+def test_the_local_api_answers_an_alarm_in_the_language_asked(tmp_path: Path, world: World) -> None:
+    app, core = console_app(tmp_path, world)
+    params = {"party": "ua", "channel": "us-ru-ua", "missed": 3}
+    with core.store.transaction():
+        core.store.add_alarm(Alarm(AlarmKind.PARTY_DOWN, "party-down", params=params), 1)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        en = client.get("/api/alarms", headers=auth).json()["items"][0]
+        uk = client.get("/api/alarms?lang=uk", headers=auth).json()["items"][0]
+        odd = client.get("/api/alarms?lang=xx", headers=auth).json()["items"][0]
+    assert en["message"] == "ua silent on us-ru-ua: 3 link tests missed"
+    assert uk["message"] == "ua мовчить у каналі us-ru-ua: пропущено перевірок зв'язку: 3"
+    assert odd["message"] == en["message"]
+    assert en["text"] == "party-down" and en["params"] == params

@@ -67,6 +67,7 @@ class Chart:
 WIDTH = 720.0
 BAND_H = 16.0
 PLOT_TOP, PLOT_H = 24.0, 48.0
+MIN_BAND = 1.0
 
 
 def chart(samples: Sequence[LinkSample], end_ms: int) -> Chart:
@@ -75,8 +76,9 @@ def chart(samples: Sequence[LinkSample], end_ms: int) -> Chart:
     def x(ms: int) -> float:
         return round((ms - start_ms) / SPAN_MS * WIDTH, 2)
 
+    # A band is drawn at least one unit wide: a minute of "down" stays visible.
     shown = [
-        (x(b.start_ms), round(x(b.end_ms) - x(b.start_ms), 2), b)
+        (x(b.start_ms), max(MIN_BAND, round(x(b.end_ms) - x(b.start_ms), 2)), b)
         for b in bands(samples, start_ms, end_ms)
     ]
     timed = [s for s in samples if s.rtt_ms is not None and start_ms <= s.at_ms <= end_ms]

@@ -91,7 +91,7 @@ def render(record: Record) -> bytes:
     side.setStyle(grid)
     story += [Spacer(1, 6), side]
     if record.places:
-        story.append(_p(record.places[0]["field"], h2))
+        story.append(_p(record.places_heading, h2))
         for place in record.places:
             line = f"{place['field']}: {place['degrees']} · MGRS {place['mgrs']}"
             if place["radius"]:

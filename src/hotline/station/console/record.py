@@ -42,6 +42,7 @@ class Record:
     receipts: list[str]
     places: list[dict[str, Any]]
     printed: str
+    places_heading: str
     verification_heading: str
     receipts_heading: str
     no_receipts: str
@@ -114,8 +115,7 @@ def build(core: StationCore, channel: str, index: int, lang: str, operator: str)
             lang,
             "ui.receipt_line",
             status=t(lang, "state." + r.status),
-            who=r.operator or r.station,
-            station=r.station,
+            who=f"{r.operator} ({r.station})" if r.operator else r.station,
             index=r.index,
             time=when(r.relay_ms, lang),
         )
@@ -136,6 +136,7 @@ def build(core: StationCore, channel: str, index: int, lang: str, operator: str)
         receipts,
         places,
         printed,
+        t(lang, "ui.where"),
         t(lang, "ui.verification"),
         t(lang, "ui.receipts"),
         t(lang, "ui.no_receipts"),

@@ -184,7 +184,12 @@ function newMap(node) {
   fetch(node.dataset.region, { credentials: "same-origin" })
     .then((r) => r.json())
     .then((geo) => {
-      L.geoJSON(geo, { interactive: false, style: { color: "#5b6b7b", weight: 1 } }).addTo(map).bringToBack();
+      // Borders over land, both under the places (which may already be drawn).
+      const part = (name) => (f) => f.properties.layer === name;
+      L.geoJSON(geo, { interactive: false, filter: part("borders"), style: { color: "#5b6b7b", weight: 1, fill: false } })
+        .addTo(map).bringToBack();
+      L.geoJSON(geo, { interactive: false, filter: part("land"), style: { stroke: false, fillColor: "#f4f1e8", fillOpacity: 1 } })
+        .addTo(map).bringToBack();
       node.dataset.borders = "loaded";
     });
   window.hotlineMap = map;
@@ -217,7 +222,7 @@ function drawPlaces(node) {
     window.hotlineLayers[p.key] = layer;
     all.extend(placeBounds(layer));
   }
-  if (all.isValid()) map.fitBounds(all.pad(places.length > 1 ? 0.3 : 2), { maxZoom: 11 });
+  if (all.isValid()) map.fitBounds(all.pad(places.length > 1 ? 0.6 : 2), { maxZoom: 11 });
   for (const li of document.querySelectorAll(".place-list li[data-key]")) {
     li.addEventListener("click", (event) => {
       const layer = window.hotlineLayers[li.dataset.key];
