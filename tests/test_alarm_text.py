@@ -7,6 +7,8 @@ import ast
 import re
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from hotline.i18n import catalog
@@ -92,3 +94,16 @@ def test_the_local_api_answers_an_alarm_in_the_language_asked(tmp_path: Path, wo
     assert uk["message"] == "ua мовчить у каналі us-ru-ua: пропущено перевірок зв'язку: 3"
     assert odd["message"] == en["message"]
     assert en["text"] == "party-down" and en["params"] == params
+
+
+@given(
+    st.sampled_from([*sorted(raised_texts()), "{0}", "{x.__class__}", "plain {", ""]),
+    st.dictionaries(st.text(max_size=8), st.one_of(st.text(max_size=20), st.integers())),
+    st.sampled_from(["en", "ru", "uk", "xx", ""]),
+)
+def test_rendering_an_alarm_never_fails_whatever_was_stored(
+    text: str, params: dict[str, str | int], lang: str
+) -> None:
+    out = alarm_text(text, params, lang)
+    assert isinstance(out, str)
+    assert "__class__" not in out or text == "{x.__class__}"  # no attribute lookups run

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import io
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 from starlette.testclient import TestClient
 
@@ -233,3 +236,50 @@ def test_link_board_page_draws_each_partys_last_24_hours(
     assert states == ["up", "down", "up"]
     assert len(re.findall(r'class="rtt"', figure.group(0))) == 120
     assert "История связи" in page.text
+
+
+def test_a_hostile_text_cannot_reach_into_the_pdf(
+    ru_console: tuple[TestClient, StationCore],
+) -> None:
+    # reportlab's paragraphs read markup: an <img> there would embed a file of the
+    # station's disk into the record. The sender's text is printed as text.
+    client, core = ru_console
+    evil = '<img src="/etc/hostname" width="50" height="50"/><b>bold</b> & <font size="40">x</font>'
+    put(core, 0, {"type": "text", "lang": "en", "text": evil}, DAY_START, "us/us-1")
+    got = client.get("/message/us-ru-ua/0/record.pdf")
+    assert got.status_code == 200
+    reader = PdfReader(io.BytesIO(got.content))
+    text = "".join(p.extract_text() for p in reader.pages)
+    assert '<img src="/etc/hostname"' in text and "<b>bold</b> &" in text
+    assert all(not page.images for page in reader.pages)  # nothing embedded
+    view = client.get("/message/us-ru-ua/0/print")
+    assert "&lt;img src=" in view.text and "<img src=" not in view.text
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30 * HOUR_MS), st.sampled_from(["up", "degraded", "down", "unknown"])
+        ),
+        max_size=30,
+    )
+)
+def test_link_history_bands_never_overlap_and_say_the_state_then(
+    raw: list[tuple[int, str]],
+) -> None:
+    end = 30 * HOUR_MS
+    start = end - linkhistory.SPAN_MS
+    samples = [LinkSample("c", "ru", at, state) for at, state in raw]
+    got = linkhistory.bands(samples, start, end)
+    for band in got:
+        assert start <= band.start_ms < band.end_ms <= end
+        # The state a band shows is that of the last sample at or before its start.
+        before = [s for s in samples if s.at_ms <= band.start_ms]
+        assert before
+        last_at = max(s.at_ms for s in before)
+        assert band.state in {s.state for s in before if s.at_ms == last_at}
+    for a, b in itertools.pairwise(got):
+        assert a.end_ms <= b.start_ms
+    drawn = linkhistory.chart(samples, end)
+    assert all(0 <= x <= linkhistory.WIDTH and w >= linkhistory.MIN_BAND for x, w, _ in drawn.bands)
