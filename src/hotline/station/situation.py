@@ -8,18 +8,14 @@ its form's validation names no place (it is shown raw on its message page instea
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .. import body as body_mod
 from ..errors import HotlineError
-from ..forms import FORMS
 from ..forms.validate import parse_time, validate
 from .store import Message
-
-EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG), as Leaflet's L.CRS.Earth uses
 
 
 @dataclass(frozen=True)
@@ -134,16 +130,3 @@ def situation(
     notices.sort(key=lambda p: (p.start_ms or 0, p.channel, p.index))
     incidents.sort(key=lambda p: (-(p.at_ms or p.relay_ms), p.channel, p.index))
     return Situation(notices, incidents)
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance (haversine), as Leaflet's map.distance measures it."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
-
-
-def has_place(form: str) -> bool:
-    """Whether a form has a field that names a place."""
-    return form in FORMS and any(f.kind == "area" for f in FORMS[form].fields)

@@ -81,6 +81,8 @@ class Console:
         self.core = api.core
         # Two at a time: each check takes 32 MiB and a core for a moment.
         self.kdf = ThreadPoolExecutor(2, thread_name_prefix="station-kdf")
+        # PDFs are drawn one at a time, apart from sign-in and the database thread.
+        self.pdfs = ThreadPoolExecutor(1, thread_name_prefix="console-pdf")
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
         )
@@ -247,7 +249,7 @@ class Console:
             record.build, self.core, channel, index, session.language, session.operator
         )
         # reportlab takes a core for a moment on a long message: not on the event loop.
-        data = await asyncio.get_running_loop().run_in_executor(self.kdf, pdf.render, rec)
+        data = await asyncio.get_running_loop().run_in_executor(self.pdfs, pdf.render, rec)
         name = f"{channel}-{index}.pdf"
         return Response(
             data,

@@ -99,15 +99,19 @@ def build(core: StationCore, channel: str, index: int, lang: str, operator: str)
         (t(lang, "ui.entry_hash"), row.hash.hex()),
     ]
     if verified is not None and covered:
+        names = [s.name for s in verified.note.signatures]
         verification.append(
             (
                 t(lang, "ui.checkpoint"),
                 f"{verified.origin}: "
-                + t(lang, "ui.checkpoint_detail", size=verified.size, root=b64(verified.root)),
+                + t(lang, "ui.checkpoint_detail", size=verified.size, root=b64(verified.root))
+                + "; "
+                + t(lang, "ui.log_signed_by", who=", ".join(n for n in names if "/" not in n)),
             )
         )
-        names = sorted(s.name for s in verified.note.signatures)
-        verification.append((t(lang, "ui.cosignatures"), ", ".join(names)))
+        # Witnesses are stations (party/name); the log's own key is the relay's.
+        witnesses = sorted(n for n in names if "/" in n)
+        verification.append((t(lang, "ui.cosignatures"), ", ".join(witnesses) or "-"))
     else:
         verification.append((t(lang, "ui.checkpoint"), t(lang, "ui.not_in_checkpoint")))
     receipts = [
