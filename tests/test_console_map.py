@@ -93,6 +93,7 @@ def test_situation_map_draws_the_demos_area_at_its_place_and_to_scale(
     key = item.get_attribute("data-key")
     assert key and key.startswith("us-ru-ua/") and key.endswith("/area")
     expect(page.locator("#incidents li")).to_have_count(1)  # ua's report of the night
+    page.wait_for_function("!window.hotlineMap._animatingZoom")
     page.screenshot(path=str(ARTIFACTS / "situation.png"))
     # The map's own coordinates: the circle's centre and radius, then the bounds it
     # covers measured on the map (5 km east and north of the centre).

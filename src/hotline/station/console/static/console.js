@@ -190,6 +190,10 @@ function newMap(node) {
         .addTo(map).bringToBack();
       L.geoJSON(geo, { interactive: false, filter: part("land"), style: { stroke: false, fillColor: "#f4f1e8", fillOpacity: 1 } })
         .addTo(map).bringToBack();
+      // The sea within the region the data covers; outside it the map stays grey (no data).
+      const [w, s, e, n] = geo.features[0].properties.region;
+      L.rectangle([[s, w], [n, e]], { interactive: false, stroke: false, fillColor: "#c9dcec", fillOpacity: 1 })
+        .addTo(map).bringToBack();
       node.dataset.borders = "loaded";
     });
   window.hotlineMap = map;
@@ -222,7 +226,7 @@ function drawPlaces(node) {
     window.hotlineLayers[p.key] = layer;
     all.extend(placeBounds(layer));
   }
-  if (all.isValid()) map.fitBounds(all.pad(places.length > 1 ? 0.6 : 2), { maxZoom: 11 });
+  if (all.isValid()) map.fitBounds(all.pad(places.length > 1 ? 0.6 : 2), { maxZoom: 11, animate: false });
   for (const li of document.querySelectorAll(".place-list li[data-key]")) {
     li.addEventListener("click", (event) => {
       const layer = window.hotlineLayers[li.dataset.key];
