@@ -308,6 +308,9 @@ class StationAPI:
         everything = q.get("all") == "1"
         limit = paging.limit_of(q.get("limit"))
         after = paging.decode(q.get("after"), (int,))
+        # The message in the asker's language (English unless asked): the kind, the
+        # text key and its parameters are beside it for scripts.
+        lang = str(q.get("lang")) if q.get("lang") in LANGUAGES else "en"
 
         def work() -> dict[str, Any]:
             rows = self.core.store.alarms(
@@ -324,7 +327,9 @@ class StationAPI:
                     "level": a.level,
                     "channel": a.channel,
                     "index": a.index,
-                    "message": a.message,
+                    "message": a.text_in(lang),
+                    "text": a.text,
+                    "params": dict(a.params),
                     "has_evidence": a.evidence is not None,
                     "cleared_ms": a.cleared_ms,
                     "cleared_by": a.cleared_by,

@@ -160,7 +160,7 @@ class StationService:
                 self.core.alarm,
                 Alarm(
                     AlarmKind.ROSTER_MISMATCH,
-                    "the relay serves a different roster; not connecting",
+                    "roster-mismatch",
                     level=3,
                 ),
             )
@@ -216,7 +216,7 @@ class StationService:
         log.warning("bad frame from relay, reconnecting: %s", why)
         await self.run_db(
             self.core.alarm,
-            Alarm(AlarmKind.BAD_FRAME, f"relay sent a bad frame: {why}", level=1, evidence=raw),
+            Alarm(AlarmKind.BAD_FRAME, "bad-frame", level=1, evidence=raw, params={"detail": why}),
         )
         return _BadFrame(why)
 
@@ -229,7 +229,7 @@ class StationService:
                 log.warning("relay frame not acted on: %s", exc)
                 await self.run_db(
                     self.core.alarm,
-                    Alarm(AlarmKind.BAD_FRAME, f"relay sent a bad frame: {exc}", level=1),
+                    Alarm(AlarmKind.BAD_FRAME, "bad-frame", level=1, params={"detail": str(exc)}),
                 )
 
     async def _dispatch(self, ws: ClientConnection, frame: frames.RelayFrame) -> None:

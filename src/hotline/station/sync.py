@@ -41,7 +41,9 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
     seal the delivered receipts owed."""
     channel = frame.channel
     if channel not in st.channels:
-        st.alarm(Alarm(AlarmKind.UNEXPECTED_CHANNEL, f"relay sent entries of {channel!r}"))
+        st.alarm(
+            Alarm(AlarmKind.UNEXPECTED_CHANNEL, "unexpected-channel", params={"channel": channel})
+        )
         return Ingested()
     if (misplaced := _misplaced(st, frame)) is not None:
         st.alarm(misplaced)
@@ -54,9 +56,10 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
         st.alarm(
             Alarm(
                 AlarmKind.BAD_CHECKPOINT,
-                f"checkpoint of {channel} does not verify: {exc}",
+                "checkpoint-fails",
                 channel=channel,
                 evidence=note,
+                params={"channel": channel, "detail": str(exc)},
             )
         )
         return Ingested()
@@ -78,10 +81,11 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
-                    f"relay shows a different entry {e.index} of {channel}",
+                    "fork-other-entry",
                     channel=channel,
                     index=e.index,
                     evidence=e.envelope,
+                    params={"channel": channel, "index": e.index},
                 )
             )
             return Ingested()
@@ -93,10 +97,15 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
         st.alarm(
             Alarm(
                 AlarmKind.BAD_CHECKPOINT,
-                f"{channel}: {len(entries)} entries from {have} do not "
-                f"reach checkpoint size {signed.size}",
+                "checkpoint-short",
                 channel=channel,
                 evidence=note,
+                params={
+                    "channel": channel,
+                    "count": len(entries),
+                    "start": have,
+                    "size": signed.size,
+                },
             )
         )
         return Ingested()
@@ -110,10 +119,11 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
-                    f"{channel}: {exc.message}",
+                    "fork",
                     level=3,
                     channel=channel,
                     evidence=last.encode() + b"\n--\n" + note,
+                    params={"channel": channel, "detail": exc.message},
                 )
             )
             return Ingested()
@@ -147,7 +157,16 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
                 stamps.stamp("committed", st.ident, a.hash)
         except ForkDetected as exc:
             st.forget(channel)
-            st.alarm(Alarm(AlarmKind.FORK, str(exc), level=3, channel=channel, evidence=note))
+            st.alarm(
+                Alarm(
+                    AlarmKind.FORK,
+                    "fork",
+                    level=3,
+                    channel=channel,
+                    evidence=note,
+                    params={"channel": channel, "detail": exc.message},
+                )
+            )
             return Ingested()
         except BaseException:
             st.forget(channel)
@@ -170,13 +189,18 @@ def _misplaced(st: Station, frame: Entries) -> Alarm | None:
         if e.index != frame.start + position:
             return Alarm(
                 AlarmKind.BAD_FRAME,
-                f"{frame.channel}: relay numbered entry {frame.start + position} of a run "
-                f"from {frame.start} as {e.index}; the run is refused (our log has "
-                f"{st.size(frame.channel)} entries)",
+                "misnumbered-run",
                 level=3,  # not noise on the wire: the relay misstates the log
                 channel=frame.channel,
                 index=frame.start + position,
                 evidence=e.envelope,
+                params={
+                    "channel": frame.channel,
+                    "position": frame.start + position,
+                    "start": frame.start,
+                    "given": e.index,
+                    "size": st.size(frame.channel),
+                },
             )
     return None
 
@@ -212,11 +236,12 @@ def _mistimed(
     except BadTime as exc:
         return Alarm(
             AlarmKind.BAD_CHECKPOINT,
-            f"{frame.channel}: the relay's time does not hold: {exc.message}; the run is refused",
+            "relay-time",
             level=3,
             channel=frame.channel,
             index=exc.index,
             evidence=signed.encode(),
+            params={"channel": frame.channel, "detail": exc.message},
         )
     return None
 
@@ -234,11 +259,11 @@ def check_sizes(st: Station, sizes: Mapping[str, int]) -> None:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
-                    f"{channel}: the relay's log has {theirs} entries but it "
-                    f"signed a checkpoint of size {mine.size} before: a rollback",
+                    "fork-rollback",
                     level=3,
                     channel=channel,
                     evidence=mine.encode(),
+                    params={"channel": channel, "theirs": theirs, "size": mine.size},
                 )
             )
 
@@ -252,10 +277,11 @@ def _check_older(st: Station, channel: str, signed: SignedCheckpoint) -> None:
         st.alarm(
             Alarm(
                 AlarmKind.FORK,
-                f"{channel}: relay signed a different root at size {signed.size}",
+                "fork-other-root",
                 level=3,
                 channel=channel,
                 evidence=signed.encode(),
+                params={"channel": channel, "size": signed.size},
             )
         )
 
