@@ -28,7 +28,7 @@ from hotline import frames
 from hotline.envelope import ZERO_HASH, envelope_hash, seal
 from hotline.home import load_roster, load_station
 from hotline.keys import StationCertificate, StationKey
-from tests.netutil import PASSPHRASE, Cluster, wait_for
+from tests.netutil import PASSPHRASE, Cluster, Proc, free_ports, wait_for
 
 
 def pct(values: list[float], p: float) -> float:
@@ -90,7 +90,33 @@ def floor(tmp: Path, samples: int = 300) -> dict[str, float]:
 # --- send-to-delivered latency ---
 
 
-def latency(root: Path, n: int, database: str | None = None) -> dict[str, float]:
+def extra_relays(c: Cluster, database: str | None, n: int) -> list[Proc]:
+    """``n`` more relay processes on the cluster's database (PostgreSQL), started."""
+    procs = []
+    for port in free_ports(n):
+        args = ["relay", "serve", "--dir", str(c.net.relay_dir), "--port", str(port)]
+        procs.append(
+            Proc(
+                [*args, "--rate", "1000000", "--database", str(database)],
+                c.net.root / f"{port}.log",
+            )
+        )
+        procs[-1].start()
+        wait_for(
+            lambda p=port: httpx.get(f"http://127.0.0.1:{p}/health").is_success, what="relay up"
+        )
+    return procs
+
+
+def _url(proc: Proc) -> str:
+    return f"ws://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}/ws"
+
+
+def latency(
+    root: Path, n: int, database: str | None = None, processes: int = 1
+) -> dict[str, float]:
+    """Send-to-delivered; with 2 processes the sender and the recipient are linked to
+    different ones (the entry crosses by NOTIFY)."""
     c = Cluster(
         root,
         database=database,
@@ -98,7 +124,14 @@ def latency(root: Path, n: int, database: str | None = None) -> dict[str, float]
         channels={"us-ru": {"members": ["us", "ru"]}},
         relay_args=("--rate", "100000"),
     )
-    c.start()
+    c.start_relay()
+    extra = extra_relays(c, database, processes - 1)
+    if extra:
+        c.stations["ru/ru-1"].args += ["--relay", _url(extra[0])]
+    for ident in c.stations:
+        c.start_station(ident)
+    for ident in c.stations:
+        wait_for(lambda i=ident: c.status(i)["relay"]["connected"], what=f"{ident} linked")
     try:
         c.send("us/us-1", "us-ru", "warm-up")
         wait_for(lambda: len(c.inbox("ru/ru-1")) == 1, what="warm-up")
@@ -117,6 +150,8 @@ def latency(root: Path, n: int, database: str | None = None) -> dict[str, float]
             lat = [float(m.received_ms - m.created_ms) for m in store.messages()][1:]
     finally:
         c.close()
+        for proc in extra:
+            proc.stop()
     return {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "n": len(lat)}
 
 
@@ -153,8 +188,9 @@ async def _sender(
 
 
 def throughput(
-    root: Path, senders: int, per_sender: int, database: str | None = None
+    root: Path, senders: int, per_sender: int, database: str | None = None, processes: int = 1
 ) -> dict[str, float]:
+    """Senders straight to the relay; with several processes (PostgreSQL), spread over them."""
     names = [f"us-{i}" for i in range(1, senders + 1)]
     c = Cluster(
         root,
@@ -164,6 +200,8 @@ def throughput(
         relay_args=("--rate", "1000000"),
     )
     c.start_relay()
+    extra = extra_relays(c, database, processes - 1)
+    urls = [c.net.relay_url] + [_url(p) for p in extra]
     roster = load_roster(c.net.relay_dir / "roster.note")
     roster_hash = hashlib.sha256(roster.encode()).digest()
     keys = {n: load_station(c.net.stations[f"us/{n}"], PASSPHRASE, roster) for n in names}
@@ -192,9 +230,15 @@ def throughput(
         results = await asyncio.gather(
             *[
                 _sender(
-                    c.net.relay_url, f"us/{n}", keys[n][0], keys[n][1], roster_hash, batches[n], 64
+                    urls[i % len(urls)],
+                    f"us/{n}",
+                    keys[n][0],
+                    keys[n][1],
+                    roster_hash,
+                    batches[n],
+                    64,
                 )
-                for n in names
+                for i, n in enumerate(names)
             ]
         )
         elapsed = time.perf_counter() - t
@@ -209,6 +253,8 @@ def throughput(
         health = httpx.get(f"http://127.0.0.1:{c.net.relay_port}/health").json()
     finally:
         c.close()
+        for proc in extra:
+            proc.stop()
     total = senders * per_sender
     assert health["channels"]["us-ru"] == total
     return {
@@ -254,28 +300,35 @@ def main() -> None:
             f"({tp['seconds']:.1f} s); relay peak RSS {tp['relay_peak_rss_mib']:.0f} MiB"
         )
         if args.postgres:
-            import psycopg
+            postgres(Path(tmp), args)
 
-            schema = "hotline_bench_" + str(os.getpid())
-            with psycopg.connect(args.postgres, autocommit=True) as conn:
+
+def postgres(tmp: Path, args: argparse.Namespace) -> None:
+    """The relay on PostgreSQL, with one and with two processes on the same database."""
+    import psycopg
+
+    schema = "hotline_bench_" + str(os.getpid())
+    dsn = (
+        args.postgres + ("&" if "?" in args.postgres else "?") + f"options=-csearch_path%3D{schema}"
+    )
+    print("\n| PostgreSQL relay store | processes | p50 ms | p99 ms | accepted msg/s | RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    with psycopg.connect(args.postgres, autocommit=True) as conn:
+        for processes in (1, 2):
+            try:
                 conn.execute(f"CREATE SCHEMA {schema}")
-                try:
-                    dsn = (
-                        args.postgres
-                        + ("&" if "?" in args.postgres else "?")
-                        + f"options=-csearch_path%3D{schema}"
-                    )
-                    lat = latency(Path(tmp) / "pg-lat", args.messages, dsn)
-                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
-                    conn.execute(f"CREATE SCHEMA {schema}")
-                    tp = throughput(Path(tmp) / "pg-tp", args.senders, args.per_sender, dsn)
-                finally:
-                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+                lat = latency(tmp / f"pg-lat-{processes}", args.messages, dsn, processes)
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+                conn.execute(f"CREATE SCHEMA {schema}")
+                tp = throughput(
+                    tmp / f"pg-tp-{processes}", args.senders, args.per_sender, dsn, processes
+                )
+            finally:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             print(
-                f"\nPostgreSQL relay store: send-to-delivered p50 {lat['p50']:.1f} ms, "
-                f"p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms; "
-                f"{tp['per_second']:,.0f} durable accepted messages/s with {args.senders} "
-                f"senders; relay peak RSS {tp['relay_peak_rss_mib']:.0f} MiB"
+                f"| {args.senders} senders, send-to-delivered over {lat['n']:.0f} | {processes} | "
+                f"{lat['p50']:.1f} | {lat['p99']:.1f} | {tp['per_second']:,.0f} | "
+                f"{tp['relay_peak_rss_mib']:.0f} |"
             )
 
 
