@@ -303,13 +303,13 @@ class RelayCore:
         """
         outcome: list[tuple[StoredEntry, bool] | HotlineError] = []
         touched: set[str] = set()
+        notes: dict[str, bytes] = {}  # one checkpoint per channel answers the whole batch
         try:
             with self.store.transaction():
                 # Several relay processes may share the store: the database serializes
                 # each channel's appends (locks taken in one order: no deadlock), and the
                 # time is read once they are held, so entry times never go back.
-                for channel in sorted(_channels_of(batch) & self.roster.channels.keys()):
-                    self.hold(channel)
+                self.hold(sorted(_channels_of(batch) & self.roster.channels.keys()))
                 now_ms = self.now_ms()
                 for station, raw in batch:
                     try:
@@ -317,14 +317,13 @@ class RelayCore:
                     except HotlineError as exc:
                         outcome.append(exc)
                 for channel in touched:
-                    self._sign(channel, now_ms)
+                    notes[channel] = self._sign(channel, now_ms)
         except BaseException:
             # In-memory frontiers and sender states may hold rolled-back writes.
             self.tree.drop()
             self._senders.clear()
             raise
         results: list[Acceptance | HotlineError] = []
-        notes: dict[str, bytes] = {}  # one checkpoint per channel answers the whole batch
         for item in outcome:
             if isinstance(item, HotlineError):
                 results.append(item)
@@ -357,11 +356,12 @@ class RelayCore:
         touched.add(env.channel)
         return entry, False
 
-    def hold(self, channel: str) -> None:
-        """Inside a transaction: take the channel's append lock, and forget what this
-        process remembers of the channel if another process appended since."""
-        if self.store.hold(channel) != self.size(channel):
-            self.refresh(channel)
+    def hold(self, channels: list[str]) -> None:
+        """Inside a transaction: take the channels' append locks, and forget what this
+        process remembers of a channel if another process appended since."""
+        for channel, size in self.store.hold(channels).items():
+            if size != self.size(channel):
+                self.refresh(channel)
 
     def refresh(self, channel: str) -> None:
         """Forget the cached tree and sender states of a channel that another relay
@@ -391,7 +391,7 @@ class RelayCore:
         entry (of the first entry for size 0): a signed time says the tree had this size
         then, so it lies at or after every entry in it and at or before every one after."""
         with self.store.transaction():
-            self.hold(channel)  # another process may have appended, or signed this one
+            self.hold([channel])  # another process may have appended, or signed this one
             if (signed := self.store.checkpoint(channel, size)) is not None:
                 return signed
             tree = self.tree(channel)
@@ -456,7 +456,7 @@ class RelayCore:
             merged = merged.with_signature(sig)
         if merged is not ours:
             with self.store.transaction():
-                self.hold(channel)  # a merge by another relay process is not overwritten
+                self.hold([channel])  # a merge by another process is not overwritten
                 latest = parse_note(self.store.checkpoint(channel, size) or stored)
                 names = {s.name for s in latest.signatures}
                 for sig in merged.signatures:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ import psycopg
 from ..sqlitedb import SqlNodes
 from .fanout import Event, Grown, Stated, notify_channel
 from .sql import SqlRelayStore
+from .storage import StoredEntry
 
 LOCK_CLASS = 0x686F746C  # "hotl": the first key of hotline's advisory locks
 
@@ -43,12 +45,30 @@ CREATE TABLE IF NOT EXISTS statement (
 """
 
 
+ROWS_PER_INSERT = 1000  # rows of one multi-row INSERT (PostgreSQL takes 65,535 parameters)
+
+
+@dataclass
+class _Pending:
+    """A transaction's appends, written in a few multi-row statements (before any read,
+    and at commit) instead of four statements per envelope."""
+
+    nodes: list[tuple[str, int, int, bytes]] = field(default_factory=list)
+    entries: list[tuple[str, int, bytes, bytes, str, int, int]] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
+    senders: dict[tuple[str, str], tuple[int, bytes]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.nodes or self.entries or self.sizes or self.senders)
+
+
 class PostgresRelayStore(SqlRelayStore):
     def __init__(self, dsn: str, origin: str = "") -> None:
         self.dsn = dsn
         self.origin = origin  # names this process in its notifications
         self.conn: psycopg.Connection[Any] = psycopg.connect(dsn, autocommit=True)
         self._events: dict[tuple[str, str], Event] = {}
+        self._pending = _Pending()
         with self.conn.transaction():
             # Processes starting together must not race to create the same tables.
             self.conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_CLASS,))
@@ -57,9 +77,13 @@ class PostgresRelayStore(SqlRelayStore):
         self.notify_channel = notify_channel(str(row[0]) if row else "")
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        if self._pending:
+            self._flush()  # every statement sees the appends before it
         return self.conn.execute(sql.replace("?", "%s"), args)
 
     def executemany(self, sql: str, rows: Sequence[Any]) -> Any:
+        if self._pending:
+            self._flush()
         with self.conn.cursor() as cur:
             cur.executemany(sql.replace("?", "%s"), rows)
 
@@ -68,19 +92,67 @@ class PostgresRelayStore(SqlRelayStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        # Pipeline mode: a batch's inserts go out without waiting for each reply.
+        # Pipeline mode: a batch's statements go out without waiting for each reply.
         self._events.clear()
-        with self.conn.pipeline(), self.conn.transaction():
-            yield
-            for event in self._events.values():
-                payload = event.encode(self.origin)
-                self.execute("SELECT pg_notify(?, ?)", (self.notify_channel, payload))
-        self._events.clear()
+        self._pending = _Pending()
+        try:
+            with self.conn.pipeline(), self.conn.transaction():
+                yield
+                self._flush()
+                for event in self._events.values():
+                    payload = event.encode(self.origin)
+                    self.execute("SELECT pg_notify(?, ?)", (self.notify_channel, payload))
+        finally:
+            self._pending = _Pending()
+            self._events.clear()
 
-    def hold(self, channel: str) -> int:
-        # hashtext may collide: two channels then share a lock, which costs only waiting.
-        self.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (LOCK_CLASS, channel))
-        return super().hold(channel)  # a statement after the lock: it sees every commit
+    def _flush(self) -> None:
+        p, self._pending = self._pending, _Pending()
+        _insert(self.conn, "node (channel, level, idx, hash)", "", p.nodes)
+        _insert(
+            self.conn, "entry (channel, idx, envelope, hash, sender, seq, relay_ms)", "", p.entries
+        )
+        _insert(
+            self.conn,
+            "channel (name, size)",
+            "ON CONFLICT (name) DO UPDATE SET size=excluded.size",
+            list(p.sizes.items()),
+        )
+        _insert(
+            self.conn,
+            "sender (channel, sender, seq, hash)",
+            "ON CONFLICT (channel, sender) DO UPDATE SET seq=excluded.seq, hash=excluded.hash",
+            [(c, s, seq, h) for (c, s), (seq, h) in p.senders.items()],
+        )
+
+    def add_entry(self, e: StoredEntry) -> None:
+        p = self._pending
+        p.entries.append((e.channel, e.index, e.envelope, e.hash, e.sender, e.seq, e.relay_ms))
+        p.senders[(e.channel, e.sender)] = (e.seq, e.hash)
+
+    def appended(self, channel: str, size: int, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        self._pending.nodes.extend((channel, lvl, idx, h) for lvl, idx, h in nodes)
+        self._pending.sizes[channel] = size
+        self._events[("log", channel)] = Grown(channel, size)
+
+    def hold(self, channels: list[str]) -> dict[str, int]:
+        if not channels:
+            return {}
+        # One statement takes every lock, in one order (of the keys) in every process, so
+        # two batches never wait for each other crosswise. hashtext may collide: two
+        # channels then share a lock, which costs only waiting.
+        self.execute(
+            "SELECT pg_advisory_xact_lock(?, h) FROM "
+            "(SELECT DISTINCT hashtext(c) AS h FROM unnest(?::text[]) AS c ORDER BY h) AS k",
+            (LOCK_CLASS, channels),
+        )
+        # A statement after the locks: it sees every commit before them.
+        rows = self.execute(
+            "SELECT name, size FROM channel WHERE name = ANY(?::text[])", (channels,)
+        ).fetchall()
+        sizes = dict.fromkeys(channels, 0)
+        sizes.update((str(name), int(size)) for name, size in rows)
+        return sizes
 
     def nodes(self, channel: str) -> SqlNodes:
         return _Nodes(self, channel)
@@ -89,20 +161,32 @@ class PostgresRelayStore(SqlRelayStore):
         super().put_statement(kind, key, data)
         self._events[(kind, key.hex())] = Stated(kind, key)
 
-    def grown(self, channel: str, size: int) -> None:
-        self._events[("log", channel)] = Grown(channel, size)
-
     def close(self) -> None:
         self.conn.close()
 
 
+def _insert(conn: psycopg.Connection[Any], into: str, tail: str, rows: Sequence[Any]) -> None:
+    """``INSERT INTO {into} VALUES (..), (..) {tail}``, a thousand rows a statement."""
+    if not rows:
+        return
+    one = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
+    for i in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[i : i + ROWS_PER_INSERT]
+        values = ", ".join([one] * len(chunk))
+        args = [v for row in chunk for v in row]
+        conn.execute(f"INSERT INTO {into} VALUES {values} {tail}", args)
+
+
 class _Nodes(SqlNodes):
-    """A channel's nodes that tell the store its new size (announced at commit)."""
+    """A channel's nodes whose appends the store writes in bulk (and announces at commit).
+    Its new nodes, leaves too, stay cached: the answers' proofs read them."""
 
     def __init__(self, store: PostgresRelayStore, channel: str) -> None:
         super().__init__(store.execute, store.executemany, channel)
         self._store = store
 
     def extend(self, new_size: int, nodes: Sequence[tuple[int, int, bytes]]) -> None:
-        super().extend(new_size, nodes)
-        self._store.grown(self.channel, new_size)
+        self._store.appended(self.channel, new_size, nodes)
+        for level, index, digest in nodes:
+            self._remember(level, index, digest)
+        self._size = new_size

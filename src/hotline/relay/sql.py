@@ -39,10 +39,13 @@ class SqlRelayStore:
     def nodes(self, channel: str) -> SqlNodes:
         return SqlNodes(self.execute, self.executemany, channel)
 
-    def hold(self, channel: str) -> int:
+    def hold(self, channels: list[str]) -> dict[str, int]:
         # SQLite's write transaction already holds the whole database.
-        row = self.execute("SELECT size FROM channel WHERE name=?", (channel,)).fetchone()
-        return int(row[0]) if row else 0
+        sizes = {}
+        for channel in channels:
+            row = self.execute("SELECT size FROM channel WHERE name=?", (channel,)).fetchone()
+            sizes[channel] = int(row[0]) if row else 0
+        return sizes
 
     def sender_state(self, channel: str, sender: str) -> tuple[int, bytes]:
         row = self.execute(

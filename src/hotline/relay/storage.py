@@ -30,9 +30,9 @@ class RelayStore(Protocol):
 
     def nodes(self, channel: str) -> NodeStore: ...
 
-    def hold(self, channel: str) -> int:
-        """Inside a transaction: lock the channel's appends until it ends (other relay
-        processes on the same database wait) and return its stored size."""
+    def hold(self, channels: list[str]) -> dict[str, int]:
+        """Inside a transaction: lock the channels' appends until it ends (other relay
+        processes on the same database wait) and return their stored sizes."""
         ...
 
     def sender_state(self, channel: str, sender: str) -> tuple[int, bytes]: ...
