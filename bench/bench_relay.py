@@ -188,15 +188,22 @@ async def _sender(
 
 
 def throughput(
-    root: Path, senders: int, per_sender: int, database: str | None = None, processes: int = 1
+    root: Path,
+    senders: int,
+    per_sender: int,
+    database: str | None = None,
+    processes: int = 1,
+    channels: int = 1,
 ) -> dict[str, float]:
-    """Senders straight to the relay; with several processes (PostgreSQL), spread over them."""
+    """Senders straight to the relay; with several processes (PostgreSQL), spread over
+    them; with several channels (all us-ru), sender i posts to channel i mod channels."""
     names = [f"us-{i}" for i in range(1, senders + 1)]
+    chans = ["us-ru"] + [f"us-ru-{j}" for j in range(2, channels + 1)]
     c = Cluster(
         root,
         database=database,
         stations={"us": names, "ru": ["ru-1"]},
-        channels={"us-ru": {"members": ["us", "ru"]}},
+        channels={ch: {"members": ["us", "ru"]} for ch in chans},
         relay_args=("--rate", "1000000"),
     )
     c.start_relay()
@@ -209,13 +216,13 @@ def throughput(
     body = os.urandom(1024)
     batches: dict[str, list[bytes]] = {}
     now = int(time.time() * 1000)
-    for n, (key, cert) in keys.items():
+    for i, (n, (key, cert)) in enumerate(keys.items()):
         prev, out = ZERO_HASH, []
         for seq in range(1, per_sender + 1):
             raw = seal(
                 body,
                 sender=key,
-                channel="us-ru",
+                channel=chans[i % len(chans)],
                 seq=seq,
                 prev=prev,
                 recipients=[cert, ru_cert],
@@ -256,7 +263,7 @@ def throughput(
         for proc in extra:
             proc.stop()
     total = senders * per_sender
-    assert health["channels"]["us-ru"] == total
+    assert sum(health["channels"].values()) == total
     return {
         "messages": total,
         "seconds": elapsed,
@@ -311,24 +318,35 @@ def postgres(tmp: Path, args: argparse.Namespace) -> None:
     dsn = (
         args.postgres + ("&" if "?" in args.postgres else "?") + f"options=-csearch_path%3D{schema}"
     )
-    print("\n| PostgreSQL relay store | processes | p50 ms | p99 ms | accepted msg/s | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "\n| PostgreSQL relay store | processes | p50 ms | p99 ms "
+        "| accepted msg/s, 1 channel | accepted msg/s, 8 channels | RSS MiB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     with psycopg.connect(args.postgres, autocommit=True) as conn:
         for processes in (1, 2):
+            rates = []
             try:
                 conn.execute(f"CREATE SCHEMA {schema}")
                 lat = latency(tmp / f"pg-lat-{processes}", args.messages, dsn, processes)
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
-                conn.execute(f"CREATE SCHEMA {schema}")
-                tp = throughput(
-                    tmp / f"pg-tp-{processes}", args.senders, args.per_sender, dsn, processes
-                )
+                for channels in (1, 8):
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+                    conn.execute(f"CREATE SCHEMA {schema}")
+                    tp = throughput(
+                        tmp / f"pg-tp-{processes}-{channels}",
+                        args.senders,
+                        args.per_sender,
+                        dsn,
+                        processes,
+                        channels,
+                    )
+                    rates.append(tp["per_second"])
             finally:
                 conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             print(
-                f"| {args.senders} senders, send-to-delivered over {lat['n']:.0f} | {processes} | "
-                f"{lat['p50']:.1f} | {lat['p99']:.1f} | {tp['per_second']:,.0f} | "
-                f"{tp['relay_peak_rss_mib']:.0f} |"
+                f"| {args.senders} senders; send-to-delivered over {lat['n']:.0f} | {processes} "
+                f"| {lat['p50']:.1f} | {lat['p99']:.1f} | {rates[0]:,.0f} | {rates[1]:,.0f} "
+                f"| {tp['relay_peak_rss_mib']:.0f} |"
             )
 
 

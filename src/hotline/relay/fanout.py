@@ -145,6 +145,10 @@ class Fanout:
                         await self._take(note.payload, on_event)
             except (psycopg.Error, OSError) as exc:
                 log.warning("not hearing the other relay processes (%s); retrying", exc)
+            except Exception:
+                # Whatever failed, the relay goes on serving its own stations, and listens
+                # again (catching up from the store) after the wait.
+                log.exception("listening to the other relay processes failed; retrying")
             self.listening.clear()
             await asyncio.sleep(wait)
             wait = min(RETRY_S[1], wait * 2)

@@ -185,6 +185,31 @@ class _Nodes(SqlNodes):
         super().__init__(store.execute, store.executemany, channel)
         self._store = store
 
+    def size(self) -> int:
+        if self._size is None:
+            size = super().size()
+            self._read_edge(size)
+        return super().size()
+
+    def _read_edge(self, size: int) -> None:
+        """The tree's right edge (one node per set bit of the size) in one round trip:
+        a process rebuilds it each time another process appended to the channel."""
+        levels, indexes, start = [], [], 0
+        for level in range(size.bit_length() - 1, -1, -1):
+            if size >> level & 1:
+                levels.append(level)
+                indexes.append(start >> level)
+                start += 1 << level
+        if not levels:
+            return
+        rows = self._store.execute(
+            "SELECT level, idx, hash FROM node WHERE channel = ? AND (level, idx) IN "
+            "(SELECT * FROM unnest(?::smallint[], ?::bigint[]))",
+            (self.channel, levels, indexes),
+        ).fetchall()
+        for level, index, digest in rows:
+            self._remember(int(level), int(index), bytes(digest))
+
     def extend(self, new_size: int, nodes: Sequence[tuple[int, int, bytes]]) -> None:
         self._store.appended(self.channel, new_size, nodes)
         for level, index, digest in nodes:
