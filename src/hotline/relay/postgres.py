@@ -184,12 +184,13 @@ class _Nodes(SqlNodes):
     def __init__(self, store: PostgresRelayStore, channel: str) -> None:
         super().__init__(store.execute, store.executemany, channel)
         self._store = store
+        self._edge_read = False
 
-    def size(self) -> int:
-        if self._size is None:
-            size = super().size()
-            self._read_edge(size)
-        return super().size()
+    def get(self, level: int, index: int) -> bytes:
+        if not self._edge_read:
+            self._edge_read = True
+            self._read_edge(self.size())
+        return super().get(level, index)
 
     def _read_edge(self, size: int) -> None:
         """The tree's right edge (one node per set bit of the size) in one round trip:
