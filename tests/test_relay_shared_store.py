@@ -176,3 +176,22 @@ def test_a_notification_parses_into_one_event_or_is_refused() -> None:
         with pytest.raises(Exception) as info:
             parse_event(bad)
         assert type(info.value).__name__ == "Malformed", bad
+
+
+def test_a_revocation_taken_by_one_core_is_taken_by_every_core(world: World, postgres: str) -> None:
+    with _schema(postgres, "hotline_shared_revoke") as dsn:
+        a, b = _cores(world, dsn, 2)
+        try:
+            now = world.certs["ru"].not_before + 3600
+            revocation = world.parties["ru"].revoke(world.certs["ru"], now - 60, "stolen")
+            a.register_revocation(revocation.encode())
+            # The other core missed the notification (its listener was down): on listening
+            # again it reads every statement, and refuses the revoked key from then on.
+            taken = b.learn_all()
+            assert [(r.ident, r.signing) for r in taken] == [("ru/ru-1", world.certs["ru"].signing)]
+            (result,) = b.accept([("ru/ru-1", _chain(world, "ru", 1)[0])])
+            assert not isinstance(result, Acceptance)
+            assert b.learn("revocation", world.certs["ru"].signing) is not None
+        finally:
+            a.store.close()
+            b.store.close()

@@ -290,7 +290,8 @@ class Relay:
                 conn.send(text)
 
     async def _on_listen(self) -> None:
-        """Listening (again): push what other processes appended meanwhile."""
+        """Listening (again): take the statements and push the entries that other
+        processes stored meanwhile, and end the sessions of keys revoked meanwhile."""
 
         def work() -> list[frames.Entries]:
             out: list[frames.Entries] = []
@@ -298,6 +299,8 @@ class Relay:
                 out += self._catch_up(channel, self._fresh(channel))
             return out
 
+        for revocation in await self.run_db(self.core.learn_all):
+            self.end_sessions(revocation)
         self._push(await self.run_db(work))
 
     async def _on_event(self, event: Event) -> None:

@@ -213,8 +213,24 @@ class RelayCore:
         if kind == "certificate":
             return self.keyring.add_certificate(data)
         if kind == "revocation":
-            return self.keyring.add_revocation(data)
+            try:
+                return self.keyring.add_revocation(data)
+            except UnknownKey:  # its certificate's notification was missed: read them all
+                self.learn_all()
+                return self.keyring.add_revocation(data)
         return None
+
+    def learn_all(self) -> list[Revocation]:
+        """Take every statement in the store (after the fan-out missed some); returns
+        the revocations, whose sessions must end wherever they are."""
+        for data in self.store.statements("certificate"):
+            with contextlib.suppress(HotlineError):
+                self.keyring.add_certificate(data)
+        revocations = []
+        for data in self.store.statements("revocation"):
+            with contextlib.suppress(HotlineError):
+                revocations.append(self.keyring.add_revocation(data))
+        return revocations
 
     def register_revocation(self, data: bytes) -> Revocation:
         """Take a party's revocation of one of its own stations' keys (KeyRing's rule:
