@@ -18,6 +18,7 @@ import os
 import secrets
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ def toml_line(key: str, value: Any) -> str:
         return f"{key} = {'true' if value else 'false'}"
     if isinstance(value, int):
         return f"{key} = {value}"
+    if isinstance(value, list):
+        return f"{key} = [" + ", ".join(toml_line("", v)[3:] for v in value) + "]"
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'{key} = "{escaped}"'
 
@@ -166,13 +169,18 @@ class StationConfig:
     directory: Path
     party: str
     station: str
-    relay: str
+    relays: tuple[str, ...]  # the relay's URLs, tried in turn (processes of one relay)
     api_host: str
     api_port: int
     language: str
     api_tls_cert: Path | None = None
     api_tls_key: Path | None = None
     allow_plain_relay: bool = False
+
+    @property
+    def relay(self) -> str:
+        """The first relay URL."""
+        return self.relays[0]
 
     @property
     def api_url(self) -> str:
@@ -189,7 +197,7 @@ def station_init(
     station: str,
     passphrase: str,
     *,
-    relay: str = "ws://127.0.0.1:8700/ws",
+    relay: str | Sequence[str] = "ws://127.0.0.1:8700/ws",
     api_port: int = 8711,
     language: str = "en",
     valid_days: int = 365,
@@ -208,7 +216,7 @@ def station_init(
         {
             "party": party_key.party,
             "station": station,
-            "relay": relay,
+            "relay": urls[0] if len(urls := split_urls(relay)) == 1 else urls,
             "api_host": "127.0.0.1",
             "api_port": api_port,
             "language": language,
@@ -230,7 +238,7 @@ def station_config(directory: Path) -> StationConfig:
             directory=directory,
             party=str(raw["party"]),
             station=str(raw["station"]),
-            relay=env.get("HOTLINE_RELAY", str(raw.get("relay", "ws://127.0.0.1:8700/ws"))),
+            relays=_relays(env.get("HOTLINE_RELAY", raw.get("relay", "ws://127.0.0.1:8700/ws"))),
             api_host=env.get("HOTLINE_API_HOST", str(raw.get("api_host", "127.0.0.1"))),
             api_port=int(env.get("HOTLINE_API_PORT", raw.get("api_port", 8711))),
             language=str(raw.get("language", "en")),
@@ -246,6 +254,22 @@ def station_config(directory: Path) -> StationConfig:
     if (cfg.api_tls_cert is None) != (cfg.api_tls_key is None):
         raise Malformed("station.toml: give both api_tls_cert and api_tls_key", field="config")
     return cfg
+
+
+def split_urls(values: str | Sequence[str]) -> list[str]:
+    """Relay URLs from a setting: a string with commas, or a list of such strings."""
+    items = [values] if isinstance(values, str) else list(values)
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def _relays(value: object) -> tuple[str, ...]:
+    """``relay``: one URL, URLs separated by commas, or a list of them."""
+    if not isinstance(value, (str, list)):
+        raise Malformed("station.toml: relay must be a URL or a list of URLs", field="relay")
+    urls = split_urls(value if isinstance(value, str) else [str(v) for v in value])
+    if not urls:
+        raise Malformed("station.toml: relay names no URL", field="relay")
+    return tuple(urls)
 
 
 def load_station(

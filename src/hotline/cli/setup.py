@@ -131,7 +131,15 @@ def station() -> None:
     help="The party directory whose root key certifies this station.",
 )
 @click.option("--station", "name", required=True, help="Station identifier, e.g. us-1.")
-@click.option("--relay", "relay_url", default="ws://127.0.0.1:8700/ws", show_default=True)
+@click.option(
+    "--relay",
+    "relay_urls",
+    multiple=True,
+    default=("ws://127.0.0.1:8700/ws",),
+    show_default=True,
+    help="The relay's URL; repeat it (or separate with commas) for several processes "
+    "of the same relay: the station moves to the next when one fails.",
+)
 @click.option("--api-port", default=8711, show_default=True)
 @click.option("--language", type=click.Choice(LANGUAGES), default="en", show_default=True)
 @click.option(
@@ -147,7 +155,7 @@ def station_init_cmd(
     directory: Path,
     party_dir: Path,
     name: str,
-    relay_url: str,
+    relay_urls: tuple[str, ...],
     api_port: int,
     language: str,
     roster_path: Path | None,
@@ -161,7 +169,7 @@ def station_init_cmd(
         load_party(party_dir, passphrase),
         name,
         passphrase,
-        relay=relay_url,
+        relay=relay_urls,
         api_port=api_port,
         language=language,
         valid_days=valid_days,

@@ -2,11 +2,15 @@
 for signed HTTP reads), accept, log, prove, answer syncs, and decide who hears what.
 
 ``RelayCore`` is synchronous and owns one store; the ASGI shell (app.py) calls it
-from a single database thread, so its methods never run concurrently.
+from a single database thread, so its methods never run concurrently. Several relay
+processes may share one store (PostgreSQL): every write to a channel holds the
+channel's lock in the store, and what a process caches of a channel is refreshed
+whenever another process appended to it (``hold``, ``refresh``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -62,6 +66,15 @@ class Acceptance:
             self.checkpoint,
             tuple(self.proof),
         )
+
+
+def _channels_of(batch: list[tuple[str, bytes]]) -> set[str]:
+    """The channels a batch posts to (what does not parse is refused later, lock-free)."""
+    channels = set()
+    for _station, raw in batch:
+        with contextlib.suppress(HotlineError):
+            channels.add(env_mod.parse(raw).channel)
+    return channels
 
 
 def answer(request_id: frames.RequestId, result: Acceptance | HotlineError) -> frames.RelayFrame:
@@ -163,11 +176,14 @@ class RelayCore:
     def _latest_time(self, channel: str) -> int:
         """The last time the relay gave in this channel (its last entry's, or the latest
         checkpoint's); refuses a log written before leaf format v2."""
-        size = self.size(channel)
-        last = self.store.entries(channel, size - 1, size) if size else []
-        if last:
+        if self.size(channel):
             first = self.store.entries(channel, 0, 1)[0]
             check_not_v1(self.tree(channel).leaf_hash_at(0), first.envelope, "relay store")
+        return self._time_of(channel)
+
+    def _time_of(self, channel: str) -> int:
+        size = self.size(channel)
+        last = self.store.entries(channel, size - 1, size) if size else []
         note = self.store.checkpoint(channel, size)
         signed = parse_checkpoint_text(parse_note(note).text).time_ms if note else None
         return max(last[-1].relay_ms if last else 0, signed or 0)
@@ -188,6 +204,33 @@ class RelayCore:
         with self.store.transaction():
             self.store.put_statement("certificate", cert.signing, data)
         return cert
+
+    def learn(self, kind: str, key: bytes) -> StationCertificate | Revocation | None:
+        """Take a statement another relay process stored (told by the fan-out)."""
+        data = self.store.statement(kind, key)
+        if data is None:
+            return None
+        if kind == "certificate":
+            return self.keyring.add_certificate(data)
+        if kind == "revocation":
+            try:
+                return self.keyring.add_revocation(data)
+            except UnknownKey:  # its certificate's notification was missed: read them all
+                self.learn_all()
+                return self.keyring.add_revocation(data)
+        return None
+
+    def learn_all(self) -> list[Revocation]:
+        """Take every statement in the store (after the fan-out missed some); returns
+        the revocations, whose sessions must end wherever they are."""
+        for data in self.store.statements("certificate"):
+            with contextlib.suppress(HotlineError):
+                self.keyring.add_certificate(data)
+        revocations = []
+        for data in self.store.statements("revocation"):
+            with contextlib.suppress(HotlineError):
+                revocations.append(self.keyring.add_revocation(data))
+        return revocations
 
     def register_revocation(self, data: bytes) -> Revocation:
         """Take a party's revocation of one of its own stations' keys (KeyRing's rule:
@@ -274,25 +317,29 @@ class RelayCore:
         Each envelope gets its acceptance or its own error; a refused envelope
         changes nothing stored.
         """
-        now_ms = self.now_ms()
         outcome: list[tuple[StoredEntry, bool] | HotlineError] = []
         touched: set[str] = set()
+        notes: dict[str, bytes] = {}  # one checkpoint per channel answers the whole batch
         try:
             with self.store.transaction():
+                # Several relay processes may share the store: the database serializes
+                # each channel's appends (locks taken in one order: no deadlock), and the
+                # time is read once they are held, so entry times never go back.
+                self.hold(sorted(_channels_of(batch) & self.roster.channels.keys()))
+                now_ms = self.now_ms()
                 for station, raw in batch:
                     try:
                         outcome.append(self._accept_one(station, raw, now_ms, touched))
                     except HotlineError as exc:
                         outcome.append(exc)
                 for channel in touched:
-                    self._sign(channel, now_ms)
+                    notes[channel] = self._sign(channel, now_ms)
         except BaseException:
             # In-memory frontiers and sender states may hold rolled-back writes.
             self.tree.drop()
             self._senders.clear()
             raise
         results: list[Acceptance | HotlineError] = []
-        notes: dict[str, bytes] = {}  # one checkpoint per channel answers the whole batch
         for item in outcome:
             if isinstance(item, HotlineError):
                 results.append(item)
@@ -325,6 +372,21 @@ class RelayCore:
         touched.add(env.channel)
         return entry, False
 
+    def hold(self, channels: list[str]) -> None:
+        """Inside a transaction: take the channels' append locks, and forget what this
+        process remembers of a channel if another process appended since."""
+        for channel, size in self.store.hold(channels).items():
+            if size != self.size(channel):
+                self.refresh(channel)
+
+    def refresh(self, channel: str) -> None:
+        """Forget the cached tree and sender states of a channel that another relay
+        process appended to; the next use reads them from the store."""
+        self.tree.drop(channel)
+        for key in [k for k in self._senders if k[0] == channel]:
+            del self._senders[key]
+        self._last_ms = max(self._last_ms, self._time_of(channel))
+
     def _sender_state(self, channel: str, sender: str) -> tuple[int, bytes]:
         state = self._senders.get((channel, sender))
         if state is None:
@@ -344,14 +406,17 @@ class RelayCore:
         Its time is now for the latest size; for an earlier one, the time of its last
         entry (of the first entry for size 0): a signed time says the tree had this size
         then, so it lies at or after every entry in it and at or before every one after."""
-        tree = self.tree(channel)
-        if size < tree.size:
-            at = self.store.entries(channel, max(size - 1, 0), max(size, 1))[0].relay_ms
-        else:
-            at = self.now_ms()
-        cp = Checkpoint(self.roster.origin(channel), size, tree.root(size), (f"time {at}",))
-        note = sign_checkpoint(cp, self.log_key).encode()
         with self.store.transaction():
+            self.hold([channel])  # another process may have appended, or signed this one
+            if (signed := self.store.checkpoint(channel, size)) is not None:
+                return signed
+            tree = self.tree(channel)
+            if size < tree.size:
+                at = self.store.entries(channel, max(size - 1, 0), max(size, 1))[0].relay_ms
+            else:
+                at = self.now_ms()
+            cp = Checkpoint(self.roster.origin(channel), size, tree.root(size), (f"time {at}",))
+            note = sign_checkpoint(cp, self.log_key).encode()
             self.store.add_checkpoint(channel, size, note)
         return note
 
@@ -407,7 +472,13 @@ class RelayCore:
             merged = merged.with_signature(sig)
         if merged is not ours:
             with self.store.transaction():
-                self.store.add_checkpoint(channel, size, merged.encode())
+                self.hold([channel])  # a merge by another process is not overwritten
+                latest = parse_note(self.store.checkpoint(channel, size) or stored)
+                names = {s.name for s in latest.signatures}
+                for sig in merged.signatures:
+                    if sig.name not in names:
+                        latest = latest.with_signature(sig)
+                self.store.add_checkpoint(channel, size, latest.encode())
 
     # --- frames ----------------------------------------------------------------
 

@@ -112,6 +112,7 @@ class StationAPI:
             "roster": core.roster.name,
             "relay": {
                 "url": self.service.relay_url,
+                "urls": self.service.failover.urls,
                 "connected": link.connected,
                 "since_ms": link.since_ms,
                 "last_contact_ms": link.last_contact_ms,
