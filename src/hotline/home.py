@@ -83,7 +83,8 @@ def party_init(
         raise Malformed(f"{directory} already holds a party key; not overwriting", field="dir")
     key = PartyKey.generate(party)
     write_private(directory / "party.key", seal_key_file(key.secret_material(), passphrase, kdf))
-    (directory / "party.pub").write_text(key.verifier.encode() + "\n")
+    # The Ed25519 root, then (line 2) the ML-DSA-65 root: `roster create --party` reads both.
+    (directory / "party.pub").write_text("".join(k + "\n" for k in key.public_keys().values()))
     return key
 
 
@@ -107,7 +108,8 @@ def relay_init(
 ) -> NoteSigner:
     if (directory / "relay.key").exists():
         raise Malformed(f"{directory} already holds a relay key; not overwriting", field="dir")
-    party = PartyKey.generate(name)  # a note signer with the same file format
+    # A note signer with the same file format; checkpoints stay Ed25519 (PROTOCOL.md §9).
+    party = PartyKey.generate(name, pq=False)
     write_private(directory / "relay.key", seal_key_file(party.secret_material(), passphrase, kdf))
     (directory / "relay.pub").write_text(party.verifier.encode() + "\n")
     write_toml(directory / "relay.toml", {"name": name, "host": host, "port": port})
@@ -258,6 +260,12 @@ def load_station(
     if root is None:
         raise Malformed(f"party {key.party} is not in the roster", field="party")
     cert = parse_certificate((directory / "station.cert").read_bytes(), root.root)
-    if cert.signing != key.signing_public or cert.encryption != key.encryption_public:
+    pq = key.pq
+    if (
+        cert.signing != key.signing_public
+        or cert.encryption != key.encryption_public
+        or (cert.version == 2 and (pq is None or cert.kem != pq.kem_public))
+        or (cert.version == 2 and pq is not None and cert.pq_signing != pq.signing_public)
+    ):
         raise WrongPassphrase("station.cert does not belong to station.key")
     return key, cert

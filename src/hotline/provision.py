@@ -58,7 +58,7 @@ def provision(
     relay_key = relay_init(relay_dir, "relay.ae", passphrase, port=relay_port, kdf=kdf)
     text = roster_text(
         roster_name,
-        {p: {"root": k.verifier.encode(), "language": LANG.get(p, "en")} for p, k in keys.items()},
+        {p: {**k.public_keys(), "language": LANG.get(p, "en")} for p, k in keys.items()},
         channels,
         relay_key.verifier.encode(),
     )

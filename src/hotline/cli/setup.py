@@ -35,9 +35,10 @@ def party() -> None:
 @pass_env_option
 @handled
 def party_init_cmd(directory: Path, name: str, passphrase_env: str) -> None:
-    """Create a party root key (encrypted at rest) and print its public key."""
+    """Create a party root key pair, Ed25519 and ML-DSA-65 (encrypted at rest), and print
+    the public keys (as party.pub holds them)."""
     key = party_init(directory, name, get_passphrase(passphrase_env, confirm=True))
-    click.echo(key.verifier.encode())
+    click.echo("\n".join(key.public_keys().values()))
 
 
 @main.group()

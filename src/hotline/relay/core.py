@@ -257,14 +257,15 @@ class RelayCore:
 
     # --- the log -------------------------------------------------------------
 
-    def _check(self, station: str, raw: bytes, now_s: int) -> env_mod.Envelope:
+    def _check(self, station: str, raw: bytes, now_ms: int) -> env_mod.Envelope:
         env = env_mod.parse(raw)
         if env.sender != station:
             raise NotAuthorized(
                 f"station {station} may not post as {env.sender}", channel=env.channel
             )
         self.may_read(env.party, env.channel)
-        env_mod.verify(env, self.keyring, at=now_s)
+        self.roster.check_envelope_version(env.version, now_ms, env.channel)
+        env_mod.verify(env, self.keyring, at=now_ms // 1000)
         return env
 
     def accept(self, batch: list[tuple[str, bytes]]) -> list[Acceptance | HotlineError]:
@@ -309,7 +310,7 @@ class RelayCore:
     def _accept_one(
         self, station: str, raw: bytes, now_ms: int, touched: set[str]
     ) -> tuple[StoredEntry, bool]:
-        env = self._check(station, raw, now_ms // 1000)
+        env = self._check(station, raw, now_ms)
         digest = env.hash
         last_seq, last_hash = self._sender_state(env.channel, env.sender)
         if env.seq <= last_seq:
