@@ -90,13 +90,16 @@ def floor(tmp: Path, samples: int = 300) -> dict[str, float]:
 # --- send-to-delivered latency ---
 
 
-def latency(root: Path, n: int, database: str | None = None) -> dict[str, float]:
+def latency(
+    root: Path, n: int, database: str | None = None, post_quantum: bool = True
+) -> dict[str, float]:
     c = Cluster(
         root,
         database=database,
         stations={"us": ["us-1"], "ru": ["ru-1"]},
         channels={"us-ru": {"members": ["us", "ru"]}},
         relay_args=("--rate", "100000"),
+        post_quantum=post_quantum,
     )
     c.start()
     try:
@@ -153,7 +156,11 @@ async def _sender(
 
 
 def throughput(
-    root: Path, senders: int, per_sender: int, database: str | None = None
+    root: Path,
+    senders: int,
+    per_sender: int,
+    database: str | None = None,
+    post_quantum: bool = True,
 ) -> dict[str, float]:
     names = [f"us-{i}" for i in range(1, senders + 1)]
     c = Cluster(
@@ -162,6 +169,7 @@ def throughput(
         stations={"us": names, "ru": ["ru-1"]},
         channels={"us-ru": {"members": ["us", "ru"]}},
         relay_args=("--rate", "1000000"),
+        post_quantum=post_quantum,
     )
     c.start_relay()
     roster = load_roster(c.net.relay_dir / "roster.note")

@@ -523,3 +523,19 @@ def test_sizes_are_as_documented() -> None:
     assert len(SMALL) == env.body_offset + 4 + len(env.ciphertext) + 64 + 3309
     assert len(WORLD.certs["ru"].kem or b"") == hybrid.MLKEM768_PUBLIC_SIZE
     assert env.kind is Kind.MESSAGE
+
+
+def test_a_v1_roster_with_some_ml_dsa_roots_takes_those_parties_v2_certificates() -> None:
+    """A network mid-way: ru has moved to post-quantum keys, us has not."""
+    world = make_world(T0)
+    us_old = PartyKey("us", world.parties["us"].signer.private)
+    parties = {"us": us_old.public_keys(), "ru": world.parties["ru"].public_keys()}
+    text = roster_text(
+        "r", parties, {"c": {"members": ["us", "ru"]}}, world.relay.verifier.encode()
+    )
+    assert text.startswith("hotline-roster/v1\n")
+    roster = open_roster(sign_roster(sign_roster(text, us_old), world.parties["ru"]).encode())
+    ring = KeyRing(roster.roots())
+    assert ring.add_certificate(world.certs["ru"].encode()).version == 2
+    with pytest.raises(BadSignature):  # us has no ML-DSA root here: its /v2 certificate fails
+        ring.add_certificate(world.certs["us"].encode())

@@ -77,11 +77,17 @@ def passphrase_from_env(env_name: str = "HOTLINE_PASSPHRASE") -> str | None:
 
 
 def party_init(
-    directory: Path, party: str, passphrase: str, kdf: dict[str, int] | None = None
+    directory: Path,
+    party: str,
+    passphrase: str,
+    kdf: dict[str, int] | None = None,
+    post_quantum: bool = True,
 ) -> PartyKey:
+    """A party's root keys: Ed25519 and ML-DSA-65 (``post_quantum=False``, Ed25519 alone,
+    only to reproduce a network from before version 2, as the benchmarks do)."""
     if (directory / "party.key").exists():
         raise Malformed(f"{directory} already holds a party key; not overwriting", field="dir")
-    key = PartyKey.generate(party)
+    key = PartyKey.generate(party, pq=post_quantum)
     write_private(directory / "party.key", seal_key_file(key.secret_material(), passphrase, kdf))
     # The Ed25519 root, then (line 2) the ML-DSA-65 root: `roster create --party` reads both.
     (directory / "party.pub").write_text("".join(k + "\n" for k in key.public_keys().values()))
@@ -196,10 +202,11 @@ def station_init(
     language: str = "en",
     valid_days: int = 365,
     kdf: dict[str, int] | None = None,
+    post_quantum: bool = True,
 ) -> StationCertificate:
     if (directory / "station.key").exists():
         raise Malformed(f"{directory} already holds a station key; not overwriting", field="dir")
-    key = StationKey.generate(party_key.party, station)
+    key = StationKey.generate(party_key.party, station, pq=post_quantum)
     now = int(time.time())
     cert = party_key.certify(key, now - 300, now + valid_days * 86400)
     write_private(directory / "station.key", seal_key_file(key.secret_material(), passphrase, kdf))

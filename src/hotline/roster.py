@@ -5,7 +5,9 @@ compact JSON. It is valid only when every party it lists has signed it with
 its root key. Stations and the relay refuse anything else.
 
 ``hotline-roster/v2`` (issue 16) gives every party an ML-DSA-65 root (``pq_root``)
-beside its Ed25519 one, and is valid only with both signatures of every party. Either
+beside its Ed25519 one, and is valid only with both signatures of every party. A /v1
+roster may name ``pq_root`` for some parties (a network mid-way): their /v2 statements
+then verify, under a roster that Ed25519 alone protects. Either
 form may name ``min_envelope_version`` (1 or 2) and ``min_envelope_version_from`` (unix
 ms, 0 by default): entries logged at or after that relay time must be at least that
 version, at the relay and at every station and verifier (``check_envelope_version``).
@@ -178,7 +180,7 @@ def _parse_body(note: Note) -> Roster:
             root = parse_verifier_key(str(p["root"]))
             if root.name != pname:
                 raise Malformed(f"root key of {pname} is named {root.name}", field="root")
-            if v2:
+            if v2 or "pq_root" in p:  # a /v1 roster may name some parties' ML-DSA roots
                 pq = parse_mldsa_verifier_key(str(p["pq_root"]))
                 if pq.name != pname:
                     raise Malformed(f"ML-DSA root of {pname} is named {pq.name}", field="pq_root")
