@@ -9,7 +9,7 @@
 * **Party roots**: a party's Ed25519 note key with its ML-DSA-65 note key beside it
   (``HybridRoot``); a /v2 statement needs a good signature line from each.
 
-Checkpoints and witness cosignatures stay Ed25519 (C2SP); docs/PROTOCOL.md §9 says why.
+Checkpoints and witness cosignatures stay Ed25519 (C2SP); docs/PROTOCOL.md §8 says why.
 """
 
 from __future__ import annotations
