@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_core import per_second
-from bench.bench_relay import floor, latency, throughput
+from bench.bench_relay import floor, latency, pct, throughput
 from hotline.envelope import ZERO_HASH, open_envelope, seal
 from hotline.keys import KeyRing, PartyKey, StationKey
 from hotline.roster import roster_text, sign_roster
+from tests.netutil import Cluster, wait_for
 
 
 def envelope_rates(pq: bool) -> dict[str, float]:
@@ -82,9 +83,40 @@ def primitives() -> dict[str, float]:
     }
 
 
+def sequential(root: Path, n: int, post_quantum: bool) -> dict[str, float]:
+    """One message at a time (the next only once the last is delivered), so no queue
+    forms: each figure is one message's own path, from the sender's seal to the
+    recipient's commit (the times both stations recorded)."""
+    c = Cluster(
+        root,
+        stations={"us": ["us-1"], "ru": ["ru-1"]},
+        channels={"us-ru": {"members": ["us", "ru"]}},
+        relay_args=("--rate", "100000"),
+        post_quantum=post_quantum,
+    )
+    c.start()
+    try:
+        api = c.api("us/us-1")
+
+        def delivered() -> int:
+            with c.station_store("ru/ru-1") as store:
+                return len(store.messages())
+
+        for i in range(n + 1):  # the first is a warm-up
+            r = api.post("/api/send", json={"channel": "us-ru", "text": f"m{i} " + "x" * 1000})
+            assert r.status_code == 202
+            wait_for(lambda i=i: delivered() == i + 1, timeout=120, what="delivered")
+        with c.station_store("ru/ru-1") as store:
+            lat = [float(m.received_ms - m.created_ms) for m in store.messages()][1:]
+    finally:
+        c.close()
+    return {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "n": len(lat)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=300, help="paced sends per version")
+    parser.add_argument("--sequential", type=int, default=100, help="one-at-a-time sends")
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--per-sender", type=int, default=200)
     args = parser.parse_args()
