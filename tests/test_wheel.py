@@ -80,6 +80,7 @@ def test_a_station_serves_its_console_from_an_installed_wheel(tmp_path: Path) ->
         text=True,
         check=True,
         cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},  # the wheel's, not src/
     ).stdout.strip()
     assert Path(where).is_relative_to(venv), where
 
