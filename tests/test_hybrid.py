@@ -38,7 +38,7 @@ from hotline.keys import (
     StationPQ,
     parse_certificate,
 )
-from hotline.notes import Note, NoteSignature, b64
+from hotline.notes import Note, NoteSignature, b64, make_note
 from hotline.relay.core import RelayCore
 from hotline.relay.sqlite import SqliteRelayStore
 from hotline.roster import Roster, open_roster, roster_text, sign_roster
@@ -539,3 +539,17 @@ def test_a_v1_roster_with_some_ml_dsa_roots_takes_those_parties_v2_certificates(
     assert ring.add_certificate(world.certs["ru"].encode()).version == 2
     with pytest.raises(BadSignature):  # us has no ML-DSA root here: its /v2 certificate fails
         ring.add_certificate(world.certs["us"].encode())
+
+
+def test_a_v2_roster_lists_at_most_50_parties() -> None:
+    """Two signature lines per party, and a note carries at most 100: beyond 50 parties a
+    /v2 roster could never be complete, so it is refused when read, naming the field."""
+    world = make_world(T0)
+    keys = world.parties["us"].public_keys()
+    parties = {f"p{i}": {k: v.replace("us+", f"p{i}+") for k, v in keys.items()} for i in range(51)}
+    text = roster_text(
+        "r", parties, {"c": {"members": ["p0", "p1"]}}, world.relay.verifier.encode()
+    )
+    with pytest.raises(Malformed) as caught:
+        open_roster(make_note(text, world.relay).encode())
+    assert caught.value.field == "parties"

@@ -43,6 +43,7 @@ DEFAULT_LINK_TEST_SECONDS = 60
 # Parse-time limits (docs/PROTOCOL.md §2): a roster is signed by every party, but its numbers
 # still end in arithmetic and in stores, so each is bounded where it is read.
 MAX_PARTIES = 100  # a note carries at most 100 signatures, and every party must sign
+MAX_PARTIES_V2 = MAX_PARTIES // 2  # a /v2 roster: an Ed25519 and an ML-DSA-65 line each
 MAX_CHANNELS = 1000
 MAX_DEADLINE_SECONDS = 366 * 24 * 3600
 MAX_LINK_TEST_SECONDS = 24 * 3600
@@ -168,6 +169,12 @@ def _parse_body(note: Note) -> Roster:
     v2 = statement_type(note) == ROSTER_TYPE_V2
     body = parse_statement(note, ROSTER_TYPE_V2 if v2 else ROSTER_TYPE)
     try:
+        listed = body["parties"]
+        if v2 and isinstance(listed, dict) and len(listed) > MAX_PARTIES_V2:
+            raise Malformed(
+                f"a /v2 roster lists at most {MAX_PARTIES_V2} parties (two signatures each)",
+                field="parties",
+            )
         name = check_id(str(body["name"]), "roster")
         version = _bounded(body["version"], 0, MAX_U63, "version")
         relay_key = parse_verifier_key(str(body["relay_key"]))
