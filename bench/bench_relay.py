@@ -113,7 +113,11 @@ def _url(proc: Proc) -> str:
 
 
 def latency(
-    root: Path, n: int, database: str | None = None, processes: int = 1
+    root: Path,
+    n: int,
+    database: str | None = None,
+    processes: int = 1,
+    post_quantum: bool = True,
 ) -> dict[str, float]:
     """Send-to-delivered; with 2 processes the sender and the recipient are linked to
     different ones (the entry crosses by NOTIFY)."""
@@ -123,6 +127,7 @@ def latency(
         stations={"us": ["us-1"], "ru": ["ru-1"]},
         channels={"us-ru": {"members": ["us", "ru"]}},
         relay_args=("--rate", "100000"),
+        post_quantum=post_quantum,
     )
     c.start_relay()
     extra = extra_relays(c, database, processes - 1)
@@ -194,6 +199,7 @@ def throughput(
     database: str | None = None,
     processes: int = 1,
     channels: int = 1,
+    post_quantum: bool = True,
 ) -> dict[str, float]:
     """Senders straight to the relay; with several processes (PostgreSQL), spread over
     them; with several channels (all us-ru), sender i posts to channel i mod channels."""
@@ -205,6 +211,7 @@ def throughput(
         stations={"us": names, "ru": ["ru-1"]},
         channels={ch: {"members": ["us", "ru"]} for ch in chans},
         relay_args=("--rate", "1000000"),
+        post_quantum=post_quantum,
     )
     c.start_relay()
     extra = extra_relays(c, database, processes - 1)

@@ -8,6 +8,7 @@ alter    flips one byte of an envelope sent to the target
 badroot  signs, for the target, a checkpoint whose root does not match the entries
 replay   logs an old envelope of us/us-1 a second time, for everyone
 revoked  logs envelopes whatever their key's revocation says
+oldversion logs envelopes whatever version the roster's minimum asks for
 fork     shows the target a different history: one message of us/us-1 left out,
          every later entry shifted, checkpoints signed over that other tree
 badframe sends the target, once, a frame that does not decode instead of its certificates
@@ -52,6 +53,10 @@ class LyingCore(RelayCore):
             self.may_read(env.party, env.channel)
             return env  # no signature, certificate or revocation check
         return super()._check(station, raw, now_s)
+
+    def _check_version(self, env: env_mod.Envelope, now_ms: int) -> None:
+        if self.mode != "oldversion":  # else: whatever version the roster's minimum asks
+            super()._check_version(env, now_ms)
 
     def _accept_one(
         self, station: str, raw: bytes, now_ms: int, touched: set[str]

@@ -90,7 +90,7 @@ def _roster_parts() -> tuple[dict[str, PartyKey], str]:
     text = roster_text(
         "talks",
         {
-            p: {"root": k.verifier.encode(), "language": "ru" if p == "ru" else "en"}
+            p: {**k.public_keys(), "language": "ru" if p == "ru" else "en"}
             for p, k in parties.items()
         },
         {"us-ru": {"members": ["us", "ru"], "deadlines": {"FLASH": 60}}},
@@ -117,7 +117,7 @@ def test_roster_with_unknown_member_is_malformed() -> None:
     parties, _ = _roster_parts()
     text = roster_text(
         "talks",
-        {"us": {"root": parties["us"].verifier.encode()}},
+        {"us": parties["us"].public_keys()},
         {"x": {"members": ["us", "zz"]}},
         parties["ae"].verifier.encode(),
     )

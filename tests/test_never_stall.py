@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from hotline import body as body_mod
 from hotline import envelope as env_mod
-from hotline import frames
+from hotline import frames, hybrid
 from hotline import link as link_mod
 from hotline.errors import Malformed, TooLarge
 from hotline.keys import (
@@ -103,11 +103,11 @@ def _hand_sealed(world: World, sender: str, body: bytes, *, seq: int = 1, create
     body_key = ChaCha20Poly1305.generate_key()
     eph = X25519PrivateKey.generate()
     eph_pub = eph.public_key().public_bytes_raw()
-    wrapped = env_mod._wrap_all(eph, eph_pub, body_key, recipients)
+    wrapped = env_mod._wrap_all(eph, eph_pub, body_key, recipients, env_mod.VERSION_V2)
     w = (
         Writer()
         .raw(env_mod.MAGIC)
-        .u8(env_mod.VERSION)
+        .u8(env_mod.VERSION_V2)
         .u8(env_mod.Kind.MESSAGE)
         .u8(env_mod.Precedence.ROUTINE)
         .str8(CHANNEL)
@@ -119,12 +119,13 @@ def _hand_sealed(world: World, sender: str, body: bytes, *, seq: int = 1, create
         .raw(eph_pub)
         .u16(len(wrapped))
     )
-    for ident, wrapped_key in wrapped:
-        w.str8(ident).raw(wrapped_key)
+    for ident, kem_ciphertext, wrapped_key in wrapped:
+        w.str8(ident).raw(kem_ciphertext).raw(wrapped_key)
     header = w.getvalue()
     ciphertext = ChaCha20Poly1305(body_key).encrypt(env_mod._NONCE, body, header)
     signed = Writer().raw(header).bytes32(ciphertext).getvalue()
-    return signed + key.signing.sign(signed)
+    assert key.pq is not None
+    return signed + hybrid.sign(key.signing, key.pq.signing, signed)
 
 
 def _text(sender: StationCore, text: str) -> bytes:

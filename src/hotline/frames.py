@@ -21,7 +21,9 @@ from .errors import HotlineError, Malformed, TooLarge, from_dict
 from .notes import b64, unb64
 from .wire import MAX_U63
 
-MAX_FRAME = 256 * 1024
+# Above the base64 of the largest version-2 envelope (envelope.MAX_ENVELOPE, ~369 KiB raw:
+# an ML-KEM-768 ciphertext per recipient and an ML-DSA-65 signature), with room to spare.
+MAX_FRAME = 1024 * 1024
 AUTH_CONTEXT = b"hotline-auth/v1\n"
 MAX_ITEMS = 10_000  # entries, notes or channels in one frame
 MAX_HASHES = 128  # hashes in one proof

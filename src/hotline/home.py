@@ -80,13 +80,20 @@ def passphrase_from_env(env_name: str = "HOTLINE_PASSPHRASE") -> str | None:
 
 
 def party_init(
-    directory: Path, party: str, passphrase: str, kdf: dict[str, int] | None = None
+    directory: Path,
+    party: str,
+    passphrase: str,
+    kdf: dict[str, int] | None = None,
+    post_quantum: bool = True,
 ) -> PartyKey:
+    """A party's root keys: Ed25519 and ML-DSA-65 (``post_quantum=False``, Ed25519 alone,
+    only to reproduce a network from before version 2, as the benchmarks do)."""
     if (directory / "party.key").exists():
         raise Malformed(f"{directory} already holds a party key; not overwriting", field="dir")
-    key = PartyKey.generate(party)
+    key = PartyKey.generate(party, pq=post_quantum)
     write_private(directory / "party.key", seal_key_file(key.secret_material(), passphrase, kdf))
-    (directory / "party.pub").write_text(key.verifier.encode() + "\n")
+    # The Ed25519 root, then (line 2) the ML-DSA-65 root: `roster create --party` reads both.
+    (directory / "party.pub").write_text("".join(k + "\n" for k in key.public_keys().values()))
     return key
 
 
@@ -110,7 +117,8 @@ def relay_init(
 ) -> NoteSigner:
     if (directory / "relay.key").exists():
         raise Malformed(f"{directory} already holds a relay key; not overwriting", field="dir")
-    party = PartyKey.generate(name)  # a note signer with the same file format
+    # A note signer with the same file format; checkpoints stay Ed25519 (PROTOCOL.md §9).
+    party = PartyKey.generate(name, pq=False)
     write_private(directory / "relay.key", seal_key_file(party.secret_material(), passphrase, kdf))
     (directory / "relay.pub").write_text(party.verifier.encode() + "\n")
     write_toml(directory / "relay.toml", {"name": name, "host": host, "port": port})
@@ -202,10 +210,11 @@ def station_init(
     language: str = "en",
     valid_days: int = 365,
     kdf: dict[str, int] | None = None,
+    post_quantum: bool = True,
 ) -> StationCertificate:
     if (directory / "station.key").exists():
         raise Malformed(f"{directory} already holds a station key; not overwriting", field="dir")
-    key = StationKey.generate(party_key.party, station)
+    key = StationKey.generate(party_key.party, station, pq=post_quantum)
     now = int(time.time())
     cert = party_key.certify(key, now - 300, now + valid_days * 86400)
     write_private(directory / "station.key", seal_key_file(key.secret_material(), passphrase, kdf))
@@ -282,6 +291,12 @@ def load_station(
     if root is None:
         raise Malformed(f"party {key.party} is not in the roster", field="party")
     cert = parse_certificate((directory / "station.cert").read_bytes(), root.root)
-    if cert.signing != key.signing_public or cert.encryption != key.encryption_public:
+    pq = key.pq
+    if (
+        cert.signing != key.signing_public
+        or cert.encryption != key.encryption_public
+        or (cert.version == 2 and (pq is None or cert.kem != pq.kem_public))
+        or (cert.version == 2 and pq is not None and cert.pq_signing != pq.signing_public)
+    ):
         raise WrongPassphrase("station.cert does not belong to station.key")
     return key, cert

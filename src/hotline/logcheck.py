@@ -49,6 +49,7 @@ class LogContext:
     relay_key: NoteVerifier
     members: frozenset[str]
     keyring: KeyRing  # the caller's: certificates and revocations as they are learnt
+    roster: Roster | None = None  # for its minimum envelope version (none: any version)
 
     @classmethod
     def of(cls, roster: Roster, channel: str, keyring: KeyRing) -> LogContext:
@@ -59,6 +60,7 @@ class LogContext:
             roster.relay_key,
             frozenset(roster.channel(channel).members),
             keyring,
+            roster,
         )
 
     def witnesses(self, signed: SignedCheckpoint) -> list[CosignatureVerifier]:
@@ -115,6 +117,8 @@ def check_envelope(
             field="party",
         )
     try:
+        if ctx.roster is not None:  # a relay that logged refused traffic is caught here
+            ctx.roster.check_envelope_version(env.version, relay_ms, ctx.channel)
         env_mod.verify(env, ctx.keyring, at=relay_ms // 1000)
         env_mod.check_chain(*last, env)
     except HotlineError as exc:

@@ -16,6 +16,7 @@ from ..i18n import t, when
 
 if TYPE_CHECKING:  # the verifier is imported only by `hotline verify`
     from ..keys import StationCertificate
+    from ..notes import NoteVerifier
     from ..roster import Roster
     from ..transcript import Report
 
@@ -46,13 +47,22 @@ def roster_signed(party: str, missing: list[str]) -> str:
     )
 
 
+def _root_keys(root: NoteVerifier) -> dict[str, str]:
+    from ..hybrid import pq_of
+
+    pq = pq_of(root)
+    return {"root": root.encode(), **({"pq_root": pq.encode()} if pq is not None else {})}
+
+
 def roster_data(r: Roster) -> Json:
     return {
         "name": r.name,
         "version": r.version,
         "relay_key": r.relay_key.encode(),
+        "min_envelope_version": r.min_envelope_version,
+        "min_envelope_version_from": r.min_envelope_from_ms,
         "parties": {
-            p.name: {"language": p.language, "root": p.root.encode()} for p in r.parties.values()
+            p.name: {"language": p.language, **_root_keys(p.root)} for p in r.parties.values()
         },
         "channels": {
             c.name: {

@@ -35,9 +35,10 @@ def party() -> None:
 @pass_env_option
 @handled
 def party_init_cmd(directory: Path, name: str, passphrase_env: str) -> None:
-    """Create a party root key (encrypted at rest) and print its public key."""
+    """Create a party root key pair, Ed25519 and ML-DSA-65 (encrypted at rest), and print
+    the public keys (as party.pub holds them)."""
     key = party_init(directory, name, get_passphrase(passphrase_env, confirm=True))
-    click.echo(key.verifier.encode())
+    click.echo("\n".join(key.public_keys().values()))
 
 
 @main.group()
@@ -64,15 +65,39 @@ def roster() -> None:
     help="Once per channel; deadlines in seconds, e.g. us-ru=us,ru:FLASH=300",
 )
 @click.option("--relay-key", required=True, help="The relay's public key or relay.pub file.")
+@click.option(
+    "--min-envelope-version",
+    type=click.IntRange(1, 2),
+    help="Refuse envelopes older than this version (2: post-quantum only) ...",
+)
+@click.option(
+    "--min-envelope-version-from",
+    type=click.IntRange(0),
+    help="... from this relay time on (Unix ms; entries logged before stay valid).",
+)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @handled
 def roster_create(
-    name: str, parties: tuple[str, ...], channels: tuple[str, ...], relay_key: str, out: Path
+    name: str,
+    parties: tuple[str, ...],
+    channels: tuple[str, ...],
+    relay_key: str,
+    min_envelope_version: int | None,
+    min_envelope_version_from: int | None,
+    out: Path,
 ) -> None:
     """Write an unsigned roster; then each party runs `hotline roster sign`."""
     party_map = dict(party_spec(spec) for spec in parties)
     chan_map = dict(channel_spec(spec) for spec in channels)
-    out.write_text(roster_text(name, party_map, chan_map, verifier_key(relay_key)))
+    text = roster_text(
+        name,
+        party_map,
+        chan_map,
+        verifier_key(relay_key),
+        min_envelope_version=min_envelope_version,
+        min_envelope_from_ms=min_envelope_version_from,
+    )
+    out.write_text(text)
     click.echo(render.roster_written(out, list(party_map)))
 
 

@@ -310,6 +310,10 @@ class RelayCore:
         env_mod.verify(env, self.keyring, at=now_s)
         return env
 
+    def _check_version(self, env: env_mod.Envelope, now_ms: int) -> None:
+        """The roster's minimum envelope version, at the time the entry's leaf will hold."""
+        self.roster.check_envelope_version(env.version, now_ms, env.channel)
+
     def accept(self, batch: list[tuple[str, bytes]]) -> list[Acceptance | HotlineError]:
         """Check, log and make durable a batch of posted envelopes, in order.
 
@@ -357,6 +361,7 @@ class RelayCore:
         self, station: str, raw: bytes, now_ms: int, touched: set[str]
     ) -> tuple[StoredEntry, bool]:
         env = self._check(station, raw, now_ms // 1000)
+        self._check_version(env, now_ms)
         digest = env.hash
         last_seq, last_hash = self._sender_state(env.channel, env.sender)
         if env.seq <= last_seq:
