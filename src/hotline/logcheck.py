@@ -52,12 +52,15 @@ class LogContext:
     roster: Roster | None = None  # for its minimum envelope version (none: any version)
 
     @classmethod
-    def of(cls, roster: Roster, channel: str, keyring: KeyRing) -> LogContext:
-        """The channel of this roster (Malformed if it has no such channel)."""
+    def of(
+        cls, roster: Roster, channel: str, keyring: KeyRing, relay: str | None = None
+    ) -> LogContext:
+        """The channel of this roster (Malformed if it has no such channel), as logged by
+        ``relay`` (a relay name of the roster; None: its first relay)."""
         return cls(
             channel,
             roster.origin(channel),
-            roster.relay_key,
+            roster.relay_key if relay is None else roster.relay(relay),
             frozenset(roster.channel(channel).members),
             keyring,
             roster,

@@ -48,6 +48,7 @@ MAX_CHANNELS = 1000
 MAX_DEADLINE_SECONDS = 366 * 24 * 3600
 MAX_LINK_TEST_SECONDS = 24 * 3600
 MAX_LINK_DOWN_AFTER = 1000
+MAX_RELAYS = 8  # independent relays (hosts) of one roster, each with its own log and key
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,18 @@ class Roster:
     note: Note = field(repr=False, compare=False)
     min_envelope_version: int = 1
     min_envelope_from_ms: int = 0
+    relays: tuple[NoteVerifier, ...] = ()  # every relay (its own log); the first is relay_key
+
+    def relay_names(self) -> list[str]:
+        """The names of the roster's relays (their checkpoint keys' names), in roster order."""
+        return [k.name for k in self.relays] if self.relays else [self.relay_key.name]
+
+    def relay(self, name: str) -> NoteVerifier:
+        """The checkpoint key of the relay called ``name`` (Malformed if the roster has none)."""
+        for k in self.relays or (self.relay_key,):
+            if k.name == name:
+                return k
+        raise Malformed(f"no relay {name!r} in roster {self.name}", field="relay")
 
     def check_envelope_version(self, version: int, relay_ms: int, channel: str) -> None:
         """NotAuthorized for an envelope of a version this roster no longer takes at the
@@ -114,20 +127,27 @@ def roster_text(
     name: str,
     parties: dict[str, dict[str, str]],
     channels: dict[str, dict[str, Any]],
-    relay_key: str,
+    relay_key: str | list[str],
     version: int = 1,
     min_envelope_version: int | None = None,
     min_envelope_from_ms: int | None = None,
 ) -> str:
     """The text every party signs. ``parties`` maps name to root key, language, title
-    (and ``pq_root``, its ML-DSA-65 key: with every party's, the roster is /v2)."""
+    (and ``pq_root``, its ML-DSA-65 key: with every party's, the roster is /v2).
+    ``relay_key``: one relay's key, or a list of two or more independent relays' keys
+    (``relays``; the first is also written as ``relay_key``, which one-relay readers take)."""
+    keys = [relay_key] if isinstance(relay_key, str) else list(relay_key)
+    if not keys:
+        raise Malformed("a roster names at least one relay", field="relays")
     body: dict[str, Any] = {
         "name": check_id(name, "roster"),
         "version": version,
-        "relay_key": relay_key,
+        "relay_key": keys[0],
         "parties": parties,
         "channels": channels,
     }
+    if len(keys) > 1:
+        body["relays"] = keys
     if min_envelope_version is not None:
         body["min_envelope_version"] = min_envelope_version
     if min_envelope_from_ms is not None:
@@ -178,6 +198,7 @@ def _parse_body(note: Note) -> Roster:
         name = check_id(str(body["name"]), "roster")
         version = _bounded(body["version"], 0, MAX_U63, "version")
         relay_key = parse_verifier_key(str(body["relay_key"]))
+        relays = _relays(body.get("relays"), relay_key)
         parties: dict[str, Party] = {}
         for pname, p in _mapping(body["parties"], MAX_PARTIES, "parties").items():
             check_id(pname, "party")
@@ -235,7 +256,23 @@ def _parse_body(note: Note) -> Roster:
         if isinstance(exc, Malformed):
             raise
         raise Malformed(f"roster is malformed: {exc}", field="roster") from exc
-    return Roster(name, version, parties, channels, relay_key, note, min_version, min_from)
+    return Roster(name, version, parties, channels, relay_key, note, min_version, min_from, relays)
+
+
+def _relays(listed: Any, first: NoteVerifier) -> tuple[NoteVerifier, ...]:
+    """The roster's relays: ``relays`` (a list of keys whose first is ``relay_key``), or the
+    one ``relay_key`` of a roster that names a single relay."""
+    if listed is None:
+        return (first,)
+    if not isinstance(listed, list) or not 1 <= len(listed) <= MAX_RELAYS:
+        raise Malformed(f"roster relays must be a list of 1..{MAX_RELAYS} keys", field="relays")
+    keys = tuple(parse_verifier_key(str(k)) for k in listed)
+    if keys[0] != first:
+        raise Malformed("the roster's first relay must be its relay_key", field="relays")
+    names = [k.name for k in keys]
+    if len(set(names)) != len(names):
+        raise Malformed("two of the roster's relays have the same name", field="relays")
+    return keys
 
 
 def _signed_by(note: Note, party: Party, v2: bool) -> bool:

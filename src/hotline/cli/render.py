@@ -59,6 +59,7 @@ def roster_data(r: Roster) -> Json:
         "name": r.name,
         "version": r.version,
         "relay_key": r.relay_key.encode(),
+        "relays": [k.encode() for k in r.relays],
         "min_envelope_version": r.min_envelope_version,
         "min_envelope_version_from": r.min_envelope_from_ms,
         "parties": {

@@ -64,7 +64,14 @@ def roster() -> None:
     metavar=CHANNEL_FORM,
     help="Once per channel; deadlines in seconds, e.g. us-ru=us,ru:FLASH=300",
 )
-@click.option("--relay-key", required=True, help="The relay's public key or relay.pub file.")
+@click.option(
+    "--relay-key",
+    "relay_keys",
+    required=True,
+    multiple=True,
+    help="A relay's public key or relay.pub file; repeat it for independent relays "
+    "(each host its own log of every channel).",
+)
 @click.option(
     "--min-envelope-version",
     type=click.IntRange(1, 2),
@@ -81,7 +88,7 @@ def roster_create(
     name: str,
     parties: tuple[str, ...],
     channels: tuple[str, ...],
-    relay_key: str,
+    relay_keys: tuple[str, ...],
     min_envelope_version: int | None,
     min_envelope_version_from: int | None,
     out: Path,
@@ -93,7 +100,7 @@ def roster_create(
         name,
         party_map,
         chan_map,
-        verifier_key(relay_key),
+        [verifier_key(k) for k in relay_keys],
         min_envelope_version=min_envelope_version,
         min_envelope_from_ms=min_envelope_version_from,
     )

@@ -153,8 +153,8 @@ class RelayCore:
         log_key: NoteSigner,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if log_key.verifier != roster.relay_key:
-            raise NotAuthorized("this relay key is not the one the roster names")
+        if log_key.verifier not in roster.relays:
+            raise NotAuthorized("this relay key is not one the roster names")
         self.store = store
         self.roster = roster
         self.log_key = log_key
