@@ -51,6 +51,7 @@ class AlarmKind(StrEnum):
     UNREADABLE = "unreadable-entry"
     HELD = "held-entry"
     RECEIPT_NOT_SENT = "receipt-not-sent"
+    PATH = "path"  # one relay's log disagrees with the others' (pathaudit.py)
 
 
 Param = str | int
