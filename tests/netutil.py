@@ -124,8 +124,10 @@ class Cluster:
         relay_args: tuple[str, ...] = (),
         database: str | None = None,
         post_quantum: bool = True,
+        extra_relays: tuple[str, ...] = (),
     ) -> None:
-        ports = free_ports(8)
+        ports = free_ports(8 + len(extra_relays))
+        own_args = relay_args  # an independent relay keeps its own (SQLite) database
         idents = [
             f"{p}/{s}"
             for p, names in (stations or {"us": ["us-1"], "ru": ["ru-1"], "ua": ["ua-1"]}).items()
@@ -140,6 +142,7 @@ class Cluster:
             api_ports=dict(zip(idents, ports[1:], strict=False)),
             kdf=FAST_KDF,
             post_quantum=post_quantum,
+            extra_relays=dict(zip(extra_relays, ports[8:], strict=True)),
         )
         if database:
             relay_args = (*relay_args, "--database", database)
@@ -154,6 +157,14 @@ class Cluster:
             for ident, d in self.net.stations.items()
         }
         self.clients: dict[str, StationClient] = {}
+        # Independent relays beside relay.ae: each its own process, key and database.
+        self.more_relays = {
+            name: Proc(
+                ["relay", "serve", "--dir", str(d), "--port", str(port), *own_args],
+                root / f"{name}.log",
+            )
+            for name, (d, port) in self.net.more_relays.items()
+        }
 
     def start(self) -> Cluster:
         self.start_relay()
@@ -163,10 +174,21 @@ class Cluster:
         return self
 
     def start_relay(self) -> None:
+        for name, proc in self.more_relays.items():
+            if proc.p is None or proc.p.poll() is not None:
+                self.start_more_relay(name)
         self.relay.start()
         wait_for(
             lambda: httpx.get(f"http://127.0.0.1:{self.net.relay_port}/health").is_success,
             what="relay up",
+        )
+
+    def start_more_relay(self, name: str) -> None:
+        port = self.net.more_relays[name][1]
+        self.more_relays[name].start()
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/health").is_success,
+            what=f"{name} up",
         )
 
     def start_station(self, ident: str) -> None:
@@ -257,6 +279,8 @@ class Cluster:
         for p in self.stations.values():
             p.stop()
         self.relay.stop()
+        for r in self.more_relays.values():
+            r.stop()
 
 
 @contextmanager

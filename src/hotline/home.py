@@ -177,7 +177,9 @@ class StationConfig:
     directory: Path
     party: str
     station: str
-    relays: tuple[str, ...]  # the relay's URLs, tried in turn (processes of one relay)
+    # The relay's URLs, tried in turn (processes of one relay); NAME=URL: a URL of the
+    # roster's relay NAME, an independent relay beside the first (urls_per_relay).
+    relays: tuple[str, ...]
     api_host: str
     api_port: int
     language: str
@@ -263,6 +265,18 @@ def station_config(directory: Path) -> StationConfig:
     if (cfg.api_tls_cert is None) != (cfg.api_tls_key is None):
         raise Malformed("station.toml: give both api_tls_cert and api_tls_key", field="config")
     return cfg
+
+
+def urls_per_relay(values: Sequence[str], first: str) -> dict[str, list[str]]:
+    """Relay URLs grouped by relay: ``NAME=URL`` is a URL of the roster's relay NAME (an
+    independent relay, its own log), a plain URL one of the roster's first relay's."""
+    grouped: dict[str, list[str]] = {}
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or "://" in name:
+            name, url = first, value
+        grouped.setdefault(name.strip(), []).append(url.strip())
+    return grouped
 
 
 def split_urls(values: str | Sequence[str]) -> list[str]:

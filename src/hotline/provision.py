@@ -29,6 +29,8 @@ class Network:
     parties: dict[str, PartyKey]
     stations: dict[str, Path] = field(default_factory=dict)  # "us/us-1" -> directory
     api_ports: dict[str, int] = field(default_factory=dict)
+    # Independent relays after the first (``extra_relays``): name -> (directory, port).
+    more_relays: dict[str, tuple[Path, int]] = field(default_factory=dict)
 
     @property
     def relay_url(self) -> str:
@@ -47,11 +49,15 @@ def provision(
     kdf: dict[str, int] | None = None,
     roster_name: str = "abu-dhabi",
     post_quantum: bool = True,
+    extra_relays: dict[str, int] | None = None,
 ) -> Network:
     """Create every key, certify stations, and have every party sign the roster.
 
     ``post_quantum=False`` makes a network as it was before envelope version 2 (Ed25519
-    and X25519 keys only): for the benchmarks that compare the two."""
+    and X25519 keys only): for the benchmarks that compare the two. ``extra_relays``
+    (relay name -> port, e.g. ``{"relay.ch": 8800}``): independent relays beside
+    ``relay.ae``, each with its own key and directory (``relay-ch/``), all named in the
+    roster; every station is given each relay's URL (``NAME=URL``)."""
     stations = (
         stations if stations is not None else {"us": ["us-1"], "ru": ["ru-1"], "ua": ["ua-1"]}
     )
@@ -60,18 +66,27 @@ def provision(
     keys = {p: party_init(root / "parties" / p, p, passphrase, kdf, post_quantum) for p in parties}
     relay_dir = root / "relay"
     relay_key = relay_init(relay_dir, "relay.ae", passphrase, port=relay_port, kdf=kdf)
+    relay_keys = [relay_key.verifier.encode()]
+    more: dict[str, tuple[Path, int]] = {}
+    for name, port in (extra_relays or {}).items():
+        rdir = root / ("relay-" + name.removeprefix("relay."))
+        relay_keys.append(relay_init(rdir, name, passphrase, port=port, kdf=kdf).verifier.encode())
+        more[name] = (rdir, port)
     text = roster_text(
         roster_name,
         {p: {**k.public_keys(), "language": LANG.get(p, "en")} for p, k in keys.items()},
         channels,
-        relay_key.verifier.encode(),
+        relay_keys if len(relay_keys) > 1 else relay_keys[0],
     )
     note = sign_roster(text, keys[parties[0]])
     for p in parties[1:]:
         note = sign_roster(note, keys[p])
     roster_bytes = note.encode()
     (relay_dir / "roster.note").write_bytes(roster_bytes)
-    net = Network(root, relay_dir, relay_port, keys)
+    for rdir, _ in more.values():
+        (rdir / "roster.note").write_bytes(roster_bytes)
+    net = Network(root, relay_dir, relay_port, keys, more_relays=more)
+    urls = [net.relay_url, *(f"{n}=ws://127.0.0.1:{p}/ws" for n, (_, p) in more.items())]
     port = relay_port + 1
     for party, names in stations.items():
         for name in names:
@@ -84,7 +99,7 @@ def provision(
                 keys[party],
                 name,
                 passphrase,
-                relay=net.relay_url,
+                relay=urls,
                 api_port=api_port,
                 language=LANG.get(party, "en"),
                 kdf=kdf,

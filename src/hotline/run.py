@@ -22,6 +22,7 @@ from .home import (
     load_station,
     read_toml,
     station_config,
+    urls_per_relay,
 )
 from .relay.app import Relay
 from .relay.core import RelayCore
@@ -142,13 +143,14 @@ def build_station(
 ) -> tuple[StationService, StationAPI]:
     """The station in ``directory``; ``relays`` (URLs) replace station.toml's."""
     cfg = station_config(directory)
-    urls = list(relays) or list(cfg.relays)
+    roster = load_roster(directory / "roster.note")
+    per_relay = urls_per_relay(list(relays) or list(cfg.relays), roster.relay_names()[0])
+    urls = [url for group in per_relay.values() for url in group]
     for url in urls:
         # Plain text off loopback would show who talks when to anyone on the path.
         check_relay_url(url, cfg.allow_plain_relay)
         if cfg.allow_plain_relay and url.startswith("ws://"):
             log.warning("linking to the relay WITHOUT TLS (%s): traffic metadata is exposed", url)
-    roster = load_roster(directory / "roster.note")
     key, cert = load_station(directory, passphrase, roster)
     core = StationCore(StationStore(directory / "station.db"), key, cert, roster)
     ssl_context = None
@@ -157,7 +159,7 @@ def build_station(
         ca = directory / "relay-ca.pem"
         if ca.exists():
             ssl_context.load_verify_locations(str(ca))
-    service = StationService(core, urls, ssl_context=ssl_context)
+    service = StationService(core, per_relay, ssl_context=ssl_context)
     return service, StationAPI(service, cfg.token(), cfg.language)
 
 

@@ -119,11 +119,27 @@ class StationAPI:
                 "rtt_ms": link.rtt_ms,
                 "last_error": link.last_error,
             },
+            "relays": self._paths_view(),
             "outbox": {str(state): counts.get(state, 0) for state in OutboxState},
             "channels": channels,
             "links": {ch: board.view(core.now_ms()) for ch, board in core.boards.items()},
             "open_alarms": store.open_alarm_count(),
         }
+
+    def _paths_view(self) -> dict[str, dict[str, Any]]:
+        """With several relays: each relay's link, log sizes and what it has not taken."""
+        core, out = self.core, {}
+        for name, path in self.service.paths.items():
+            link = path.link
+            out[name] = {
+                "url": path.relay_url,
+                "connected": link.connected,
+                "last_contact_ms": link.last_contact_ms,
+                "last_error": link.last_error,
+                "cursors": {ch: core.size(ch, name) for ch in core.channels},
+                "unsent": len(core.store.unsent(name)),
+            }
+        return out
 
     async def send(self, request: Request) -> Response:
         started_ns = stamps.now_ns() if stamps.enabled() else None

@@ -56,7 +56,7 @@ class StationCore:
     ) -> None:
         self.state = Station(store, key, cert, roster, clock, monotonic)
         self._links = linktests.LinkTests(self.state)
-        self._cosigns = sync.CosignThrottle(self.state)
+        self._cosigns = {r: sync.CosignThrottle(self.state) for r in self.state.relays}
         self._receipts_tried_ms = 0
 
     # --- what the shells read ------------------------------------------------------------
@@ -104,12 +104,18 @@ class StationCore:
     def now_ms(self) -> int:
         return self.state.now_ms()
 
-    def size(self, channel: str) -> int:
-        return self.state.size(channel)
+    def size(self, channel: str, relay: str | None = None) -> int:
+        return self.state.size(channel, relay)
 
-    def verified(self, channel: str) -> SignedCheckpoint | None:
-        """The latest checkpoint this station verified (and cosigned) for the channel."""
-        return self.state.verified(channel)
+    def verified(self, channel: str, relay: str | None = None) -> SignedCheckpoint | None:
+        """The latest checkpoint this station verified (and cosigned) of ``relay``'s log of
+        the channel (None: the roster's first relay)."""
+        return self.state.verified(channel, relay)
+
+    @property
+    def relays(self) -> list[str]:
+        """The roster's relays, each with its own log of every channel."""
+        return self.state.relays
 
     # --- alarms and keys -------------------------------------------------------------------
 
@@ -165,9 +171,9 @@ class StationCore:
             stamps.stamp("outbox_committed", self.ident, done.item.hash)
         return done
 
-    def on_accepted(self, frame: Accepted) -> None:
+    def on_accepted(self, frame: Accepted, relay: str | None = None) -> None:
         """The relay accepted one of ours: check its checkpoint and inclusion proof."""
-        outbox.on_accepted(self.state, frame)
+        outbox.on_accepted(self.state, frame, relay)
 
     def on_refused(self, channel: str, seq: int, error: HotlineError) -> None:
         """The relay refused one of ours with ``error``."""
@@ -178,25 +184,45 @@ class StationCore:
 
     # --- receiving -------------------------------------------------------------------------
 
-    def on_entries(self, frame: Entries, receipts: bool = True) -> Ingested:
-        """Verify and store a run of entries; ``cosign`` is what to send now (throttled).
-        ``receipts`` False: leave the delivered receipts owed to ``send_receipts``."""
-        result = sync.on_entries(self.state, frame, receipts)
+    def on_entries(
+        self, frame: Entries, receipts: bool = True, relay: str | None = None
+    ) -> Ingested:
+        """Verify and store a run of entries of ``relay``'s log; ``cosign`` is what to send
+        now (throttled). ``receipts`` False: leave the delivered receipts owed to
+        ``send_receipts``."""
+        result = sync.on_entries(self.state, frame, receipts, relay)
         if result.cosign is not None:
-            result.cosign = self._cosigns.offer(*result.cosign)
+            result.cosign = self._throttle(relay).offer(*result.cosign)
         return result
 
     def send_receipts(self) -> int:
         """Seal the delivered receipts owed (each in its transaction); how many."""
         return outbox.send_receipts(self.state)
 
-    def due_cosigns(self) -> list[tuple[str, int, bytes]]:
+    def due_cosigns(self, relay: str | None = None) -> list[tuple[str, int, bytes]]:
         """Cosignatures held back by the throttle that may go to the relay now."""
-        return self._cosigns.due()
+        return self._throttle(relay).due()
 
-    def check_sizes(self, sizes: Mapping[str, int]) -> None:
+    def _throttle(self, relay: str | None) -> sync.CosignThrottle:
+        return self._cosigns[self.state.relays[self.state.position(relay)]]
+
+    def audit_paths(self, contact_ms: Mapping[str, int | None]) -> int:
+        """With several relays: raise the path audit's alarms due now (omissions past the
+        bound, silent relays); ``contact_ms``: when each relay was last heard from."""
+        audit = self.state.audit
+        if audit is None:
+            return 0
+        for relay, at in contact_ms.items():
+            if at is not None:
+                audit.contact(relay, at)
+        alarms = audit.check(self.now_ms())
+        for alarm in alarms:
+            self.alarm(alarm)
+        return len(alarms)
+
+    def check_sizes(self, sizes: Mapping[str, int], relay: str | None = None) -> None:
         """The relay's log sizes at connection: smaller than what we verified is a rollback."""
-        sync.check_sizes(self.state, sizes)
+        sync.check_sizes(self.state, sizes, relay)
 
     # --- time: deadlines, link tests and link state -------------------------------------------
 

@@ -73,17 +73,17 @@ class StationMetrics:
             self.refused.labels(channel)
         r.register(StationCollector(core, link))
 
-    def ingest(self, frame: Entries, receipts: bool = True) -> Ingested:
+    def ingest(self, frame: Entries, receipts: bool = True, relay: str | None = None) -> Ingested:
         """``core.on_entries``, timed and counted (on the database thread)."""
         channel = frame.channel
         known = channel in self.core.channels
-        before = self.core.size(channel) if known else 0
+        before = self.core.size(channel, relay) if known else 0
         started = time.perf_counter()
-        result = self.core.on_entries(frame, receipts)
+        result = self.core.on_entries(frame, receipts, relay)
         self.ingest_seconds.observe(time.perf_counter() - started)
         if not known:
             return result
-        taken = max(0, self.core.size(channel) - before)
+        taken = max(0, self.core.size(channel, relay) - before)
         offered = max(0, frame.start + len(frame.entries) - before)
         self.ingested.labels(channel).inc(taken)
         if result.need_sync_from is None and offered > taken:

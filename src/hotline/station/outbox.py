@@ -17,6 +17,7 @@ from ..envelope import Kind, Precedence
 from ..errors import HotlineError, IdempotencyConflict, Malformed, Unavailable
 from ..frames import Accepted
 from ..keys import StationCertificate
+from . import paths
 from .alarms import Alarm, AlarmKind
 from .state import Station
 from .store import OutboxItem, OutboxState
@@ -205,8 +206,10 @@ def send_receipts(st: Station) -> int:
     return queued
 
 
-def on_accepted(st: Station, frame: Accepted) -> None:
-    """The relay accepted one of ours: check its checkpoint and inclusion proof."""
+def on_accepted(st: Station, frame: Accepted, relay: str | None = None) -> None:
+    """The relay accepted one of ours: check its checkpoint (signed by THAT relay) and
+    inclusion proof. With several relays the item is accepted at the first; each relay's
+    acceptance is kept (``mark_path``) and the others are still sent it."""
     channel, seq, index = frame.channel, frame.seq, frame.index
     item = st.store.outbox_item(channel, seq)
     if item is None:
@@ -220,7 +223,7 @@ def on_accepted(st: Station, frame: Accepted) -> None:
         )
         return
     try:
-        ctx = st.log(channel)
+        ctx = st.log(channel, relay)
         signed = logcheck.open_log_checkpoint(ctx, frame.checkpoint)
         logcheck.check_included(
             ctx,
@@ -243,9 +246,12 @@ def on_accepted(st: Station, frame: Accepted) -> None:
             )
         )
         return
-    if item.state != OutboxState.ACCEPTED:
-        with st.store.transaction():
-            st.store.mark_accepted(channel, seq, index, frame.relay_ms)
+    at = paths.qualify(st.position(relay), index)
+    with st.store.transaction():
+        if len(st.relays) > 1:
+            st.store.mark_path(channel, seq, st.relays[st.position(relay)], at, frame.relay_ms)
+        if item.state != OutboxState.ACCEPTED:
+            st.store.mark_accepted(channel, seq, at, frame.relay_ms)
 
 
 def on_refused(st: Station, channel: str, seq: int, error: HotlineError) -> None:

@@ -64,10 +64,10 @@ class Standing(StrEnum):
 def ingest(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> Arrived | None:
     """Append one entry to our copy of the log (inside the caller's transaction).
 
-    The entry's bytes always join the log mirror (the Merkle tree and the export
-    stay complete), whatever its content; nothing it holds raises out of here but
-    a database error."""
-    st.tree(channel).append(leaf_data(relay_ms, raw))
+    ``index`` is qualified (paths.py): it names the relay whose log this is. The entry's
+    bytes always join that log's mirror (the Merkle tree and the export stay complete),
+    whatever its content; nothing it holds raises out of here but a database error."""
+    st.tree(st.log_key(channel, st.relay_at(index))).append(leaf_data(relay_ms, raw))
     return _take(st, channel, index, raw, relay_ms)
 
 
@@ -93,6 +93,13 @@ def _take(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> A
     env, standing = _check(st, channel, index, raw, relay_ms)
     if standing != Standing.VALID or env is None:
         return None
+    if len(st.relays) > 1:
+        if env.sender == st.ident:
+            st.store.mark_path(channel, env.seq, st.relay_at(index), index, relay_ms)
+        if st.store.taken_elsewhere(channel, env.hash, index):
+            return None  # another relay's log brought it first: taken once
+        if env.sender == st.ident:  # ours, numbered where it was first taken in
+            st.store.set_outbox_index(channel, env.seq, index)
     try:
         with st.store.savepoint():
             return _open(st, channel, index, env, relay_ms)
@@ -111,7 +118,9 @@ def _check(
     """Parse and verify one envelope, store the entry with its standing."""
     digest = env_mod.envelope_hash(raw)
     env: env_mod.Envelope | None = None
-    ctx = st.log(channel)
+    relay = st.relay_at(index)
+    ctx = st.log(channel, relay)
+    chain_key = st.log_key(channel, relay)  # each relay's log holds every sender's chain
     try:
         with st.store.savepoint():
             # Two steps, so that a refused entry still has its sender, seq and kind stored.
@@ -125,7 +134,7 @@ def _check(
                         env,
                         index=index,
                         relay_ms=relay_ms,
-                        last=st.store.chain(channel, env.sender),
+                        last=st.store.chain(chain_key, env.sender),
                     )
                     standing = Standing.VALID
                 except UnknownKey as exc:
@@ -134,8 +143,9 @@ def _check(
                     standing = Standing.HELD
                     _held(st, channel, index, env.sender, exc)
             if standing == Standing.VALID:
-                st.store.set_chain(channel, env.sender, env.seq, digest)
+                st.store.set_chain(chain_key, env.sender, env.seq, digest)
             _store_entry(st, channel, index, raw, digest, relay_ms, env, standing)
+            st.audit_logged(channel, index, digest, env.sender, env.seq, st.now_ms())
     except HotlineError as exc:
         st.alarm(
             Alarm(
@@ -334,10 +344,15 @@ def _receipt(
         return
     of_index = receipt.of_index
     try:
-        logcheck.check_receipt_reference(
-            ctx, receipt, index=index, entry_hash_at=lambda i: _entry_hash(st, channel, i)
-        )
-    except ForkDetected:
+        of_relay = st.relay_at(of_index)
+        if of_relay == st.relay_at(index):
+            logcheck.check_receipt_reference(
+                ctx, receipt, index=index, entry_hash_at=lambda i: _entry_hash(st, channel, i)
+            )
+        else:  # it names an entry of another relay's log, which may still be on its way
+            _check_other_log_reference(st, ctx, channel, index, receipt)
+        ctx = st.log(channel, of_relay)  # its checkpoint is of the log it names
+    except (ForkDetected, LookupError):
         st.alarm(
             Alarm(
                 AlarmKind.FORK,
@@ -355,7 +370,10 @@ def _receipt(
             )
         )
         return
-    _check_carried_checkpoint(st, ctx, index, env, receipt)
+    cross = of_relay != st.relay_at(index)
+    _check_carried_checkpoint(st, ctx, index, env, receipt, st.log_key(channel, of_relay), cross)
+    # The message it answers, as this station numbers it (taken from whichever log first).
+    of_index = st.store.message_index(channel, receipt.of_hash, of_index)
     operator = receipt.operator
     st.store.add_receipt(
         Receipt(
@@ -397,6 +415,24 @@ def _acknowledged(
         st.store.clear_alarms([AlarmKind.FLASH], who, now, channel=channel, index=of_index)
 
 
+def _check_other_log_reference(
+    st: Station, ctx: logcheck.LogContext, channel: str, index: int, receipt: body_mod.Receipt
+) -> None:
+    """A receipt in one relay's log naming an entry of another relay's log (redundant
+    relays): that entry, if we hold it yet, must have the receipt's hash; if we do not, the
+    hash must be of an envelope we know in the channel. Either way the receipt refers to
+    the envelope by its hash, which is the same in every relay's log."""
+    held = _entry_hash(st, channel, receipt.of_index)
+    if held == receipt.of_hash or (held is None and st.store.knows(channel, receipt.of_hash)):
+        return
+    raise ForkDetected(
+        f"receipt references no message #{receipt.of_index} we know",
+        channel=ctx.channel,
+        index=index,
+        field="of_hash",
+    )
+
+
 def _entry_hash(st: Station, channel: str, index: int) -> bytes | None:
     """The envelope hash of our entry ``index`` (None if we hold none)."""
     raw = st.store.entry_bytes(channel, index)
@@ -409,16 +445,27 @@ def _check_carried_checkpoint(
     index: int,
     env: env_mod.Envelope,
     receipt: body_mod.Receipt,
+    key: str,
+    cross: bool = False,
 ) -> None:
-    """The receipt's sender saw a checkpoint: it must agree with our log."""
+    """The receipt's sender saw a checkpoint: it must agree with our mirror of that log
+    (``key``: where it is kept). ``cross``: the receipt stands in another relay's log than
+    the one it names, so our mirror of that one may be behind (or its relay gone): a
+    checkpoint beyond it cannot be compared yet, and the path audit watches that log."""
     channel, note = ctx.channel, receipt.checkpoint
-    tree = st.tree(channel)
+    tree = st.tree(key)
+    if cross:
+        try:
+            if logcheck.open_log_checkpoint(ctx, note).size > tree.size:
+                return
+        except HotlineError:
+            pass  # the check below raises its alarm
     try:
         theirs = logcheck.check_carried_checkpoint(
             ctx, receipt, index=index, root_at=tree.root, size_now=tree.size
         )
     except ForkDetected as exc:
-        mine = st.store.verified_checkpoint(channel) or b""
+        mine = st.store.verified_checkpoint(key) or b""
         st.alarm(
             Alarm(
                 AlarmKind.FORK,
@@ -443,15 +490,15 @@ def _check_carried_checkpoint(
             )
         )
         return
-    _keep_cosignatures(st, ctx, index, theirs)
+    _keep_cosignatures(st, ctx, index, theirs, key)
 
 
 def _keep_cosignatures(
-    st: Station, ctx: logcheck.LogContext, index: int, theirs: SignedCheckpoint
+    st: Station, ctx: logcheck.LogContext, index: int, theirs: SignedCheckpoint, key: str
 ) -> None:
     """Keep another station's verified cosignatures on a checkpoint that matches our log."""
     channel = ctx.channel
-    stored = st.store.checkpoint_at(channel, theirs.size)
+    stored = st.store.checkpoint_at(key, theirs.size)
     try:
         merged = logcheck.merge_cosignatures(
             ctx, parse_note(stored) if stored is not None else None, theirs
@@ -471,6 +518,6 @@ def _keep_cosignatures(
     if merged is None:
         return  # nothing new (same size and root, signed at another time: both stay evidence)
     if stored is None:
-        st.store.add_checkpoint(channel, theirs.size, merged.encode(), st.now_ms())
+        st.store.add_checkpoint(key, theirs.size, merged.encode(), st.now_ms())
     else:
-        st.store.replace_checkpoint(channel, theirs.size, merged.encode())
+        st.store.replace_checkpoint(key, theirs.size, merged.encode())

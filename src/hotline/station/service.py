@@ -16,7 +16,7 @@ import hashlib
 import logging
 import ssl
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, assert_never
@@ -56,45 +56,82 @@ class StationService:
     def __init__(
         self,
         core: StationCore,
-        relay_url: str | list[str],
+        relay_url: str | list[str] | Mapping[str, Sequence[str]],
         *,
         ssl_context: ssl.SSLContext | None = None,
         backoff_max: float = 5.0,
+        _hub: StationService | None = None,
+        _relay: str | None = None,
     ) -> None:
+        """``relay_url``: the URLs of the roster's relay (one relay), or, per relay name,
+        its URLs (two or more independent relays: one link, log mirror and sync state
+        each; this service is the first relay's and runs the others' beside it)."""
         self.core = core
-        self.failover = Failover(
-            [relay_url] if isinstance(relay_url, str) else relay_url, backoff_max
-        )
+        per_relay = _per_relay(core, relay_url)
+        multi = len(core.relays) > 1
+        first = core.relays[0]
+        self.relay = _relay if _relay is not None else (first if multi else None)
+        mine = per_relay.get(self.relay if self.relay is not None else first)
+        if not mine:
+            raise Malformed(f"no URL of relay {self.relay or first} is given", field="relay")
+        self.failover = Failover(list(mine), backoff_max)
         self.ssl_context = ssl_context
         self.backoff_max = backoff_max
-        self.db = ThreadPoolExecutor(1, thread_name_prefix="station-db")
+        self.hub = _hub or self  # the service of the first relay: one database thread
+        self.db: ThreadPoolExecutor = (
+            _hub.db if _hub is not None else ThreadPoolExecutor(1, thread_name_prefix="station-db")
+        )
         self.link = RelayLink()
-        self.metrics = StationMetrics(core, self.link)
+        self.metrics: StationMetrics = (
+            _hub.metrics if _hub is not None else StationMetrics(core, self.link)
+        )
         self.wake = asyncio.Event()
-        self.changed = asyncio.Condition()
+        self.changed: asyncio.Condition = _hub.changed if _hub is not None else asyncio.Condition()
         self.version = 0
-        self.stopping = asyncio.Event()
+        self.stopping: asyncio.Event = _hub.stopping if _hub is not None else asyncio.Event()
         self.roster_hash = hashlib.sha256(core.roster.encode()).digest()
         self._ws: ClientConnection | None = None
         self._handed: list[OutboxItem] | None = None
+        # The other relays' links (independent hosts), keyed by relay name.
+        self.paths: dict[str, StationService] = {}
+        if _hub is None and multi:
+            self.paths[first] = self
+            for name in core.relays[1:]:
+                if not per_relay.get(name):
+                    log.warning("no URL for relay %s: its path is not watched", name)
+                    continue
+                self.paths[name] = StationService(
+                    core,
+                    {name: per_relay[name]},
+                    ssl_context=ssl_context,
+                    backoff_max=backoff_max,
+                    _hub=self,
+                    _relay=name,
+                )
 
     async def shutdown(self) -> None:
-        """Stop reconnecting and close the link to the relay."""
+        """Stop reconnecting and close the links to the relays."""
         self.stopping.set()
         self.kick()
-        if self._ws is not None:
-            await self._ws.close()
+        for path in [self, *(p for p in self.paths.values() if p is not self)]:
+            if path._ws is not None:
+                await path._ws.close()
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
 
     async def notify(self) -> None:
         """Wake everything that shows live state (API watchers, console)."""
+        if self.hub is not self:
+            await self.hub.notify()
+            return
         async with self.changed:
             self.version += 1
             self.changed.notify_all()
 
     async def wait_change(self, version: int, timeout: float) -> int:
+        if self.hub is not self:
+            return await self.hub.wait_change(version, timeout)
         async with self.changed:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
@@ -104,9 +141,12 @@ class StationService:
     def kick(self, queued: list[OutboxItem] | None = None) -> None:
         """Wake the pump; ``queued``: the outbox's queued items, just read on the database
         thread after the last commit (the pump then sends them without reading again)."""
-        if queued is not None:
+        if queued is not None and self.relay is None:
             self._handed = queued
         self.wake.set()
+        for path in self.paths.values():
+            if path is not self:
+                path.wake.set()
 
     # --- the link ------------------------------------------------------------------
 
@@ -116,6 +156,17 @@ class StationService:
         return self.failover.current
 
     async def run_link(self) -> None:
+        """Keep the link to the relay (and, with several relays, each other relay's)."""
+        others = [p for p in self.paths.values() if p is not self]
+        if not others:
+            await self._run_one_link()
+            return
+        async with asyncio.TaskGroup() as tg:
+            for path in others:
+                tg.create_task(path._run_one_link())
+            await self._run_one_link()
+
+    async def _run_one_link(self) -> None:
         while not self.stopping.is_set():
             url, delay = self.failover.next(time.monotonic())
             if delay > 0:
@@ -158,6 +209,8 @@ class StationService:
             self.failover.failed(url, time.monotonic(), protocol=protocol)
             if len(self.failover.urls) > 1:
                 log.warning("relay %s failed (%s); trying the next", url, self.link.last_error)
+            elif self.relay is not None:
+                log.warning("relay %s (%s) failed: %s", self.relay, url, self.link.last_error)
 
     async def _session(self, ws: ClientConnection) -> None:
         match await self._receive(ws):
@@ -187,7 +240,7 @@ class StationService:
                 raise refusal.error()
             case other:
                 raise await self._bad_frame(f"expected a welcome, got {other.op}", None)
-        await self.run_db(self.core.check_sizes, dict(sizes))
+        await self.run_db(self.core.check_sizes, dict(sizes), self.relay)
         now = self.core.now_ms()
         self.link.connected, self.link.since_ms, self.link.last_contact_ms = True, now, now
         self.link.last_error = None
@@ -195,7 +248,7 @@ class StationService:
         log.info("%s connected to relay", self.core.ident)
         await _send(ws, frames.GetCertificates(id="certs"))
         for channel in self.core.channels:
-            await self._sync(ws, channel, await self.run_db(self.core.size, channel))
+            await self._sync(ws, channel, await self.run_db(self.core.size, channel, self.relay))
         await self.notify()
         bad: _BadFrame | None = None
         async with asyncio.TaskGroup() as tg:
@@ -248,7 +301,7 @@ class StationService:
         match frame:
             case frames.Accepted(channel=channel, seq=seq):
                 self.link.in_flight.discard((channel, seq))
-                await self.run_db(self.core.on_accepted, frame)
+                await self.run_db(self.core.on_accepted, frame, self.relay)
                 await self.notify()
             case frames.ErrorReply(id=rid):
                 post = _post_of(rid)
@@ -264,11 +317,12 @@ class StationService:
                 )
                 # Receipts are sealed after readers are told: what arrived is visible
                 # (committed) first, and the receipts' own commit is off that path.
-                result: Ingested = await self.run_db(self.metrics.ingest, frame, False)
+                result: Ingested = await self.run_db(self.metrics.ingest, frame, False, self.relay)
                 if result.need_sync_from is not None:
                     await self._sync(ws, channel, result.need_sync_from)
                 elif more:
-                    await self._sync(ws, channel, await self.run_db(self.core.size, channel))
+                    size = await self.run_db(self.core.size, channel, self.relay)
+                    await self._sync(ws, channel, size)
                 if result.cosign is not None:
                     await _send_cosign(ws, *result.cosign)
                 await self.notify()
@@ -311,6 +365,10 @@ class StationService:
         while not self.stopping.is_set():
             queued = await self.run_db(self.core.check_deadlines)
             queued += await self.run_db(self.core.link_changes)
+            if self.paths:
+                raised: int = await self.run_db(self.core.audit_paths, self._contacts())
+                if raised:
+                    await self.notify()
             if queued:
                 self.kick()
                 await self.notify()
@@ -318,10 +376,22 @@ class StationService:
                 async with asyncio.timeout(0.25):
                     await self.stopping.wait()
 
+    def _contacts(self) -> dict[str, int | None]:
+        """When each relay was last heard from (now, while its link is up)."""
+        now = self.core.now_ms()
+        contacts: dict[str, int | None] = {}
+        for name in self.core.relays:
+            path = self.paths.get(name)
+            link = path.link if path is not None else None
+            contacts[name] = (
+                None if link is None else now if link.connected else link.last_contact_ms
+            )
+        return contacts
+
     async def _pinger(self, ws: ClientConnection) -> None:
         while True:
             await _send(ws, frames.Ping(id=f"ping:{time.monotonic()}"))
-            for cosign in await self.run_db(self.core.due_cosigns):
+            for cosign in await self.run_db(self.core.due_cosigns, self.relay):
                 await _send_cosign(ws, *cosign)
             await asyncio.sleep(5)
 
@@ -331,7 +401,9 @@ class StationService:
         while True:
             self.wake.clear()
             queued, self._handed = self._handed, None
-            if queued is None:
+            if self.relay is not None:  # several relays: what this one has not taken
+                queued = await self.run_db(self.core.store.unsent, self.relay)
+            elif queued is None:
                 queued = await self.run_db(self.core.store.outbox, OutboxState.QUEUED)
             for item in queued:
                 key = (item.channel, item.seq)
@@ -381,3 +453,18 @@ def _ping_sent(request_id: frames.RequestId) -> float | None:
         return float(request_id[len("ping:") :])
     except ValueError:
         return None
+
+
+def _per_relay(
+    core: StationCore, given: str | list[str] | Mapping[str, Sequence[str]]
+) -> dict[str, Sequence[str]]:
+    """The URLs of each relay of the roster: a plain list is the first relay's."""
+    relays = core.relays
+    if isinstance(given, str):
+        return {relays[0]: [given]}
+    if not isinstance(given, Mapping):
+        return {relays[0]: given}
+    unknown = sorted(set(given) - set(relays))
+    if unknown:
+        raise Malformed(f"no relay {unknown[0]!r} in the roster", field="relay")
+    return dict(given)

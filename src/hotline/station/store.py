@@ -80,6 +80,9 @@ CREATE TABLE IF NOT EXISTS session (
   token_hash BLOB PRIMARY KEY, operator TEXT NOT NULL, csrf TEXT NOT NULL,
   created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox_path (
+  channel TEXT NOT NULL, seq INTEGER NOT NULL, relay TEXT NOT NULL, idx INTEGER NOT NULL,
+  relay_ms INTEGER NOT NULL, PRIMARY KEY (channel, seq, relay)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS link_sample (
   id INTEGER PRIMARY KEY, channel TEXT NOT NULL, party TEXT NOT NULL, at_ms INTEGER NOT NULL,
   state TEXT NOT NULL, rtt_ms REAL, station TEXT);
@@ -104,6 +107,8 @@ MIGRATIONS = (
 INDEXES = """
 CREATE INDEX IF NOT EXISTS alarm_open ON alarm (kind, channel, idx) WHERE cleared_ms IS NULL;
 CREATE INDEX IF NOT EXISTS entry_held ON entry (channel, idx) WHERE held=1;
+CREATE INDEX IF NOT EXISTS entry_hash ON entry (channel, hash);
+CREATE INDEX IF NOT EXISTS message_hash ON message (channel, hash);
 CREATE UNIQUE INDEX IF NOT EXISTS outbox_send_key ON outbox (send_key) WHERE send_key IS NOT NULL;
 """
 
@@ -366,6 +371,76 @@ class StationStore:
             OutboxState.ACCEPTED,
         )
 
+    # --- redundant relays: one outbox, each envelope through every relay ---------------
+
+    def mark_path(self, channel: str, seq: int, relay: str, index: int, relay_ms: int) -> None:
+        """``relay`` accepted (or logged) our envelope ``seq`` at qualified ``index``."""
+        self._x(
+            "INSERT INTO outbox_path (channel, seq, relay, idx, relay_ms) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (channel, seq, relay) DO NOTHING",
+            channel,
+            seq,
+            relay,
+            index,
+            relay_ms,
+        )
+
+    def set_outbox_index(self, channel: str, seq: int, index: int) -> None:
+        """Our envelope ``seq`` is known by the qualified ``index`` it was first taken at."""
+        self._x("UPDATE outbox SET idx=? WHERE channel=? AND seq=?", index, channel, seq)
+
+    def paths_of(self, channel: str, seq: int) -> dict[str, int]:
+        """Which relays took our envelope ``seq``, at which qualified index."""
+        rows = self._q("SELECT relay, idx FROM outbox_path WHERE channel=? AND seq=?", channel, seq)
+        return {r["relay"]: r["idx"] for r in rows}
+
+    def unsent(self, relay: str) -> list[OutboxItem]:
+        """Our envelopes ``relay`` has not taken yet (queued, or accepted by another relay)."""
+        rows = self._q(
+            "SELECT * FROM outbox o WHERE state IN (?, ?) AND NOT EXISTS (SELECT 1 FROM"
+            " outbox_path p WHERE p.channel=o.channel AND p.seq=o.seq AND p.relay=?)"
+            " ORDER BY channel, seq",
+            OutboxState.QUEUED,
+            OutboxState.ACCEPTED,
+            relay,
+        )
+        return [_outbox(r) for r in rows]
+
+    def taken_elsewhere(self, channel: str, digest: bytes, index: int) -> bool:
+        """Whether the envelope ``digest`` was taken (valid) from another log's entry."""
+        row = self._one(
+            "SELECT 1 FROM entry WHERE channel=? AND hash=? AND idx!=? AND valid=1 AND held=0"
+            " LIMIT 1",
+            channel,
+            digest,
+            index,
+        )
+        return row is not None
+
+    def knows(self, channel: str, digest: bytes) -> bool:
+        """Whether any log of the channel or our outbox holds the envelope ``digest``."""
+        return (
+            self._one("SELECT 1 FROM entry WHERE channel=? AND hash=? LIMIT 1", channel, digest)
+            or self._one("SELECT 1 FROM outbox WHERE channel=? AND hash=?", channel, digest)
+        ) is not None
+
+    def message_index(self, channel: str, digest: bytes, default: int) -> int:
+        """This station's index of the message ``digest`` (where it was taken first)."""
+        row = self._one("SELECT idx FROM message WHERE channel=? AND hash=?", channel, digest)
+        if row is not None:
+            return int(row["idx"])
+        row = self._one(
+            "SELECT idx FROM outbox WHERE channel=? AND hash=? AND idx IS NOT NULL", channel, digest
+        )
+        return int(row["idx"]) if row is not None else default
+
+    def logged_at(self, channel: str, digest: bytes) -> list[int]:
+        """Every qualified index at which a relay's log holds the envelope ``digest``."""
+        rows = self._q(
+            "SELECT idx FROM entry WHERE channel=? AND hash=? ORDER BY idx", channel, digest
+        )
+        return [r["idx"] for r in rows]
+
     def mark_refused(self, channel: str, seq: int, error: str) -> None:
         self._x(
             "UPDATE outbox SET state=?, error=? WHERE channel=? AND seq=?",
@@ -437,9 +512,15 @@ class StationStore:
         row = self._one("SELECT envelope FROM entry WHERE channel=? AND idx=?", channel, index)
         return bytes(row["envelope"]) if row else b""
 
-    def entries(self, channel: str) -> list[Entry]:
-        """Our copy of the channel's log, in order."""
-        rows = self._q("SELECT * FROM entry WHERE channel=? ORDER BY idx", channel)
+    def entries(self, channel: str, position: int = 0) -> list[Entry]:
+        """Our copy of the channel's log kept by the relay at roster ``position`` (the
+        first by default), in order; indexes are qualified (paths.py)."""
+        rows = self._q(
+            "SELECT * FROM entry WHERE channel=? AND idx>=? AND idx<? ORDER BY idx",
+            channel,
+            position << 40,
+            (position + 1) << 40,
+        )
         return [_entry(r) for r in rows]
 
     def verified_checkpoint(self, channel: str) -> bytes | None:

@@ -17,7 +17,7 @@ from .. import logcheck, stamps
 from ..errors import BadProof, BadTime, ForkDetected, HotlineError
 from ..frames import Entries, Entry
 from ..notes import SignedCheckpoint, cosign
-from . import outbox, receive
+from . import outbox, paths, receive
 from .alarms import Alarm, AlarmKind
 from .state import Station
 from .store import DueReceipt
@@ -35,21 +35,27 @@ class Ingested:
     queued: int = 0
 
 
-def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
-    """Verify and store a run of entries ending at a signed checkpoint; then, unless
-    ``receipts`` is False (the caller seals them itself, after it has told its readers),
-    seal the delivered receipts owed."""
+def on_entries(
+    st: Station, frame: Entries, receipts: bool = True, relay: str | None = None
+) -> Ingested:
+    """Verify and store a run of entries of ``relay``'s log (None: the roster's first
+    relay) ending at a checkpoint signed by that relay; then, unless ``receipts`` is False
+    (the caller seals them itself, after it has told its readers), seal the delivered
+    receipts owed. Each relay's log is mirrored and checked on its own (paths.py); an
+    envelope is taken once, from whichever log brings it first (receive.py)."""
     channel = frame.channel
     if channel not in st.channels:
         st.alarm(
             Alarm(AlarmKind.UNEXPECTED_CHANNEL, "unexpected-channel", params={"channel": channel})
         )
         return Ingested()
-    if (misplaced := _misplaced(st, frame)) is not None:
+    if (misplaced := _misplaced(st, frame, relay)) is not None:
         st.alarm(misplaced)
         return Ingested()
     note = frame.checkpoint
-    ctx = st.log(channel)
+    ctx = st.log(channel, relay)
+    key = st.log_key(channel, relay)
+    position = st.position(relay)
     try:
         signed = logcheck.open_log_checkpoint(ctx, note)
     except HotlineError as exc:
@@ -65,11 +71,11 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
         return Ingested()
     start = frame.start
     entries = list(frame.entries)
-    have = st.size(channel)
+    have = st.size(channel, relay)
     if start > have:
         return Ingested(need_sync_from=have)
     # Entries we already hold must be the very same bytes.
-    tree = st.tree(channel)
+    tree = st.tree(key)
     for e in entries:
         if e.index >= have:
             continue
@@ -92,7 +98,7 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
     entries = [e for e in entries if e.index >= have]
     if have + len(entries) != signed.size:
         if signed.size < have:
-            _check_older(st, channel, signed)
+            _check_older(st, channel, signed, relay)
             return Ingested()
         st.alarm(
             Alarm(
@@ -109,7 +115,7 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
             )
         )
         return Ingested()
-    last = st.verified(channel)
+    last = st.verified(channel, relay)
     if last is not None:
         proof = list(frame.consistency)
         try:
@@ -127,7 +133,7 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
                 )
             )
             return Ingested()
-    if (late := _mistimed(st, frame, entries, last, signed)) is not None:
+    if (late := _mistimed(st, frame, entries, last, signed, relay)) is not None:
         st.alarm(late)
         return Ingested()
     result = Ingested()
@@ -135,10 +141,11 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
         try:
             with st.store.transaction():
                 for e in entries:
-                    arrived = receive.ingest(st, channel, e.index, e.envelope, e.relay_ms)
+                    at = paths.qualify(position, e.index)
+                    arrived = receive.ingest(st, channel, at, e.envelope, e.relay_ms)
                     if arrived is not None:
                         result.arrived.append(arrived)
-                tree = st.tree(channel)
+                tree = st.tree(key)
                 try:
                     logcheck.check_root(ctx, signed, root_at=tree.root, size_now=tree.size)
                 except BadProof as exc:
@@ -149,14 +156,14 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
                 for a in result.arrived:
                     stamps.stamp("verified", st.ident, a.hash)
                 cosigned = cosign(signed, st.witness, int(st.clock()))
-                st.store.add_checkpoint(channel, signed.size, cosigned.encode(), st.now_ms())
+                st.store.add_checkpoint(key, signed.size, cosigned.encode(), st.now_ms())
                 result.cosign = (channel, signed.size, cosigned.encode())
                 _owe_receipts(st, channel, result.arrived, cosigned.encode())
-            st.set_verified(channel, cosigned)
+            st.set_verified(channel, cosigned, relay)
             for a in result.arrived:
                 stamps.stamp("committed", st.ident, a.hash)
         except ForkDetected as exc:
-            st.forget(channel)
+            st.forget(channel, relay)
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
@@ -169,7 +176,7 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
             )
             return Ingested()
         except BaseException:
-            st.forget(channel)
+            st.forget(channel, relay)
             raise
     # Sealed apart from the ingest: a receipt that cannot be sealed now waits (an
     # alarm), it never undoes what was taken in.
@@ -178,7 +185,7 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
     return result
 
 
-def _misplaced(st: Station, frame: Entries) -> Alarm | None:
+def _misplaced(st: Station, frame: Entries, relay: str | None) -> Alarm | None:
     """A frame's entries are positions ``start``, ``start + 1``, ... of the log, each
     index as its place says: the relay's numbers are checked, never taken as given.
 
@@ -199,7 +206,7 @@ def _misplaced(st: Station, frame: Entries) -> Alarm | None:
                     "position": frame.start + position,
                     "start": frame.start,
                     "given": e.index,
-                    "size": st.size(frame.channel),
+                    "size": st.size(frame.channel, relay),
                 },
             )
     return None
@@ -211,12 +218,13 @@ def _mistimed(
     entries: list[Entry],
     last: SignedCheckpoint | None,
     signed: SignedCheckpoint,
+    relay: str | None,
 ) -> Alarm | None:
     """The relay's times, signed in the leaves, must hold before anything is taken in:
     never going back, between our last verified checkpoint's signed time and the new
     one's, and not ahead of our own clock (logcheck.check_entry_time). A frame that lies
     about time is refused whole: nothing of it is taken in, deadlines included."""
-    ctx = st.log(frame.channel)
+    ctx = st.log(frame.channel, relay)
     now = st.now_ms()
     previous: int | None = None  # before the run: bounded by ``last``'s signed time
     try:
@@ -246,15 +254,15 @@ def _mistimed(
     return None
 
 
-def check_sizes(st: Station, sizes: Mapping[str, int]) -> None:
+def check_sizes(st: Station, sizes: Mapping[str, int], relay: str | None = None) -> None:
     """The relay's log sizes at connection: smaller than what we verified is a rollback."""
     for channel in st.channels:
-        mine = st.verified(channel)
+        mine = st.verified(channel, relay)
         theirs = sizes.get(channel)
         if mine is None or not isinstance(theirs, int):
             continue
         try:
-            logcheck.check_no_rollback(st.log(channel), mine.size, theirs)
+            logcheck.check_no_rollback(st.log(channel, relay), mine.size, theirs)
         except ForkDetected:
             st.alarm(
                 Alarm(
@@ -268,11 +276,11 @@ def check_sizes(st: Station, sizes: Mapping[str, int]) -> None:
             )
 
 
-def _check_older(st: Station, channel: str, signed: SignedCheckpoint) -> None:
+def _check_older(st: Station, channel: str, signed: SignedCheckpoint, relay: str | None) -> None:
     """A checkpoint smaller than our log: it must match our own history."""
-    tree = st.tree(channel)
+    tree = st.tree(st.log_key(channel, relay))
     try:
-        logcheck.check_root(st.log(channel), signed, root_at=tree.root, size_now=tree.size)
+        logcheck.check_root(st.log(channel, relay), signed, root_at=tree.root, size_now=tree.size)
     except BadProof:
         st.alarm(
             Alarm(
