@@ -12,6 +12,8 @@ oldversion logs envelopes whatever version the roster's minimum asks for
 fork     shows the target a different history: one message of us/us-1 left out,
          every later entry shifted, checkpoints signed over that other tree
 badframe sends the target, once, a frame that does not decode instead of its certificates
+omit     silently leaves out of its log the second message us/us-1 posts (no answer at all):
+         with several relays, only the path audit can see it (issue 13)
 """
 
 from __future__ import annotations
@@ -200,6 +202,13 @@ class LyingRelay(Relay):
         return frame
 
     async def _dispatch(self, conn: Connection, frame: frames.StationFrame) -> None:
+        if self.mode == "omit" and isinstance(frame, frames.Post) and not self.done:
+            env = env_mod.parse(frame.envelope)
+            if env.sender == "us/us-1" and env.kind == env_mod.Kind.MESSAGE:
+                self.us_messages += 1
+                if self.us_messages == 2:
+                    self.done = True
+                    return  # never logged, never answered
         if self.mode == "fork" and conn.cert.ident == self.target:
             match frame:
                 case frames.Post(envelope=raw):

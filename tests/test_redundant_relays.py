@@ -16,7 +16,7 @@ import pytest
 
 from hotline.envelope import Kind
 
-from .netutil import Cluster, wait_for
+from .netutil import Cluster, Proc, wait_for
 from .test_network import _burst
 
 pytestmark = pytest.mark.network
@@ -35,15 +35,29 @@ LIES = {
 }
 
 
-@pytest.fixture
-def two(tmp_path: Path) -> Iterator[Cluster]:
+def _cluster(root: Path, audit_seconds: float = 60, ch_mode: str | None = None) -> Cluster:
+    """us-1 and ru-1 on relay.ae and relay.ch; ``ch_mode``: relay.ch is tests/liar.py's."""
     c = Cluster(
-        tmp_path,
+        root,
         stations={"us": ["us-1"], "ru": ["ru-1"]},
         channels={CHANNEL: {"members": ["us", "ru"], "link_test_seconds": 2}},
         relay_args=("--rate", "100000"),
         extra_relays=("relay.ch",),
     )
+    for d in c.net.stations.values():
+        with (d / "station.toml").open("a") as f:
+            f.write(f"audit_seconds = {audit_seconds}\n")
+    if ch_mode is not None:
+        d, port = c.net.more_relays["relay.ch"]
+        c.more_relays["relay.ch"] = Proc(
+            ["--dir", str(d), "--port", str(port), "--mode", ch_mode],
+            root / "relay.ch.log",
+            module="tests.liar",
+        )
+    return c
+
+
+def _start(c: Cluster) -> Cluster:
     c.start_relay()
     for ident in c.stations:
         c.start_station(ident)
@@ -52,6 +66,12 @@ def two(tmp_path: Path) -> Iterator[Cluster]:
             lambda i=ident: all(p["connected"] for p in c.status(i)["relays"].values()),
             what=f"{ident} linked to both relays",
         )
+    return c
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[Cluster]:
+    c = _start(_cluster(tmp_path))
     yield c
     c.close()
 
@@ -94,3 +114,35 @@ def test_one_relay_killed_mid_burst_traffic_goes_on_through_the_other(two: Clust
     )
     assert not c.status("us/us-1")["relays"]["relay.ae"]["connected"]
     assert not _lies(c, "us/us-1") and not _lies(c, "ru/ru-1")
+
+
+def test_a_relay_that_silently_leaves_out_one_envelope_is_named_within_the_bound(
+    tmp_path: Path,
+) -> None:
+    c = _start(_cluster(tmp_path, audit_seconds=3, ch_mode="omit"))
+    try:
+        for i in range(3):
+            c.send("us/us-1", CHANNEL, f"m{i}")
+        wait_for(lambda: len(_received(c, "ru/ru-1", "us/us-1")) == 3, what="all delivered")
+        with c.station_store("us/us-1") as store:
+            second = [i for i in store.outbox(None, CHANNEL) if i.kind == Kind.MESSAGE][1]
+
+        def named(ident: str) -> list[dict[str, object]]:
+            return [
+                a
+                for a in c.alarms(ident)
+                if a["kind"] == "path"
+                and a["text"] == "path-omits"
+                and a["params"]["hash"] == second.hash.hex()[:16]
+            ]
+
+        for ident in ("us/us-1", "ru/ru-1"):
+            (alarm,) = wait_for(lambda i=ident: named(i), timeout=30, what=f"{ident} names it")
+            assert alarm["params"]["relay"] == "relay.ch"
+            assert alarm["params"]["seen"] == "relay.ae"
+        # Delivery went on meanwhile (relay.ae brought it), once.
+        got = _received(c, "ru/ru-1", "us/us-1")
+        assert sorted(got) == sorted(set(got))
+        assert not _lies(c, "us/us-1") and not _lies(c, "ru/ru-1")
+    finally:
+        c.close()

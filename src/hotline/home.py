@@ -186,6 +186,7 @@ class StationConfig:
     api_tls_cert: Path | None = None
     api_tls_key: Path | None = None
     allow_plain_relay: bool = False
+    audit_seconds: float = 60.0  # with several relays: how long one may lack an entry
 
     @property
     def relay(self) -> str:
@@ -259,9 +260,12 @@ def station_config(directory: Path) -> StationConfig:
                 "HOTLINE_ALLOW_PLAIN_RELAY", str(raw.get("allow_plain_relay", False))
             ).lower()
             in ("1", "true", "yes"),
+            audit_seconds=float(env.get("HOTLINE_AUDIT_SECONDS", raw.get("audit_seconds", 60))),
         )
     except (KeyError, ValueError) as exc:
         raise Malformed(f"station.toml: {exc}", field="config") from exc
+    if not 0.001 <= cfg.audit_seconds <= 86400:
+        raise Malformed("station.toml: audit_seconds must be in 0.001..86400", field="config")
     if (cfg.api_tls_cert is None) != (cfg.api_tls_key is None):
         raise Malformed("station.toml: give both api_tls_cert and api_tls_key", field="config")
     return cfg

@@ -153,6 +153,8 @@ def build_station(
             log.warning("linking to the relay WITHOUT TLS (%s): traffic metadata is exposed", url)
     key, cert = load_station(directory, passphrase, roster)
     core = StationCore(StationStore(directory / "station.db"), key, cert, roster)
+    if core.state.audit is not None:
+        core.state.audit.bound_ms = max(1, int(cfg.audit_seconds * 1000))
     ssl_context = None
     if any(url.startswith("wss://") for url in urls):
         ssl_context = ssl.create_default_context()

@@ -175,9 +175,11 @@ class StationCore:
         """The relay accepted one of ours: check its checkpoint and inclusion proof."""
         outbox.on_accepted(self.state, frame, relay)
 
-    def on_refused(self, channel: str, seq: int, error: HotlineError) -> None:
+    def on_refused(
+        self, channel: str, seq: int, error: HotlineError, relay: str | None = None
+    ) -> None:
         """The relay refused one of ours with ``error``."""
-        outbox.on_refused(self.state, channel, seq, error)
+        outbox.on_refused(self.state, channel, seq, error, relay)
 
     def acknowledge(self, channel: str, index: int, operator: str, reply: str | None) -> OutboxItem:
         return outbox.acknowledge(self.state, channel, index, operator, reply)

@@ -254,11 +254,20 @@ def on_accepted(st: Station, frame: Accepted, relay: str | None = None) -> None:
             st.store.mark_accepted(channel, seq, at, frame.relay_ms)
 
 
-def on_refused(st: Station, channel: str, seq: int, error: HotlineError) -> None:
-    """The relay refused one of ours: wait and resend, or record the refusal."""
+def on_refused(
+    st: Station, channel: str, seq: int, error: HotlineError, relay: str | None = None
+) -> None:
+    """The relay refused one of ours: wait and resend, or record the refusal. With several
+    relays, one relay's refusal of an envelope another relay took is not the envelope's
+    fate: it stays to be sent to that relay again, and the path audit names the relay if
+    its log never holds it."""
     code = error.code
     if code in TRANSIENT:
         return  # stays queued; sent again
+    if len(st.relays) > 1:
+        item = st.store.outbox_item(channel, seq)
+        if item is not None and item.state == OutboxState.ACCEPTED:
+            return
     if code == "chain_gap" and st.store.queued_before(channel, seq):
         return  # an earlier one of ours is still on its way; this follows it
     st.alarm(

@@ -309,7 +309,7 @@ class StationService:
                     log.warning("relay error: %s", frame.error())
                     return
                 self.link.in_flight.discard(post)
-                await self.run_db(self.core.on_refused, *post, frame.error())
+                await self.run_db(self.core.on_refused, *post, frame.error(), self.relay)
                 await self.notify()
             case frames.Entries(channel=channel, more=more):
                 stamps.stamp_raw(
