@@ -73,9 +73,12 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condi
 class Proc:
     """A hotline process (relay or station serve) we can start, kill -9 and restart."""
 
-    def __init__(self, args: list[str], log: Path, module: str = "hotline") -> None:
+    def __init__(
+        self, args: list[str], log: Path, module: str = "hotline", prefix: list[str] | None = None
+    ) -> None:
         self.args = args
         self.module = module
+        self.prefix = prefix or []  # e.g. ["ip", "netns", "exec", NS]: run it in a namespace
         self.log = log
         self.p: subprocess.Popen[bytes] | None = None
 
@@ -89,7 +92,7 @@ class Proc:
         }
         out = self.log.open("ab")
         self.p = subprocess.Popen(
-            [sys.executable, "-m", self.module, *self.args],
+            [*self.prefix, sys.executable, "-m", self.module, *self.args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
