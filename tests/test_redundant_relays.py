@@ -16,6 +16,7 @@ import pytest
 
 from hotline.envelope import Kind
 
+from .conftest import _database
 from .netutil import Cluster, Proc, wait_for
 from .test_network import _burst
 
@@ -35,10 +36,17 @@ LIES = {
 }
 
 
-def _cluster(root: Path, audit_seconds: float = 60, ch_mode: str | None = None) -> Cluster:
-    """us-1 and ru-1 on relay.ae and relay.ch; ``ch_mode``: relay.ch is tests/liar.py's."""
+def _cluster(
+    root: Path,
+    audit_seconds: float = 60,
+    ch_mode: str | None = None,
+    database: str | None = None,
+) -> Cluster:
+    """us-1 and ru-1 on relay.ae and relay.ch; ``ch_mode``: relay.ch is tests/liar.py's;
+    ``database``: relay.ae's PostgreSQL (relay.ch keeps its own SQLite: another host)."""
     c = Cluster(
         root,
+        database=database,
         stations={"us": ["us-1"], "ru": ["ru-1"]},
         channels={CHANNEL: {"members": ["us", "ru"], "link_test_seconds": 2}},
         relay_args=("--rate", "100000"),
@@ -69,11 +77,13 @@ def _start(c: Cluster) -> Cluster:
     return c
 
 
-@pytest.fixture
-def two(tmp_path: Path) -> Iterator[Cluster]:
-    c = _start(_cluster(tmp_path))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    schema = _database(request.param)
+    c = _start(_cluster(tmp_path, database=next(schema)))
     yield c
     c.close()
+    schema.close()  # drops a PostgreSQL schema
 
 
 def _received(c: Cluster, ident: str, sender: str) -> list[int]:
