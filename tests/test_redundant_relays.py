@@ -123,6 +123,11 @@ def test_one_relay_killed_mid_burst_traffic_goes_on_through_the_other(two: Clust
         what="relay.ch took every envelope of us-1",
     )
     assert not c.status("us/us-1")["relays"]["relay.ae"]["connected"]
+    # Message views show which relays logged each one: the last only relay.ch.
+    last = max(c.inbox("ru/ru-1", CHANNEL), key=lambda m: m["seq"])
+    assert set(last["logged"]) == {"relay.ch"}
+    first = min(c.inbox("ru/ru-1", CHANNEL), key=lambda m: m["seq"])
+    assert set(first["logged"]) == {"relay.ae", "relay.ch"}
     assert not _lies(c, "us/us-1") and not _lies(c, "ru/ru-1")
 
 

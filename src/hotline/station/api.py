@@ -234,7 +234,14 @@ class StationAPI:
             "summary": body_mod.summary(content),
             "read_ms": m.read_ms,
             "state": self.core.message_state(m.channel, m.index),
+            **self._logged(m.channel, m.hash),
         }
+
+    def _logged(self, channel: str, digest: bytes) -> dict[str, Any]:
+        """With several relays: which relays' logs hold the envelope, at which index."""
+        if len(self.core.relays) < 2:
+            return {}
+        return {"logged": self.core.logged_by(channel, digest)}
 
     async def message(self, request: Request) -> Response:
         self.check(request)
@@ -288,6 +295,7 @@ class StationAPI:
             "key": item.key,
             "excerpt": item.excerpt,
             "recipients": recipients,
+            **self._logged(item.channel, item.hash),
         }
 
     async def sent_one(self, request: Request) -> Response:

@@ -33,7 +33,7 @@ from ..link import LinkBoard
 from ..merkle import TreeCache
 from ..notes import SignedCheckpoint
 from ..roster import Roster
-from . import escalation, linktests, outbox, statements, sync, views
+from . import escalation, linktests, outbox, paths, statements, sync, views
 from .alarms import Alarm
 from .state import Station
 from .store import OutboxItem, StationStore
@@ -207,6 +207,13 @@ class StationCore:
 
     def _throttle(self, relay: str | None) -> sync.CosignThrottle:
         return self._cosigns[self.state.relays[self.state.position(relay)]]
+
+    def logged_by(self, channel: str, digest: bytes) -> dict[str, int]:
+        """Which relays' logs (as mirrored here) hold the envelope, at which log index."""
+        out: dict[str, int] = {}
+        for at in self.store.logged_at(channel, digest):
+            out.setdefault(self.state.relay_at(at), paths.split(at)[1])
+        return out
 
     def audit_paths(self, contact_ms: Mapping[str, int | None]) -> int:
         """With several relays: raise the path audit's alarms due now (omissions past the
