@@ -22,6 +22,7 @@ from .errors import HotlineError, Malformed, Unavailable
 from .home import read_toml, write_private
 from .provision import Network, provision
 from .run import build_relay, build_station, serve_relay, serve_station
+from .station import paths
 from .station.api import StationAPI
 from .station.client import StationClient
 from .station.operators import add_operator
@@ -58,32 +59,45 @@ async def run_demo(
     passphrase = secrets.token_urlsafe(24)
     write_private(root / "demo-passphrase", passphrase.encode() + b"\n")
     say(f"hotline demo in {root}")
-    say("creating keys for us, ru, ua and the host ae (Argon2id-encrypted at rest)...")
-    net = provision(root, passphrase, relay_port=base_port)
+    say(
+        "creating keys for us, ru, ua and the relay hosts ae and ch (Argon2id-encrypted at rest)..."
+    )
+    ch_port = base_port + 90
+    net = provision(root, passphrase, relay_port=base_port, extra_relays={"relay.ch": ch_port})
     for sdir in net.stations.values():
         store = StationStore(sdir / "station.db")
         language = read_toml(sdir / "station.toml")["language"]
         add_operator(store, "duty officer", passphrase, language, int(time.time() * 1000))
         store.close()
     relay = build_relay(net.relay_dir, passphrase)
+    relay_ch = build_relay(net.more_relays["relay.ch"][0], passphrase)
     stations: dict[str, tuple[StationService, StationAPI]] = {
         ident: build_station(sdir, passphrase) for ident, sdir in net.stations.items()
     }
     inner_stop = asyncio.Event()
+    ae_stop = asyncio.Event()  # relay.ae is stopped mid-way: traffic goes on through relay.ch
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(serve_relay(relay, "127.0.0.1", base_port, stop=inner_stop))
+        ae = tg.create_task(serve_relay(relay, "127.0.0.1", base_port, stop=ae_stop))
+        tg.create_task(serve_relay(relay_ch, "127.0.0.1", ch_port, stop=inner_stop))
         for ident, (service, api) in stations.items():
             tg.create_task(
                 serve_station(service, api, "127.0.0.1", net.api_ports[ident], inner_stop)
             )
         try:
             await scenario(net)
+
+            async def stop_ae() -> None:
+                ae_stop.set()
+                await ae
+
+            await redundancy(net, stop_ae)
             print_where(net)
             if not scenario_only:
                 say("\nrunning; press Ctrl-C to stop")
                 await stop.wait()
         finally:
             say("stopping...")
+            ae_stop.set()
             inner_stop.set()
     say("stopped cleanly")
 
@@ -96,6 +110,65 @@ async def scenario(net: Network) -> None:
     finally:
         for client in clients.values():
             client.close()
+
+
+def _at(qualified: int) -> str:
+    """A qualified index (station/paths.py) as a reader says it."""
+    position, index = paths.split(qualified)
+    return f"entry {index} of {('relay.ae', 'relay.ch')[position]}'s log"
+
+
+async def redundancy(net: Network, stop_ae: Callable[[], Awaitable[None]]) -> None:
+    """Stop relay.ae (host ae) and show messages still flowing through relay.ch."""
+    us = StationClient.for_dir(net.stations["us/us-1"])
+    ru = StationClient.for_dir(net.stations["ru/ru-1"])
+    try:
+        say("\ntwo independent relays carry every envelope: relay.ae (host ae), relay.ch (host ch)")
+        say("stopping relay.ae (host ae) ...")
+        await stop_ae()
+        say("relay.ae is stopped; the stations keep their link to relay.ch")
+        for n in range(1, 4):
+            text = f"Message {n} while relay.ae is down."
+            sent = await _send(us, "us-ru", {"type": "text", "lang": "en", "text": text}, "ROUTINE")
+            await _index_at(ru, "us-ru", sent["hash"])
+            say(f"us -> us-ru     ROUTINE    message {n}: delivered to ru through relay.ch")
+        say("messages keep flowing with relay.ae down; each station's path audit names relay.ae")
+    finally:
+        us.close()
+        ru.close()
+
+
+async def _send(
+    client: StationClient, channel: str, body: dict[str, Any], prec: str
+) -> dict[str, Any]:
+    """Queue (once every recipient's station is known); the station's answer."""
+    queued: dict[str, Any] = {}
+
+    async def accepted_by_station() -> bool:
+        try:
+            queued.update(await _call(client.send, channel, body=body, precedence=prec))
+        except Unavailable:  # recipients not introduced yet
+            return False
+        return True
+
+    await _until(accepted_by_station, 30, "recipients known")
+    return queued
+
+
+async def _index_at(client: StationClient, channel: str, digest: str) -> int:
+    """Where a station took the message with this hash (with several relays each station
+    numbers a message by the log it took it from first)."""
+    found: list[int] = []
+
+    async def there() -> bool:
+        for m in await _call(client.inbox, channel):
+            if m["hash"] == digest:
+                found.append(m["index"])
+                return True
+        return False
+
+    await _until(there, 30, "message arrived")
+    return found[0]
 
 
 async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -118,18 +191,11 @@ async def _scenario(
     await _until(connected, 30, "stations connected")
     say("relay and stations up; a station sends to another once it verified its certificate\n")
 
+    seqs: dict[int, tuple[int, str]] = {}  # log index -> (seq, hash), as the sender saw it
+
     async def send(client: StationClient, channel: str, body: dict[str, Any], prec: str) -> int:
         """Queue (once every recipient's station is known), then wait for the log index."""
-        queued: dict[str, Any] = {}
-
-        async def accepted_by_station() -> bool:
-            try:
-                queued.update(await _call(client.send, channel, body=body, precedence=prec))
-            except Unavailable:  # recipients not introduced yet
-                return False
-            return True
-
-        await _until(accepted_by_station, 30, "recipients known")
+        queued = await _send(client, channel, body, prec)
         index: list[int] = []
 
         async def logged() -> bool:
@@ -139,6 +205,7 @@ async def _scenario(
             return bool(index)
 
         await _until(logged, 20, "accepted")
+        seqs[index[0]] = (queued["seq"], queued["hash"])
         return index[0]
 
     notice = {
@@ -155,7 +222,7 @@ async def _scenario(
         },
     }
     i1 = await send(us, "us-ru-ua", notice, "PRIORITY")
-    say(f"us -> us-ru-ua  PRIORITY   deconfliction notice (repair work), log index {i1}")
+    say(f"us -> us-ru-ua  PRIORITY   deconfliction notice (repair work), {_at(i1)}")
     report = {
         "type": "form",
         "form": "incident-report",
@@ -173,33 +240,24 @@ async def _scenario(
         },
     }
     i2 = await send(ua, "us-ru-ua", report, "IMMEDIATE")
-    say(
-        f"ua -> us-ru-ua  IMMEDIATE  incident report (183 drones, 2 ballistic missiles), "
-        f"log index {i2}"
-    )
+    say(f"ua -> us-ru-ua  IMMEDIATE  incident report (183 drones, 2 ballistic missiles), {_at(i2)}")
     flash = {
         "type": "text",
         "lang": "en",
         "text": "Unannounced air activity near the line of contact. Confirm intent.",
     }
     i3 = await send(us, "us-ru", flash, "FLASH")
-    say(f"us -> us-ru     FLASH      free text, log index {i3}")
+    say(f"us -> us-ru     FLASH      free text, {_at(i3)}")
 
-    async def arrived() -> bool:
-        try:
-            await _call(ru.message, "us-ru", i3)
-        except Malformed:  # not there yet
-            return False
-        return True
-
-    await _until(arrived, 20, "FLASH at ru")
+    at_ru = await _index_at(ru, "us-ru", seqs[i3][1])  # ru's number for it
     await _call(
-        ru.ack, "us-ru", i3, "duty officer Petrov", "Received. Checking; reply within the hour."
+        ru.ack, "us-ru", at_ru, "duty officer Petrov", "Received. Checking; reply within the hour."
     )
     say("ru acknowledges the FLASH as 'duty officer Petrov'")
 
     async def ru_state() -> dict[str, Any]:
-        state: dict[str, Any] = (await _call(us.message, "us-ru", i3))["state"]["ru"]
+        sent = await _call(us.sent_message, "us-ru", seqs[i3][0])
+        state: dict[str, Any] = sent["recipients"].get("ru", {})
         return state
 
     async def acked() -> bool:
@@ -213,8 +271,8 @@ async def _scenario(
     )
 
     async def delivered_everywhere() -> bool:
-        state = (await _call(us.message, "us-ru-ua", i1))["state"]
-        return all(v.get("delivered") for v in state.values())
+        state = (await _call(us.sent_message, "us-ru-ua", seqs[i1][0]))["recipients"]
+        return bool(state) and all(v.get("delivered") for v in state.values())
 
     await _until(delivered_everywhere, 20, "notice delivered")
     say("us sees the deconfliction notice delivered to ru and ua (signed receipts in the log)")
@@ -222,7 +280,9 @@ async def _scenario(
 
 def print_where(net: Network) -> None:
     say("\nwhere everything is:")
-    say(f"  relay      {net.relay_url}   (http://127.0.0.1:{net.relay_port}/health)")
+    say(f"  relay.ae   {net.relay_url}   (http://127.0.0.1:{net.relay_port}/health)")
+    for name, (_, port) in net.more_relays.items():
+        say(f"  {name:<10} ws://127.0.0.1:{port}/ws   (http://127.0.0.1:{port}/health)")
     for ident, sdir in net.stations.items():
         say(f"  station {ident:<7} console http://127.0.0.1:{net.api_ports[ident]}/  dir {sdir}")
     say(

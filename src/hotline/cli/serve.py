@@ -137,7 +137,8 @@ def station_serve(
 @click.option("--scenario-only", is_flag=True, help="Run the scenario, then stop.")
 @log_format_option
 def demo(directory: Path | None, base_port: int, scenario_only: bool, log_format: str) -> None:
-    """Relay plus stations us, ru, ua (host ae) on loopback, with a scripted scenario."""
+    """Two relays (hosts ae and ch) plus stations us, ru, ua on loopback, with a scripted
+    scenario; relay.ae is stopped mid-way and messages keep flowing through relay.ch."""
     from ..demo import run_demo
 
     start_logging(log_format)
