@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hotline.envelope import Kind
+from hotline.transcript import loads, verify
 
 from .conftest import _database
-from .netutil import Cluster, Proc, wait_for
+from .netutil import Cluster, Proc, hotline, wait_for
 from .test_network import _burst
 
 pytestmark = pytest.mark.network
@@ -159,5 +161,38 @@ def test_a_relay_that_silently_leaves_out_one_envelope_is_named_within_the_bound
         got = _received(c, "ru/ru-1", "us/us-1")
         assert sorted(got) == sorted(set(got))
         assert not _lies(c, "us/us-1") and not _lies(c, "ru/ru-1")
+        # The transcript holds both relays' logs; verify names the one that left it out.
+        out = tmp_path / "us-ru.json"
+        hotline("export", "--dir", str(c.net.stations["ru/ru-1"]), CHANNEL, "--out", str(out))
+        report = verify(loads(out.read_bytes()))
+        assert report.relays["relay.ae"]["missing"] == 0
+        assert report.relays["relay.ch"]["missing"] >= 1
+        omits = [f for f in report.failures if f.code == "path_omits"]
+        assert omits and all("relay.ch" in f.reason for f in omits)
+        assert any(second.hash.hex()[:16] in f.reason for f in omits)
+        assert {f.code for f in report.failures} == {"path_omits"}
     finally:
         c.close()
+
+
+def test_both_relays_logs_export_and_verify_per_relay(two: Cluster, tmp_path: Path) -> None:
+    c = two
+    for i in range(3):
+        c.send("us/us-1", CHANNEL, f"m{i}")
+    wait_for(lambda: len(_received(c, "ru/ru-1", "us/us-1")) == 3, what="delivered")
+
+    def verified() -> Any:
+        out = tmp_path / "t.json"
+        hotline("export", "--dir", str(c.net.stations["ru/ru-1"]), CHANNEL, "--out", str(out))
+        report = verify(loads(out.read_bytes()))
+        return report if report.ok and report.relays["relay.ch"]["entries"] >= 6 else None
+
+    report = wait_for(verified, timeout=60, what="both logs complete and verified")
+    assert set(report.relays) == {"relay.ae", "relay.ch"}
+    assert report.relays["relay.ae"]["missing"] == report.relays["relay.ch"]["missing"] == 0
+    doc = loads((tmp_path / "t.json").read_bytes())
+    assert doc["format"] == "hotline-transcript/v2+relays"
+    # A relay's log altered in the file is caught against THAT relay's key and place.
+    doc["relays"][0]["entries"][1]["relay_ms"] += 1
+    bad = verify(doc)
+    assert not bad.ok and any(f.channel == f"{CHANNEL}@relay.ch" for f in bad.failures)

@@ -42,6 +42,9 @@ from .roster import Roster, open_roster
 from .wire import MAX_U63
 
 FORMAT = "hotline-transcript/v2"  # v2: the relay's time is inside each Merkle leaf
+# A channel logged by several independent relays: the first relay's log as in FORMAT,
+# each other relay's under "relays": [{"relay", "entries", "checkpoints", "consistency"}].
+MULTI_FORMAT = FORMAT + "+relays"
 
 
 def loads(data: bytes) -> Any:
@@ -164,6 +167,9 @@ class Report:
     anchored: bool = False  # a trust anchor was given and the roster matches all of it
     uncovered: tuple[int, int] | None = None  # first and last entry no checkpoint covers
     failures: list[Failure] = field(default_factory=list)
+    # With several relays: per relay, its log's entries, largest checkpoint, failures and
+    # the envelopes other relays' logs hold that its log lacks.
+    relays: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -219,6 +225,7 @@ class Report:
                 for p, r in self.parties.items()
             },
             "failures": [f.to_dict() for f in self.failures],
+            **({"relays": self.relays} if self.relays else {}),
         }
 
 
@@ -227,7 +234,7 @@ def _format_problem(doc: Any) -> str | None:
     if not isinstance(doc, dict):
         return f"not a {FORMAT} file: a JSON object was expected"
     found = doc.get("format")
-    if found == FORMAT:
+    if found in (FORMAT, MULTI_FORMAT):
         return None
     if isinstance(found, str) and found.startswith(FORMAT.rsplit("/", 1)[0] + "/"):
         return f"old format {found}: this version reads {FORMAT} (export the channel again)"
@@ -272,6 +279,19 @@ def verify(doc: Any, anchor: Anchor | None = None, workers: int = 1) -> Report:
                 )
             except HotlineError as exc:
                 report.fail(None, f"{kind} does not verify: {exc}", exc.code)
+    log = _check_log(report, ctx, doc)
+    others: dict[str, _Log] = {}
+    if doc.get("format") == MULTI_FORMAT:
+        others = _check_relays(report, roster, ring, doc, log)
+    _check_bodies(report, ctx, doc, log, others, roster)
+    for env in log.envelopes.values():
+        if env.kind == Kind.MESSAGE and env.party in report.parties:
+            report.parties[env.party].sent += 1
+    return report
+
+
+def _check_log(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any]) -> _Log:
+    """One relay's log: entries, checkpoints signed by that relay, consistency, times."""
     log = _check_entries(report, ctx, _list(report, doc, "entries"))
     good = _check_checkpoints(report, ctx, doc, log.tree)
     _check_times(report, ctx, log, good)
@@ -286,11 +306,53 @@ def verify(doc: Any, anchor: Anchor | None = None, workers: int = 1) -> Report:
             f"{what} not covered by any checkpoint: nothing signed says they were logged",
             "not_covered",
         )
-    _check_bodies(report, ctx, doc, log)
-    for env in log.envelopes.values():
-        if env.kind == Kind.MESSAGE and env.party in report.parties:
-            report.parties[env.party].sent += 1
-    return report
+    return log
+
+
+def _check_relays(
+    report: Report, roster: Roster, ring: KeyRing, doc: dict[str, Any], first: _Log
+) -> dict[str, _Log]:
+    """Every other relay's log, each against its own key (failures placed at
+    ``channel@relay#index``); then across the logs: each must hold every envelope the
+    others hold, and one sender's sequence number must name one envelope in all."""
+    names = roster.relay_names()
+    logs = {names[0]: first}
+    report.relays[names[0]] = {"entries": report.entries, "checkpoints": report.checkpoints}
+    for part in _dicts(report, doc, "relays"):
+        name = str(part.get("relay"))
+        if name not in names[1:] or name in logs:
+            report.fail(None, f"relay {name!r} is not another relay of the roster", "malformed")
+            continue
+        sub = Report(f"{report.channel}@{name}")
+        ctx = logcheck.LogContext.of(roster, report.channel, ring, name)
+        logs[name] = _check_log(sub, ctx, part)
+        report.failures += sub.failures
+        report.relays[name] = {"entries": sub.entries, "checkpoints": sub.checkpoints}
+    for name in names:
+        if name not in logs:
+            report.fail(None, f"the transcript lacks relay {name}'s log", "path_omits")
+    held = {name: set(log.hashes) for name, log in logs.items()}
+    every = set().union(*held.values())
+    by_seq: dict[tuple[str, int], tuple[bytes, str]] = {}
+    for name, log in logs.items():
+        missing = sorted(every - held[name])
+        report.relays[name]["missing"] = len(missing)
+        for digest in missing[:20]:
+            report.fail(
+                None,
+                f"relay {name}'s log lacks envelope {digest.hex()[:16]} that another relay logged",
+                "path_omits",
+            )
+        for env in log.envelopes.values():
+            seen = by_seq.setdefault((env.sender, env.seq), (env.hash, name))
+            if seen[0] != env.hash:
+                report.fail(
+                    None,
+                    f"{env.sender}'s number {env.seq} is another envelope in relay {name}'s "
+                    f"log than in relay {seen[1]}'s",
+                    "path_chain",
+                )
+    return logs
 
 
 def _check_anchor(report: Report, roster: Roster, anchor: Anchor) -> None:
@@ -463,7 +525,14 @@ def _check_times(
             report.fail(index, exc)
 
 
-def _check_bodies(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any], log: _Log) -> None:
+def _check_bodies(
+    report: Report,
+    ctx: logcheck.LogContext,
+    doc: dict[str, Any],
+    log: _Log,
+    others: dict[str, _Log] | None = None,
+    roster: Roster | None = None,
+) -> None:
     items = doc.get("bodies", [])
     report.receipts_counted = bool(items)
     delivered: dict[int, set[str]] = defaultdict(set)
@@ -504,6 +573,13 @@ def _check_bodies(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any],
         if env.kind == Kind.RECEIPT:
             try:
                 receipt = logcheck.receipt_of(content)
+                if receipt.of_index >> 40 and others and roster is not None:
+                    _check_other_reference(receipt, index, others, roster)
+                    done = (
+                        acknowledged if receipt.status == ReceiptStatus.ACKNOWLEDGED else delivered
+                    )
+                    done[receipt.of_index].add(env.party)
+                    continue
                 logcheck.check_receipt(
                     ctx,
                     receipt,
@@ -539,3 +615,20 @@ def _check_bodies(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any],
     for _, p in late:
         if p in report.parties:
             report.parties[p].overdue += 1
+
+
+def _check_other_reference(
+    receipt: Any, index: int, others: dict[str, _Log], roster: Roster
+) -> None:
+    """A receipt naming an entry of another relay's log (a qualified index, station/paths.py):
+    that log's entry must be the envelope the receipt names by hash."""
+    names = roster.relay_names()
+    position, at = receipt.of_index >> 40, receipt.of_index & ((1 << 40) - 1)
+    log = others.get(names[position]) if position < len(names) else None
+    if log is None or log.hash_at(at) != receipt.of_hash:
+        raise ForkDetected(
+            f"receipt references no message #{at} of the log of relay "
+            f"{names[position] if position < len(names) else position}",
+            index=index,
+            field="of_hash",
+        )

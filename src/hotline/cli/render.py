@@ -254,6 +254,11 @@ def verify_report(report: Report, json_out: bool) -> str:
     ]
     for witness, size in sorted(report.cosigned.items()):
         lines.append(f"  cosigned by {witness} up to size {size}")
+    for relay, log in report.relays.items():
+        lines.append(
+            f"relay {relay}: {log.get('entries', 0)} entries, {log.get('checkpoints', 0)} "
+            f"checkpoints, lacks {log.get('missing', 0)} envelope(s) other relays logged"
+        )
     for party_name, r in report.parties.items():
         lines.append(
             f"party {party_name}: sent {r.sent}, "

@@ -1,6 +1,7 @@
 """A channel's transcript, exported from this station's copy of the log.
 
-The format (``hotline-transcript/v2``) and its offline verification are in
+The format (``hotline-transcript/v2``; with several relays ``hotline-transcript/v2+relays``,
+each other relay's log under ``relays``) and its offline verification are in
 ``hotline.transcript``; this module only reads the station's store to build one.
 """
 
@@ -13,7 +14,8 @@ from typing import Any
 from .. import envelope as env_mod
 from .. import logcheck
 from ..errors import HotlineError, Malformed
-from ..transcript import FORMAT
+from ..transcript import FORMAT, MULTI_FORMAT
+from . import paths
 from .core import StationCore
 
 
@@ -21,37 +23,57 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _log(core: StationCore, channel: str, position: int) -> dict[str, Any]:
+    """One relay's log of the channel: its entries (indexes in that log), the checkpoints
+    this station verified of it, and the consistency proofs between them."""
+    relay = core.relays[position]
+    key = core.state.log_key(channel, relay)
+    notes = core.store.checkpoints(key)
+    tree = core.tree(key)
+    ctx = core.state.log(channel, relay if position else None)
+    sizes = [logcheck.open_log_checkpoint(ctx, n).size for n in notes]
+    return {
+        "entries": [
+            {
+                "index": paths.split(e.index)[1],
+                "envelope": _b64(e.envelope),
+                "relay_ms": e.relay_ms,
+            }
+            for e in core.store.entries(channel, position)
+        ],
+        "checkpoints": [n.decode() for n in notes],
+        "consistency": [
+            {"from": a, "to": b, "proof": [_b64(p) for p in tree.consistency_proof(a, b)]}
+            for a, b in itertools.pairwise(sizes)
+            if 0 < a < b
+        ],
+    }
+
+
 def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[str, Any]:
     """Build a transcript; with ``with_bodies``, disclose the body key of every entry
     this station can open."""
     if channel not in core.channels:
         raise Malformed(f"{core.key.party} is not a member of {channel}", field="channel")
+    first = _log(core, channel, 0)
     entries = core.store.entries(channel)
-    notes = core.store.checkpoints(channel)
-    tree = core.tree(channel)
-    ctx = core.state.log(channel)
-    sizes = [logcheck.open_log_checkpoint(ctx, n).size for n in notes]
-    consistency = [
-        {"from": a, "to": b, "proof": [_b64(p) for p in tree.consistency_proof(a, b)]}
-        for a, b in itertools.pairwise(sizes)
-        if 0 < a < b
-    ]
     doc: dict[str, Any] = {
-        "format": FORMAT,
+        "format": FORMAT if len(core.relays) == 1 else MULTI_FORMAT,
         "channel": channel,
         "exported_by": core.ident,
         "exported_ms": core.now_ms(),
         "roster": core.roster.encode().decode(),
         "certificates": [c.encode().decode() for c in core.keyring.all_certificates()],
         "revocations": [r.encode().decode() for r in core.keyring.revocations.values()],
-        "entries": [
-            {"index": e.index, "envelope": _b64(e.envelope), "relay_ms": e.relay_ms}
-            for e in entries
-        ],
-        "checkpoints": [n.decode() for n in notes],
-        "consistency": consistency,
+        **first,
         "bodies": [],
     }
+    if len(core.relays) > 1:  # every other relay's own log of the channel, as mirrored here
+        doc["relays"] = [
+            {"relay": name, **_log(core, channel, position)}
+            for position, name in enumerate(core.relays)
+            if position > 0
+        ]
     if with_bodies:
         for e in entries:
             try:
