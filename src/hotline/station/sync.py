@@ -65,7 +65,7 @@ def on_entries(
                 "checkpoint-fails",
                 channel=channel,
                 evidence=note,
-                params={"channel": channel, "detail": str(exc)},
+                params={"channel": st.log_key(channel, relay), "detail": str(exc)},
             )
         )
         return Ingested()
@@ -91,7 +91,7 @@ def on_entries(
                     channel=channel,
                     index=e.index,
                     evidence=e.envelope,
-                    params={"channel": channel, "index": e.index},
+                    params={"channel": st.log_key(channel, relay), "index": e.index},
                 )
             )
             return Ingested()
@@ -107,7 +107,7 @@ def on_entries(
                 channel=channel,
                 evidence=note,
                 params={
-                    "channel": channel,
+                    "channel": st.log_key(channel, relay),
                     "count": len(entries),
                     "start": have,
                     "size": signed.size,
@@ -129,7 +129,7 @@ def on_entries(
                     level=3,
                     channel=channel,
                     evidence=last.encode() + b"\n--\n" + note,
-                    params={"channel": channel, "detail": exc.message},
+                    params={"channel": st.log_key(channel, relay), "detail": exc.message},
                 )
             )
             return Ingested()
@@ -171,7 +171,7 @@ def on_entries(
                     level=3,
                     channel=channel,
                     evidence=note,
-                    params={"channel": channel, "detail": exc.message},
+                    params={"channel": st.log_key(channel, relay), "detail": exc.message},
                 )
             )
             return Ingested()
@@ -202,7 +202,7 @@ def _misplaced(st: Station, frame: Entries, relay: str | None) -> Alarm | None:
                 index=frame.start + position,
                 evidence=e.envelope,
                 params={
-                    "channel": frame.channel,
+                    "channel": st.log_key(frame.channel, relay),
                     "position": frame.start + position,
                     "start": frame.start,
                     "given": e.index,
@@ -249,7 +249,7 @@ def _mistimed(
             channel=frame.channel,
             index=exc.index,
             evidence=signed.encode(),
-            params={"channel": frame.channel, "detail": exc.message},
+            params={"channel": st.log_key(frame.channel, relay), "detail": exc.message},
         )
     return None
 
@@ -271,7 +271,11 @@ def check_sizes(st: Station, sizes: Mapping[str, int], relay: str | None = None)
                     level=3,
                     channel=channel,
                     evidence=mine.encode(),
-                    params={"channel": channel, "theirs": theirs, "size": mine.size},
+                    params={
+                        "channel": st.log_key(channel, relay),
+                        "theirs": theirs,
+                        "size": mine.size,
+                    },
                 )
             )
 
@@ -289,7 +293,7 @@ def _check_older(st: Station, channel: str, signed: SignedCheckpoint, relay: str
                 level=3,
                 channel=channel,
                 evidence=signed.encode(),
-                params={"channel": channel, "size": signed.size},
+                params={"channel": st.log_key(channel, relay), "size": signed.size},
             )
         )
 
