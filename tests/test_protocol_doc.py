@@ -60,7 +60,7 @@ def test_the_example_leaf_holds_the_relay_time_then_the_envelope() -> None:
     data = header + bytes.fromhex(EXAMPLE["envelope_hex"])
     assert hashlib.sha256(b"\x00" + data).hexdigest() == EXAMPLE["leaf_hash"]
     leaf = parse_leaf(data)
-    assert (leaf.relay_ms, leaf.envelope.hex()) == (LOGGED_MS, EXAMPLE["envelope_hex"])
+    assert (leaf.kind, leaf.relay_ms, leaf.payload.hex()) == (2, LOGGED_MS, EXAMPLE["envelope_hex"])
     cp_time = int(EXAMPLE["checkpoint"].split("\n")[3].removeprefix("time "))
     assert T0 * 1000 + 5 < leaf.relay_ms <= cp_time
 

@@ -332,9 +332,17 @@ class Relay:
                 frames.Welcome(cert.ident, tuple(channels), tuple(sizes), self.core.now_ms())
             )
         )
-        # Introduce the newcomer's certificate to every station online.
+        # Introduce the newcomer's certificate to every station online (to seal to it),
+        # and push its key events: stations accept its envelopes only after those.
         self._broadcast(await self.run_db(self.core.certificates_frame, None), skip=conn)
+        self._push(await self.run_db(self.core.key_event_pushes))
         return conn
+
+    def _push(self, pushes: list[frames.Entries]) -> None:
+        for push in pushes:
+            text = encode_frame(push)
+            for conn in self.subscriptions.of(push.channel):
+                conn.send(text)
 
     def end_sessions(self, revocation: Revocation) -> None:
         """Close at once every session of the revoked station key: what it was let in
@@ -419,6 +427,7 @@ class Relay:
                 revocation = await self.run_db(self.core.register_revocation, note)
                 conn.send(encode_frame(frames.Ok(rid)))
                 self.end_sessions(revocation)
+                self._push(await self.run_db(self.core.key_event_pushes))
                 # Every station online learns of it at once, before anything signed after it.
                 self._broadcast(await self.run_db(self.core.certificates_frame, None))
             case frames.Link(link=link):
@@ -566,7 +575,7 @@ class Relay:
             return {
                 "channel": channel,
                 "size": size,
-                "entries": [frames.Entry(e.index, e.envelope, e.relay_ms).wire() for e in entries],
+                "entries": [frames.Entry(e.index, e.envelope, e.relay_ms, e.kind).wire() for e in entries],
             }
 
         return JSONResponse(await self.run_db(work))

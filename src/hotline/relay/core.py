@@ -7,6 +7,7 @@ from a single database thread, so its methods never run concurrently.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -17,7 +18,7 @@ from .. import envelope as env_mod
 from .. import frames
 from ..errors import HotlineError, Malformed, NotAuthorized, Unauthenticated, UnknownKey
 from ..keys import KeyRing, Revocation, StationCertificate
-from ..leaf import check_not_v1, leaf_data
+from ..leaf import LeafKind, check_not_v1, leaf_data
 from ..merkle import TreeCache
 from ..notes import (
     Checkpoint,
@@ -31,10 +32,14 @@ from ..notes import (
     verify_note,
 )
 from ..roster import Roster
-from .storage import RelayStore, StoredEntry
+from .storage import KEY_EVENT_SENDER, RelayStore, StoredEntry
 
 log = logging.getLogger("hotline.relay")
 
+OLD_LOG = (
+    "this log opens with an envelope: it was written before key events were logged "
+    "(certificates and revocations as entries) and is not migrated: start from a new database"
+)
 SYNC_CHUNK = 1000  # entries read for one sync answer (then split to fit a frame)
 HTTP_AUTH_SKEW = 120  # seconds a signed HTTP request's time may be off the relay's clock
 
@@ -156,9 +161,16 @@ class RelayCore:
                 log.warning("a stored revocation is no longer taken: %s", exc)
         self.tree = TreeCache(store.nodes)
         self._senders: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self._key_events: list[StoredEntry] = []  # logged, not yet pushed
         self._last_ms = 0
         for channel in roster.channels:
             self._last_ms = max(self._last_ms, self._latest_time(channel))
+        # Every statement taken is a key event of each channel of its party: log those a
+        # crash or a new roster (a party in a new channel) left out, in the order taken.
+        for cert in self.keyring.all_certificates():
+            self._log_statement(cert.encode(), cert.party)
+        for rev in self.keyring.revocations.values():
+            self._log_statement(rev.encode(), rev.party)
 
     def _latest_time(self, channel: str) -> int:
         """The last time the relay gave in this channel (its last entry's, or the latest
@@ -168,6 +180,8 @@ class RelayCore:
         if last:
             first = self.store.entries(channel, 0, 1)[0]
             check_not_v1(self.tree(channel).leaf_hash_at(0), first.envelope, "relay store")
+            if first.kind != LeafKind.KEY_EVENT:  # a log always opens with a certificate
+                raise Malformed(f"relay store: {OLD_LOG}", field="database")
         note = self.store.checkpoint(channel, size)
         signed = parse_checkpoint_text(parse_note(note).text).time_ms if note else None
         return max(last[-1].relay_ms if last else 0, signed or 0)
@@ -184,18 +198,51 @@ class RelayCore:
     # --- keys and authentication -------------------------------------------
 
     def register_certificate(self, data: bytes) -> StationCertificate:
+        """Take a certificate and log it (once) in every channel of its party."""
         cert = self.keyring.add_certificate(data)
-        with self.store.transaction():
-            self.store.put_statement("certificate", cert.signing, data)
+        self._log_statement(data, cert.party, ("certificate", cert.signing))
         return cert
 
     def register_revocation(self, data: bytes) -> Revocation:
         """Take a party's revocation of one of its own stations' keys (KeyRing's rule:
-        signed by the root of the party it names, for a key that party certified)."""
+        signed by the root of the party it names, for a key that party certified) and
+        log it (once) in every channel of that party: it takes effect there."""
         rev = self.keyring.add_revocation(data)
-        with self.store.transaction():
-            self.store.put_statement("revocation", rev.signing, data)
+        self._log_statement(data, rev.party, ("revocation", rev.signing))
         return rev
+
+    def _log_statement(
+        self, data: bytes, party: str, keep: tuple[str, bytes] | None = None
+    ) -> None:
+        """Append a key event to each channel of ``party`` that does not hold it yet,
+        and sign those channels, in one transaction (with the statement, if ``keep``)."""
+        digest = hashlib.sha256(data).digest()
+        now_ms = self.now_ms()
+        new: list[StoredEntry] = []
+        try:
+            with self.store.transaction():
+                if keep is not None:
+                    self.store.put_statement(keep[0], keep[1], data)
+                for channel in self.channels_of(party):
+                    if self.store.find_hash(channel, digest) is not None:
+                        continue
+                    leaf = leaf_data(now_ms, data, LeafKind.KEY_EVENT)
+                    index = self.tree(channel).append(leaf)
+                    entry = StoredEntry(channel, index, data, digest, KEY_EVENT_SENDER, 0, now_ms)
+                    self.store.add_entry(entry)
+                    new.append(entry)
+                for entry in new:
+                    self._sign(entry.channel, now_ms)
+        except BaseException:
+            self.tree.drop()
+            self._senders.clear()
+            raise
+        self._key_events.extend(new)
+
+    def key_event_pushes(self) -> list[frames.Entries]:
+        """The key events logged since the last call, as pushes to the channels' stations."""
+        new, self._key_events = self._key_events, []
+        return self._pushes(new)
 
     def statements(self) -> dict[str, list[bytes]]:
         return {
@@ -427,7 +474,7 @@ class RelayCore:
             request_id,
             channel,
             start,
-            tuple(frames.Entry(e.index, e.envelope, e.relay_ms) for e in entries),
+            tuple(frames.Entry(e.index, e.envelope, e.relay_ms, e.kind) for e in entries),
             note,
             tuple(proof),
             more,
@@ -450,10 +497,14 @@ class RelayCore:
 
     def pushes(self, results: list[Acceptance | HotlineError]) -> list[frames.Entries]:
         """What the channels' stations online are sent after a batch: its new entries."""
+        return self._pushes(
+            [r.entry for r in results if isinstance(r, Acceptance) and not r.duplicate]
+        )
+
+    def _pushes(self, logged: list[StoredEntry]) -> list[frames.Entries]:
         new: dict[str, list[StoredEntry]] = {}
-        for r in results:
-            if isinstance(r, Acceptance) and not r.duplicate:
-                new.setdefault(r.entry.channel, []).append(r.entry)
+        for e in logged:
+            new.setdefault(e.channel, []).append(e)
         out = []
         for channel, entries in new.items():
             entries.sort(key=lambda e: e.index)

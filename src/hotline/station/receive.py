@@ -18,12 +18,14 @@ from .. import envelope as env_mod
 from .. import logcheck
 from ..envelope import Kind, Precedence
 from ..errors import ForkDetected, HotlineError, Malformed, NotARecipient, UnknownKey
-from ..leaf import leaf_data
+from ..keyhistory import KeyEvent
+from ..keys import StationCertificate
+from ..leaf import LeafKind, leaf_data
 from ..notes import SignedCheckpoint, parse_note
 from . import escalation
 from .alarms import Alarm, AlarmKind
 from .state import Station
-from .store import Entry, Message, Receipt
+from .store import KEY_EVENT_SENDER, Entry, Message, Receipt
 
 log = logging.getLogger("hotline.station")
 
@@ -61,14 +63,75 @@ class Standing(StrEnum):
     HELD = "held"  # its sender's certificate is not known yet: retried when it is
 
 
-def ingest(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> Arrived | None:
+def ingest(
+    st: Station,
+    channel: str,
+    index: int,
+    raw: bytes,
+    relay_ms: int,
+    kind: LeafKind = LeafKind.ENVELOPE,
+) -> Arrived | None:
     """Append one entry to our copy of the log (inside the caller's transaction).
 
     The entry's bytes always join the log mirror (the Merkle tree and the export
     stay complete), whatever its content; nothing it holds raises out of here but
     a database error."""
-    st.tree(channel).append(leaf_data(relay_ms, raw))
+    st.tree(channel).append(leaf_data(relay_ms, raw, kind))
+    if kind == LeafKind.KEY_EVENT:
+        _key_event(st, channel, index, raw, relay_ms)
+        return None
     return _take(st, channel, index, raw, relay_ms)
+
+
+def _key_event(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> None:
+    """A key event, taken into the log's key history in log order (so the envelopes
+    after it are judged by it), and learnt by the key ring (to seal to, or to stop
+    sealing to); one that fails is kept invalid, with an alarm and its bytes."""
+    ctx = st.log(channel)
+    event: KeyEvent | None = None
+    try:
+        with st.store.savepoint():
+            event = logcheck.take_key_event(ctx, raw, index=index, relay_ms=relay_ms)
+    except HotlineError as exc:
+        st.alarm(
+            Alarm(
+                AlarmKind.BAD_CERTIFICATE,
+                f"key event #{index} of {channel} fails: {exc.message}",
+                level=3,
+                channel=channel,
+                index=index,
+                evidence=raw,
+            )
+        )
+    except UNEXPECTED as exc:
+        _unreadable(st, channel, index, raw, "a key event", f"{type(exc).__name__}: {exc}")
+    valid = event is not None
+    st.store.add_entry(
+        Entry(
+            channel,
+            index,
+            raw,
+            env_mod.envelope_hash(raw),
+            KEY_EVENT_SENDER,
+            0,
+            int(Kind.KEY_EVENT),
+            relay_ms,
+            valid,
+        )
+    )
+    if event is None:
+        return
+    statement = event.statement
+    kind = "certificate" if isinstance(statement, StationCertificate) else "revocation"
+    try:
+        with st.store.savepoint():
+            if isinstance(statement, StationCertificate):
+                st.keyring.add_certificate(raw)
+            else:
+                st.keyring.add_revocation(raw)
+            st.store.put_statement(kind, statement.signing, raw)
+    except HotlineError as exc:  # beyond the key ring's limits: not sealed to
+        log.warning("key event #%d of %s not learnt by the key ring: %s", index, channel, exc)
 
 
 def release_held(st: Station, channel: str) -> list[Arrived]:

@@ -94,11 +94,14 @@ class Station:
         return self.tree(channel).size
 
     def log(self, channel: str) -> logcheck.LogContext:
-        """What logcheck needs of the channel, built once. It holds ``self.keyring``
-        itself, so certificates and revocations learnt later are seen by every check."""
+        """What logcheck needs of the channel, built once: ``self.keyring`` (the keys to
+        seal to), and the log's key history, replayed from the key events taken before."""
         ctx = self._logs.get(channel)
         if ctx is None:
-            ctx = self._logs[channel] = logcheck.LogContext.of(self.roster, channel, self.keyring)
+            ctx = logcheck.LogContext.of(self.roster, channel, self.keyring)
+            for e in self.store.key_events(channel):
+                ctx.history.take(e.envelope, index=e.index, relay_ms=e.relay_ms)
+            self._logs[channel] = ctx
         return ctx
 
     def verified(self, channel: str) -> SignedCheckpoint | None:
@@ -117,6 +120,7 @@ class Station:
         """A transaction that extended the channel rolled back: reload from the store."""
         self.tree.drop(channel)
         self._verified.pop(channel, None)
+        self._logs.pop(channel, None)  # its key history may hold rolled-back events
 
     def deadline_s(self, channel: str, precedence: int) -> int:
         return self.roster.channel(channel).deadlines[Precedence(precedence).name]

@@ -70,7 +70,12 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
             continue
         try:
             logcheck.check_held_entry(
-                ctx, e.envelope, tree.leaf_hash_at(e.index), index=e.index, relay_ms=e.relay_ms
+                ctx,
+                e.envelope,
+                tree.leaf_hash_at(e.index),
+                index=e.index,
+                relay_ms=e.relay_ms,
+                kind=e.kind,
             )
         except ForkDetected:
             st.alarm(
@@ -123,7 +128,9 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
         try:
             with st.store.transaction():
                 for e in entries:
-                    arrived = receive.ingest(st, channel, e.index, e.envelope, e.relay_ms)
+                    arrived = receive.ingest(
+                        st, channel, e.index, e.envelope, e.relay_ms, e.kind
+                    )
                     if arrived is not None:
                         result.arrived.append(arrived)
                 tree = st.tree(channel)
