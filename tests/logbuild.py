@@ -17,8 +17,8 @@ from hotline import body as body_mod
 from hotline import envelope as env_mod
 from hotline.envelope import Kind, Precedence
 from hotline.errors import NotARecipient
-from hotline.keys import Revocation, StationCertificate
 from hotline.frames import Entry
+from hotline.keys import Revocation, StationCertificate
 from hotline.leaf import LeafKind, leaf_data
 from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, SignedCheckpoint, b64, cosign, sign_checkpoint

@@ -20,11 +20,14 @@ from hypothesis import strategies as st
 from hotline import body as body_mod
 from hotline import frames
 from hotline.envelope import ZERO_HASH, parse, seal
-from hotline.errors import HotlineError, KeyNotValid, RevokedKey, UnknownKey
+from hotline.errors import HotlineError, KeyNotValid, Malformed, RevokedKey, UnknownKey
 from hotline.keyhistory import KeyHistory
 from hotline.keys import PartyKey, StationKey
+from hotline.leaf import LeafKind
+from hotline.notes import Note
 from hotline.relay.core import Acceptance, RelayCore
 from hotline.relay.sqlite import SqliteRelayStore
+from hotline.roster import open_roster, roster_text, sign_roster
 from hotline.station.alarms import AlarmKind
 from hotline.station.core import StationCore
 from hotline.station.export import export
@@ -225,7 +228,7 @@ def test_a_key_event_of_another_partys_root_is_an_alarm_and_counts_for_nothing(
     _post(relay, us, "from us")
     # A lying relay logs ru's revocation of us-1 (item 1's lie) as a key event.
     lie = world.parties["ru"].revoke(world.certs["us"], 0, "ru says so").encode()
-    relay._log_statement(lie, "us")  # the lie no honest path makes
+    relay._log_statement(lie, ["us-ru"])  # the lie no honest path makes
     after = _post(relay, us, "still us").entry.index
     _deliver(relay, ru)
     (alarm,) = [a for a in ru.store.alarms() if a.kind == AlarmKind.BAD_CERTIFICATE]
@@ -298,3 +301,81 @@ def test_key_history_follows_log_positions_as_the_model_does(
                 with pytest.raises(expected):
                     history.verify(env, index=index, relay_ms=relay_ms)
     assert [e.index for e in history.events] == sorted(e.index for e in history.events)
+
+
+# --- party root rotation: a new roster version, logged as a key event ------------------------
+
+
+def _roster_v2(world: World, *, old_us_signs: bool = True) -> tuple[bytes, PartyKey]:
+    """Roster v2: us has a new root. Signed by every party's root in v2 and, for the
+    rotation to count, by every party's current (v1) root: us signs with both."""
+    new_us = PartyKey.generate("us")
+    roots = {**world.parties, "us": new_us}
+    langs = {"us": "en", "ru": "ru", "ua": "uk", "ae": "en"}
+    text = roster_text(
+        "abu-dhabi",
+        {p: {"root": k.verifier.encode(), "language": langs[p]} for p, k in roots.items()},
+        {"us-ru": {"members": ["us", "ru"]}, "us-ru-ua": {"members": ["us", "ru", "ua"]}},
+        world.relay.verifier.encode(),
+        version=2,
+    )
+    note = sign_roster(text, new_us)
+    for p in ("ru", "ua", "ae"):
+        note = sign_roster(note, world.parties[p])
+    if old_us_signs:
+        old = world.parties["us"].signer.sign(note.text.encode())
+        note = Note(note.text, (*note.signatures, old))
+    return note.encode(), new_us
+
+
+def test_a_new_roster_version_rotates_a_party_root_from_its_position() -> None:
+    log = exchange()
+    v2, new_us = _roster_v2(log.world)
+    early = log.key_event(new_us.certify(StationKey.generate("us", "us-2"), T0, T0 + 9999).encode())
+    at = log.key_event(v2)
+    station = StationKey.generate("us", "us-1")  # us-1's new key, under the new root
+    cert = new_us.certify(station, T0, T0 + 9999)
+    log.key_event(cert.encode())
+    log.world.stations["us"], log.world.certs["us"] = station, cert
+    spoken = log.message("us", "under the new root")
+    log.checkpoint("us", "ru")
+    report = verify(log.transcript(bodies=False))
+    # The new root's certificate counts from the roster's position, not before it.
+    assert [(f.index, f.code) for f in report.failures] == [(early, "bad_signature")]
+    assert spoken not in {f.index for f in report.failures}
+    assert report.key_history[-2] == f"#{at} roster abu-dhabi v2 (party roots from here on)"
+
+
+def test_a_roster_version_not_signed_by_a_current_root_is_refused() -> None:
+    log = exchange()
+    v2, _ = _roster_v2(log.world, old_us_signs=False)  # us's old root never agreed
+    at = log.key_event(v2)
+    log.checkpoint("ru")
+    report = verify(log.transcript(bodies=False))
+    assert [(f.index, f.code) for f in report.failures] == [(at, "bad_signature")]
+    assert "current root of us" in report.failures[0].reason
+    older = exchange()
+    older.key_event(older.world.roster.encode())  # the one in force: no change, no error
+    older.checkpoint("ru")
+    assert verify(older.transcript(bodies=False)).ok
+
+
+def test_a_relay_given_a_new_roster_version_logs_it_once_in_every_channel(
+    world: World, tmp_path: Path
+) -> None:
+    relay = _relay(world, tmp_path)
+    us = _station(world, tmp_path, "us")
+    _post(relay, us, "under v1")
+    sizes = {c: relay.size(c) for c in world.roster.channels}
+    relay.store.close()
+    v2, _ = _roster_v2(world)
+    roster2 = open_roster(v2)
+    for _ in range(2):  # a second start logs nothing again
+        again = RelayCore(SqliteRelayStore(tmp_path / "relay.db"), roster2, world.relay)
+        for channel, size in sizes.items():
+            assert again.size(channel) == size + 1
+            (last,) = again.entries(channel, size, size + 1)
+            assert last.envelope == v2 and last.kind == LeafKind.KEY_EVENT
+        again.store.close()
+    with pytest.raises(Malformed, match="older than v2"):
+        RelayCore(SqliteRelayStore(tmp_path / "relay.db"), world.roster, world.relay)

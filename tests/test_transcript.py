@@ -100,6 +100,9 @@ def test_a_clean_export_verifies_offline_with_a_full_report(recorded: Any) -> No
         text=True,
     ).stdout
     assert "VERIFIED" in text and "party ru: sent 1" in text
+    assert "key history (key events in the log): 2" in text
+    assert "  #0 certificate of " in text and "  #1 certificate of " in text
+    assert len(report["key_history"]) == 2
     unpinned = subprocess.run(
         [sys.executable, "-m", "hotline", "verify", str(path)], capture_output=True, text=True
     )

@@ -12,7 +12,13 @@ relay's logs, every station and ``hotline verify``:
 
 A revocation's ``revoked_at`` is shown, never used: a revocation takes effect at its
 position in the log, never earlier, so a party cannot disown what it already signed
-and had logged. Pure: no store, no clock.
+and had logged.
+
+A third key event is a new roster version (party root rotation): newer than the one in
+force, of the same network, signed by every party of it with its *current* root as
+well as by every party of the new one (roster.py), leaving this channel's members and
+the relay's key as they are. From its position on, statements are checked with the new
+roots; certificates taken before it stay as they were. Pure: no store, no clock.
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ from .keys import (
     parse_revocation,
     parse_statement,
 )
-from .notes import NoteVerifier, parse_note
+from .notes import NoteVerifier, parse_note, verify_note
+from .roster import ROSTER_TYPE, Roster, open_roster
 
-Statement = StationCertificate | Revocation
+Statement = StationCertificate | Revocation | Roster
 
-_TYPES = (CERT_TYPE, REVOCATION_TYPE)
+_TYPES = (CERT_TYPE, REVOCATION_TYPE, ROSTER_TYPE)
 
 
 def statement_type(data: bytes) -> str:
@@ -57,10 +64,15 @@ class KeyEvent:
 
     @property
     def kind(self) -> str:
-        return "certificate" if isinstance(self.statement, StationCertificate) else "revocation"
+        s = self.statement
+        if isinstance(s, Roster):
+            return "roster"
+        return "certificate" if isinstance(s, StationCertificate) else "revocation"
 
     def describe(self) -> str:
         s = self.statement
+        if isinstance(s, Roster):
+            return f"#{self.index} roster {s.name} v{s.version} (party roots from here on)"
         text = f"#{self.index} {self.kind} of {s.ident} key {s.signing.hex()[:16]}"
         if isinstance(s, Revocation):
             text += f" ({s.reason}; says revoked_at {s.revoked_at}, takes effect here)"
@@ -70,9 +82,15 @@ class KeyEvent:
 class KeyHistory:
     """The key events of one channel's log, taken in log order."""
 
-    def __init__(self, roots: Mapping[str, NoteVerifier], members: frozenset[str]) -> None:
+    def __init__(
+        self,
+        roots: Mapping[str, NoteVerifier],
+        members: frozenset[str],
+        roster: Roster | None = None,
+    ) -> None:
         self.roots = dict(roots)
         self.members = members
+        self.roster = roster  # the one in force (None: roster events are refused)
         self.events: list[KeyEvent] = []
         self._certified: dict[tuple[str, bytes], tuple[int, StationCertificate]] = {}
         self._revoked: dict[tuple[str, bytes], int] = {}
@@ -96,14 +114,14 @@ class KeyHistory:
             )
         kind = statement_type(data)
         statement: Statement
+        if kind == ROSTER_TYPE:
+            return self._take_roster(data, index, relay_ms)
         if kind == CERT_TYPE:
             statement = parse_certificate(data, self._root(data, kind))
         else:
             statement = parse_revocation(data, self._root(data, kind))
         if statement.party not in self.members:
-            raise NotAuthorized(
-                f"{statement.party} is not a member of this channel", field="party"
-            )
+            raise NotAuthorized(f"{statement.party} is not a member of this channel", field="party")
         key = (statement.ident, statement.signing)
         if isinstance(statement, StationCertificate):
             self._certified.setdefault(key, (index, statement))
@@ -116,6 +134,39 @@ class KeyHistory:
                 )
             self._revoked.setdefault(key, index)
         event = KeyEvent(index, relay_ms, statement)
+        self.events.append(event)
+        return event
+
+    def _take_roster(self, data: bytes, index: int, relay_ms: int) -> KeyEvent:
+        current = self.roster
+        if current is None:
+            raise Malformed("no roster is in force to follow", field="roster")
+        new = open_roster(data)  # every party of it signed, with its new root
+        if data == current.encode():  # the one in force (a station given it already)
+            event = KeyEvent(index, relay_ms, current)
+            self.events.append(event)
+            return event
+        if new.name != current.name or new.relay_key != current.relay_key:
+            raise Malformed(
+                f"roster {new.name} v{new.version} is of another network or relay", field="roster"
+            )
+        if new.version <= current.version:
+            raise Malformed(
+                f"roster v{new.version} is not newer than v{current.version}", field="version"
+            )
+        signed = set(verify_note(new.note, list(self.roots.values())))
+        missing = sorted(set(current.parties) - signed)
+        if missing:
+            raise BadSignature(
+                f"roster v{new.version} lacks the signature of the current root of "
+                f"{', '.join(missing)}",
+                field="roster",
+            )
+        channel = [c for c in new.channels.values() if frozenset(c.members) == self.members]
+        if not channel:
+            raise Malformed(f"roster v{new.version} changes this channel's members", field="roster")
+        self.roster, self.roots = new, dict(new.roots())
+        event = KeyEvent(index, relay_ms, new)
         self.events.append(event)
         return event
 
@@ -161,5 +212,6 @@ class KeyHistory:
         return [
             c
             for _, c in self._certified.values()
-            if c.not_before <= at_s < c.not_after and ((r := self.revoked_at(c)) is None or r >= size)
+            if c.not_before <= at_s < c.not_after
+            and ((r := self.revoked_at(c)) is None or r >= size)
         ]

@@ -63,7 +63,7 @@ class LogContext:
             roster.relay_key,
             members,
             keyring,
-            KeyHistory(roster.roots(), members),
+            KeyHistory(roster.roots(), members, roster),
         )
 
     def witnesses(self, signed: SignedCheckpoint) -> list[CosignatureVerifier]:
@@ -72,8 +72,7 @@ class LogContext:
         valid at its signed time."""
         at = (signed.time_ms or 0) // 1000
         return [
-            CosignatureVerifier(c.ident, c.signing)
-            for c in self.history.witnesses(signed.size, at)
+            CosignatureVerifier(c.ident, c.signing) for c in self.history.witnesses(signed.size, at)
         ]
 
     def placed(self, exc: HotlineError, index: int | None) -> HotlineError:
@@ -183,7 +182,9 @@ def check_included(
     """An entry, logged at ``relay_ms``, is at ``index`` of the log that ``signed``
     commits to (BadProof); its time is then within the checkpoint's (BadTime)."""
     try:
-        verify_inclusion(entry_leaf_hash(relay_ms, raw, kind), index, signed.size, proof, signed.root)
+        verify_inclusion(
+            entry_leaf_hash(relay_ms, raw, kind), index, signed.size, proof, signed.root
+        )
     except HotlineError as exc:
         raise ctx.placed(exc, index) from exc
     check_entry_time(ctx, relay_ms, index=index, until=signed)

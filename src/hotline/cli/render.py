@@ -243,6 +243,8 @@ def verify_report(report: Report, json_out: bool) -> str:
     ]
     for witness, size in sorted(report.cosigned.items()):
         lines.append(f"  cosigned by {witness} up to size {size}")
+    lines.append(f"key history (key events in the log): {len(report.key_history)}")
+    lines.extend(f"  {event}" for event in report.key_history)
     for party_name, r in report.parties.items():
         lines.append(
             f"party {party_name}: sent {r.sent}, "

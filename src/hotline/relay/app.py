@@ -575,7 +575,9 @@ class Relay:
             return {
                 "channel": channel,
                 "size": size,
-                "entries": [frames.Entry(e.index, e.envelope, e.relay_ms, e.kind).wire() for e in entries],
+                "entries": [
+                    frames.Entry(e.index, e.envelope, e.relay_ms, e.kind).wire() for e in entries
+                ],
             }
 
         return JSONResponse(await self.run_db(work))

@@ -31,7 +31,7 @@ from ..notes import (
     unb64,
     verify_note,
 )
-from ..roster import Roster
+from ..roster import Roster, open_roster
 from .storage import KEY_EVENT_SENDER, RelayStore, StoredEntry
 
 log = logging.getLogger("hotline.relay")
@@ -153,7 +153,10 @@ class RelayCore:
         self.clock = clock
         self.keyring = KeyRing(roster.roots())
         for data in store.statements("certificate"):
-            self.keyring.add_certificate(data)
+            try:
+                self.keyring.add_certificate(data)
+            except HotlineError as exc:  # signed by a root a newer roster replaced
+                log.warning("a stored certificate is no longer taken: %s", exc)
         for data in store.statements("revocation"):
             try:
                 self.keyring.add_revocation(data)
@@ -168,9 +171,35 @@ class RelayCore:
         # Every statement taken is a key event of each channel of its party: log those a
         # crash or a new roster (a party in a new channel) left out, in the order taken.
         for cert in self.keyring.all_certificates():
-            self._log_statement(cert.encode(), cert.party)
+            self._log_statement(cert.encode(), self.channels_of(cert.party))
         for rev in self.keyring.revocations.values():
-            self._log_statement(rev.encode(), rev.party)
+            self._log_statement(rev.encode(), self.channels_of(rev.party))
+        self._adopt_roster()
+
+    def _adopt_roster(self) -> None:
+        """Remember the first roster this relay ran with; log a newer version (party root
+        rotation) as a key event in every channel that has a log; refuse an older one,
+        or another of the same version."""
+        held = [open_roster(data) for data in self.store.statements("roster")]
+        latest = max(held, key=lambda r: r.version, default=None)
+        mine = self.roster
+        if latest is not None and mine.version < latest.version:
+            raise Malformed(
+                f"roster v{mine.version} is older than v{latest.version}, which this relay "
+                "already ran with",
+                field="roster",
+            )
+        if latest is not None and mine.version == latest.version:
+            if mine.encode() != latest.encode():
+                raise Malformed(
+                    f"another roster of version {mine.version} than the one this relay ran "
+                    "with: a changed roster needs a new version",
+                    field="roster",
+                )
+            return
+        logged = [c for c in mine.channels if latest is not None and self.size(c)]
+        version = mine.version.to_bytes(8, "big")
+        self._log_statement(mine.encode(), logged, ("roster", version))
 
     def _latest_time(self, channel: str) -> int:
         """The last time the relay gave in this channel (its last entry's, or the latest
@@ -200,7 +229,7 @@ class RelayCore:
     def register_certificate(self, data: bytes) -> StationCertificate:
         """Take a certificate and log it (once) in every channel of its party."""
         cert = self.keyring.add_certificate(data)
-        self._log_statement(data, cert.party, ("certificate", cert.signing))
+        self._log_statement(data, self.channels_of(cert.party), ("certificate", cert.signing))
         return cert
 
     def register_revocation(self, data: bytes) -> Revocation:
@@ -208,14 +237,14 @@ class RelayCore:
         signed by the root of the party it names, for a key that party certified) and
         log it (once) in every channel of that party: it takes effect there."""
         rev = self.keyring.add_revocation(data)
-        self._log_statement(data, rev.party, ("revocation", rev.signing))
+        self._log_statement(data, self.channels_of(rev.party), ("revocation", rev.signing))
         return rev
 
     def _log_statement(
-        self, data: bytes, party: str, keep: tuple[str, bytes] | None = None
+        self, data: bytes, channels: list[str], keep: tuple[str, bytes] | None = None
     ) -> None:
-        """Append a key event to each channel of ``party`` that does not hold it yet,
-        and sign those channels, in one transaction (with the statement, if ``keep``)."""
+        """Append a key event to each of ``channels`` that does not hold it yet, and sign
+        those channels, in one transaction (with the statement, if ``keep``)."""
         digest = hashlib.sha256(data).digest()
         now_ms = self.now_ms()
         new: list[StoredEntry] = []
@@ -223,7 +252,7 @@ class RelayCore:
             with self.store.transaction():
                 if keep is not None:
                     self.store.put_statement(keep[0], keep[1], data)
-                for channel in self.channels_of(party):
+                for channel in channels:
                     if self.store.find_hash(channel, digest) is not None:
                         continue
                     leaf = leaf_data(now_ms, data, LeafKind.KEY_EVENT)

@@ -22,6 +22,7 @@ from ..keyhistory import KeyEvent
 from ..keys import StationCertificate
 from ..leaf import LeafKind, leaf_data
 from ..notes import SignedCheckpoint, parse_note
+from ..roster import Roster
 from . import escalation
 from .alarms import Alarm, AlarmKind
 from .state import Station
@@ -119,7 +120,9 @@ def _key_event(st: Station, channel: str, index: int, raw: bytes, relay_ms: int)
             valid,
         )
     )
-    if event is None:
+    if event is None or isinstance(event.statement, Roster):
+        # A new roster version counts for this log's key history from here; the station
+        # seals to new roots' stations once its operator installs that roster.
         return
     statement = event.statement
     kind = "certificate" if isinstance(statement, StationCertificate) else "revocation"

@@ -100,7 +100,10 @@ class Station:
         if ctx is None:
             ctx = logcheck.LogContext.of(self.roster, channel, self.keyring)
             for e in self.store.key_events(channel):
-                ctx.history.take(e.envelope, index=e.index, relay_ms=e.relay_ms)
+                try:
+                    ctx.history.take(e.envelope, index=e.index, relay_ms=e.relay_ms)
+                except HotlineError as exc:  # signed by a root an installed roster replaced
+                    log.warning("key event #%d of %s no longer taken: %s", e.index, channel, exc)
             self._logs[channel] = ctx
         return ctx
 

@@ -128,9 +128,7 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
         try:
             with st.store.transaction():
                 for e in entries:
-                    arrived = receive.ingest(
-                        st, channel, e.index, e.envelope, e.relay_ms, e.kind
-                    )
+                    arrived = receive.ingest(st, channel, e.index, e.envelope, e.relay_ms, e.kind)
                     if arrived is not None:
                         result.arrived.append(arrived)
                 tree = st.tree(channel)
