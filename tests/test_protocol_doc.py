@@ -10,7 +10,7 @@ import pytest
 
 from hotline.envelope import MAX_ENVELOPE, ZERO_HASH, Kind, Precedence, open_envelope, parse, verify
 from hotline.errors import NotARecipient
-from hotline.example import LOGGED_MS, T0, example
+from hotline.example import CERTIFIED_MS, LOGGED_MS, T0, example
 from hotline.keys import KeyRing, StationKey
 from hotline.leaf import parse_leaf
 from hotline.notes import open_checkpoint, parse_verifier_key
@@ -51,7 +51,10 @@ def test_the_example_envelope_reads_as_documented() -> None:
     with pytest.raises(NotARecipient):
         open_envelope(env, StationKey.generate("ua", "ua-1"), ring)
     cp = open_checkpoint(EXAMPLE["checkpoint"].encode(), parse_verifier_key(EXAMPLE["relay_key"]))
-    assert cp.size == 1 and cp.root.hex() == EXAMPLE["leaf_hash"]
+    leaves = [bytes.fromhex(EXAMPLE["key_event_leaf_hash"]), bytes.fromhex(EXAMPLE["leaf_hash"])]
+    assert cp.size == 2 and cp.root == hashlib.sha256(b"\x01" + b"".join(leaves)).digest()
+    cert_leaf = b"\x03" + CERTIFIED_MS.to_bytes(8, "big") + EXAMPLE["us_certificate"].encode()
+    assert hashlib.sha256(b"\x00" + cert_leaf).hexdigest() == EXAMPLE["key_event_leaf_hash"]
 
 
 def test_the_example_leaf_holds_the_relay_time_then_the_envelope() -> None:
