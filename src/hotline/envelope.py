@@ -315,14 +315,17 @@ def unwrap_key(env: Envelope, station: StationKey) -> bytes:
         raise NotARecipient(
             "the envelope's ephemeral key is a low-order point", channel=env.channel
         ) from exc
-    try:
-        return _wrap_key(shared, env.ephemeral, station.encryption_public).decrypt(
-            _NONCE, mine[0].wrapped, station.ident.encode()
-        )
-    except InvalidTag as exc:
-        raise NotARecipient(
-            f"the body key for {station.ident} does not open this envelope", channel=env.channel
-        ) from exc
+    # A station being rotated has two certificates (old and new key) under one name: the
+    # body key is wrapped once for each, and only one entry opens with a given key.
+    wrap = _wrap_key(shared, env.ephemeral, station.encryption_public)
+    for entry in mine:
+        try:
+            return wrap.decrypt(_NONCE, entry.wrapped, station.ident.encode())
+        except InvalidTag:
+            continue
+    raise NotARecipient(
+        f"the body key for {station.ident} does not open this envelope", channel=env.channel
+    )
 
 
 def decrypt_with_key(env: Envelope, body_key: bytes) -> bytes:

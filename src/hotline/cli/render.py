@@ -85,6 +85,14 @@ def certified(cert: StationCertificate) -> str:
     return f"station {cert.ident} certified until {until:%Y-%m-%d}"
 
 
+def rotated(old: StationCertificate, new: StationCertificate) -> str:
+    return (
+        f"station {new.ident} rotated: key {old.signing.hex()[:16]} revoked, "
+        f"key {new.signing.hex()[:16]} certified until "
+        f"{datetime.fromtimestamp(new.not_after, UTC):%Y-%m-%d}"
+    )
+
+
 def operator_added(name: str, api_url: str) -> str:
     return f"operator {name!r} can sign in at {api_url}/login"
 

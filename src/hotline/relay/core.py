@@ -16,7 +16,14 @@ from typing import Generic, TypeVar
 
 from .. import envelope as env_mod
 from .. import frames
-from ..errors import HotlineError, Malformed, NotAuthorized, Unauthenticated, UnknownKey
+from ..errors import (
+    HotlineError,
+    Malformed,
+    NotAuthorized,
+    RevokedKey,
+    Unauthenticated,
+    UnknownKey,
+)
 from ..keys import KeyRing, Revocation, StationCertificate
 from ..leaf import LeafKind, check_not_v1, leaf_data
 from ..merkle import TreeCache
@@ -291,6 +298,8 @@ class RelayCore:
         if not cert.verify(message, signature):
             raise NotAuthorized(f"challenge signature of {cert.ident} does not verify")
         cert = self.register_certificate(certificate)
+        if self.keyring.revoked(cert, int(self.clock())):
+            raise RevokedKey(f"the key of {cert.ident} is revoked", field="station")
         usable = self.keyring.station(cert.ident, int(self.clock()))
         if not any(c.signing == cert.signing for c in usable):
             raise UnknownKey(f"the presented key of {cert.ident} is not usable now")

@@ -56,7 +56,7 @@ def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[s
                 continue
             try:
                 env = env_mod.parse(e.envelope)
-                key = env_mod.unwrap_key(env, core.key)
+                key = core.state.body_key(env)
                 plain = env_mod.decrypt_with_key(env, key)
             except HotlineError:
                 continue

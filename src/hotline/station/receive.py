@@ -301,7 +301,7 @@ def _open(
     if env.kind == Kind.LINK_TEST:
         return None
     try:
-        content = body_mod.parse_body(env_mod.decrypt(env, st.key))
+        content = body_mod.parse_body(env_mod.decrypt_with_key(env, st.body_key(env)))
     except NotARecipient as exc:
         st.alarm(
             Alarm(
