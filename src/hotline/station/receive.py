@@ -1,8 +1,9 @@
 """Receiving: verify each logged envelope, open what is for us, and check receipts.
 
-An entry that fails verification is kept (``valid`` false) with an alarm; one whose
-sender's certificate is not known yet is held and retried when it is; a receipt
-must name the very message we hold at its index, and the checkpoint it carries
+An entry that fails verification is kept (``valid`` false) with an alarm; a key event
+(certificate, revocation, roster version) is taken into the log's key history in log
+order, and judges the envelopes after it (keyhistory.py); a receipt must name the very
+message we hold at its index, and the checkpoint it carries
 must agree with our copy of the log, or the relay showed its sender another history.
 The checks are logcheck's, the same ``hotline verify`` runs; here they become alarms.
 """

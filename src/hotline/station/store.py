@@ -97,6 +97,7 @@ MIGRATIONS = (
 INDEXES = """
 CREATE INDEX IF NOT EXISTS alarm_open ON alarm (kind, channel, idx) WHERE cleared_ms IS NULL;
 CREATE INDEX IF NOT EXISTS entry_held ON entry (channel, idx) WHERE held=1;
+CREATE INDEX IF NOT EXISTS entry_key_event ON entry (channel, idx) WHERE sender='';
 CREATE UNIQUE INDEX IF NOT EXISTS outbox_send_key ON outbox (send_key) WHERE send_key IS NOT NULL;
 """
 
@@ -442,9 +443,7 @@ class StationStore:
     def key_events(self, channel: str) -> list[Entry]:
         """The key events of the channel's log this station took (valid), in log order."""
         rows = self._q(
-            "SELECT * FROM entry WHERE channel=? AND sender=? AND valid=1 ORDER BY idx",
-            channel,
-            KEY_EVENT_SENDER,
+            "SELECT * FROM entry WHERE channel=? AND sender='' AND valid=1 ORDER BY idx", channel
         )
         return [_entry(r) for r in rows]
 
