@@ -253,15 +253,16 @@ class RelayCore:
         """Append a key event to each of ``channels`` that does not hold it yet, and sign
         those channels, in one transaction (with the statement, if ``keep``)."""
         digest = hashlib.sha256(data).digest()
+        missing = [c for c in channels if self.store.find_hash(c, digest) is None]
+        if not missing and keep is None:
+            return  # logged everywhere already (a restart): no write at all
         now_ms = self.now_ms()
         new: list[StoredEntry] = []
         try:
             with self.store.transaction():
                 if keep is not None:
                     self.store.put_statement(keep[0], keep[1], data)
-                for channel in channels:
-                    if self.store.find_hash(channel, digest) is not None:
-                        continue
+                for channel in missing:
                     leaf = leaf_data(now_ms, data, LeafKind.KEY_EVENT)
                     index = self.tree(channel).append(leaf)
                     entry = StoredEntry(channel, index, data, digest, KEY_EVENT_SENDER, 0, now_ms)
