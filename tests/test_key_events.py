@@ -10,6 +10,7 @@ logs built by tests/logbuild.py; the property test checks keyhistory against a m
 from __future__ import annotations
 
 import copy
+import sqlite3
 import time
 from pathlib import Path
 
@@ -379,3 +380,13 @@ def test_a_relay_given_a_new_roster_version_logs_it_once_in_every_channel(
         again.store.close()
     with pytest.raises(Malformed, match="older than v2"):
         RelayCore(SqliteRelayStore(tmp_path / "relay.db"), world.roster, world.relay)
+
+
+def test_a_relay_log_from_before_key_events_refuses_to_start(world: World, tmp_path: Path) -> None:
+    relay = _relay(world, tmp_path)
+    _post(relay, _station(world, tmp_path, "us"), "one")
+    relay.store.close()
+    with sqlite3.connect(tmp_path / "relay.db") as db:  # its first entry, as an envelope
+        db.execute("UPDATE entry SET sender='us/us-1' WHERE idx=0")
+    with pytest.raises(Malformed, match="written before key events"):
+        _relay(world, tmp_path)
