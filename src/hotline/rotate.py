@@ -115,6 +115,8 @@ def rotate_station(
     cfg = station_config(directory)
     roster = load_roster(directory / "roster.note")
     old_key, old_cert = load_station(directory, passphrase, roster)
+    with StationClient.for_dir(directory) as station:
+        station.status()  # serving (Unavailable if not): it must switch and drain
     if party.party != old_key.party:
         raise HotlineError(f"the {party.party} root cannot certify {old_key.ident}")
     key = StationKey.generate(old_key.party, old_key.station)
