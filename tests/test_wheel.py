@@ -70,16 +70,22 @@ def test_a_station_serves_its_console_from_an_installed_wheel(tmp_path: Path) ->
         "hotline/station/console/static/console.css",
         "hotline/locale/ru/LC_MESSAGES/hotline.po",
         "hotline/py.typed",
+        # The maps work offline: their library, its license and the borders ship too.
+        "hotline/station/console/static/leaflet.js",
+        "hotline/station/console/static/leaflet.LICENSE",
+        "hotline/station/console/static/region.geojson",
     ):
         assert packaged in names
     venv = tmp_path / "venv"
     python = install(wheel, venv)
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # src/ not on it
     where = subprocess.run(
         [str(python), "-c", "import hotline, jinja2; print(hotline.__file__)"],
         capture_output=True,
         text=True,
         check=True,
         cwd=tmp_path,
+        env=clean,
     ).stdout.strip()
     assert Path(where).is_relative_to(venv), where
 

@@ -45,6 +45,10 @@ async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str
         raise Unavailable(f"demo: timed out waiting for {what}") from None
 
 
+# The window of the scenario's deconfliction notice (UTC), as the situation page asks.
+NOTICE_WINDOW = ("2026-11-26T06:00", "2026-11-26T18:00")
+
+
 async def run_demo(
     directory: Path | None, base_port: int, stop: asyncio.Event, scenario_only: bool = False
 ) -> None:
@@ -145,7 +149,7 @@ async def _scenario(
             "activity": "repair-power-infrastructure",
             "area": {"point": {"lat": 47.5123, "lon": 34.5861}, "radius_km": 5},
             "altitude": {"min_m": 0, "max_m": 150},
-            "window": {"start": "2026-11-26T06:00:00Z", "end": "2026-11-26T18:00:00Z"},
+            "window": {"start": NOTICE_WINDOW[0] + ":00Z", "end": NOTICE_WINDOW[1] + ":00Z"},
             "contact": "Energy repair coordination cell",
             "ack_requested": True,
         },
@@ -224,6 +228,11 @@ def print_where(net: Network) -> None:
     say(
         "  consoles: sign in as 'duty officer' with the passphrase in "
         f"{net.root / 'demo-passphrase'}"
+    )
+    ru = net.api_ports["ru/ru-1"]
+    say(
+        f"  the map:   http://127.0.0.1:{ru}/situation?from={NOTICE_WINDOW[0]}"
+        f"&to={NOTICE_WINDOW[1]}&hours=720  (the notice's window, ru's console)"
     )
     here = Path(sys.executable).parent / "hotline"
     cmd = str(here) if here.exists() and shutil.which("hotline") != str(here) else "hotline"

@@ -43,6 +43,12 @@ def number(value: float | int, lang: str) -> str:
     return str(format_decimal(value, locale=lang))
 
 
+def degrees(value: float, lang: str) -> str:
+    """A coordinate in the reader's decimal format, to 5 places (about a metre), which
+    is as exact as coordinates on the wire are written; ``number`` would stop at 3."""
+    return str(format_decimal(value, format="0.#####", locale=lang))
+
+
 # A time outside these bounds comes from a wrong clock or a hostile sender: it is shown,
 # flagged, never allowed to break a page (datetime stops at year 9999).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)

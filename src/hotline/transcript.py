@@ -239,12 +239,19 @@ def _format_problem(doc: Any) -> str | None:
     return f"not a transcript: format is {found!r}, expected {FORMAT!r}"
 
 
-def verify(doc: Any, anchor: Anchor | None = None) -> Report:
+def verify(doc: Any, anchor: Anchor | None = None, workers: int = 1) -> Report:
     """Check a transcript; every problem becomes a Failure naming where it is.
 
     ``anchor``: what the caller trusts, given apart from the file. Without one the
     report can say only that the transcript is consistent (``Verdict.CONSISTENT_ONLY``).
+    ``workers`` > 1 checks the envelope signatures ahead on that many processes
+    (``parallel_verify``); the report is the same.
     """
+    if workers > 1:
+        from .parallel_verify import proven_for
+
+        with proven_for(doc, workers):
+            return verify(doc, anchor)
     anchor = anchor or Anchor()
     if (problem := _format_problem(doc)) is not None:
         report = Report(str(doc.get("channel", "?")) if isinstance(doc, dict) else "?")

@@ -270,20 +270,25 @@ def status(
 @main.command()
 @dir_option("The station's directory.")
 @click.option("--cleared", is_flag=True, help="Cleared alarms too.")
+@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True)
 @paged
 @json_option
 @handled
 def alarms(
     directory: Path,
     cleared: bool,
+    lang: str,
     limit: int | None,
     after: str | None,
     every: bool,
     as_json: bool,
 ) -> None:
-    """Open alarms, newest first (verification failures, forks, overdue, link down)."""
+    """Open alarms, newest first (verification failures, forks, overdue, link down),
+    each in LANG (the kind, text key and parameters are in --json too)."""
     with station_client(directory) as station:
-        page = _pages(lambda **kw: station.alarms_page(cleared, **kw), limit, after, every)
+        page = _pages(
+            lambda **kw: station.alarms_page(cleared, lang=lang, **kw), limit, after, every
+        )
     if as_json:
         click.echo(json.dumps(page))
     else:

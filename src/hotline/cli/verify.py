@@ -66,12 +66,21 @@ def root_pin(spec: str) -> tuple[str, str]:
     help="Trust the roster signed by this party root key (its fingerprint, or the key or "
     "party.pub file itself). Repeatable.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Processes that check signatures (0: one per core; 1: no pool). The report is "
+    "the same with any number.",
+)
 @json_option
 def verify(
     path: Path,
     roster_file: Path | None,
     roster_hash: str | None,
     roots: tuple[str, ...],
+    workers: int,
     as_json: bool,
 ) -> None:
     """Verify a transcript offline (no network, no keys).
@@ -81,7 +90,7 @@ def verify(
     given, so anyone could have made it.
     """
     from .. import anchor as anchor_mod
-    from .. import transcript
+    from .. import parallel_verify, transcript
     from ..roster import open_roster
 
     try:
@@ -102,7 +111,7 @@ def verify(
         report = transcript.Report("?")
         report.fail(None, Malformed(f"{path} is not a transcript (not JSON): {exc.message}"))
     else:
-        report = transcript.verify(doc, anchor)
+        report = transcript.verify(doc, anchor, parallel_verify.workers_for(doc, workers))
     click.echo(render.verify_report(report, as_json))
     if not report.ok:
         sys.exit(EXIT_VERIFICATION_FAILED)

@@ -8,7 +8,7 @@ from typing import Any
 import mgrs
 
 from ..errors import HotlineError
-from ..i18n import number, t, when
+from ..i18n import degrees, number, t, when
 from .schema import CASUALTY_FIELDS, FORMS, Field
 from .validate import UnknownVersion, validate
 
@@ -25,7 +25,8 @@ def mgrs_of(lat: float, lon: float) -> str:
 def _coord(point: dict[str, Any], lang: str) -> str:
     lat, lon = float(point["lat"]), float(point["lon"])
     ns, ew = ("N" if lat >= 0 else "S"), ("E" if lon >= 0 else "W")
-    return f"{number(abs(lat), lang)}°{ns} {number(abs(lon), lang)}°{ew} (MGRS {mgrs_of(lat, lon)})"
+    dd = f"{degrees(abs(lat), lang)}°{ns} {degrees(abs(lon), lang)}°{ew}"
+    return f"{dd} (MGRS {mgrs_of(lat, lon)})"
 
 
 def _value(form: str, f: Field, value: Any, lang: str) -> str:

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .. import frames
+from .. import frames, stamps
 from ..errors import (
     HotlineError,
     Malformed,
@@ -225,6 +225,7 @@ class Relay:
                 text = encode_frame(push)
                 for conn in self.subscriptions.of(push.channel):
                     conn.send(text)
+                stamps.stamp_raw("push_queued", "relay", (e.envelope for e in push.entries))
 
     def _commit(
         self, batch: list[_Post]
@@ -233,6 +234,10 @@ class Relay:
         started = time.perf_counter()
         results = self.core.accept([(p.conn.cert.ident, p.raw) for p in batch])
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        if stamps.enabled():
+            for r in results:
+                if not isinstance(r, HotlineError):
+                    stamps.stamp("relay_committed", "relay", r.entry.hash)
         return results, self.core.pushes(results)
 
     # --- WebSocket ---------------------------------------------------------------
@@ -412,6 +417,7 @@ class Relay:
         party = conn.cert.party
         match frame:
             case frames.Post(envelope=raw, id=rid):
+                stamps.stamp_raw("relay_received", "relay", (raw,))
                 await self._admit(conn, len(raw))
                 self.queue.put_nowait(_Post(conn, rid, raw))
             case frames.Sync(channel=channel, start=start, id=rid):

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import body as body_mod
-from .. import forms, transcript
+from .. import forms, stamps, transcript
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError, Malformed, Unauthenticated, http_status
 from ..forms.render import error_text as render_error
@@ -139,6 +139,7 @@ class StationAPI:
         }
 
     async def send(self, request: Request) -> Response:
+        started_ns = stamps.now_ns() if stamps.enabled() else None
         self.check(request)
         data = await self.body(request)
         channel = str(data.get("channel", ""))
@@ -156,18 +157,25 @@ class StationAPI:
         else:
             raise Malformed("give text or a form body", field="text")
         key = request.headers.get("idempotency-key")
-        if key is None:
-            item = await self.service.run_db(
-                lambda: self.core.send(channel, content, kind=Kind.MESSAGE, precedence=prec)
-            )
-            repeated = False
-        else:
-            done = await self.service.run_db(self.core.send_once, channel, content, prec, key)
-            item, repeated = done.item, done.repeated
-            if os.environ.get(CRASH_AFTER_SEND) == "1":
-                os._exit(70)
+        online = self.service.link.connected
+
+        def queue() -> tuple[OutboxItem, bool, list[OutboxItem] | None]:
+            # The outbox's queue read in the same call, for the pump (one hop fewer).
+            if key is None:
+                item = self.core.send(channel, content, kind=Kind.MESSAGE, precedence=prec)
+                repeated = False
+            else:
+                done = self.core.send_once(channel, content, prec, key)
+                item, repeated = done.item, done.repeated
+            return item, repeated, self.core.store.outbox(OutboxState.QUEUED) if online else None
+
+        item, repeated, queued = await self.service.run_db(queue)
+        if key is not None and os.environ.get(CRASH_AFTER_SEND) == "1":
+            os._exit(70)
         if not repeated:
-            self.service.kick()
+            if started_ns is not None:
+                stamps.stamp("api_accepted", self.core.ident, item.hash, started_ns)
+            self.service.kick(queued)
             await self.service.notify()
         answer = {
             "channel": item.channel,
@@ -322,6 +330,9 @@ class StationAPI:
         everything = q.get("all") == "1"
         limit = paging.limit_of(q.get("limit"))
         after = paging.decode(q.get("after"), (int,))
+        # The message in the asker's language (English unless asked): the kind, the
+        # text key and its parameters are beside it for scripts.
+        lang = str(q.get("lang")) if q.get("lang") in LANGUAGES else "en"
 
         def work() -> dict[str, Any]:
             rows = self.core.store.alarms(
@@ -338,7 +349,9 @@ class StationAPI:
                     "level": a.level,
                     "channel": a.channel,
                     "index": a.index,
-                    "message": a.message,
+                    "message": a.text_in(lang),
+                    "text": a.text,
+                    "params": dict(a.params),
                     "has_evidence": a.evidence is not None,
                     "cleared_ms": a.cleared_ms,
                     "cleared_by": a.cleared_by,

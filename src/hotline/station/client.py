@@ -172,15 +172,22 @@ class StationClient:
         return dict(self._json("GET", f"/api/sent/{channel}/{seq}"))
 
     def alarms_page(
-        self, everything: bool = False, limit: int | None = None, after: str | None = None
+        self,
+        everything: bool = False,
+        limit: int | None = None,
+        after: str | None = None,
+        lang: str | None = None,
     ) -> Json:
-        """A page of open alarms, newest first (with ``everything``, cleared ones too)."""
-        params = _given({"all": "1" if everything else None, "limit": limit, "after": after})
+        """A page of open alarms, newest first (with ``everything``, cleared ones too),
+        each ``message`` in ``lang`` (English unless given)."""
+        params = _given(
+            {"all": "1" if everything else None, "limit": limit, "after": after, "lang": lang}
+        )
         return dict(self._json("GET", "/api/alarms", params=params))
 
-    def alarms(self, everything: bool = False) -> list[Json]:
+    def alarms(self, everything: bool = False, lang: str | None = None) -> list[Json]:
         """Every open alarm, newest first (with ``everything``, cleared ones too)."""
-        return list(self._every(self.alarms_page, everything=everything))
+        return list(self._every(self.alarms_page, everything=everything, lang=lang))
 
     def clear_alarm(self, alarm_id: int, operator: str) -> Json:
         return dict(

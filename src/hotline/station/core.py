@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .. import stamps
 from ..body import Body
 from ..deadlines import Pending
 from ..envelope import Kind, Precedence
@@ -159,13 +160,18 @@ class StationCore:
     ) -> OutboxItem:
         """Seal and queue a message in its own transaction."""
         with self.store.transaction():
-            return self.queue(channel, body, kind=kind, precedence=precedence)
+            item = self.queue(channel, body, kind=kind, precedence=precedence)
+        stamps.stamp("outbox_committed", self.ident, item.hash)
+        return item
 
     def send_once(
         self, channel: str, body: Body, precedence: Precedence, key: str
     ) -> outbox.Queued:
         """Seal and queue a message under a client's idempotency key, once per key."""
-        return outbox.send_once(self.state, channel, body, precedence, key)
+        done = outbox.send_once(self.state, channel, body, precedence, key)
+        if not done.repeated:
+            stamps.stamp("outbox_committed", self.ident, done.item.hash)
+        return done
 
     def on_accepted(self, frame: Accepted) -> None:
         """The relay accepted one of ours: check its checkpoint and inclusion proof."""
@@ -180,12 +186,17 @@ class StationCore:
 
     # --- receiving -------------------------------------------------------------------------
 
-    def on_entries(self, frame: Entries) -> Ingested:
-        """Verify and store a run of entries; ``cosign`` is what to send now (throttled)."""
-        result = sync.on_entries(self.state, frame)
+    def on_entries(self, frame: Entries, receipts: bool = True) -> Ingested:
+        """Verify and store a run of entries; ``cosign`` is what to send now (throttled).
+        ``receipts`` False: leave the delivered receipts owed to ``send_receipts``."""
+        result = sync.on_entries(self.state, frame, receipts)
         if result.cosign is not None:
             result.cosign = self._cosigns.offer(*result.cosign)
         return result
+
+    def send_receipts(self) -> int:
+        """Seal the delivered receipts owed (each in its transaction); how many."""
+        return outbox.send_receipts(self.state)
 
     def due_cosigns(self) -> list[tuple[str, int, bytes]]:
         """Cosignatures held back by the throttle that may go to the relay now."""

@@ -16,7 +16,7 @@ from ..body import LinkNotice, OverdueNotice, Side
 from ..envelope import Kind, Precedence
 from ..errors import HotlineError
 from ..link import LinkState
-from . import outbox
+from . import linktests, outbox
 from .alarms import Alarm, AlarmKind
 from .state import Station
 
@@ -54,16 +54,23 @@ def check_deadlines(st: Station) -> int:
             p = e.pending
             side = Side.RECIPIENT if p.party == st.party else Side.SENDER
             late = (now - e.due_ms) // 1000
-            who = "we have" if side == Side.RECIPIENT else f"{p.party} has"
             st.alarm(
                 Alarm(
                     AlarmKind.OVERDUE,
-                    f"{p.precedence} {p.channel}#{p.index}: {who} not acknowledged, {late} s past "
-                    f"the {p.deadline_s} s deadline (escalation level {e.level})",
+                    "overdue-ours" if side == Side.RECIPIENT else "overdue-theirs",
                     level=3 if e.level > 1 or p.precedence == "FLASH" else 2,
                     channel=p.channel,
                     index=p.index,
                     subject=f"{p.party} level {e.level}",  # each level rises anew
+                    params={
+                        "precedence": p.precedence,
+                        "channel": p.channel,
+                        "index": p.index,
+                        "party": p.party,
+                        "late": late,
+                        "deadline": p.deadline_s,
+                        "level": e.level,
+                    },
                 )
             )
             raised = deadlines.Pending(
@@ -85,21 +92,27 @@ def check_deadlines(st: Station) -> int:
 
 
 def link_changes(st: Station) -> int:
-    """Recompute link boards; alarm on a party going down, clear on return, log both."""
+    """Recompute link boards; alarm on a party going down, clear on return, log both;
+    sample each change, and each state at least once a minute, into the link history."""
     now = st.now_ms()
     queued = 0
     for channel, board in st.boards.items():
         for party, old, new in board.update(now):
+            linktests.sample(st, channel, party, new, now)
             if new == LinkState.DOWN:
                 with st.store.transaction():
                     st.alarm(
                         Alarm(
                             AlarmKind.PARTY_DOWN,
-                            f"{party} silent on {channel}: "
-                            f"{board.missed(party, now)} link tests missed",
+                            "party-down",
                             level=3,
                             channel=channel,
                             subject=party,
+                            params={
+                                "party": party,
+                                "channel": channel,
+                                "missed": board.missed(party, now),
+                            },
                         )
                     )
                     queued += _link_notice(st, channel, party, old, new)
@@ -114,6 +127,7 @@ def link_changes(st: Station) -> int:
                     )
                     if old == LinkState.DOWN:
                         queued += _link_notice(st, channel, party, old, new)
+    linktests.heartbeat(st, now)
     return queued
 
 

@@ -25,9 +25,10 @@ from ..envelope import Kind, Precedence
 from ..errors import HotlineError, UnknownKey
 from ..frames import LinkKind, LinkTest
 from ..keys import StationKey
-from ..link import Challenges, Freshness, SeenPings
+from ..link import Challenges, Freshness, LinkState, SeenPings
 from . import outbox
 from .alarms import Alarm, AlarmKind
+from .linkhistory import HEARTBEAT_MS, HOUR_MS, KEEP_MS, LinkSample
 from .state import Station
 
 log = logging.getLogger("hotline.station")
@@ -121,10 +122,11 @@ class LinkTests:
             st.alarm(
                 Alarm(
                     AlarmKind.VERIFICATION,
-                    f"bad link test on {channel}: {exc}",
+                    "bad-link-test",
                     level=2,
                     channel=channel,
                     subject="link test",
+                    params={"channel": channel, "detail": str(exc)},
                 )
             )
             return []
@@ -149,6 +151,8 @@ class LinkTests:
         board = st.boards[channel]
         if party != st.party and party in board.links:
             board.heard(party, sender, now, rtt)
+            if rtt is not None:
+                sample(st, channel, party, board.state_of(party, now), now, rtt, sender)
         return answer
 
     def _not_heard(self, link: LinkTest, sender: str, verdict: Freshness) -> None:
@@ -161,10 +165,17 @@ class LinkTests:
         self.st.alarm(
             Alarm(
                 AlarmKind.VERIFICATION,
-                f"stale or replayed link test: {what}, sent_ms {link.sent_ms}",
+                "stale-link-test",
                 level=2,
                 channel=link.channel,
                 subject="stale link test",
+                params={
+                    "link": link.kind.value,
+                    "sender": sender,
+                    "channel": link.channel,
+                    "verdict": verdict.value,
+                    "sent_ms": link.sent_ms,
+                },
             )
         )
 
@@ -179,3 +190,31 @@ def _make(
 ) -> LinkTest:
     """A signed link message of ours, as the frame carries it."""
     return LinkTest.from_dict(link_mod.make(kind.value, key, channel, now_ms, nonce, to))
+
+
+def sample(
+    st: Station,
+    channel: str,
+    party: str,
+    state: LinkState,
+    now_ms: int,
+    rtt_ms: float | None = None,
+    station: str | None = None,
+) -> None:
+    """Keep one link-history sample (a change of state, or an answered link test)."""
+    with st.store.transaction():
+        st.store.add_link_sample(LinkSample(channel, party, now_ms, str(state), rtt_ms, station))
+    st.sampled_ms[(channel, party)] = now_ms
+
+
+def heartbeat(st: Station, now_ms: int) -> None:
+    """A sample of each party's state once a minute (so a gap in samples means this
+    station was not running), and old samples deleted once an hour."""
+    for channel, board in st.boards.items():
+        for party, link in board.links.items():
+            if now_ms - st.sampled_ms.get((channel, party), 0) >= HEARTBEAT_MS:
+                sample(st, channel, party, link.state, now_ms)
+    if now_ms - st.pruned_ms >= HOUR_MS:
+        with st.store.transaction():
+            st.store.prune_link_samples(now_ms - KEEP_MS)
+        st.pruned_ms = now_ms

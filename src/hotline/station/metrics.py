@@ -73,13 +73,13 @@ class StationMetrics:
             self.refused.labels(channel)
         r.register(StationCollector(core, link))
 
-    def ingest(self, frame: Entries) -> Ingested:
+    def ingest(self, frame: Entries, receipts: bool = True) -> Ingested:
         """``core.on_entries``, timed and counted (on the database thread)."""
         channel = frame.channel
         known = channel in self.core.channels
         before = self.core.size(channel) if known else 0
         started = time.perf_counter()
-        result = self.core.on_entries(frame)
+        result = self.core.on_entries(frame, receipts)
         self.ingest_seconds.observe(time.perf_counter() - started)
         if not known:
             return result

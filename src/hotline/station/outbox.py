@@ -185,9 +185,13 @@ def send_receipts(st: Station) -> int:
                 st.alarm(
                     Alarm(
                         AlarmKind.RECEIPT_NOT_SENT,
-                        f"delivered receipt for {due.channel}#{due.of_index} not sent yet: "
-                        f"{exc}; it is retried",
+                        "receipt-not-sent",
                         channel=due.channel,
+                        params={
+                            "channel": due.channel,
+                            "index": due.of_index,
+                            "detail": str(exc),
+                        },
                     )
                 )
                 continue
@@ -208,8 +212,9 @@ def on_accepted(st: Station, frame: Accepted) -> None:
         st.alarm(
             Alarm(
                 AlarmKind.UNEXPECTED_ACCEPTANCE,
-                f"relay accepted {channel} seq {seq} we never sent",
+                "unexpected-acceptance",
                 channel=channel,
+                params={"channel": channel, "seq": seq},
             )
         )
         return
@@ -229,10 +234,11 @@ def on_accepted(st: Station, frame: Accepted) -> None:
         st.alarm(
             Alarm(
                 AlarmKind.BAD_ACCEPTANCE,
-                f"relay's acceptance of {channel} seq {seq} fails: {exc}",
+                "bad-acceptance",
                 channel=channel,
                 evidence=frame.checkpoint,
                 subject=f"seq {seq}",
+                params={"channel": channel, "seq": seq, "detail": str(exc)},
             )
         )
         return
@@ -251,8 +257,9 @@ def on_refused(st: Station, channel: str, seq: int, error: HotlineError) -> None
     st.alarm(
         Alarm(
             AlarmKind.REFUSED,
-            f"relay refused {channel} seq {seq}: {code}: {error.message}",
+            "refused",
             channel=channel,
+            params={"channel": channel, "seq": seq, "code": code, "detail": error.message},
         )
     )
     with st.store.transaction():

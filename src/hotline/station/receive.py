@@ -207,11 +207,12 @@ def _check(
         st.alarm(
             Alarm(
                 AlarmKind.VERIFICATION,
-                _unreadable_text(channel, index, env, exc.message),
+                "unreadable-entry",
                 level=3,
                 channel=channel,
                 index=index,
                 evidence=raw,
+                params=_unreadable_params(channel, index, env, exc.message),
             )
         )
         _store_entry(st, channel, index, raw, digest, relay_ms, env, Standing.INVALID)
@@ -252,9 +253,11 @@ def _store_entry(
     )
 
 
-def _unreadable_text(channel: str, index: int, env: env_mod.Envelope | None, reason: str) -> str:
-    sender = env.sender if env is not None else "an unknown sender"
-    return f"unreadable entry #{index} of {channel} from {sender}: {reason}"
+def _unreadable_params(
+    channel: str, index: int, env: env_mod.Envelope | None, reason: str
+) -> dict[str, str | int]:
+    sender = env.sender if env is not None else "?"
+    return {"channel": channel, "index": index, "sender": sender, "detail": reason}
 
 
 def _unreadable(
@@ -270,11 +273,12 @@ def _unreadable(
     st.alarm(
         Alarm(
             kind,
-            f"unreadable entry #{index} of {channel} from {sender}: {reason}",
+            "unreadable-entry",
             level=3,
             channel=channel,
             index=index,
             evidence=raw,
+            params={"channel": channel, "index": index, "sender": sender, "detail": reason},
         )
     )
 
@@ -283,11 +287,11 @@ def _held(st: Station, channel: str, index: int, sender: str, exc: HotlineError)
     st.alarm(
         Alarm(
             AlarmKind.HELD,
-            f"entry #{index} of {channel} from {sender} waits: {exc.message}; it is taken in "
-            "when the relay introduces that station",
+            "held-entry",
             level=1,
             channel=channel,
             subject=sender,
+            params={"channel": channel, "index": index, "sender": sender, "detail": exc.message},
         )
     )
 
@@ -307,10 +311,11 @@ def _open(
         st.alarm(
             Alarm(
                 AlarmKind.NOT_A_RECIPIENT,
-                f"{channel} entry {index}: {exc}",
+                "not-a-recipient",
                 level=1,
                 channel=channel,
                 index=index,
+                params={"channel": channel, "index": index, "detail": str(exc)},
             )
         )
         return None
@@ -318,11 +323,17 @@ def _open(
         st.alarm(
             Alarm(
                 AlarmKind.VERIFICATION,
-                f"unreadable entry #{index} of {channel} from {env.sender}: body: {exc}",
+                "unreadable-body",
                 level=2,
                 channel=channel,
                 index=index,
                 evidence=env.raw,
+                params={
+                    "channel": channel,
+                    "index": index,
+                    "sender": env.sender,
+                    "detail": str(exc),
+                },
             )
         )
         return None
@@ -355,10 +366,11 @@ def _open(
         st.alarm(
             Alarm(
                 AlarmKind.FLASH,
-                f"FLASH from {env.sender} on {channel}",
+                "flash",
                 level=3,
                 channel=channel,
                 index=index,
+                params={"sender": env.sender, "channel": channel},
             )
         )
     return Arrived(channel, index, digest, env.precedence, env.sender)
@@ -379,10 +391,11 @@ def _receipt(
         st.alarm(
             Alarm(
                 AlarmKind.VERIFICATION,
-                f"{channel} entry {index}: malformed receipt: {exc}",
+                "malformed-receipt",
                 channel=channel,
                 index=index,
                 evidence=env.raw,
+                params={"channel": channel, "index": index, "detail": str(exc)},
             )
         )
         return
@@ -395,12 +408,17 @@ def _receipt(
         st.alarm(
             Alarm(
                 AlarmKind.FORK,
-                f"{channel}: receipt {index} by {env.sender} is for a message "
-                f"#{of_index} that differs from ours: the relay showed it another history",
+                "fork-receipt",
                 level=3,
                 channel=channel,
                 index=index,
                 evidence=env.raw,
+                params={
+                    "channel": channel,
+                    "index": index,
+                    "sender": env.sender,
+                    "of_index": of_index,
+                },
             )
         )
         return
@@ -471,11 +489,12 @@ def _check_carried_checkpoint(
         st.alarm(
             Alarm(
                 AlarmKind.FORK,
-                f"{channel}: {env.sender}'s {exc.message}: the relay forked the log",
+                "fork-carried",
                 level=3,
                 channel=channel,
                 index=index,
                 evidence=note + b"\n--\n" + mine,
+                params={"channel": channel, "sender": env.sender, "detail": exc.message},
             )
         )
         return
@@ -483,10 +502,11 @@ def _check_carried_checkpoint(
         st.alarm(
             Alarm(
                 AlarmKind.VERIFICATION,
-                f"{channel} receipt {index}: carried checkpoint: {exc.message}",
+                "receipt-checkpoint",
                 channel=channel,
                 index=index,
                 evidence=note,
+                params={"channel": channel, "index": index, "detail": exc.message},
             )
         )
         return
@@ -507,10 +527,11 @@ def _keep_cosignatures(
         st.alarm(
             Alarm(
                 AlarmKind.VERIFICATION,
-                f"{channel} receipt {index}: carried cosignature: {exc.message}",
+                "receipt-cosignature",
                 channel=channel,
                 index=index,
                 evidence=theirs.encode(),
+                params={"channel": channel, "index": index, "detail": exc.message},
             )
         )
         return

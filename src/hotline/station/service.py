@@ -24,13 +24,13 @@ from typing import Any, TypeVar, assert_never
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from .. import frames
+from .. import frames, stamps
 from ..errors import HotlineError, Malformed, TooLarge
 from ..keys import StationCertificate, StationKey
 from .alarms import Alarm, AlarmKind
 from .core import Ingested, StationCore
 from .metrics import StationMetrics
-from .store import OutboxState
+from .store import OutboxItem, OutboxState
 
 log = logging.getLogger("hotline.station")
 T = TypeVar("T")
@@ -74,6 +74,7 @@ class StationService:
         self.stopping = asyncio.Event()
         self.roster_hash = hashlib.sha256(core.roster.encode()).digest()
         self._ws: ClientConnection | None = None
+        self._handed: list[OutboxItem] | None = None
 
     async def switch_key(
         self, key: StationKey, cert: StationCertificate, retired: list[StationKey]
@@ -108,7 +109,11 @@ class StationService:
                     await self.changed.wait_for(lambda: self.version != version)
             return self.version
 
-    def kick(self) -> None:
+    def kick(self, queued: list[OutboxItem] | None = None) -> None:
+        """Wake the pump; ``queued``: the outbox's queued items, just read on the database
+        thread after the last commit (the pump then sends them without reading again)."""
+        if queued is not None:
+            self._handed = queued
         self.wake.set()
 
     # --- the link ------------------------------------------------------------------
@@ -166,7 +171,7 @@ class StationService:
                 self.core.alarm,
                 Alarm(
                     AlarmKind.ROSTER_MISMATCH,
-                    "the relay serves a different roster; not connecting",
+                    "roster-mismatch",
                     level=3,
                 ),
             )
@@ -222,7 +227,7 @@ class StationService:
         log.warning("bad frame from relay, reconnecting: %s", why)
         await self.run_db(
             self.core.alarm,
-            Alarm(AlarmKind.BAD_FRAME, f"relay sent a bad frame: {why}", level=1, evidence=raw),
+            Alarm(AlarmKind.BAD_FRAME, "bad-frame", level=1, evidence=raw, params={"detail": why}),
         )
         return _BadFrame(why)
 
@@ -235,7 +240,7 @@ class StationService:
                 log.warning("relay frame not acted on: %s", exc)
                 await self.run_db(
                     self.core.alarm,
-                    Alarm(AlarmKind.BAD_FRAME, f"relay sent a bad frame: {exc}", level=1),
+                    Alarm(AlarmKind.BAD_FRAME, "bad-frame", level=1, params={"detail": str(exc)}),
                 )
 
     async def _dispatch(self, ws: ClientConnection, frame: frames.RelayFrame) -> None:
@@ -253,16 +258,23 @@ class StationService:
                 await self.run_db(self.core.on_refused, *post, frame.error())
                 await self.notify()
             case frames.Entries(channel=channel, more=more):
-                result: Ingested = await self.run_db(self.metrics.ingest, frame)
+                stamps.stamp_raw(
+                    "station_received", self.core.ident, (e.envelope for e in frame.entries)
+                )
+                # Receipts are sealed after readers are told: what arrived is visible
+                # (committed) first, and the receipts' own commit is off that path.
+                result: Ingested = await self.run_db(self.metrics.ingest, frame, False)
                 if result.need_sync_from is not None:
                     await self._sync(ws, channel, result.need_sync_from)
                 elif more:
                     await self._sync(ws, channel, await self.run_db(self.core.size, channel))
                 if result.cosign is not None:
                     await _send_cosign(ws, *result.cosign)
-                if result.queued:
-                    self.kick()
                 await self.notify()
+                for arrived in result.arrived:
+                    stamps.stamp("visible", self.core.ident, arrived.hash)
+                if result.queued + await self.run_db(self.core.send_receipts):
+                    self.kick()  # watchers hear of them with their acceptance
             case frames.Certificates(certificates=certificates, revocations=revocations):
                 await self.run_db(self.core.add_statements, list(certificates), list(revocations))
                 self.kick()  # held entries taken in may owe receipts, new stations be sealed to
@@ -314,9 +326,12 @@ class StationService:
 
     async def _pump(self, ws: ClientConnection) -> None:
         """Send every queued outbox item, in sequence order, until accepted."""
+        self._handed = None  # read before this session: read afresh
         while True:
             self.wake.clear()
-            queued = await self.run_db(self.core.store.outbox, OutboxState.QUEUED)
+            queued, self._handed = self._handed, None
+            if queued is None:
+                queued = await self.run_db(self.core.store.outbox, OutboxState.QUEUED)
             for item in queued:
                 key = (item.channel, item.seq)
                 if key in self.link.in_flight:
@@ -325,6 +340,7 @@ class StationService:
                     await asyncio.sleep(0.005)
                 self.link.in_flight.add(key)
                 await _send(ws, frames.Post(item.envelope, id=f"post:{item.channel}:{item.seq}"))
+                stamps.stamp("frame_sent", self.core.ident, item.hash)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self.wake.wait()

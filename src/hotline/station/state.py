@@ -64,6 +64,9 @@ class Station:
             tree = self.tree(channel)
             if tree.size:
                 check_not_v1(tree.leaf_hash_at(0), store.entry_bytes(channel, 0), "station store")
+        # Link history: when each (channel, party) was last sampled, and last pruned.
+        self.sampled_ms: dict[tuple[str, str], int] = {}
+        self.pruned_ms = 0
         self._verified: dict[str, SignedCheckpoint | None] = {}
         self._logs: dict[str, logcheck.LogContext] = {}
         started = self.now_ms()

@@ -52,8 +52,9 @@ def _learn(
             st.alarm(
                 Alarm(
                     AlarmKind.BAD_CERTIFICATE,
-                    f"relay served a {kind} that fails: {exc}",
+                    "bad-statement",
                     evidence=data,
+                    params={"statement": kind, "detail": str(exc)},
                 )
             )
             continue

@@ -10,8 +10,9 @@ no other module writes SQL against this database.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,7 +23,8 @@ from ..deadlines import Pending
 from ..envelope import Kind, Precedence
 from ..leaf import LeafKind
 from ..sqlitedb import NODE_SCHEMA, SqlNodes, connect, transaction
-from .alarms import Alarm, AlarmKind, AlarmRecord
+from .alarms import Alarm, AlarmKind, AlarmRecord, Param
+from .linkhistory import LinkSample
 
 SCHEMA = (
     NODE_SCHEMA
@@ -56,7 +58,8 @@ CREATE INDEX IF NOT EXISTS receipt_of ON receipt (channel, of_index);
 CREATE TABLE IF NOT EXISTS alarm (
   id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL, kind TEXT NOT NULL, level INTEGER NOT NULL,
   channel TEXT, idx INTEGER, message TEXT NOT NULL, evidence BLOB, cleared_ms INTEGER,
-  cleared_by TEXT, subject TEXT, count INTEGER NOT NULL DEFAULT 1, last_ms INTEGER);
+  cleared_by TEXT, subject TEXT, count INTEGER NOT NULL DEFAULT 1, last_ms INTEGER,
+  params TEXT);
 CREATE TABLE IF NOT EXISTS receipt_due (
   channel TEXT NOT NULL, of_index INTEGER NOT NULL, hash BLOB NOT NULL,
   precedence INTEGER NOT NULL, note BLOB NOT NULL, PRIMARY KEY (channel, of_index))
@@ -78,6 +81,10 @@ CREATE TABLE IF NOT EXISTS session (
   token_hash BLOB PRIMARY KEY, operator TEXT NOT NULL, csrf TEXT NOT NULL,
   created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS link_sample (
+  id INTEGER PRIMARY KEY, channel TEXT NOT NULL, party TEXT NOT NULL, at_ms INTEGER NOT NULL,
+  state TEXT NOT NULL, rtt_ms REAL, station TEXT);
+CREATE INDEX IF NOT EXISTS link_sample_at ON link_sample (at_ms);
 """
 )
 
@@ -88,6 +95,7 @@ MIGRATIONS = (
     ("alarm", "subject", "TEXT"),
     ("alarm", "count", "INTEGER NOT NULL DEFAULT 1"),
     ("alarm", "last_ms", "INTEGER"),
+    ("alarm", "params", "TEXT"),
     ("outbox", "send_key", "TEXT"),
     ("outbox", "request_hash", "BLOB"),
     ("outbox", "excerpt", "TEXT"),
@@ -513,6 +521,48 @@ class StationStore:
             rows = self._q("SELECT * FROM message WHERE channel=? ORDER BY idx", channel)
         return [_message(r) for r in rows]
 
+    def messages_since(self, since_ms: int, limit: int = 5000) -> list[Message]:
+        """Messages (ours too, no receipts or notices) logged since ``since_ms``, newest
+        first, at most ``limit``: what the situation map looks through."""
+        rows = self._q(
+            "SELECT * FROM message WHERE kind=? AND relay_ms>=? ORDER BY relay_ms DESC LIMIT ?",
+            int(Kind.MESSAGE),
+            since_ms,
+            limit,
+        )
+        return [_message(r) for r in rows]
+
+    # --- link history -------------------------------------------------------------------
+
+    def add_link_sample(self, s: LinkSample) -> None:
+        self._x(
+            "INSERT INTO link_sample (channel, party, at_ms, state, rtt_ms, station) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            s.channel,
+            s.party,
+            s.at_ms,
+            s.state,
+            s.rtt_ms,
+            s.station,
+        )
+
+    def link_samples(self, since_ms: int) -> list[LinkSample]:
+        """Link samples since ``since_ms``, oldest first, with the last one before it
+        of each channel and party (the state the window opens with)."""
+        rows = self._q(
+            "SELECT * FROM link_sample WHERE at_ms >= ? OR id IN (SELECT MAX(id) FROM "
+            "link_sample WHERE at_ms < ? GROUP BY channel, party) ORDER BY at_ms, id",
+            since_ms,
+            since_ms,
+        )
+        return [
+            LinkSample(r["channel"], r["party"], r["at_ms"], r["state"], r["rtt_ms"], r["station"])
+            for r in rows
+        ]
+
+    def prune_link_samples(self, before_ms: int) -> None:
+        self._x("DELETE FROM link_sample WHERE at_ms < ?", before_ms)
+
     def inbox(
         self,
         not_from: str,
@@ -710,25 +760,27 @@ class StationStore:
         )
         if row is not None:
             self._x(
-                "UPDATE alarm SET count=count+1, last_ms=?, message=?, level=MAX(level, ?), "
-                "evidence=COALESCE(evidence, ?) WHERE id=?",
+                "UPDATE alarm SET count=count+1, last_ms=?, message=?, params=?, "
+                "level=MAX(level, ?), evidence=COALESCE(evidence, ?) WHERE id=?",
                 now_ms,
-                alarm.message,
+                alarm.text,
+                _params_json(alarm.params),
                 alarm.level,
                 alarm.evidence,
                 row["id"],
             )
             return int(row["id"])
         return self._x(
-            "INSERT INTO alarm (created_ms, kind, level, channel, idx, subject, message, evidence,"
-            " count, last_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            "INSERT INTO alarm (created_ms, kind, level, channel, idx, subject, message, params,"
+            " evidence, count, last_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
             now_ms,
             alarm.kind,
             alarm.level,
             alarm.channel,
             alarm.index,
             alarm.subject,
-            alarm.message,
+            alarm.text,
+            _params_json(alarm.params),
             alarm.evidence,
             now_ms,
         )
@@ -759,6 +811,7 @@ class StationStore:
                 r["subject"],
                 r["count"],
                 r["last_ms"] if r["last_ms"] is not None else r["created_ms"],
+                _params_of(r["params"]),
             )
             for r in rows
         ]
@@ -975,3 +1028,24 @@ class AckCounts:
 
     pending: int
     overdue: int
+
+
+def _params_json(params: Mapping[str, Param]) -> str | None:
+    return json.dumps(dict(params), sort_keys=True) if params else None
+
+
+def _params_of(text: str | None) -> dict[str, Param]:
+    """An alarm's stored parameters (only str and int values survive: they are shown)."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(k): v
+        for k, v in data.items()
+        if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
+    }

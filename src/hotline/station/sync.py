@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .. import logcheck
+from .. import logcheck, stamps
 from ..errors import BadProof, BadTime, ForkDetected, HotlineError
 from ..frames import Entries, Entry
 from ..notes import SignedCheckpoint, cosign
@@ -35,11 +35,15 @@ class Ingested:
     queued: int = 0
 
 
-def on_entries(st: Station, frame: Entries) -> Ingested:
-    """Verify and store a run of entries ending at a signed checkpoint."""
+def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
+    """Verify and store a run of entries ending at a signed checkpoint; then, unless
+    ``receipts`` is False (the caller seals them itself, after it has told its readers),
+    seal the delivered receipts owed."""
     channel = frame.channel
     if channel not in st.channels:
-        st.alarm(Alarm(AlarmKind.UNEXPECTED_CHANNEL, f"relay sent entries of {channel!r}"))
+        st.alarm(
+            Alarm(AlarmKind.UNEXPECTED_CHANNEL, "unexpected-channel", params={"channel": channel})
+        )
         return Ingested()
     if (misplaced := _misplaced(st, frame)) is not None:
         st.alarm(misplaced)
@@ -52,9 +56,10 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
         st.alarm(
             Alarm(
                 AlarmKind.BAD_CHECKPOINT,
-                f"checkpoint of {channel} does not verify: {exc}",
+                "checkpoint-fails",
                 channel=channel,
                 evidence=note,
+                params={"channel": channel, "detail": str(exc)},
             )
         )
         return Ingested()
@@ -81,10 +86,11 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
-                    f"relay shows a different entry {e.index} of {channel}",
+                    "fork-other-entry",
                     channel=channel,
                     index=e.index,
                     evidence=e.envelope,
+                    params={"channel": channel, "index": e.index},
                 )
             )
             return Ingested()
@@ -96,10 +102,15 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
         st.alarm(
             Alarm(
                 AlarmKind.BAD_CHECKPOINT,
-                f"{channel}: {len(entries)} entries from {have} do not "
-                f"reach checkpoint size {signed.size}",
+                "checkpoint-short",
                 channel=channel,
                 evidence=note,
+                params={
+                    "channel": channel,
+                    "count": len(entries),
+                    "start": have,
+                    "size": signed.size,
+                },
             )
         )
         return Ingested()
@@ -113,10 +124,11 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
-                    f"{channel}: {exc.message}",
+                    "fork",
                     level=3,
                     channel=channel,
                     evidence=last.encode() + b"\n--\n" + note,
+                    params={"channel": channel, "detail": exc.message},
                 )
             )
             return Ingested()
@@ -139,21 +151,35 @@ def on_entries(st: Station, frame: Entries) -> Ingested:
                         f"{channel}: entries up to {signed.size} do not give the signed root",
                         channel=channel,
                     ) from exc
+                for a in result.arrived:
+                    stamps.stamp("verified", st.ident, a.hash)
                 cosigned = cosign(signed, st.witness, int(st.clock()))
                 st.store.add_checkpoint(channel, signed.size, cosigned.encode(), st.now_ms())
                 result.cosign = (channel, signed.size, cosigned.encode())
                 _owe_receipts(st, channel, result.arrived, cosigned.encode())
             st.set_verified(channel, cosigned)
+            for a in result.arrived:
+                stamps.stamp("committed", st.ident, a.hash)
         except ForkDetected as exc:
             st.forget(channel)
-            st.alarm(Alarm(AlarmKind.FORK, str(exc), level=3, channel=channel, evidence=note))
+            st.alarm(
+                Alarm(
+                    AlarmKind.FORK,
+                    "fork",
+                    level=3,
+                    channel=channel,
+                    evidence=note,
+                    params={"channel": channel, "detail": exc.message},
+                )
+            )
             return Ingested()
         except BaseException:
             st.forget(channel)
             raise
     # Sealed apart from the ingest: a receipt that cannot be sealed now waits (an
     # alarm), it never undoes what was taken in.
-    result.queued += outbox.send_receipts(st)
+    if receipts:
+        result.queued += outbox.send_receipts(st)
     return result
 
 
@@ -168,13 +194,18 @@ def _misplaced(st: Station, frame: Entries) -> Alarm | None:
         if e.index != frame.start + position:
             return Alarm(
                 AlarmKind.BAD_FRAME,
-                f"{frame.channel}: relay numbered entry {frame.start + position} of a run "
-                f"from {frame.start} as {e.index}; the run is refused (our log has "
-                f"{st.size(frame.channel)} entries)",
+                "misnumbered-run",
                 level=3,  # not noise on the wire: the relay misstates the log
                 channel=frame.channel,
                 index=frame.start + position,
                 evidence=e.envelope,
+                params={
+                    "channel": frame.channel,
+                    "position": frame.start + position,
+                    "start": frame.start,
+                    "given": e.index,
+                    "size": st.size(frame.channel),
+                },
             )
     return None
 
@@ -210,11 +241,12 @@ def _mistimed(
     except BadTime as exc:
         return Alarm(
             AlarmKind.BAD_CHECKPOINT,
-            f"{frame.channel}: the relay's time does not hold: {exc.message}; the run is refused",
+            "relay-time",
             level=3,
             channel=frame.channel,
             index=exc.index,
             evidence=signed.encode(),
+            params={"channel": frame.channel, "detail": exc.message},
         )
     return None
 
@@ -232,11 +264,11 @@ def check_sizes(st: Station, sizes: Mapping[str, int]) -> None:
             st.alarm(
                 Alarm(
                     AlarmKind.FORK,
-                    f"{channel}: the relay's log has {theirs} entries but it "
-                    f"signed a checkpoint of size {mine.size} before: a rollback",
+                    "fork-rollback",
                     level=3,
                     channel=channel,
                     evidence=mine.encode(),
+                    params={"channel": channel, "theirs": theirs, "size": mine.size},
                 )
             )
 
@@ -250,10 +282,11 @@ def _check_older(st: Station, channel: str, signed: SignedCheckpoint) -> None:
         st.alarm(
             Alarm(
                 AlarmKind.FORK,
-                f"{channel}: relay signed a different root at size {signed.size}",
+                "fork-other-root",
                 level=3,
                 channel=channel,
                 evidence=signed.encode(),
+                params={"channel": channel, "size": signed.size},
             )
         )
 

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,9 @@ from ...errors import HotlineError, Malformed, NotAuthorized, http_status
 from ...forms import FORMS, FormError, form_body
 from ...forms.render import error_text
 from ...forms.schema import CASUALTY_FIELDS
-from ...i18n import moment, t, when
+from ...forms.validate import field_errors
+from ...i18n import EARLIEST, LATEST, moment, t, when
+from .. import linkhistory
 from ..api import StationAPI
 from ..export import export
 from ..operators import (
@@ -49,9 +52,15 @@ from ..operators import (
     sign_out,
     verify,
 )
+from ..situation import places_of, situation
+from . import pdf, record
+from .places import place_view
 
 HERE = Path(__file__).parent
 COOKIE = "hotline_session"
+HOUR_MS = 3_600_000
+# How far back the situation page looks for forms whose window or time falls in view.
+LOOKBACK_MS = 30 * 24 * HOUR_MS
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -72,6 +81,8 @@ class Console:
         self.core = api.core
         # Two at a time: each check takes 32 MiB and a core for a moment.
         self.kdf = ThreadPoolExecutor(2, thread_name_prefix="station-kdf")
+        # PDFs are drawn one at a time, apart from sign-in and the database thread.
+        self.pdfs = ThreadPoolExecutor(1, thread_name_prefix="console-pdf")
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
         )
@@ -86,9 +97,12 @@ class Console:
             Route("/logout", page(self.logout), methods=["POST"]),
             Route("/message/{channel}/{index:int}", page(self.message)),
             Route("/message/{channel}/{index:int}/ack", page(self.ack), methods=["POST"]),
+            Route("/message/{channel}/{index:int}/print", page(self.print_view)),
+            Route("/message/{channel}/{index:int}/record.pdf", page(self.record_pdf)),
             Route("/compose", page(self.compose), methods=["GET", "POST"]),
             Route("/sent/{channel}/{seq:int}", page(self.sent)),
             Route("/links", page(self.links)),
+            Route("/situation", page(self.situation)),
             Route("/alarms/{alarm_id:int}/clear", page(self.clear), methods=["POST"]),
             Route("/export/{channel}", page(self.export)),
             Route("/console/state.json", page(self.state)),
@@ -203,6 +217,8 @@ class Console:
                 if verified
                 else []
             )
+            state = m["state"]
+            m["places"] = [place_view(p, state, session.language) for p in places_of(row)]
             return m
 
         m = await self.service.run_db(work)
@@ -214,6 +230,31 @@ class Console:
             channel=channel,
             index=index,
             moment=lambda ms: moment(ms, session.language),
+            places_json=json.dumps(m["places"]),
+            map=bool(m["places"]),
+        )
+
+    async def print_view(self, request: Request, session: Session) -> Response:
+        channel, index = request.path_params["channel"], request.path_params["index"]
+        rec = await self.service.run_db(
+            record.build, self.core, channel, index, session.language, session.operator
+        )
+        return self.render(
+            "record.html", session, rec=rec, page="record", channel=channel, index=index
+        )
+
+    async def record_pdf(self, request: Request, session: Session) -> Response:
+        channel, index = request.path_params["channel"], request.path_params["index"]
+        rec = await self.service.run_db(
+            record.build, self.core, channel, index, session.language, session.operator
+        )
+        # reportlab takes a core for a moment on a long message: not on the event loop.
+        data = await asyncio.get_running_loop().run_in_executor(self.pdfs, pdf.render, rec)
+        name = f"{channel}-{index}.pdf"
+        return Response(
+            data,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{name}"'},
         )
 
     async def ack(self, request: Request, session: Session) -> Response:
@@ -229,17 +270,28 @@ class Console:
         chosen = request.query_params.get("form") or ""
         if chosen and chosen not in FORMS:
             raise Malformed(f"no form {chosen!r}", field="form")
-        if request.method == "GET":
+        lang = session.language
+
+        def page(values: dict[str, str], errors: dict[str, str], status: int = 200) -> Response:
+            form = FORMS.get(chosen)
             return self.render(
                 "compose.html",
                 session,
+                status=status,
                 forms=FORMS,
                 chosen=chosen,
-                form=FORMS.get(chosen),
+                form=form,
                 page="compose",
                 casualty_fields=CASUALTY_FIELDS,
+                values=values,
+                errors=errors,
+                map=form is not None and any(f.kind == "area" for f in form.fields),
             )
+
+        if request.method == "GET":
+            return page({}, {})
         data = await request.form()
+        values = {k: v for k, v in data.items() if isinstance(v, str) and k != "csrf"}
         channel = str(data.get("channel", ""))
         try:
             precedence = Precedence[str(data.get("precedence", "ROUTINE"))]
@@ -247,9 +299,19 @@ class Console:
             raise Malformed("unknown precedence", field="precedence") from exc
         content: body_mod.Text | body_mod.Form
         if chosen:
-            content = body_mod.form_of(form_body(chosen, parse_form(chosen, data)))
+            fields = parse_form(chosen, data)
+            # Every field's error at once, beside the field, in the operator's language;
+            # what was typed stays in the form.
+            wrong = field_errors(chosen, fields)
+            if wrong:
+                errors = {k: t(lang, e.key, **e.params) for k, e in wrong.items()}
+                return page(values, errors, 422)
+            content = body_mod.form_of(form_body(chosen, fields))
         else:
-            content = body_mod.text(str(data.get("text", "")), session.language)
+            text = str(data.get("text", ""))
+            if not text.strip():
+                return page(values, {"text": t(lang, "error.text")}, 422)
+            content = body_mod.text(text, lang)
         # Attributed: the operator's name is signed inside the envelope.
         content = replace(content, operator=session.operator)
         item = await self.service.run_db(
@@ -266,8 +328,88 @@ class Console:
             raise Malformed(f"no sent message {seq} in {channel}", field="seq")
         return self.render("sent.html", session, page="sent", channel=channel, seq=seq)
 
+    async def situation(self, request: Request, session: Session) -> Response:
+        """Deconfliction notices whose window overlaps the one asked (from now for 24 h
+        unless given), and incidents of the last hours, on one map and in one list."""
+        q, lang, now = request.query_params, session.language, self.core.now_ms()
+        errors: dict[str, str] = {}
+        start = _utc_ms(q.get("from"), now, "from", errors, lang)
+        end = _utc_ms(q.get("to"), now + 24 * HOUR_MS, "to", errors, lang)
+        if end < start:
+            errors["to"] = t(lang, "error.end_before_start")
+            end = start + 24 * HOUR_MS
+        hours = _int_param(q.get("hours"), 48, 1, 24 * 30, "hours", errors, lang)
+        since = end - hours * HOUR_MS
+
+        def work() -> dict[str, Any]:
+            messages = self.core.store.messages_since(min(start, since) - LOOKBACK_MS)
+            found = situation(messages, start, end, since)
+            states: dict[tuple[str, int], dict[str, Any]] = {}
+
+            def view(p: Any) -> dict[str, Any]:
+                key = (p.channel, p.index)
+                if key not in states:
+                    states[key] = self.core.message_state(p.channel, p.index)
+                return place_view(p, states[key], lang)
+
+            return {
+                "notices": [view(p) for p in found.notices],
+                "incidents": [view(p) for p in found.incidents],
+            }
+
+        found = await self.service.run_db(work)
+        return self.render(
+            "situation.html",
+            session,
+            page="situation",
+            map=True,
+            notices=found["notices"],
+            incidents=found["incidents"],
+            places_json=json.dumps(found["notices"] + found["incidents"]),
+            start=_local_input(start),
+            end=_local_input(end),
+            start_text=when(start, lang),
+            end_text=when(end, lang),
+            hours=hours,
+            errors=errors,
+        )
+
     async def links(self, request: Request, session: Session) -> Response:
-        return self.render("links.html", session, page="links")
+        lang, now = session.language, self.core.now_ms()
+
+        def work() -> list[dict[str, Any]]:
+            samples = self.core.store.link_samples(now - linkhistory.SPAN_MS)
+            out = []
+            for channel, board in self.core.boards.items():
+                for party in board.links:
+                    mine = [s for s in samples if s.channel == channel and s.party == party]
+                    drawn = linkhistory.chart(mine, now)
+                    out.append(
+                        {
+                            "channel": channel,
+                            "party": party,
+                            "chart": drawn,
+                            "labels": {
+                                b.state: t(lang, "state." + b.state) for _, _, b in drawn.bands
+                            },
+                            "max_rtt": f"{drawn.max_rtt_ms:.0f} ms",
+                            "tick_labels": {
+                                h: t(lang, "ui.hours_ago", hours=h) if h else t(lang, "ui.now")
+                                for _, h in drawn.ticks
+                            },
+                            "when": lambda ms: when(ms, lang),
+                        }
+                    )
+            return out
+
+        histories = await self.service.run_db(work)
+        return self.render(
+            "links.html",
+            session,
+            page="links",
+            histories=histories,
+            geometry=linkhistory,
+        )
 
     async def clear(self, request: Request, session: Session) -> Response:
         alarm_id = request.path_params["alarm_id"]
@@ -306,7 +448,7 @@ class Console:
                     "id": a.id,
                     "kind": a.kind,
                     "level": a.level,
-                    "message": a.message,
+                    "message": a.text_in(lang),
                     "title": t(lang, "alarm." + a.kind),
                     "time": when(a.created_ms, lang),
                     "count": a.count,
@@ -384,6 +526,48 @@ def _label_parties(data: dict[str, Any], lang: str) -> dict[str, Any]:
         )
         del party
     return data
+
+
+def _utc_ms(value: str | None, default: int, name: str, errors: dict[str, str], lang: str) -> int:
+    """A time from a page's query (``2026-11-26T06:00`` as a datetime-local input sends
+    it, or with seconds and ``Z``), always UTC; a bad one is reported and defaulted."""
+    if not value:
+        return default
+    text = value.strip().removesuffix("Z")
+    try:
+        at = datetime.fromisoformat(text)
+        if at.tzinfo is not None:
+            raise ValueError("a zone other than UTC")
+        ms = int(at.replace(tzinfo=UTC).timestamp() * 1000)
+    except (ValueError, OverflowError):
+        errors[name] = t(lang, "error.datetime")
+        return default
+    if not EARLIEST <= datetime.fromtimestamp(ms / 1000, UTC) < LATEST:
+        errors[name] = t(lang, "error.datetime")
+        return default
+    return ms
+
+
+def _int_param(
+    value: str | None,
+    default: int,
+    low: int,
+    high: int,
+    name: str,
+    errors: dict[str, str],
+    lang: str,
+) -> int:
+    if not value:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        errors[name] = t(lang, "error.integer")
+        return default
+    return int(value)
+
+
+def _local_input(ms: int) -> str:
+    """A UTC time as a datetime-local input shows it."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 def _num(data: FormData, key: str) -> float | None:

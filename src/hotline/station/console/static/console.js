@@ -114,6 +114,12 @@ function renderLinks(state) {
       tr.dataset.party = party;
       tr.append(el("td", channel), el("td", party), el("td", l.label, "state"), el("td", l.contact),
         el("td", l.rtt_ms === null ? "-" : l.rtt_ms.toFixed(0) + " ms"), el("td", l.missed));
+      const cell = el("td");
+      const link = el("a", document.getElementById("handle-label").dataset.history);
+      link.href = "#history-" + channel + "-" + party;
+      link.className = "history-link";
+      cell.append(link);
+      tr.append(cell);
       tbody.append(tr);
     }
   }
@@ -164,3 +170,105 @@ if (page) {
   const events = new EventSource("/console/events");
   events.addEventListener("change", () => refresh());
 }
+
+// --- maps (Leaflet, vendored; no tiles: borders and coastlines from region.geojson) ---
+// Every place a page shows is kept in window.hotlineLayers by its key, so tests (and a
+// curious operator's console) can read back where the map drew it.
+window.hotlineLayers = {};
+
+function newMap(node) {
+  if (!window.L) return null;
+  const map = L.map(node, { attributionControl: false, minZoom: 3, maxZoom: 15, zoomSnap: 0.25 });
+  L.control.scale({ metric: true, imperial: false }).addTo(map);
+  map.setView([48.5, 34.0], 5);
+  fetch(node.dataset.region, { credentials: "same-origin" })
+    .then((r) => r.json())
+    .then((geo) => {
+      // Borders over land, both under the places (which may already be drawn).
+      const part = (name) => (f) => f.properties.layer === name;
+      L.geoJSON(geo, { interactive: false, filter: part("borders"), style: { color: "#5b6b7b", weight: 1, fill: false } })
+        .addTo(map).bringToBack();
+      L.geoJSON(geo, { interactive: false, filter: part("land"), style: { stroke: false, fillColor: "#f4f1e8", fillOpacity: 1 } })
+        .addTo(map).bringToBack();
+      // The sea within the region the data covers; outside it the map stays grey (no data).
+      const [w, s, e, n] = geo.features[0].properties.region;
+      L.rectangle([[s, w], [n, e]], { interactive: false, stroke: false, fillColor: "#c9dcec", fillOpacity: 1 })
+        .addTo(map).bringToBack();
+      node.dataset.borders = "loaded";
+    });
+  window.hotlineMap = map;
+  return map;
+}
+
+function placeLayer(p) {
+  const style = { color: p.kind === "notice" ? "#c1121f" : "#1d4ed8", weight: 2, fillOpacity: 0.2 };
+  if (p.polygon) return L.polygon(p.polygon, style);
+  if (p.radius_m !== null) return L.circle([p.lat, p.lon], Object.assign({ radius: p.radius_m }, style));
+  return L.circleMarker([p.lat, p.lon], Object.assign({ radius: 7 }, style));
+}
+
+function placeBounds(layer) {
+  return layer.getBounds ? layer.getBounds() : L.latLngBounds([layer.getLatLng(), layer.getLatLng()]);
+}
+
+function drawPlaces(node) {
+  const map = newMap(node);
+  if (!map) return;
+  const places = JSON.parse(node.dataset.places || "[]");
+  const all = L.latLngBounds([]);
+  for (const p of places) {
+    const layer = placeLayer(p).addTo(map);
+    const pop = el("div");
+    const link = el("a", p.title + " · " + p.channel + " #" + p.index);
+    link.href = p.href;
+    pop.append(link, el("div", p.degrees), el("div", "MGRS " + p.mgrs), el("div", p.radius), el("div", p.period), el("div", p.ack_text));
+    layer.bindPopup(pop);
+    window.hotlineLayers[p.key] = layer;
+    all.extend(placeBounds(layer));
+  }
+  if (all.isValid()) map.fitBounds(all.pad(places.length > 1 ? 0.6 : 2), { maxZoom: 11, animate: false });
+  for (const li of document.querySelectorAll(".place-list li[data-key]")) {
+    li.addEventListener("click", (event) => {
+      const layer = window.hotlineLayers[li.dataset.key];
+      if (!layer || event.target.tagName === "A") return;
+      map.fitBounds(placeBounds(layer).pad(2), { maxZoom: 12 });
+      layer.openPopup();
+    });
+  }
+  node.dataset.ready = "1";
+}
+
+function pickMap(node) {
+  const map = newMap(node);
+  if (!map) return;
+  const lat = document.querySelector('input[name="' + node.dataset.field + '.lat"]');
+  const lon = document.querySelector('input[name="' + node.dataset.field + '.lon"]');
+  const radius = document.querySelector('input[name="' + node.dataset.field + '.radius_km"]');
+  let layer = null;
+  function show() {
+    const a = parseFloat((lat.value || "").replace(",", "."));
+    const b = parseFloat((lon.value || "").replace(",", "."));
+    if (layer) { layer.remove(); layer = null; }
+    if (!isFinite(a) || !isFinite(b) || Math.abs(a) > 90 || Math.abs(b) > 180) return;
+    const r = radius ? parseFloat((radius.value || "").replace(",", ".")) : NaN;
+    layer = isFinite(r) && r > 0
+      ? L.circle([a, b], { radius: r * 1000, color: "#c1121f", weight: 2 })
+      : L.circleMarker([a, b], { radius: 7, color: "#c1121f", weight: 2 });
+    layer.addTo(map);
+    window.hotlineLayers.picked = layer;
+  }
+  map.on("click", (event) => {
+    lat.value = event.latlng.lat.toFixed(5);
+    lon.value = L.Util.wrapNum(event.latlng.lng, [-180, 180], true).toFixed(5);
+    show();
+  });
+  for (const input of [lat, lon, radius]) if (input) input.addEventListener("input", show);
+  show();
+  node.dataset.ready = "1";
+}
+
+for (const node of document.querySelectorAll("#map[data-places]")) drawPlaces(node);
+for (const node of document.querySelectorAll(".pick-map")) pickMap(node);
+
+const printButton = document.getElementById("print-now");
+if (printButton) printButton.addEventListener("click", () => window.print());
