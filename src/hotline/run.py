@@ -18,11 +18,13 @@ from .home import (
     check_relay_url,
     is_loopback,
     load_relay_key,
+    load_retired,
     load_roster,
     load_station,
     read_toml,
     station_config,
 )
+from .keys import StationCertificate, StationKey
 from .relay.app import Relay
 from .relay.core import RelayCore
 from .relay.limits import Limits
@@ -151,6 +153,11 @@ def build_station(
     roster = load_roster(directory / "roster.note")
     key, cert = load_station(directory, passphrase, roster)
     core = StationCore(StationStore(directory / "station.db"), key, cert, roster)
+    core.switch_key(key, cert, load_retired(directory, passphrase))  # keys before a rotation
+
+    def reload_key() -> tuple[StationKey, StationCertificate, list[StationKey]]:
+        return (*load_station(directory, passphrase, roster), load_retired(directory, passphrase))
+
     ssl_context = None
     if any(url.startswith("wss://") for url in urls):
         ssl_context = ssl.create_default_context()
@@ -158,7 +165,7 @@ def build_station(
         if ca.exists():
             ssl_context.load_verify_locations(str(ca))
     service = StationService(core, urls, ssl_context=ssl_context)
-    return service, StationAPI(service, cfg.token(), cfg.language)
+    return service, StationAPI(service, cfg.token(), cfg.language, reload_key)
 
 
 async def serve_station(

@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection
 
 from .. import frames, stamps
 from ..errors import HotlineError, Malformed, TooLarge
+from ..keys import StationCertificate, StationKey
 from .alarms import Alarm, AlarmKind
 from .core import Ingested, StationCore
 from .failover import Failover
@@ -77,6 +78,16 @@ class StationService:
         self.roster_hash = hashlib.sha256(core.roster.encode()).digest()
         self._ws: ClientConnection | None = None
         self._handed: list[OutboxItem] | None = None
+
+    async def switch_key(
+        self, key: StationKey, cert: StationCertificate, retired: list[StationKey]
+    ) -> None:
+        """Sign with ``key`` from now on, and meet the relay again as it (a rotation: the
+        relay has logged ``cert`` already, so whatever is posted meanwhile is taken)."""
+        await self.run_db(self.core.switch_key, key, cert, retired)
+        if self._ws is not None:
+            await self._ws.close()
+        self.kick()
 
     async def shutdown(self) -> None:
         """Stop reconnecting and close the link to the relay."""
