@@ -88,7 +88,7 @@ def seeds() -> Seeds:
         },
     )
     inputs = {
-        "envelope": log.entries[0][0],
+        "envelope": log.entries[2][0],  # the first envelope, after two certificates
         "note": checkpoint.encode(),
         "checkpoint": checkpoint.encode(),
         "cosignatures": checkpoint.encode(),
@@ -107,9 +107,9 @@ def seeds() -> Seeds:
                 1,
                 "us-ru",
                 0,
-                envelope.envelope_hash(log.entries[0][0]),
+                envelope.envelope_hash(log.entries[2][0]),
                 1,
-                log.entries[0][1],
+                log.entries[2][1],
                 False,
                 checkpoint.encode(),
                 (),

@@ -38,6 +38,7 @@ from hotline.keys import (
     StationPQ,
     parse_certificate,
 )
+from hotline.leaf import LeafKind
 from hotline.notes import Note, NoteSignature, b64, make_note
 from hotline.relay.core import RelayCore
 from hotline.relay.sqlite import SqliteRelayStore
@@ -348,11 +349,13 @@ def _mixed(min_version: int | None = 2) -> Mixed:
         p: old_parties[p].certify(s, T0 - 3600, T0 + 86400) for p, s in old_stations.items()
     }
     assert {c.version for c in old_certs.values()} == {1}
-    log = ChannelLog(world)
+    log = ChannelLog(world, certify=False)
     v2_stations, v2_certs = dict(world.stations), dict(world.certs)
     world.stations.update(old_stations)
     world.certs.clear()
     world.certs.update(old_certs)
+    for cert in old_certs.values():  # logged first, as the relay does
+        log.key_event(cert.encode())
     log.message("us", "v1: one")
     log.message("ru", "v1: two")
     log.checkpoint("us", "ru")
@@ -363,6 +366,8 @@ def _mixed(min_version: int | None = 2) -> Mixed:
     world.stations.update(v2_stations)
     world.certs.clear()
     world.certs.update({p: c for p, c in v2_certs.items() if p in ("us", "ru")})
+    for cert in world.certs.values():
+        log.key_event(cert.encode())
     log.chains.clear()  # new stations, new chains
     log.message("us", "v2: three")
     log.receipt("ru", "delivered", 3)
@@ -371,12 +376,20 @@ def _mixed(min_version: int | None = 2) -> Mixed:
     return Mixed(log, old_stations, old_certs, switch_ms)
 
 
+def _envelopes(log: ChannelLog) -> list[tuple[int, bytes]]:
+    """The log's envelopes with their indices (its key events left out)."""
+    return [
+        (i, raw)
+        for i, ((raw, _), kind) in enumerate(zip(log.entries, log.kinds, strict=True))
+        if kind == LeafKind.ENVELOPE
+    ]
+
+
 def _transcript(m: Mixed) -> dict[str, Any]:
-    """us's export: every certificate, and the bodies it can open (with either key)."""
+    """us's export: the log (its certificates among its entries), and the bodies it can
+    open (with either key)."""
     doc = m.log.transcript(bodies=False)
-    certs = [*m.old_certs.values(), *(m.log.world.certs.values())]
-    doc["certificates"] = [c.encode().decode() for c in certs]
-    for i, (raw, _) in enumerate(m.log.entries):
+    for i, raw in _envelopes(m.log):
         env = env_mod.parse(raw)
         reader = m.old_stations["us"] if env.version == 1 else m.log.world.stations["us"]
         key = env_mod.unwrap_key(env, reader)
@@ -400,6 +413,9 @@ def _station_checks(m: Mixed) -> None:
     ctx = logcheck.LogContext.of(world.roster, "us-ru", ring)
     chains: dict[str, logcheck.Chain] = {}
     for i, (raw, ms) in enumerate(m.log.entries):
+        if m.log.kinds[i] == LeafKind.KEY_EVENT:
+            logcheck.take_key_event(ctx, raw, index=i, relay_ms=ms)
+            continue
         env = logcheck.check_entry(
             ctx, raw, index=i, relay_ms=ms, chain=lambda s: chains.get(s, logcheck.NO_CHAIN)
         )
@@ -418,7 +434,7 @@ def _cli_verify(doc: dict[str, Any], roster: Roster, tmp_path: Path) -> int:
 
 def test_a_log_of_version_1_then_version_2_envelopes_verifies(tmp_path: Path) -> None:
     m = _mixed()
-    versions = [env_mod.parse(raw).version for raw, _ in m.log.entries]
+    versions = [env_mod.parse(raw).version for _, raw in _envelopes(m.log)]
     assert versions == [1, 1, 1, 2, 2, 2]
     _station_checks(m)
     doc = _transcript(m)
@@ -431,14 +447,15 @@ def test_a_version_2_transcript_verifies_offline(tmp_path: Path) -> None:
     from .logbuild import exchange
 
     log = exchange()
-    assert {env_mod.parse(raw).version for raw, _ in log.entries} == {2}
+    assert {env_mod.parse(raw).version for _, raw in _envelopes(log)} == {2}
     doc = log.transcript()
     assert transcript.verify(doc).ok
     assert _cli_verify(doc, log.world.roster, tmp_path) == 0
     # and a lie in it is still caught: one byte of an ML-DSA signature
-    raw = bytearray(log.entries[2][0])
+    index, first = _envelopes(log)[0]
+    raw = bytearray(first)
     raw[-10] ^= 1
-    doc["entries"][2]["envelope"] = b64(bytes(raw))
+    doc["entries"][index]["envelope"] = b64(bytes(raw))
     assert not transcript.verify(doc).ok
 
 
@@ -448,7 +465,7 @@ def _late_v1(m: Mixed) -> int:
     v2_stations, v2_certs = dict(world.stations), dict(world.certs)
     world.stations.update(m.old_stations)
     world.certs.update(m.old_certs)
-    old_chain = (1, env_mod.envelope_hash(m.log.entries[0][0]))  # us-0's envelope 1
+    old_chain = (1, env_mod.envelope_hash(_envelopes(m.log)[0][1]))  # us-0's envelope 1
     raw = m.log.seal("us", body_mod.text("late v1", "en"), link=old_chain)
     world.stations.update(v2_stations)
     world.certs.update(v2_certs)

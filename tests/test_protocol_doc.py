@@ -13,7 +13,16 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hotline import hybrid
 from hotline.envelope import MAX_ENVELOPE, ZERO_HASH, Kind, Precedence, open_envelope, parse, verify
 from hotline.errors import NotARecipient
-from hotline.example import LOGGED_MS, T0, V2_BODY, _seed, example, example_v2, v2_keys
+from hotline.example import (
+    CERTIFIED_MS,
+    LOGGED_MS,
+    T0,
+    V2_BODY,
+    _seed,
+    example,
+    example_v2,
+    v2_keys,
+)
 from hotline.keys import KeyRing, StationKey, parse_certificate
 from hotline.leaf import parse_leaf
 from hotline.notes import open_checkpoint, parse_note, parse_verifier_key
@@ -55,7 +64,10 @@ def test_the_example_envelope_reads_as_documented() -> None:
     with pytest.raises(NotARecipient):
         open_envelope(env, StationKey.generate("ua", "ua-1"), ring)
     cp = open_checkpoint(EXAMPLE["checkpoint"].encode(), parse_verifier_key(EXAMPLE["relay_key"]))
-    assert cp.size == 1 and cp.root.hex() == EXAMPLE["leaf_hash"]
+    leaves = [bytes.fromhex(EXAMPLE["key_event_leaf_hash"]), bytes.fromhex(EXAMPLE["leaf_hash"])]
+    assert cp.size == 2 and cp.root == hashlib.sha256(b"\x01" + b"".join(leaves)).digest()
+    cert_leaf = b"\x03" + CERTIFIED_MS.to_bytes(8, "big") + EXAMPLE["us_certificate"].encode()
+    assert hashlib.sha256(b"\x00" + cert_leaf).hexdigest() == EXAMPLE["key_event_leaf_hash"]
 
 
 def test_the_example_leaf_holds_the_relay_time_then_the_envelope() -> None:
@@ -64,7 +76,7 @@ def test_the_example_leaf_holds_the_relay_time_then_the_envelope() -> None:
     data = header + bytes.fromhex(EXAMPLE["envelope_hex"])
     assert hashlib.sha256(b"\x00" + data).hexdigest() == EXAMPLE["leaf_hash"]
     leaf = parse_leaf(data)
-    assert (leaf.relay_ms, leaf.envelope.hex()) == (LOGGED_MS, EXAMPLE["envelope_hex"])
+    assert (leaf.kind, leaf.relay_ms, leaf.payload.hex()) == (2, LOGGED_MS, EXAMPLE["envelope_hex"])
     cp_time = int(EXAMPLE["checkpoint"].split("\n")[3].removeprefix("time "))
     assert T0 * 1000 + 5 < leaf.relay_ms <= cp_time
 

@@ -191,7 +191,7 @@ def test_both_relays_logs_export_and_verify_per_relay(two: Cluster, tmp_path: Pa
     assert set(report.relays) == {"relay.ae", "relay.ch"}
     assert report.relays["relay.ae"]["missing"] == report.relays["relay.ch"]["missing"] == 0
     doc = loads((tmp_path / "t.json").read_bytes())
-    assert doc["format"] == "hotline-transcript/v2+relays"
+    assert doc["format"] == "hotline-transcript/v3+relays"
     # A relay's log altered in the file is caught against THAT relay's key and place.
     doc["relays"][0]["entries"][1]["relay_ms"] += 1
     bad = verify(doc)

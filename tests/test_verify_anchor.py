@@ -172,7 +172,7 @@ def test_an_old_format_exits_4_naming_both_formats(tmp_path: Path) -> None:
     assert out.exit_code == 4
     (failure,) = json.loads(out.output)["failures"]
     assert failure["reason"].startswith("old format hotline-transcript/v1: this version reads")
-    assert "hotline-transcript/v2" in failure["reason"]
+    assert "hotline-transcript/v3" in failure["reason"]
 
 
 def test_digests_are_read_in_any_case_with_separators() -> None:

@@ -329,7 +329,14 @@ def verify(env: Envelope, keyring: KeyRing, at: int | None = None) -> StationCer
     clock. Raises UnknownKey, KeyNotValid, RevokedKey or BadSignature.
     """
     when = env.created_ms // 1000 if at is None else at
-    certs = [c for c in keyring.station(env.sender, when) if c.version == env.version]
+    return signed_by(env, keyring.station(env.sender, when), f"usable at {when}")
+
+
+def signed_by(env: Envelope, usable: list[StationCertificate], when: str) -> StationCertificate:
+    """The certificate among ``usable`` (the sender's, usable ``when``) whose key signed
+    ``env``: a v2 envelope needs a /v2 certificate and both signatures, a v1 envelope a
+    /v1 certificate. Raises BadSignature."""
+    certs = [c for c in usable if c.version == env.version]
     for cert in certs:
         if env.version == VERSION_V2:
             if cert.verify_hybrid(env.signed_part, env.signature):
@@ -338,7 +345,7 @@ def verify(env: Envelope, keyring: KeyRing, at: int | None = None) -> StationCer
             return cert
     if not certs:
         raise BadSignature(
-            f"{env.sender} has no version-{env.version} certificate usable at {when}: "
+            f"{env.sender} has no version-{env.version} certificate {when}: "
             f"a version-{env.version} envelope cannot be signed for it",
             channel=env.channel,
             field="version",
@@ -371,25 +378,31 @@ def unwrap_key(env: Envelope, station: StationKey) -> bytes:
             f"{station.ident} has no ML-KEM-768 key for a version-2 envelope",
             channel=env.channel,
         )
-    try:
-        if env.version == VERSION_V2 and station.pq is not None:
-            kek = hybrid.decapsulate(
-                station.encryption, station.pq.kem, env.ephemeral, mine[0].kem_ciphertext
-            )
-            aead = ChaCha20Poly1305(kek)
-        else:
-            shared = station.encryption.exchange(X25519PublicKey.from_public_bytes(env.ephemeral))
-            aead = _wrap_key(shared, env.ephemeral, station.encryption_public)
-    except ValueError as exc:  # a low-order ephemeral key: the sender sealed to nobody
-        raise NotARecipient(
-            "the envelope's ephemeral key is a low-order point", channel=env.channel
-        ) from exc
-    try:
-        return aead.decrypt(_NONCE, mine[0].wrapped, station.ident.encode())
-    except InvalidTag as exc:
-        raise NotARecipient(
-            f"the body key for {station.ident} does not open this envelope", channel=env.channel
-        ) from exc
+    # A station being rotated has two certificates (old and new key) under one name: the
+    # body key is wrapped once for each, and only one entry opens with a given key.
+    for entry in mine:
+        try:
+            if env.version == VERSION_V2 and station.pq is not None:
+                kek = hybrid.decapsulate(
+                    station.encryption, station.pq.kem, env.ephemeral, entry.kem_ciphertext
+                )
+                aead = ChaCha20Poly1305(kek)
+            else:
+                shared = station.encryption.exchange(
+                    X25519PublicKey.from_public_bytes(env.ephemeral)
+                )
+                aead = _wrap_key(shared, env.ephemeral, station.encryption_public)
+        except ValueError as exc:  # a low-order ephemeral key: the sender sealed to nobody
+            raise NotARecipient(
+                "the envelope's ephemeral key is a low-order point", channel=env.channel
+            ) from exc
+        try:
+            return aead.decrypt(_NONCE, entry.wrapped, station.ident.encode())
+        except InvalidTag:
+            continue
+    raise NotARecipient(
+        f"the body key for {station.ident} does not open this envelope", channel=env.channel
+    )
 
 
 def decrypt_with_key(env: Envelope, body_key: bytes) -> bytes:

@@ -20,12 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from .envelope import ZERO_HASH, Kind, Precedence, seal
 from .keys import PartyKey, StationCertificate, StationKey, StationPQ
-from .leaf import HEADER_SIZE, entry_leaf_hash, leaf_data
+from .leaf import HEADER_SIZE, LeafKind, entry_leaf_hash, leaf_data
 from .merkle import MerkleTree
 from .notes import Checkpoint, NoteSigner, cosign, sign_checkpoint
 
 T0 = 1_764_000_000  # 2025-11-24T16:00:00Z
-LOGGED_MS = T0 * 1000 + 7  # the relay's time for the entry, inside its leaf
+CERTIFIED_MS = T0 * 1000 + 3  # the relay logs us-1's certificate (entry 0, a key event)
+LOGGED_MS = T0 * 1000 + 7  # the relay's time for the envelope (entry 1), inside its leaf
 
 
 def _seed(label: str) -> bytes:
@@ -66,6 +67,7 @@ def example() -> dict[str, str]:
     )
     relay = NoteSigner("relay.ae", Ed25519PrivateKey.from_private_bytes(_seed("relay")))
     tree = MerkleTree()
+    tree.append(leaf_data(CERTIFIED_MS, us_cert.encode(), LeafKind.KEY_EVENT))
     tree.append(leaf_data(LOGGED_MS, envelope))
     checkpoint = sign_checkpoint(
         Checkpoint("hotline/example/us-ru", tree.size, tree.root(), (f"time {T0 * 1000 + 9}",)),
@@ -76,6 +78,9 @@ def example() -> dict[str, str]:
         "us_root_key": us_root.verifier.encode(),
         "relay_key": relay.verifier.encode(),
         "us_certificate": us_cert.encode().decode(),
+        "key_event_leaf_hash": entry_leaf_hash(
+            CERTIFIED_MS, us_cert.encode(), LeafKind.KEY_EVENT
+        ).hex(),
         "body": body.decode(),
         "envelope_hex": envelope.hex(),
         "envelope_sha256": hashlib.sha256(envelope).hexdigest(),

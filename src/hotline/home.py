@@ -13,6 +13,7 @@ Passphrases come from ``HOTLINE_PASSPHRASE`` (or the variable named by
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import secrets
@@ -33,7 +34,7 @@ from .keys import (
     parse_certificate,
     seal_key_file,
 )
-from .notes import NoteSigner
+from .notes import NoteSigner, parse_note
 from .roster import Roster, open_roster
 
 KEY_ENV = "HOTLINE_KEY"
@@ -318,3 +319,41 @@ def load_station(
     ):
         raise WrongPassphrase("station.cert does not belong to station.key")
     return key, cert
+
+
+RETIRED = "retired"  # a rotated station's old keys, kept to open what was sealed to them
+
+
+def install_station_key(
+    directory: Path,
+    key: StationKey,
+    cert: StationCertificate,
+    passphrase: str,
+    kdf: dict[str, int] | None = None,
+) -> Path:
+    """Make ``key`` the station's key (``hotline station rotate``): the one before it
+    moves to ``retired/`` (still needed to open envelopes sealed to it). Returns where."""
+    if os.environ.get(KEY_ENV):
+        raise Malformed(
+            f"the station key comes from {KEY_ENV}: a rotation writes a key file; unset it",
+            field="key",
+        )
+    old = parse_note((directory / "station.cert").read_bytes())
+    kept = directory / RETIRED
+    kept.mkdir(mode=0o700, exist_ok=True)
+    name = hashlib.sha256(old.encode()).hexdigest()[:16]
+    (directory / "station.key").replace(kept / f"{name}.key")
+    (directory / "station.cert").replace(kept / f"{name}.cert")
+    write_private(directory / "station.key", seal_key_file(key.secret_material(), passphrase, kdf))
+    (directory / "station.cert").write_bytes(cert.encode())
+    return kept / f"{name}.key"
+
+
+def load_retired(directory: Path, passphrase: str | None) -> list[StationKey]:
+    """The keys a station held before its rotations (to open what was sealed to them)."""
+    keys = []
+    for path in sorted((directory / RETIRED).glob("*.key")):
+        key = load_key(path, passphrase)
+        if isinstance(key, StationKey):
+            keys.append(key)
+    return keys

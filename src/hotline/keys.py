@@ -3,8 +3,10 @@
 A party's root key (Ed25519) signs *statements*: signed notes whose text is a
 type line and one line of compact JSON. A station certificate binds a station's
 Ed25519 signing key and X25519 encryption key to ``party/station`` for a period;
-a revocation withdraws one station's signing key from a time on (a rotation is a new
-certificate plus a revocation of the old key with ``replaced_by``).
+a revocation withdraws one station's signing key (a rotation is a new certificate plus a
+revocation of the old key with ``replaced_by``). Both are logged as key events, and a
+revocation takes effect at its position in each log (keyhistory.py); its ``revoked_at``
+is shown, never used to move that earlier.
 
 Statements /v2 (issue 16) are signed by the party's Ed25519 root AND its ML-DSA-65
 root (hybrid.verify_both); a /v2 certificate also carries the station's ML-KEM-768
@@ -162,8 +164,9 @@ class ProvenSignatures(Protocol):
     """Station signatures already checked elsewhere (``parallel_verify``, on other cores)."""
 
     def holds(self, signing: bytes, signature: bytes, digest: bytes) -> bool:
-        """Whether ``signature`` by key ``signing`` over bytes of SHA-256 ``digest`` was
-        checked and verifies (False: not known to; check it yourself)."""
+        """Whether ``signature`` by key ``signing`` (a hybrid one: the Ed25519 key then
+        the ML-DSA-65 key) over bytes of SHA-256 ``digest`` was checked and verifies
+        (False: not known to; check it yourself)."""
         ...
 
 
@@ -211,6 +214,11 @@ class StationCertificate:
         """Ed25519 and ML-DSA-65 over ``message`` (only a /v2 certificate can)."""
         if self.pq_signing is None:
             return False
+        proven = _PROVEN.get()
+        if proven is not None and proven.holds(
+            self.signing + self.pq_signing, signature, hashlib.sha256(message).digest()
+        ):
+            return True
         return hybrid.verify(self.signing, self.pq_signing, message, signature)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
@@ -689,9 +697,10 @@ class KeyRing:
         return [c for certs in self.certificates.values() for c in certs]
 
     def revoked(self, cert: StationCertificate, at: int) -> bool:
-        """Whether this station's key was revoked at or before ``at`` (unix seconds)."""
-        rev = self.revocations.get((cert.ident, cert.signing))
-        return rev is not None and rev.revoked_at <= at
+        """Whether this station's key is revoked (``at`` is not used: a revocation takes
+        effect where it is logged, never at its ``revoked_at``; a key ring holds the keys
+        as they stand now, and a log's history by position is keyhistory.py's)."""
+        return (cert.ident, cert.signing) in self.revocations
 
     def station(self, ident: str, at: int) -> list[StationCertificate]:
         """Certificates of ``party/station`` usable at time ``at`` (unix seconds).
@@ -706,5 +715,5 @@ class KeyRing:
             raise KeyNotValid(f"no certificate of {ident} is valid at {at}", field="station")
         live = [c for c in valid if not self.revoked(c, at)]
         if not live:
-            raise RevokedKey(f"the key of {ident} was revoked before {at}", field="station")
+            raise RevokedKey(f"the key of {ident} is revoked", field="station")
         return live

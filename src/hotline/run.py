@@ -18,12 +18,14 @@ from .home import (
     check_relay_url,
     is_loopback,
     load_relay_key,
+    load_retired,
     load_roster,
     load_station,
     read_toml,
     station_config,
     urls_per_relay,
 )
+from .keys import StationCertificate, StationKey
 from .relay.app import Relay
 from .relay.core import RelayCore
 from .relay.limits import Limits
@@ -155,6 +157,11 @@ def build_station(
     core = StationCore(StationStore(directory / "station.db"), key, cert, roster)
     if core.state.audit is not None:
         core.state.audit.bound_ms = max(1, int(cfg.audit_seconds * 1000))
+    core.switch_key(key, cert, load_retired(directory, passphrase))  # keys before a rotation
+
+    def reload_key() -> tuple[StationKey, StationCertificate, list[StationKey]]:
+        return (*load_station(directory, passphrase, roster), load_retired(directory, passphrase))
+
     ssl_context = None
     if any(url.startswith("wss://") for url in urls):
         ssl_context = ssl.create_default_context()
@@ -162,7 +169,7 @@ def build_station(
         if ca.exists():
             ssl_context.load_verify_locations(str(ca))
     service = StationService(core, per_relay, ssl_context=ssl_context)
-    return service, StationAPI(service, cfg.token(), cfg.language)
+    return service, StationAPI(service, cfg.token(), cfg.language, reload_key)
 
 
 async def serve_station(

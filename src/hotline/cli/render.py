@@ -96,6 +96,14 @@ def certified(cert: StationCertificate) -> str:
     return f"station {cert.ident} certified until {until:%Y-%m-%d}"
 
 
+def rotated(old: StationCertificate, new: StationCertificate) -> str:
+    return (
+        f"station {new.ident} rotated: key {old.signing.hex()[:16]} revoked, "
+        f"key {new.signing.hex()[:16]} certified until "
+        f"{datetime.fromtimestamp(new.not_after, UTC):%Y-%m-%d}"
+    )
+
+
 def operator_added(name: str, api_url: str) -> str:
     return f"operator {name!r} can sign in at {api_url}/login"
 
@@ -259,6 +267,8 @@ def verify_report(report: Report, json_out: bool) -> str:
             f"relay {relay}: {log.get('entries', 0)} entries, {log.get('checkpoints', 0)} "
             f"checkpoints, lacks {log.get('missing', 0)} envelope(s) other relays logged"
         )
+    lines.append(f"key history (key events in the log): {len(report.key_history)}")
+    lines.extend(f"  {event}" for event in report.key_history)
     for party_name, r in report.parties.items():
         lines.append(
             f"party {party_name}: sent {r.sent}, "

@@ -10,6 +10,7 @@ import click
 from ..home import load_party, party_init, relay_init, station_config, station_init
 from ..notes import parse_note
 from ..roster import LANGUAGES, open_roster, roster_text, sign_roster, unsigned_parties
+from ..rotate import rotate_station
 from . import render
 from .base import (
     dir_option,
@@ -211,6 +212,44 @@ def station_init_cmd(
         open_roster(signed)  # install only a roster every party has signed
         (directory / "roster.note").write_bytes(signed)
     click.echo(render.certified(cert))
+
+
+@station.command("rotate")
+@dir_option("The station's directory; the station must be serving.")
+@click.option(
+    "--party-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="The party directory whose root key certifies the new key and revokes the old.",
+)
+@click.option("--valid-days", default=365, show_default=True)
+@click.option(
+    "--drain-timeout",
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for the outbox to drain before the old key is revoked.",
+)
+@pass_env_option
+@handled
+def station_rotate_cmd(
+    directory: Path, party_dir: Path, valid_days: int, drain_timeout: float, passphrase_env: str
+) -> None:
+    """Give a serving station a new key without losing a message.
+
+    The new key is certified by the party root and registered at the relay (which logs
+    its certificate), the station switches to it, and once its outbox has drained the
+    old key is revoked (logged after everything it signed). The old key stays in
+    DIR/retired/ to open what was sealed to it."""
+    passphrase = get_passphrase(passphrase_env)
+    rotation = rotate_station(
+        directory,
+        load_party(party_dir, passphrase),
+        passphrase,
+        valid_days=valid_days,
+        drain_timeout=drain_timeout,
+        say=click.echo,
+    )
+    click.echo(render.rotated(rotation.old, rotation.new))
 
 
 @main.group()

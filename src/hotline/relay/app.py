@@ -251,15 +251,23 @@ class Relay:
             for r in results:
                 if not isinstance(r, HotlineError):
                     stamps.stamp("relay_committed", "relay", r.entry.hash)
+        return results, self._in_order(self.core.pushes(results))
+
+    def _in_order(self, ours: list[frames.Entries]) -> list[frames.Entries]:
+        """On the database thread: this process's new entries, each after any that another
+        process appended just before them, and remembered as pushed."""
         pushes: list[frames.Entries] = []
-        for push in self.core.pushes(results):
-            # Entries another process appended just before ours are pushed first.
+        for push in ours:
             pushes += self._catch_up(push.channel, push.start)
             pushes.append(push)
             self.pushed[push.channel] = max(
                 self.pushed.get(push.channel, 0), push.start + len(push.entries)
             )
-        return results, pushes
+        return pushes
+
+    def _key_event_pushes(self) -> list[frames.Entries]:
+        """On the database thread: the key events this process logged, in order."""
+        return self._in_order(self.core.key_event_pushes())
 
     # --- other relay processes on the same database (fanout.py) -----------------------
 
@@ -426,8 +434,10 @@ class Relay:
                 frames.Welcome(cert.ident, tuple(channels), tuple(sizes), self.core.now_ms())
             )
         )
-        # Introduce the newcomer's certificate to every station online.
+        # Introduce the newcomer's certificate to every station online (to seal to it),
+        # and push its key events: stations accept its envelopes only after those.
         self._broadcast(await self.run_db(self.core.certificates_frame, None), skip=conn)
+        self._push(await self.run_db(self._key_event_pushes))
         return conn
 
     def end_sessions(self, revocation: Revocation) -> None:
@@ -516,6 +526,7 @@ class Relay:
                 revocation = await self.run_db(self.core.register_revocation, note)
                 conn.send(encode_frame(frames.Ok(rid)))
                 self.end_sessions(revocation)
+                self._push(await self.run_db(self._key_event_pushes))
                 # Every station online learns of it at once, before anything signed after it.
                 self._broadcast(await self.run_db(self.core.certificates_frame, None))
             case frames.Link(link=link):
@@ -668,7 +679,9 @@ class Relay:
             return {
                 "channel": channel,
                 "size": size,
-                "entries": [frames.Entry(e.index, e.envelope, e.relay_ms).wire() for e in entries],
+                "entries": [
+                    frames.Entry(e.index, e.envelope, e.relay_ms, e.kind).wire() for e in entries
+                ],
             }
 
         return JSONResponse(await self.run_db(work))

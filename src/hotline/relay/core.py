@@ -11,6 +11,7 @@ whenever another process appended to it (``hold``, ``refresh``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -19,9 +20,16 @@ from typing import Generic, TypeVar
 
 from .. import envelope as env_mod
 from .. import frames
-from ..errors import HotlineError, Malformed, NotAuthorized, Unauthenticated, UnknownKey
+from ..errors import (
+    HotlineError,
+    Malformed,
+    NotAuthorized,
+    RevokedKey,
+    Unauthenticated,
+    UnknownKey,
+)
 from ..keys import KeyRing, Revocation, StationCertificate
-from ..leaf import check_not_v1, leaf_data
+from ..leaf import LeafKind, check_not_v1, leaf_data
 from ..merkle import TreeCache
 from ..notes import (
     Checkpoint,
@@ -34,11 +42,15 @@ from ..notes import (
     unb64,
     verify_note,
 )
-from ..roster import Roster
-from .storage import RelayStore, StoredEntry
+from ..roster import Roster, open_roster
+from .storage import KEY_EVENT_SENDER, RelayStore, StoredEntry
 
 log = logging.getLogger("hotline.relay")
 
+OLD_LOG = (
+    "this log opens with an envelope: it was written before key events were logged "
+    "(certificates and revocations as entries) and is not migrated: start from a new database"
+)
 SYNC_CHUNK = 1000  # entries read for one sync answer (then split to fit a frame)
 HTTP_AUTH_SKEW = 120  # seconds a signed HTTP request's time may be off the relay's clock
 
@@ -161,7 +173,10 @@ class RelayCore:
         self.clock = clock
         self.keyring = KeyRing(roster.roots())
         for data in store.statements("certificate"):
-            self.keyring.add_certificate(data)
+            try:
+                self.keyring.add_certificate(data)
+            except HotlineError as exc:  # signed by a root a newer roster replaced
+                log.warning("a stored certificate is no longer taken: %s", exc)
         for data in store.statements("revocation"):
             try:
                 self.keyring.add_revocation(data)
@@ -169,9 +184,42 @@ class RelayCore:
                 log.warning("a stored revocation is no longer taken: %s", exc)
         self.tree = TreeCache(store.nodes)
         self._senders: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self._key_events: list[StoredEntry] = []  # logged, not yet pushed
         self._last_ms = 0
         for channel in roster.channels:
             self._last_ms = max(self._last_ms, self._latest_time(channel))
+        # Every statement taken is a key event of each channel of its party: log those a
+        # crash or a new roster (a party in a new channel) left out, in the order taken.
+        for cert in self.keyring.all_certificates():
+            self._log_statement(cert.encode(), self.channels_of(cert.party))
+        for rev in self.keyring.revocations.values():
+            self._log_statement(rev.encode(), self.channels_of(rev.party))
+        self._adopt_roster()
+
+    def _adopt_roster(self) -> None:
+        """Remember the first roster this relay ran with; log a newer version (party root
+        rotation) as a key event in every channel that has a log; refuse an older one,
+        or another of the same version."""
+        held = [open_roster(data) for data in self.store.statements("roster")]
+        latest = max(held, key=lambda r: r.version, default=None)
+        mine = self.roster
+        if latest is not None and mine.version < latest.version:
+            raise Malformed(
+                f"roster v{mine.version} is older than v{latest.version}, which this relay "
+                "already ran with",
+                field="roster",
+            )
+        if latest is not None and mine.version == latest.version:
+            if mine.encode() != latest.encode():
+                raise Malformed(
+                    f"another roster of version {mine.version} than the one this relay ran "
+                    "with: a changed roster needs a new version",
+                    field="roster",
+                )
+            return
+        logged = [c for c in mine.channels if latest is not None and self.size(c)]
+        version = mine.version.to_bytes(8, "big")
+        self._log_statement(mine.encode(), logged, ("roster", version))
 
     def _latest_time(self, channel: str) -> int:
         """The last time the relay gave in this channel (its last entry's, or the latest
@@ -179,6 +227,8 @@ class RelayCore:
         if self.size(channel):
             first = self.store.entries(channel, 0, 1)[0]
             check_not_v1(self.tree(channel).leaf_hash_at(0), first.envelope, "relay store")
+            if first.kind != LeafKind.KEY_EVENT:  # a log always opens with a certificate
+                raise Malformed(f"relay store: {OLD_LOG}", field="database")
         return self._time_of(channel)
 
     def _time_of(self, channel: str) -> int:
@@ -200,9 +250,9 @@ class RelayCore:
     # --- keys and authentication -------------------------------------------
 
     def register_certificate(self, data: bytes) -> StationCertificate:
+        """Take a certificate and log it (once) in every channel of its party."""
         cert = self.keyring.add_certificate(data)
-        with self.store.transaction():
-            self.store.put_statement("certificate", cert.signing, data)
+        self._log_statement(data, self.channels_of(cert.party), ("certificate", cert.signing))
         return cert
 
     def learn(self, kind: str, key: bytes) -> StationCertificate | Revocation | None:
@@ -234,11 +284,49 @@ class RelayCore:
 
     def register_revocation(self, data: bytes) -> Revocation:
         """Take a party's revocation of one of its own stations' keys (KeyRing's rule:
-        signed by the root of the party it names, for a key that party certified)."""
+        signed by the root of the party it names, for a key that party certified) and
+        log it (once) in every channel of that party: it takes effect there."""
         rev = self.keyring.add_revocation(data)
-        with self.store.transaction():
-            self.store.put_statement("revocation", rev.signing, data)
+        self._log_statement(data, self.channels_of(rev.party), ("revocation", rev.signing))
         return rev
+
+    def _log_statement(
+        self, data: bytes, channels: list[str], keep: tuple[str, bytes] | None = None
+    ) -> None:
+        """Append a key event to each of ``channels`` that does not hold it yet, and sign
+        those channels, in one transaction (with the statement, if ``keep``)."""
+        digest = hashlib.sha256(data).digest()
+        missing = [c for c in channels if self.store.find_hash(c, digest) is None]
+        if not missing and keep is None:
+            return  # logged everywhere already (a restart): no write at all
+        new: list[StoredEntry] = []
+        try:
+            with self.store.transaction():
+                # As in accept: the database serializes appends of every relay process,
+                # and whether a channel holds the event is asked again under its lock.
+                self.hold(sorted(missing))
+                missing = [c for c in missing if self.store.find_hash(c, digest) is None]
+                now_ms = self.now_ms()
+                if keep is not None:
+                    self.store.put_statement(keep[0], keep[1], data)
+                for channel in missing:
+                    leaf = leaf_data(now_ms, data, LeafKind.KEY_EVENT)
+                    index = self.tree(channel).append(leaf)
+                    entry = StoredEntry(channel, index, data, digest, KEY_EVENT_SENDER, 0, now_ms)
+                    self.store.add_entry(entry)
+                    new.append(entry)
+                for entry in new:
+                    self._sign(entry.channel, now_ms)
+        except BaseException:
+            self.tree.drop()
+            self._senders.clear()
+            raise
+        self._key_events.extend(new)
+
+    def key_event_pushes(self) -> list[frames.Entries]:
+        """The key events logged since the last call, as pushes to the channels' stations."""
+        new, self._key_events = self._key_events, []
+        return self._pushes(new)
 
     def statements(self) -> dict[str, list[bytes]]:
         return {
@@ -258,6 +346,8 @@ class RelayCore:
         if not cert.verify(message, signature):
             raise NotAuthorized(f"challenge signature of {cert.ident} does not verify")
         cert = self.register_certificate(certificate)
+        if self.keyring.revoked(cert, int(self.clock())):
+            raise RevokedKey(f"the key of {cert.ident} is revoked", field="station")
         usable = self.keyring.station(cert.ident, int(self.clock()))
         if not any(c.signing == cert.signing for c in usable):
             raise UnknownKey(f"the presented key of {cert.ident} is not usable now")
@@ -503,7 +593,7 @@ class RelayCore:
             request_id,
             channel,
             start,
-            tuple(frames.Entry(e.index, e.envelope, e.relay_ms) for e in entries),
+            tuple(frames.Entry(e.index, e.envelope, e.relay_ms, e.kind) for e in entries),
             note,
             tuple(proof),
             more,
@@ -526,10 +616,14 @@ class RelayCore:
 
     def pushes(self, results: list[Acceptance | HotlineError]) -> list[frames.Entries]:
         """What the channels' stations online are sent after a batch: its new entries."""
+        return self._pushes(
+            [r.entry for r in results if isinstance(r, Acceptance) and not r.duplicate]
+        )
+
+    def _pushes(self, logged: list[StoredEntry]) -> list[frames.Entries]:
         new: dict[str, list[StoredEntry]] = {}
-        for r in results:
-            if isinstance(r, Acceptance) and not r.duplicate:
-                new.setdefault(r.entry.channel, []).append(r.entry)
+        for e in logged:
+            new.setdefault(e.channel, []).append(e)
         out = []
         for channel, entries in new.items():
             entries.sort(key=lambda e: e.index)

@@ -7,18 +7,27 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..leaf import LeafKind
 from ..merkle import NodeStore
+
+KEY_EVENT_SENDER = ""
+"""A key event's sender column: no station's ident is empty (the stores keep their
+schema; a key event has no sender and no sequence, its hash is SHA-256 of its bytes)."""
 
 
 @dataclass(frozen=True)
 class StoredEntry:
     channel: str
     index: int
-    envelope: bytes
+    envelope: bytes  # an envelope, or a key event's statement
     hash: bytes
     sender: str
     seq: int
     relay_ms: int
+
+    @property
+    def kind(self) -> LeafKind:
+        return LeafKind.KEY_EVENT if self.sender == KEY_EVENT_SENDER else LeafKind.ENVELOPE
 
 
 class RelayStore(Protocol):

@@ -1,6 +1,6 @@
 """A channel's transcript, exported from this station's copy of the log.
 
-The format (``hotline-transcript/v2``; with several relays ``hotline-transcript/v2+relays``,
+The format (``hotline-transcript/v3``; with several relays ``hotline-transcript/v3+relays``,
 each other relay's log under ``relays``) and its offline verification are in
 ``hotline.transcript``; this module only reads the station's store to build one.
 """
@@ -12,8 +12,9 @@ import itertools
 from typing import Any
 
 from .. import envelope as env_mod
-from .. import logcheck
+from .. import frames, logcheck
 from ..errors import HotlineError, Malformed
+from ..leaf import LeafKind
 from ..transcript import FORMAT, MULTI_FORMAT
 from . import paths
 from .core import StationCore
@@ -34,11 +35,7 @@ def _log(core: StationCore, channel: str, position: int) -> dict[str, Any]:
     sizes = [logcheck.open_log_checkpoint(ctx, n).size for n in notes]
     return {
         "entries": [
-            {
-                "index": paths.split(e.index)[1],
-                "envelope": _b64(e.envelope),
-                "relay_ms": e.relay_ms,
-            }
+            frames.Entry(paths.split(e.index)[1], e.envelope, e.relay_ms, e.leaf_kind).wire()
             for e in core.store.entries(channel, position)
         ],
         "checkpoints": [n.decode() for n in notes],
@@ -63,8 +60,6 @@ def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[s
         "exported_by": core.ident,
         "exported_ms": core.now_ms(),
         "roster": core.roster.encode().decode(),
-        "certificates": [c.encode().decode() for c in core.keyring.all_certificates()],
-        "revocations": [r.encode().decode() for r in core.keyring.revocations.values()],
         **first,
         "bodies": [],
     }
@@ -76,9 +71,11 @@ def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[s
         ]
     if with_bodies:
         for e in entries:
+            if e.leaf_kind != LeafKind.ENVELOPE:
+                continue
             try:
                 env = env_mod.parse(e.envelope)
-                key = env_mod.unwrap_key(env, core.key)
+                key = core.state.body_key(env)
                 plain = env_mod.decrypt_with_key(env, key)
             except HotlineError:
                 continue

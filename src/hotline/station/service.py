@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection
 
 from .. import frames, stamps
 from ..errors import HotlineError, Malformed, TooLarge
+from ..keys import StationCertificate, StationKey
 from .alarms import Alarm, AlarmKind
 from .core import Ingested, StationCore
 from .failover import Failover
@@ -108,6 +109,17 @@ class StationService:
                     _hub=self,
                     _relay=name,
                 )
+
+    async def switch_key(
+        self, key: StationKey, cert: StationCertificate, retired: list[StationKey]
+    ) -> None:
+        """Sign with ``key`` from now on, and meet the relay again as it (a rotation: the
+        relay has logged ``cert`` already, so whatever is posted meanwhile is taken)."""
+        await self.run_db(self.core.switch_key, key, cert, retired)
+        for path in [self, *(p for p in self.paths.values() if p is not self)]:
+            if path._ws is not None:
+                await path._ws.close()
+        self.kick()
 
     async def shutdown(self) -> None:
         """Stop reconnecting and close the links to the relays."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from .. import envelope as env_mod
 from .. import logcheck
 from ..envelope import Precedence
-from ..errors import HotlineError
+from ..errors import HotlineError, Malformed, NotARecipient
 from ..keys import KeyRing, StationCertificate, StationKey
 from ..leaf import check_not_v1
 from ..link import LinkBoard
@@ -57,6 +58,7 @@ class Station:
                 except HotlineError as exc:  # stored before a limit existed: not fatal
                     log.warning("a stored %s is no longer taken: %s", kind, exc)
         self.witness = key.cosigner()
+        self.retired: list[StationKey] = []  # keys it held before a rotation: to open with
         self.tree = TreeCache(store.nodes)
         self.alarms = Alarms(store, self.now_ms)
         self.channels = [c.name for c in roster.channels_of(key.party)]
@@ -93,6 +95,29 @@ class Station:
     @property
     def ident(self) -> str:
         return self.key.ident
+
+    def switch_key(self, key: StationKey, cert: StationCertificate) -> None:
+        """Sign, cosign and link-test with ``key`` from now on (a rotation); the key
+        before it is kept to open what was sealed to it."""
+        if key.ident != self.ident:
+            raise Malformed(f"a new key for {key.ident} is not one for {self.ident}", field="key")
+        if cert.signing != key.signing_public or cert.encryption != key.encryption_public:
+            raise Malformed("the certificate is not the new key's", field="certificate")
+        self.keyring.add_certificate(cert.encode())
+        if key.signing_public != self.key.signing_public:
+            self.retired.append(self.key)
+        self.key, self.cert, self.witness = key, cert, key.cosigner()
+
+    def body_key(self, env: env_mod.Envelope) -> bytes:
+        """The body key of an envelope sealed to this station, with its key or one it
+        held before; NotARecipient if none opens it."""
+        problem: NotARecipient | None = None
+        for key in (self.key, *self.retired):
+            try:
+                return env_mod.unwrap_key(env, key)
+            except NotARecipient as exc:
+                problem = problem or exc
+        raise problem or NotARecipient(f"{self.ident} holds no key", field="key")
 
     @property
     def party(self) -> str:
@@ -135,14 +160,19 @@ class Station:
 
     def log(self, channel: str, relay: str | None = None) -> logcheck.LogContext:
         """What logcheck needs of the channel as ``relay`` logs it (checkpoints signed by
-        that relay's key), built once. It holds ``self.keyring`` itself, so certificates and
-        revocations learnt later are seen by every check."""
+        that relay's key), built once: ``self.keyring`` (the keys to seal to), and that
+        log's key history, replayed from the key events taken before."""
         key = self.log_key(channel, relay)
         ctx = self._logs.get(key)
         if ctx is None:
-            ctx = self._logs[key] = logcheck.LogContext.of(
-                self.roster, channel, self.keyring, None if relay is None else relay
-            )
+            ctx = logcheck.LogContext.of(self.roster, channel, self.keyring, relay)
+            for e in self.store.key_events(channel, self.position(relay)):
+                at = paths.split(e.index)[1]
+                try:
+                    ctx.history.take(e.envelope, index=at, relay_ms=e.relay_ms)
+                except HotlineError as exc:  # signed by a root an installed roster replaced
+                    log.warning("key event #%d of %s no longer taken: %s", at, key, exc)
+            self._logs[key] = ctx
         return ctx
 
     def verified(self, channel: str, relay: str | None = None) -> SignedCheckpoint | None:
@@ -165,6 +195,7 @@ class Station:
         key = self.log_key(channel, relay)
         self.tree.drop(key)
         self._verified.pop(key, None)
+        self._logs.pop(key, None)  # its key history may hold rolled-back events
 
     def deadline_s(self, channel: str, precedence: int) -> int:
         return self.roster.channel(channel).deadlines[Precedence(precedence).name]

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..deadlines import Pending
 from ..envelope import Kind, Precedence
+from ..leaf import LeafKind
 from ..sqlitedb import NODE_SCHEMA, SqlNodes, connect, transaction
 from .alarms import Alarm, AlarmKind, AlarmRecord, Param
 from .linkhistory import LinkSample
@@ -109,6 +110,7 @@ CREATE INDEX IF NOT EXISTS alarm_open ON alarm (kind, channel, idx) WHERE cleare
 CREATE INDEX IF NOT EXISTS entry_held ON entry (channel, idx) WHERE held=1;
 CREATE INDEX IF NOT EXISTS entry_hash ON entry (channel, hash);
 CREATE INDEX IF NOT EXISTS message_hash ON message (channel, hash);
+CREATE INDEX IF NOT EXISTS entry_key_event ON entry (channel, idx) WHERE sender='';
 CREATE UNIQUE INDEX IF NOT EXISTS outbox_send_key ON outbox (send_key) WHERE send_key IS NOT NULL;
 """
 
@@ -139,9 +141,14 @@ class OutboxItem:
     excerpt: str | None = None  # what was sent, for the sender's list (first 80 characters)
 
 
+KEY_EVENT_SENDER = ""
+"""A key event's sender column (it has none; no station's ident is empty)."""
+
+
 @dataclass(frozen=True)
 class Entry:
-    """An entry of a channel's log as this station verified it (``valid`` 0: it failed)."""
+    """An entry of a channel's log as this station verified it (``valid`` 0: it failed).
+    A key event has sender KEY_EVENT_SENDER, seq 0 and kind 4 (envelope.Kind.KEY_EVENT)."""
 
     channel: str
     index: int
@@ -153,6 +160,10 @@ class Entry:
     relay_ms: int
     valid: bool
     held: bool = False  # waiting for its sender's certificate: neither valid nor refused yet
+
+    @property
+    def leaf_kind(self) -> LeafKind:
+        return LeafKind.KEY_EVENT if self.sender == KEY_EVENT_SENDER else LeafKind.ENVELOPE
 
 
 @dataclass(frozen=True)
@@ -511,6 +522,18 @@ class StationStore:
         """The envelope at ``index`` of our copy of the log (empty if we have none)."""
         row = self._one("SELECT envelope FROM entry WHERE channel=? AND idx=?", channel, index)
         return bytes(row["envelope"]) if row else b""
+
+    def key_events(self, channel: str, position: int = 0) -> list[Entry]:
+        """The key events of the log of the relay at roster ``position`` (the first by
+        default) this station took (valid), in log order; indexes qualified (paths.py)."""
+        rows = self._q(
+            "SELECT * FROM entry WHERE channel=? AND sender='' AND valid=1 AND idx>=? AND idx<?"
+            " ORDER BY idx",
+            channel,
+            position << 40,
+            (position + 1) << 40,
+        )
+        return [_entry(r) for r in rows]
 
     def entries(self, channel: str, position: int = 0) -> list[Entry]:
         """Our copy of the channel's log kept by the relay at roster ``position`` (the

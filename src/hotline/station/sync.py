@@ -81,7 +81,12 @@ def on_entries(
             continue
         try:
             logcheck.check_held_entry(
-                ctx, e.envelope, tree.leaf_hash_at(e.index), index=e.index, relay_ms=e.relay_ms
+                ctx,
+                e.envelope,
+                tree.leaf_hash_at(e.index),
+                index=e.index,
+                relay_ms=e.relay_ms,
+                kind=e.kind,
             )
         except ForkDetected:
             st.alarm(
@@ -142,7 +147,7 @@ def on_entries(
             with st.store.transaction():
                 for e in entries:
                     at = paths.qualify(position, e.index)
-                    arrived = receive.ingest(st, channel, at, e.envelope, e.relay_ms)
+                    arrived = receive.ingest(st, channel, at, e.envelope, e.relay_ms, e.kind)
                     if arrived is not None:
                         result.arrived.append(arrived)
                 tree = st.tree(key)
