@@ -21,7 +21,7 @@ import hashlib
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,13 @@ from websockets.sync.client import ClientConnection, connect
 
 from . import frames
 from .errors import HotlineError, Unavailable
-from .home import install_station_key, load_roster, load_station, station_config
+from .home import (
+    install_station_key,
+    load_roster,
+    load_station,
+    station_config,
+    urls_per_relay,
+)
 from .keys import PartyKey, Revocation, StationCertificate, StationKey
 from .roster import Roster
 from .station.client import StationClient
@@ -83,6 +89,31 @@ def relay_session(
         yield ws
 
 
+@contextmanager
+def any_relay_session(
+    directory: Path,
+    urls: tuple[str, ...],
+    roster: Roster,
+    key: StationKey,
+    cert: StationCertificate,
+) -> Iterator[ClientConnection]:
+    """A session at the first of the relay's URLs that answers (its processes share one
+    log, so any of them logs what the station says); Unavailable if none does."""
+    errors: list[str] = []
+    for url in urls:
+        with ExitStack() as stack:
+            try:
+                ws = stack.enter_context(
+                    relay_session(url, roster, key, cert, relay_ssl(directory, url))
+                )
+            except Unavailable as exc:
+                errors.append(str(exc))
+                continue
+            yield ws
+            return
+    raise Unavailable("; ".join(errors) or "no relay URL is configured")
+
+
 def _next(ws: ClientConnection, timeout: float) -> frames.RelayFrame:
     frame = frames.decode_relay_frame(str(ws.recv(timeout=timeout)))
     if isinstance(frame, frames.ErrorReply):
@@ -114,6 +145,8 @@ def rotate_station(
     """Rotate the key of the station served from ``directory`` (see the module doc)."""
     cfg = station_config(directory)
     roster = load_roster(directory / "roster.note")
+    first = roster.relay_names()[0]  # with several relays: the roster's first relay's URLs
+    urls = tuple(urls_per_relay(list(cfg.relays), first).get(first, []))
     old_key, old_cert = load_station(directory, passphrase, roster)
     with StationClient.for_dir(directory) as station:
         station.status()  # serving (Unavailable if not): it must switch and drain
@@ -122,8 +155,7 @@ def rotate_station(
     key = StationKey.generate(old_key.party, old_key.station)
     now = int(time.time())
     cert = party.certify(key, now - 300, now + valid_days * 86400)
-    context = relay_ssl(directory, cfg.relay)
-    with relay_session(cfg.relay, roster, key, cert, context):
+    with any_relay_session(directory, urls, roster, key, cert):
         pass
     say(f"new key of {key.ident} registered at the relay (its certificate is logged)")
     install_station_key(directory, key, cert, passphrase, kdf)
@@ -139,7 +171,7 @@ def rotate_station(
                 )
             time.sleep(0.2)
     revocation = party.revoke(old_cert, int(time.time()), "rotated", replaced_by=cert)
-    with relay_session(cfg.relay, roster, key, cert, context) as ws:
+    with any_relay_session(directory, urls, roster, key, cert) as ws:
         send_revocation(ws, revocation)
     say("the old key is revoked (logged after everything it signed)")
     return Rotation(old_cert, cert, revocation)

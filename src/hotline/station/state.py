@@ -79,7 +79,8 @@ class Station:
             for channel in self.channels:
                 for position in range(len(self.relays)):
                     for e in store.entries(channel, position):
-                        self.audit_logged(channel, e.index, e.hash, e.sender, e.seq, started_ms)
+                        if e.sender:  # an envelope (a key event's sender is empty)
+                            self.audit_logged(channel, e.index, e.hash, e.sender, e.seq, started_ms)
         started = self.now_ms()
         self.boards = {
             c.name: LinkBoard(
