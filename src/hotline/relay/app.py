@@ -211,6 +211,13 @@ class Relay:
                     post.conn.posted(len(post.raw))
                     post.conn.send(encode_frame(frames.ErrorReply.of(post.request_id, failed)))
                 continue
+            # Pushed before the answers: a sender that takes its own entry in first (one
+            # commit, which marks it accepted) has nothing left to write for the answer.
+            for push in pushes:
+                text = encode_frame(push)
+                for conn in self.subscriptions.of(push.channel):
+                    conn.send(text)
+                stamps.stamp_raw("push_queued", "relay", (e.envelope for e in push.entries))
             for post, result in zip(batch, results, strict=True):
                 post.conn.posted(len(post.raw))
                 if isinstance(result, HotlineError):
@@ -221,11 +228,6 @@ class Relay:
                 else:
                     self.metrics.accepted.labels(result.entry.channel).inc()
                 post.conn.send(encode_frame(answer(post.request_id, result)))
-            for push in pushes:
-                text = encode_frame(push)
-                for conn in self.subscriptions.of(push.channel):
-                    conn.send(text)
-                stamps.stamp_raw("push_queued", "relay", (e.envelope for e in push.entries))
 
     def _commit(
         self, batch: list[_Post]
