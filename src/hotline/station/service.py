@@ -39,8 +39,8 @@ LINK_TICK_S = 0.2  # how often link tests are due-checked
 # Delivered receipts are sealed once arrivals pause this long (at most RECEIPTS_WAIT_MAX_S
 # after the first one owed): a run of messages gets its receipts in one transaction, and
 # their sealing, logging and taking in stay out of the way of the next message.
-RECEIPTS_SETTLE_S = 0.05
-RECEIPTS_WAIT_MAX_S = 0.1
+RECEIPTS_SETTLE_S = 0.02
+RECEIPTS_WAIT_MAX_S = 0.05
 
 
 @dataclass
@@ -264,17 +264,17 @@ class StationService:
                 # Receipts are sealed after readers are told, once arrivals pause: what
                 # arrived is visible (committed) first, and the receipts' work is off the path.
                 result: Ingested = await self.run_db(self.metrics.ingest, frame, False)
+                await self.notify()  # committed: readers first, then the relay
+                for arrived in result.arrived:
+                    stamps.stamp("visible", self.core.ident, arrived.hash)
+                if result.arrived:
+                    self._receipts_soon()
                 if result.need_sync_from is not None:
                     await self._sync(ws, channel, result.need_sync_from)
                 elif more:
                     await self._sync(ws, channel, await self.run_db(self.core.size, channel))
                 if result.cosign is not None:
                     await _send_cosign(ws, *result.cosign)
-                await self.notify()
-                for arrived in result.arrived:
-                    stamps.stamp("visible", self.core.ident, arrived.hash)
-                if result.arrived:
-                    self._receipts_soon()
             case frames.Certificates(certificates=certificates, revocations=revocations):
                 await self.run_db(self.core.add_statements, list(certificates), list(revocations))
                 self.kick()  # held entries taken in may owe receipts, new stations be sealed to
