@@ -89,9 +89,9 @@ def envelopes() -> None:
         )
 
     sealed = do_seal()
-    print(f"| envelope seal (3 recipients, 1 KiB) | {per_second(do_seal):,.0f} /s |")
+    print(f"| envelope v2 seal (3 recipients, 1 KiB) | {per_second(do_seal):,.0f} /s |")
     print(
-        f"| envelope open (verify + unwrap + decrypt) | "
+        f"| envelope v2 open (verify + unwrap + decrypt) | "
         f"{per_second(lambda: open_envelope(sealed, stations['ru'], ring)):,.0f} /s |"
     )
     relay = NoteSigner("relay", Ed25519PrivateKey.generate())

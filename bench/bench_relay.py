@@ -28,7 +28,7 @@ from hotline import frames
 from hotline.envelope import ZERO_HASH, envelope_hash, seal
 from hotline.home import load_roster, load_station
 from hotline.keys import StationCertificate, StationKey
-from tests.netutil import PASSPHRASE, Cluster, wait_for
+from tests.netutil import PASSPHRASE, Cluster, Proc, free_ports, wait_for
 
 
 def pct(values: list[float], p: float) -> float:
@@ -90,15 +90,53 @@ def floor(tmp: Path, samples: int = 300) -> dict[str, float]:
 # --- send-to-delivered latency ---
 
 
-def latency(root: Path, n: int, database: str | None = None) -> dict[str, float]:
+def extra_relays(c: Cluster, database: str | None, n: int) -> list[Proc]:
+    """``n`` more relay processes on the cluster's database (PostgreSQL), started."""
+    procs = []
+    for port in free_ports(n):
+        args = ["relay", "serve", "--dir", str(c.net.relay_dir), "--port", str(port)]
+        procs.append(
+            Proc(
+                [*args, "--rate", "1000000", "--database", str(database)],
+                c.net.root / f"{port}.log",
+            )
+        )
+        procs[-1].start()
+        wait_for(
+            lambda p=port: httpx.get(f"http://127.0.0.1:{p}/health").is_success, what="relay up"
+        )
+    return procs
+
+
+def _url(proc: Proc) -> str:
+    return f"ws://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}/ws"
+
+
+def latency(
+    root: Path,
+    n: int,
+    database: str | None = None,
+    processes: int = 1,
+    post_quantum: bool = True,
+) -> dict[str, float]:
+    """Send-to-delivered; with 2 processes the sender and the recipient are linked to
+    different ones (the entry crosses by NOTIFY)."""
     c = Cluster(
         root,
         database=database,
         stations={"us": ["us-1"], "ru": ["ru-1"]},
         channels={"us-ru": {"members": ["us", "ru"]}},
         relay_args=("--rate", "100000"),
+        post_quantum=post_quantum,
     )
-    c.start()
+    c.start_relay()
+    extra = extra_relays(c, database, processes - 1)
+    if extra:
+        c.stations["ru/ru-1"].args += ["--relay", _url(extra[0])]
+    for ident in c.stations:
+        c.start_station(ident)
+    for ident in c.stations:
+        wait_for(lambda i=ident: c.status(i)["relay"]["connected"], what=f"{ident} linked")
     try:
         c.send("us/us-1", "us-ru", "warm-up")
         wait_for(lambda: len(c.inbox("ru/ru-1")) == 1, what="warm-up")
@@ -117,6 +155,8 @@ def latency(root: Path, n: int, database: str | None = None) -> dict[str, float]
             lat = [float(m.received_ms - m.created_ms) for m in store.messages()][1:]
     finally:
         c.close()
+        for proc in extra:
+            proc.stop()
     return {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "n": len(lat)}
 
 
@@ -153,17 +193,29 @@ async def _sender(
 
 
 def throughput(
-    root: Path, senders: int, per_sender: int, database: str | None = None
+    root: Path,
+    senders: int,
+    per_sender: int,
+    database: str | None = None,
+    processes: int = 1,
+    channels: int = 1,
+    post_quantum: bool = True,
 ) -> dict[str, float]:
+    """Senders straight to the relay; with several processes (PostgreSQL), spread over
+    them; with several channels (all us-ru), sender i posts to channel i mod channels."""
     names = [f"us-{i}" for i in range(1, senders + 1)]
+    chans = ["us-ru"] + [f"us-ru-{j}" for j in range(2, channels + 1)]
     c = Cluster(
         root,
         database=database,
         stations={"us": names, "ru": ["ru-1"]},
-        channels={"us-ru": {"members": ["us", "ru"]}},
+        channels={ch: {"members": ["us", "ru"]} for ch in chans},
         relay_args=("--rate", "1000000"),
+        post_quantum=post_quantum,
     )
     c.start_relay()
+    extra = extra_relays(c, database, processes - 1)
+    urls = [c.net.relay_url] + [_url(p) for p in extra]
     roster = load_roster(c.net.relay_dir / "roster.note")
     roster_hash = hashlib.sha256(roster.encode()).digest()
     keys = {n: load_station(c.net.stations[f"us/{n}"], PASSPHRASE, roster) for n in names}
@@ -171,13 +223,13 @@ def throughput(
     body = os.urandom(1024)
     batches: dict[str, list[bytes]] = {}
     now = int(time.time() * 1000)
-    for n, (key, cert) in keys.items():
+    for i, (n, (key, cert)) in enumerate(keys.items()):
         prev, out = ZERO_HASH, []
         for seq in range(1, per_sender + 1):
             raw = seal(
                 body,
                 sender=key,
-                channel="us-ru",
+                channel=chans[i % len(chans)],
                 seq=seq,
                 prev=prev,
                 recipients=[cert, ru_cert],
@@ -192,9 +244,15 @@ def throughput(
         results = await asyncio.gather(
             *[
                 _sender(
-                    c.net.relay_url, f"us/{n}", keys[n][0], keys[n][1], roster_hash, batches[n], 64
+                    urls[i % len(urls)],
+                    f"us/{n}",
+                    keys[n][0],
+                    keys[n][1],
+                    roster_hash,
+                    batches[n],
+                    64,
                 )
-                for n in names
+                for i, n in enumerate(names)
             ]
         )
         elapsed = time.perf_counter() - t
@@ -209,8 +267,10 @@ def throughput(
         health = httpx.get(f"http://127.0.0.1:{c.net.relay_port}/health").json()
     finally:
         c.close()
+        for proc in extra:
+            proc.stop()
     total = senders * per_sender
-    assert health["channels"]["us-ru"] == total
+    assert sum(health["channels"].values()) == total
     return {
         "messages": total,
         "seconds": elapsed,
@@ -224,6 +284,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--per-sender", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=3, help="PostgreSQL throughput runs")
+    parser.add_argument("--postgres-only", action="store_true", help="skip the SQLite part")
     parser.add_argument(
         "--postgres",
         metavar="URL",
@@ -235,6 +297,9 @@ def main() -> None:
         f"{os.cpu_count()} cores, Python {platform.python_version()}\n"
     )
     with tempfile.TemporaryDirectory() as tmp:
+        if args.postgres_only and args.postgres:
+            postgres(Path(tmp), args)
+            return
         f = floor(Path(tmp))
         print("| floor part | median ms |\n|---|---:|")
         print(f"| durable SQLite commit (WAL, synchronous=FULL) | {f['commit_ms']:.3f} |")
@@ -254,29 +319,70 @@ def main() -> None:
             f"({tp['seconds']:.1f} s); relay peak RSS {tp['relay_peak_rss_mib']:.0f} MiB"
         )
         if args.postgres:
-            import psycopg
+            postgres(Path(tmp), args)
 
-            schema = "hotline_bench_" + str(os.getpid())
-            with psycopg.connect(args.postgres, autocommit=True) as conn:
-                conn.execute(f"CREATE SCHEMA {schema}")
-                try:
-                    dsn = (
-                        args.postgres
-                        + ("&" if "?" in args.postgres else "?")
-                        + f"options=-csearch_path%3D{schema}"
-                    )
-                    lat = latency(Path(tmp) / "pg-lat", args.messages, dsn)
-                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
-                    conn.execute(f"CREATE SCHEMA {schema}")
-                    tp = throughput(Path(tmp) / "pg-tp", args.senders, args.per_sender, dsn)
-                finally:
-                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
-            print(
-                f"\nPostgreSQL relay store: send-to-delivered p50 {lat['p50']:.1f} ms, "
-                f"p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms; "
-                f"{tp['per_second']:,.0f} durable accepted messages/s with {args.senders} "
-                f"senders; relay peak RSS {tp['relay_peak_rss_mib']:.0f} MiB"
-            )
+
+def postgres(tmp: Path, args: argparse.Namespace) -> None:
+    """The relay on PostgreSQL, with one and with two processes on the same database."""
+    import psycopg
+
+    schema = "hotline_bench_" + str(os.getpid())
+    dsn = (
+        args.postgres + ("&" if "?" in args.postgres else "?") + f"options=-csearch_path%3D{schema}"
+    )
+    print(
+        "\n| PostgreSQL relay store | processes | p50 ms | p99 ms "
+        "| accepted msg/s, 1 channel (median) | accepted msg/s, 8 channels (median) | RSS MiB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    rates: dict[tuple[int, int], list[float]] = {}
+    lats: dict[int, dict[str, float]] = {}
+    rss: dict[int, float] = {}
+    with psycopg.connect(args.postgres, autocommit=True) as conn:
+
+        def fresh() -> None:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.execute(f"CREATE SCHEMA {schema}")
+
+        try:
+            for processes in (1, 2):
+                fresh()
+                lats[processes] = latency(
+                    tmp / f"pg-lat-{processes}", args.messages, dsn, processes
+                )
+            # Interleaved repeats: the machine's load drifts; medians of each setting.
+            for rep in range(args.repeat):
+                for processes in (1, 2):
+                    for channels in (1, 8):
+                        fresh()
+                        tp = throughput(
+                            tmp / f"pg-tp-{processes}-{channels}-{rep}",
+                            args.senders,
+                            args.per_sender,
+                            dsn,
+                            processes,
+                            channels,
+                        )
+                        rates.setdefault((processes, channels), []).append(tp["per_second"])
+                        rss[processes] = tp["relay_peak_rss_mib"]
+        finally:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    for processes in (1, 2):
+        lat = lats[processes]
+        one = statistics.median(rates[(processes, 1)])
+        eight = statistics.median(rates[(processes, 8)])
+        print(
+            f"| {args.senders} senders; send-to-delivered over {lat['n']:.0f} | {processes} "
+            f"| {lat['p50']:.1f} | {lat['p99']:.1f} | {one:,.0f} | {eight:,.0f} "
+            f"| {rss[processes]:.0f} |"
+        )
+    print(
+        "\nevery run (msg/s): "
+        + "; ".join(
+            f"{p} process(es), {ch} channel(s): " + ", ".join(f"{r:,.0f}" for r in rs)
+            for (p, ch), rs in sorted(rates.items())
+        )
+    )
 
 
 if __name__ == "__main__":

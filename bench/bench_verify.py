@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import platform
 import resource
@@ -15,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hotline.cli import render
 from hotline.envelope import ZERO_HASH, envelope_hash, seal
-from hotline.leaf import leaf_data
+from hotline.frames import Entry
+from hotline.leaf import LeafKind, leaf_data
 from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, sign_checkpoint
 from hotline.parallel_verify import default_workers
@@ -30,6 +30,9 @@ def build(n: int, every: int) -> dict[str, object]:
     body = os.urandom(512)
     entries, checkpoints = [], []
     tree = MerkleTree()
+    for cert in certs:  # the key events that open the log: the stations' certificates
+        index = tree.append(leaf_data(t0 - 1, cert.encode(), LeafKind.KEY_EVENT))
+        entries.append(Entry(index, cert.encode(), t0 - 1, LeafKind.KEY_EVENT).wire())
     prev = {"us": ZERO_HASH, "ru": ZERO_HASH}
     seq = {"us": 0, "ru": 0}
     for i in range(n):
@@ -45,8 +48,8 @@ def build(n: int, every: int) -> dict[str, object]:
             created_ms=t0 + i,
         )
         prev[party] = envelope_hash(raw)
-        tree.append(leaf_data(t0 + i, raw))
-        entries.append({"index": i, "envelope": base64.b64encode(raw).decode(), "relay_ms": t0 + i})
+        index = tree.append(leaf_data(t0 + i, raw))
+        entries.append(Entry(index, raw, t0 + i).wire())
         if (i + 1) % every == 0 or i == n - 1:
             at = f"time {t0 + i}"
             cp = Checkpoint(world.roster.origin("us-ru"), tree.size, tree.root(), (at,))
@@ -57,8 +60,6 @@ def build(n: int, every: int) -> dict[str, object]:
         "exported_by": "us/us-1",
         "exported_ms": 0,
         "roster": world.roster.encode().decode(),
-        "certificates": [c.encode().decode() for c in world.certs.values()],
-        "revocations": [],
         "entries": entries,
         "checkpoints": checkpoints,
         "consistency": [],

@@ -56,7 +56,7 @@ def make_world(now: int | None = None) -> World:
     langs = {"us": "en", "ru": "ru", "ua": "uk", "ae": "en"}
     text = roster_text(
         "abu-dhabi",
-        {p: {"root": k.verifier.encode(), "language": langs[p]} for p, k in parties.items()},
+        {p: {**k.public_keys(), "language": langs[p]} for p, k in parties.items()},
         {
             "us-ru": {"members": ["us", "ru"]},
             "us-ru-ua": {"members": ["us", "ru", "ua"]},

@@ -18,6 +18,7 @@ from hotline.errors import Malformed
 from hotline.forms import form_body, validate
 from hotline.keys import (
     KeyRing,
+    PartyKey,
     key_from_material,
     open_key_file,
     parse_certificate,
@@ -87,7 +88,7 @@ def seeds() -> Seeds:
         },
     )
     inputs = {
-        "envelope": log.entries[0][0],
+        "envelope": log.entries[2][0],  # the first envelope, after two certificates
         "note": checkpoint.encode(),
         "checkpoint": checkpoint.encode(),
         "cosignatures": checkpoint.encode(),
@@ -106,9 +107,9 @@ def seeds() -> Seeds:
                 1,
                 "us-ru",
                 0,
-                envelope.envelope_hash(log.entries[0][0]),
+                envelope.envelope_hash(log.entries[2][0]),
                 1,
-                log.entries[0][1],
+                log.entries[2][1],
                 False,
                 checkpoint.encode(),
                 (),
@@ -156,16 +157,21 @@ def targets() -> dict[str, Target]:
         unsigned_parties(data)
         return open_roster(data)
 
-    def signed(by: list[NoteSigner], decode: Target) -> Target:
-        """Signs the input as note text first: what a hostile party or relay could send."""
+    def signed(by: list[PartyKey | NoteSigner], decode: Target) -> Target:
+        """Signs the input as note text first: what a hostile party or relay could send
+        (with both root keys of each party, as /v2 statements are signed)."""
 
         def go(data: bytes) -> object:
-            return decode(make_note(_text(data), *by).encode())
+            note = make_note(_text(data), *(p.signer if isinstance(p, PartyKey) else p for p in by))
+            for p in by:
+                if isinstance(p, PartyKey) and p.pq_signer is not None:
+                    note = note.with_signature(p.pq_signer.sign(note.text.encode()))
+            return decode(note.encode())
 
         return go
 
     us = world.parties["us"]
-    everyone = [p.signer for p in world.parties.values()]
+    everyone = list(world.parties.values())
     return {
         "envelope": lambda d: envelope.parse(d),
         "envelope_open": open_env,
@@ -180,8 +186,8 @@ def targets() -> dict[str, Target]:
         "revocation": lambda d: parse_revocation(d, world.parties["us"].verifier),
         "revocation_ring": ring("add_revocation"),
         "roster": roster,
-        "certificate_signed": signed([us.signer], lambda d: parse_certificate(d, us.verifier)),
-        "revocation_signed": signed([us.signer], lambda d: parse_revocation(d, us.verifier)),
+        "certificate_signed": signed([us], lambda d: parse_certificate(d, us.verifier)),
+        "revocation_signed": signed([us], lambda d: parse_revocation(d, us.verifier)),
         "roster_signed": signed(everyone, open_roster),
         "checkpoint_signed": signed(
             [world.relay], lambda d: open_checkpoint(d, world.relay.verifier)

@@ -8,6 +8,7 @@ alter    flips one byte of an envelope sent to the target
 badroot  signs, for the target, a checkpoint whose root does not match the entries
 replay   logs an old envelope of us/us-1 a second time, for everyone
 revoked  logs envelopes whatever their key's revocation says
+oldversion logs envelopes whatever version the roster's minimum asks for
 fork     shows the target a different history: one message of us/us-1 left out,
          every later entry shifted, checkpoints signed over that other tree
 badframe sends the target, once, a frame that does not decode instead of its certificates
@@ -24,7 +25,7 @@ from hotline import envelope as env_mod
 from hotline import frames
 from hotline.home import load_relay_key, load_roster
 from hotline.keys import Revocation
-from hotline.leaf import leaf_data
+from hotline.leaf import LeafKind, leaf_data
 from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, sign_checkpoint
 from hotline.relay.app import Connection, Relay
@@ -39,7 +40,8 @@ BAD_FRAME = '{"op":"accepted"}'
 
 
 def _kind(entry: frames.Entry) -> int:
-    return entry.envelope[5]
+    """The envelope kind of an entry (0 for a key event)."""
+    return entry.envelope[5] if entry.kind == LeafKind.ENVELOPE else 0
 
 
 class LyingCore(RelayCore):
@@ -52,6 +54,10 @@ class LyingCore(RelayCore):
             self.may_read(env.party, env.channel)
             return env  # no signature, certificate or revocation check
         return super()._check(station, raw, now_s)
+
+    def _check_version(self, env: env_mod.Envelope, now_ms: int) -> None:
+        if self.mode != "oldversion":  # else: whatever version the roster's minimum asks
+            super()._check_version(env, now_ms)
 
     def _accept_one(
         self, station: str, raw: bytes, now_ms: int, touched: set[str]
@@ -79,9 +85,10 @@ class LyingRelay(Relay):
     def __init__(self, core: RelayCore, mode: str, target: str) -> None:
         super().__init__(core, rate=100000, burst=100000)
         self.mode, self.target, self.done = mode, target, False
-        self.alt: dict[str, list[tuple[bytes, int]]] = {}
+        self.alt: dict[str, list[tuple[bytes, int, LeafKind]]] = {}
         self.alt_seen: dict[str, set[bytes]] = {}
         self.alt_sent: dict[str, int] = {}
+        self.real_next: dict[str, int] = {}  # the next index of the true log to take
         self.victim: set[bytes] = set()
         self.us_messages = 0
         self._posted: dict[str, bytes] = {}
@@ -119,7 +126,7 @@ class LyingRelay(Relay):
             raw = bytearray(entries[msgs[0]].envelope)
             raw[-3] ^= 0x40
             entries[msgs[0]] = replace(entries[msgs[0]], envelope=bytes(raw))
-        elif self.mode == "badroot" and entries:
+        elif self.mode == "badroot" and msgs:
             size = frame.start + len(entries)
             at = max((e.relay_ms for e in entries), default=0)  # a time that holds
             cp = Checkpoint(
@@ -133,36 +140,44 @@ class LyingRelay(Relay):
 
     # --- a forked view for the target ------------------------------------------------------
 
-    def _alt_add(self, channel: str, raw: bytes, relay_ms: int) -> int:
+    def _alt_add(
+        self, channel: str, raw: bytes, relay_ms: int, kind: LeafKind = LeafKind.ENVELOPE
+    ) -> int:
         digest = env_mod.envelope_hash(raw)
         seen = self.alt_seen.setdefault(channel, set())
         log = self.alt.setdefault(channel, [])
         if digest in self.victim:
             return -1
         if digest not in seen:
-            env = env_mod.parse(raw)
-            if env.sender == "us/us-1" and env.kind == env_mod.Kind.MESSAGE:
+            env = env_mod.parse(raw) if kind == LeafKind.ENVELOPE else None
+            if env is not None and env.sender == "us/us-1" and env.kind == env_mod.Kind.MESSAGE:
                 self.us_messages += 1
                 if self.us_messages == 2:
                     self.victim.add(digest)  # us's second message: the target never sees it
                     return -1
             seen.add(digest)
-            log.append((raw, relay_ms))
-        return next(i for i, (r, _) in enumerate(log) if env_mod.envelope_hash(r) == digest)
+            log.append((raw, relay_ms, kind))
+        return next(i for i, (r, _, _) in enumerate(log) if env_mod.envelope_hash(r) == digest)
 
     def _alt_checkpoint(self, channel: str, size: int) -> tuple[bytes, MerkleTree]:
         tree = MerkleTree()
         log = self.alt.setdefault(channel, [])[:size]
-        tree.append_many([leaf_data(ms, r) for r, ms in log])
-        at = max((ms for _, ms in log), default=0)  # its times hold: only the history lies
+        tree.append_many([leaf_data(ms, r, k) for r, ms, k in log])
+        at = max((ms for _, ms, _ in log), default=0)  # its times hold: only the history lies
         cp = Checkpoint(self.core.roster.origin(channel), size, tree.root(), (f"time {at}",))
         return sign_checkpoint(cp, self.core.log_key).encode(), tree
 
     def fork_view(self, frame: frames.RelayFrame) -> frames.RelayFrame:
         match frame:
             case frames.Entries(id=rid, channel=channel):
+                # Taken from the true log in its order only (a push can come before the
+                # sync that precedes it), so that the forked view's times still hold.
+                upto = self.real_next.get(channel, 0)
                 for e in frame.entries:
-                    self._alt_add(channel, e.envelope, e.relay_ms)
+                    if e.index == upto:
+                        self._alt_add(channel, e.envelope, e.relay_ms, e.kind)
+                        upto += 1
+                self.real_next[channel] = upto
                 log = self.alt.get(channel, [])
                 start = (
                     self.alt_sent.get(channel, 0)
@@ -175,7 +190,9 @@ class LyingRelay(Relay):
                     rid,
                     channel,
                     start,
-                    tuple(frames.Entry(i, r, ms) for i, (r, ms) in enumerate(log) if i >= start),
+                    tuple(
+                        frames.Entry(i, r, ms, k) for i, (r, ms, k) in enumerate(log) if i >= start
+                    ),
                     note,
                     tuple(tree.consistency_proof(start, len(log)) if 0 < start < len(log) else []),
                     more=False,

@@ -17,8 +17,9 @@ from hotline import body as body_mod
 from hotline import envelope as env_mod
 from hotline.envelope import Kind, Precedence
 from hotline.errors import NotARecipient
+from hotline.frames import Entry
 from hotline.keys import Revocation, StationCertificate
-from hotline.leaf import leaf_data
+from hotline.leaf import LeafKind, leaf_data
 from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, SignedCheckpoint, b64, cosign, sign_checkpoint
 from hotline.transcript import FORMAT
@@ -33,12 +34,20 @@ T0 = 1_700_000_000
 class ChannelLog:
     world: World
     channel: str = "us-ru"
-    entries: list[tuple[bytes, int]] = field(default_factory=list)  # (envelope, relay_ms)
+    entries: list[tuple[bytes, int]] = field(default_factory=list)  # (bytes, relay_ms)
+    kinds: list[LeafKind] = field(default_factory=list)  # of each entry
     tree: MerkleTree = field(default_factory=MerkleTree)
     chains: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # party -> last link
     checkpoints: list[SignedCheckpoint] = field(default_factory=list)
     revocations: list[Revocation] = field(default_factory=list)
     now_ms: int = T0 * 1000
+    certify: bool = True  # log the members' certificates first, as the relay does
+
+    def __post_init__(self) -> None:
+        if self.certify:
+            for party in self.world.roster.channel(self.channel).members:
+                if party in self.world.certs:
+                    self.key_event(self.world.certs[party].encode())
 
     @property
     def origin(self) -> str:
@@ -73,11 +82,16 @@ class ChannelLog:
             precedence=Precedence.PRIORITY,
         )
 
-    def log(self, raw: bytes) -> int:
+    def log(self, raw: bytes, kind: LeafKind = LeafKind.ENVELOPE) -> int:
         """The relay appends an envelope (whatever it is) at the next index."""
         self.now_ms += 1000
         self.entries.append((raw, self.now_ms))
-        return self.tree.append(leaf_data(self.now_ms, raw))
+        self.kinds.append(kind)
+        return self.tree.append(leaf_data(self.now_ms, raw, kind))
+
+    def key_event(self, statement: bytes) -> int:
+        """The relay logs a certificate or a revocation at the next index."""
+        return self.log(statement, LeafKind.KEY_EVENT)
 
     def send(
         self, party: str, body: body_mod.Body | dict[str, Any], kind: Kind = Kind.MESSAGE
@@ -119,8 +133,10 @@ class ChannelLog:
         return signed
 
     def revoke(self, party: str, at_s: int) -> Revocation:
+        """``party`` revokes its station key, saying ``at_s``; the relay logs it next."""
         rev = self.world.parties[party].revoke(self.world.certs[party], at_s, "compromised")
         self.revocations.append(rev)
+        self.key_event(rev.encode())
         return rev
 
     def transcript(self, reader: str = "us", bodies: bool = True) -> dict[str, Any]:
@@ -133,11 +149,9 @@ class ChannelLog:
             "exported_by": self.world.stations[reader].ident,
             "exported_ms": self.now_ms,
             "roster": self.world.roster.encode().decode(),
-            "certificates": [c.encode().decode() for c in self.world.certs.values()],
-            "revocations": [r.encode().decode() for r in self.revocations],
             "entries": [
-                {"index": i, "envelope": b64(raw), "relay_ms": ms}
-                for i, (raw, ms) in enumerate(self.entries)
+                Entry(i, raw, ms, kind).wire()
+                for i, ((raw, ms), kind) in enumerate(zip(self.entries, self.kinds, strict=True))
             ],
             "checkpoints": [c.encode().decode() for c in notes],
             "consistency": [
@@ -149,6 +163,8 @@ class ChannelLog:
         }
         if bodies:
             for i, (raw, _) in enumerate(self.entries):
+                if self.kinds[i] != LeafKind.ENVELOPE:
+                    continue
                 env = env_mod.parse(raw)
                 try:
                     key = env_mod.unwrap_key(env, self.world.stations[reader])
@@ -168,21 +184,23 @@ class ChannelLog:
 def exchange() -> ChannelLog:
     """us sends three messages; ru receives them, answers, acknowledges the first.
 
-    Indices: 0-2 us messages, 3-5 ru's delivered receipts, 6 ru's message, 7 us's
-    delivered receipt, 8 ru's acknowledgment of 0, 9 an overdue notice by us.
+    Indices: 0-1 the certificates of us and ru (key events), 2-4 us messages, 5-7 ru's
+    delivered receipts, 8 ru's message, 9 us's delivered receipt, 10 ru's acknowledgment
+    of 2, 11 an overdue notice by us.
     """
     log = ChannelLog(make_world(T0))
-    for i in range(3):
-        log.message("us", f"message {i}")
+    sent = [log.message("us", f"message {i}") for i in range(3)]
     log.checkpoint("us", "ru")
-    for i in range(3):
+    for i in sent:
         log.receipt("ru", "delivered", i)
-    log.message("ru", "reply from ru")
+    reply = log.message("ru", "reply from ru")
     log.checkpoint("us", "ru")
-    log.receipt("us", "delivered", 6)
-    log.receipt("ru", "acknowledged", 0, operator="Capt. Volkov")
+    log.receipt("us", "delivered", reply)
+    log.receipt("ru", "acknowledged", sent[0], operator="Capt. Volkov")
     log.send(
-        "us", body_mod.OverdueNotice(body_mod.Side.SENDER, 1, "ru", 1, log.now_ms), Kind.NOTICE
+        "us",
+        body_mod.OverdueNotice(body_mod.Side.SENDER, sent[1], "ru", 1, log.now_ms),
+        Kind.NOTICE,
     )
     log.checkpoint("us", "ru")
     return log

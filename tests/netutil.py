@@ -123,6 +123,7 @@ class Cluster:
         channels: dict[str, dict[str, Any]] | None = None,
         relay_args: tuple[str, ...] = (),
         database: str | None = None,
+        post_quantum: bool = True,
     ) -> None:
         ports = free_ports(8)
         idents = [
@@ -138,6 +139,7 @@ class Cluster:
             channels=channels,
             api_ports=dict(zip(idents, ports[1:], strict=False)),
             kdf=FAST_KDF,
+            post_quantum=post_quantum,
         )
         if database:
             relay_args = (*relay_args, "--database", database)

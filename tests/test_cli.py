@@ -201,3 +201,34 @@ def test_setting_up_a_network_with_the_cli(tmp_path: Path) -> None:
     assert "station us/us-1 certified until" in out
     again = hotline("party", "init", "--dir", str(tmp_path / "us"), "--party", "us", env=env)
     assert again.returncode == 3 and "not overwriting" in again.stderr
+    # post-quantum by default: both roots in the roster, a /v2 certificate, v2 envelopes
+    assert all("pq_root" in p for p in shown["parties"].values())
+    assert (tmp_path / "us-1/station.cert").read_text().startswith("hotline-certificate/v2\n")
+    minimum = tmp_path / "min.note"
+    ok(
+        "roster",
+        "create",
+        "--name",
+        "talks",
+        "--party",
+        f"us:en={tmp_path / 'us/party.pub'}",
+        "--party",
+        f"ru:ru={tmp_path / 'ru/party.pub'}",
+        "--channel",
+        "us-ru=us,ru",
+        "--relay-key",
+        str(tmp_path / "relay/relay.pub"),
+        "--min-envelope-version",
+        "2",
+        "--min-envelope-version-from",
+        "1764000000000",
+        "--out",
+        str(minimum),
+    )
+    for p in ("us", "ru"):
+        ok("roster", "sign", str(minimum), "--party-dir", str(tmp_path / p))
+    shown = json.loads(ok("roster", "show", str(minimum), "--json"))
+    assert (shown["min_envelope_version"], shown["min_envelope_version_from"]) == (
+        2,
+        1764000000000,
+    )

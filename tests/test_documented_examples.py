@@ -154,7 +154,7 @@ def test_the_readme_and_operations_examples_run_as_documented(
         elif args[:2] == ["station", "serve"]:
             env = {"HOTLINE_API_PORT": str(api_port)}
             serve_briefly(tmp_path, args, env, f"http://127.0.0.1:{api_port}/login")
-        elif command in NEEDS_STATION:
+        elif command in NEEDS_STATION or args[:2] == ["station", "rotate"]:
             stdin = NOTICE_ANSWERS if "--interactive" in args else ""
             out = hotline(tmp_path, args, {"HOTLINE_API_PORT": str(api_port)}, stdin)
             assert out.returncode == 6 and "not answering" in out.stderr, (line, out.stderr)

@@ -34,6 +34,7 @@ from hotline.frames import (
     Sync,
     Welcome,
 )
+from hotline.leaf import LeafKind
 from hotline.notes import b64
 
 # --- strategies ----------------------------------------------------------------------
@@ -231,7 +232,7 @@ def test_frames_are_written_as_before_typing() -> None:
                 id=None,
                 channel="c",
                 start=1,
-                entries=[{"index": 1, "envelope": b64(b"e"), "relay_ms": 8}],
+                entries=[{"index": 1, "kind": "envelope", "envelope": b64(b"e"), "relay_ms": 8}],
                 checkpoint="cp\n",
                 consistency=[b64(h)],
                 more=True,
@@ -362,3 +363,17 @@ def test_the_protocol_document_names_every_frame() -> None:
     for union in (frames.StationFrame, frames.RelayFrame):
         for cls in get_args(union):
             assert f"| `{cls.op}` |" in section and f"`{cls.__name__}`" in section, cls
+
+
+def test_an_entry_carries_its_kind_and_one_without_a_known_kind_is_refused() -> None:
+    key_event = Entry(2, b"hotline-certificate/v1\n", 9, LeafKind.KEY_EVENT)
+    assert key_event.wire()["kind"] == "key_event"
+    assert Entry.read(key_event.wire()) == key_event
+    for kind in (None, "statement", 3):
+        wire = {**key_event.wire(), "kind": kind}
+        with pytest.raises(Malformed):
+            Entry.read(wire)
+    wire = key_event.wire()
+    del wire["kind"]
+    with pytest.raises(Malformed, match="lacks kind"):
+        Entry.read(wire)

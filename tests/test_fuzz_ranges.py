@@ -114,7 +114,12 @@ def test_an_envelope_with_a_created_time_beyond_range_cannot_be_sealed(world: Wo
 def test_a_low_order_ephemeral_key_is_not_a_recipient_error(world: World) -> None:
     raw = bytearray(seed_for("envelope"))
     env = env_mod.parse(bytes(raw))
-    at = env.body_offset - sum(1 + len(r.ident) + 48 for r in env.recipients) - 2 - 32
+    at = (
+        env.body_offset
+        - sum(1 + len(r.ident) + len(r.kem_ciphertext) + 48 for r in env.recipients)
+        - 2
+        - 32
+    )
     raw[at : at + 32] = bytes(32)
     hostile = env_mod.parse(bytes(raw))
     assert hostile.ephemeral == bytes(32)

@@ -48,15 +48,15 @@ def test_keyring_applies_validity_revocation_and_rotation() -> None:
     assert [c.signing for c in ring.station("us/us-1", 150)] == [old.signing_public]
     with pytest.raises(KeyNotValid):
         ring.station("us/us-1", 50)
+    # A key ring holds the keys as they stand now: a revocation it took withdraws the key
+    # at any time asked (its revoked_at moves nothing; a log's history is by position).
     ring.add_revocation(us.revoke(c_old, 600, "superseded", replaced_by=c_new).encode())
-    assert [c.signing for c in ring.station("us/us-1", 550)] == [
-        old.signing_public,
-        new.signing_public,
-    ]
-    assert [c.signing for c in ring.station("us/us-1", 700)] == [new.signing_public]
+    assert [c.signing for c in ring.station("us/us-1", 550)] == [new.signing_public]
+    with pytest.raises(RevokedKey):
+        ring.station("us/us-1", 150)
     ring.add_revocation(us.revoke(c_new, 800, "compromised").encode())
     with pytest.raises(RevokedKey):
-        ring.station("us/us-1", 900)
+        ring.station("us/us-1", 700)
 
 
 def test_a_party_cannot_certify_or_revoke_for_another() -> None:
@@ -90,7 +90,7 @@ def _roster_parts() -> tuple[dict[str, PartyKey], str]:
     text = roster_text(
         "talks",
         {
-            p: {"root": k.verifier.encode(), "language": "ru" if p == "ru" else "en"}
+            p: {**k.public_keys(), "language": "ru" if p == "ru" else "en"}
             for p, k in parties.items()
         },
         {"us-ru": {"members": ["us", "ru"], "deadlines": {"FLASH": 60}}},
@@ -117,7 +117,7 @@ def test_roster_with_unknown_member_is_malformed() -> None:
     parties, _ = _roster_parts()
     text = roster_text(
         "talks",
-        {"us": {"root": parties["us"].verifier.encode()}},
+        {"us": parties["us"].public_keys()},
         {"x": {"members": ["us", "zz"]}},
         parties["ae"].verifier.encode(),
     )

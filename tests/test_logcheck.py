@@ -30,6 +30,7 @@ from hotline.errors import (
     UnknownKey,
 )
 from hotline.keys import KeyRing
+from hotline.leaf import LeafKind
 from hotline.merkle import MerkleTree
 from hotline.notes import Note, NoteSignature, parse_note
 
@@ -42,15 +43,21 @@ def log() -> ChannelLog:
 
 
 def context(log: ChannelLog, keyring: KeyRing | None = None) -> logcheck.LogContext:
-    return logcheck.LogContext.of(log.world.roster, log.channel, keyring or log.world.keyring)
+    """The channel's context, its key history fed with the log's key events."""
+    ctx = logcheck.LogContext.of(log.world.roster, log.channel, keyring or log.world.keyring)
+    for i, ((raw, ms), kind) in enumerate(zip(log.entries, log.kinds, strict=True)):
+        if kind == LeafKind.KEY_EVENT:
+            logcheck.take_key_event(ctx, raw, index=i, relay_ms=ms)
+    return ctx
 
 
 def chains_of(log: ChannelLog, upto: int) -> dict[str, logcheck.Chain]:
     """Each sender's last link before entry ``upto``."""
     chains: dict[str, logcheck.Chain] = {}
-    for raw, _ in log.entries[:upto]:
-        env = env_mod.parse(raw)
-        chains[env.sender] = (env.seq, env.hash)
+    for (raw, _), kind in zip(log.entries[:upto], log.kinds, strict=False):
+        if kind == LeafKind.ENVELOPE:
+            env = env_mod.parse(raw)
+            chains[env.sender] = (env.seq, env.hash)
     return chains
 
 
@@ -81,13 +88,14 @@ def raises(kind: type[HotlineError], index: int | None, field: str | None = None
 
 def test_every_entry_of_an_honest_log_holds_and_is_returned_parsed(log: ChannelLog) -> None:
     for i, (raw, _) in enumerate(log.entries):
-        env = entry(log, i)
-        assert env.raw == raw and env.channel == "us-ru"
+        if log.kinds[i] == LeafKind.ENVELOPE:
+            env = entry(log, i)
+            assert env.raw == raw and env.channel == "us-ru"
 
 
 def test_an_entry_that_does_not_parse_names_its_index(log: ChannelLog) -> None:
-    with raises(Malformed, 4, "magic"):
-        logcheck.parse_entry(context(log), b"XXXX" + log.entries[4][0][4:], index=4)
+    with raises(Malformed, 6, "magic"):
+        logcheck.parse_entry(context(log), b"XXXX" + log.entries[6][0][4:], index=6)
 
 
 def test_an_entry_of_another_channel_is_malformed_here(log: ChannelLog) -> None:
@@ -107,45 +115,49 @@ def test_an_entry_by_a_non_member_is_not_authorized(log: ChannelLog) -> None:
 
 
 def test_an_entry_whose_signature_fails_is_a_bad_signature_at_its_index(log: ChannelLog) -> None:
-    raw = bytearray(log.entries[2][0])
+    raw = bytearray(log.entries[4][0])
     raw[-1] ^= 1
     env = env_mod.parse(bytes(raw))
-    with raises(BadSignature, 2):
+    with raises(BadSignature, 4):
         logcheck.check_envelope(
             context(log),
             env,
-            index=2,
-            relay_ms=log.entries[2][1],
-            last=chains_of(log, 2)["us/us-1"],
+            index=4,
+            relay_ms=log.entries[4][1],
+            last=chains_of(log, 4)["us/us-1"],
         )
 
 
-def test_an_entry_of_an_unknown_station_is_named(log: ChannelLog) -> None:
-    ring = KeyRing(log.world.roster.roots())
-    with raises(UnknownKey, 0, "station"):
-        entry(log, 0, context(log, ring))
+def test_an_entry_of_a_station_certified_nowhere_before_it_is_named(log: ChannelLog) -> None:
+    # The key ring knows the certificate (as the relay's certificates frame would tell):
+    # only a certificate logged before the entry counts.
+    bare = logcheck.LogContext.of(log.world.roster, log.channel, log.world.keyring)
+    with raises(UnknownKey, 2, "key"):
+        entry(log, 2, bare)
 
 
 def test_an_entry_after_its_keys_revocation_is_named(log: ChannelLog) -> None:
-    ring = KeyRing(log.world.roster.roots())
-    for cert in log.world.certs.values():
-        ring.add_certificate(cert.encode())
-    rev = log.world.parties["us"].revoke(log.world.certs["us"], log.entries[1][1] // 1000, "lost")
-    ring.add_revocation(rev.encode())
-    entry(log, 0, context(log, ring))  # before the revocation: good
-    with raises(RevokedKey, 1):
-        entry(log, 1, context(log, ring))
+    rev = log.world.parties["us"].revoke(log.world.certs["us"], log.entries[2][1] // 1000, "lost")
+    ctx = context(log)
+    logcheck.take_key_event(ctx, rev.encode(), index=len(log.entries), relay_ms=log.now_ms)
+    entry(log, 4, ctx)  # before the revocation's position: good, whatever its revoked_at
+    late = log.message("us", "after the revocation")
+    env = env_mod.parse(log.entries[late][0])
+    with raises(RevokedKey, late + 1):
+        logcheck.check_envelope(
+            ctx, env, index=late + 1, relay_ms=log.now_ms, last=chains_of(log, late)["us/us-1"]
+        )
 
 
 def test_an_entry_is_the_next_link_of_its_senders_chain(log: ChannelLog) -> None:
-    env = env_mod.parse(log.entries[2][0])  # us's third message
+    env = env_mod.parse(log.entries[4][0])  # us's third message
     ctx = context(log)
-    with raises(ChainGap, 2, "seq"):
-        logcheck.check_envelope(ctx, env, index=2, relay_ms=log.now_ms, last=logcheck.NO_CHAIN)
-    with raises(Replay, 2, "seq"):
-        logcheck.check_envelope(ctx, env, index=2, relay_ms=log.now_ms, last=(3, env.prev))
-    with raises(ChainGap, 2, "prev"):
-        logcheck.check_envelope(ctx, env, index=2, relay_ms=log.now_ms, last=(2, bytes(32)))
+    with raises(ChainGap, 4, "seq"):
+        logcheck.check_envelope(ctx, env, index=4, relay_ms=log.now_ms, last=logcheck.NO_CHAIN)
+    with raises(Replay, 4, "seq"):
+        logcheck.check_envelope(ctx, env, index=4, relay_ms=log.now_ms, last=(3, env.prev))
+    with raises(ChainGap, 4, "prev"):
+        logcheck.check_envelope(ctx, env, index=4, relay_ms=log.now_ms, last=(2, bytes(32)))
 
 
 def test_an_entry_served_again_must_be_the_same_bytes_at_the_same_time(log: ChannelLog) -> None:
@@ -180,18 +192,18 @@ def test_an_accepted_entry_is_included_in_the_signed_log_at_its_time(log: Channe
 
 def test_an_entry_time_never_goes_back_nor_leaves_its_checkpoints_times(log: ChannelLog) -> None:
     ctx = context(log)
-    first, second = log.checkpoints[0], log.checkpoints[1]  # sizes 3 and 7
+    first, second = log.checkpoints[0], log.checkpoints[1]  # sizes 5 and 9
     assert first.time_ms is not None and second.time_ms is not None
-    ms = log.entries[3][1]
+    ms = log.entries[5][1]
     logcheck.check_entry_time(
-        ctx, ms, index=3, previous_ms=log.entries[2][1], since=first, until=second
+        ctx, ms, index=5, previous_ms=log.entries[4][1], since=first, until=second
     )
-    with raises(BadTime, 3, "relay_ms"):  # before the entry before it
-        logcheck.check_entry_time(ctx, ms, index=3, previous_ms=ms + 1)
-    with raises(BadTime, 3, "relay_ms"):  # before a checkpoint signed without it
-        logcheck.check_entry_time(ctx, first.time_ms - 1, index=3, since=first)
-    with raises(BadTime, 3, "relay_ms"):  # after the checkpoint that holds it
-        logcheck.check_entry_time(ctx, second.time_ms + 1, index=3, until=second)
+    with raises(BadTime, 5, "relay_ms"):  # before the entry before it
+        logcheck.check_entry_time(ctx, ms, index=5, previous_ms=ms + 1)
+    with raises(BadTime, 5, "relay_ms"):  # before a checkpoint signed without it
+        logcheck.check_entry_time(ctx, first.time_ms - 1, index=5, since=first)
+    with raises(BadTime, 5, "relay_ms"):  # after the checkpoint that holds it
+        logcheck.check_entry_time(ctx, second.time_ms + 1, index=5, until=second)
 
 
 def test_an_entry_or_checkpoint_time_far_ahead_of_the_stations_clock_is_refused(
@@ -212,16 +224,16 @@ def test_an_entry_or_checkpoint_time_far_ahead_of_the_stations_clock_is_refused(
 
 def test_a_disclosed_body_is_bound_to_its_envelope(log: ChannelLog) -> None:
     ctx = context(log)
-    env = env_mod.parse(log.entries[0][0])
+    env = env_mod.parse(log.entries[2][0])
     key = env_mod.unwrap_key(env, log.world.stations["us"])
     plain = env_mod.decrypt_with_key(env, key)
-    args = {"index": 0, "envelope_hash": env.hash.hex(), "body_key": key, "body": plain}
+    args = {"index": 2, "envelope_hash": env.hash.hex(), "body_key": key, "body": plain}
     assert logcheck.check_disclosed_body(ctx, env, **args) == body_mod.Text("en", "message 0")
-    with raises(Malformed, 0, "hash"):
+    with raises(Malformed, 2, "hash"):
         logcheck.check_disclosed_body(ctx, env, **{**args, "envelope_hash": "00"})
-    with raises(Malformed, 0, "body"):
+    with raises(Malformed, 2, "body"):
         logcheck.check_disclosed_body(ctx, env, **{**args, "body": plain + b" "})
-    with raises(DecryptionFailed, 0):
+    with raises(DecryptionFailed, 2):
         logcheck.check_disclosed_body(ctx, env, **{**args, "body_key": bytes(32)})
 
 
@@ -270,43 +282,43 @@ def hash_at(log: ChannelLog) -> Callable[[int], bytes | None]:
 
 def test_a_receipt_references_an_earlier_entry_by_its_exact_hash(log: ChannelLog) -> None:
     ctx = context(log)
-    receipt = receipt_at(log, 3)  # ru's delivered receipt of entry 0
-    logcheck.check_receipt_reference(ctx, receipt, index=3, entry_hash_at=hash_at(log))
-    with raises(ForkDetected, 3, "of_hash"):
-        logcheck.check_receipt_reference(ctx, receipt, index=3, entry_hash_at=lambda i: bytes(32))
-    with raises(ForkDetected, 0, "of_hash"):  # at or before the entry it claims to follow
-        logcheck.check_receipt_reference(ctx, receipt, index=0, entry_hash_at=hash_at(log))
-    with raises(ForkDetected, 3, "of_hash"):
-        logcheck.check_receipt_reference(ctx, receipt, index=3, entry_hash_at=lambda i: None)
+    receipt = receipt_at(log, 5)  # ru's delivered receipt of entry 2
+    logcheck.check_receipt_reference(ctx, receipt, index=5, entry_hash_at=hash_at(log))
+    with raises(ForkDetected, 5, "of_hash"):
+        logcheck.check_receipt_reference(ctx, receipt, index=5, entry_hash_at=lambda i: bytes(32))
+    with raises(ForkDetected, 2, "of_hash"):  # at or before the entry it claims to follow
+        logcheck.check_receipt_reference(ctx, receipt, index=2, entry_hash_at=hash_at(log))
+    with raises(ForkDetected, 5, "of_hash"):
+        logcheck.check_receipt_reference(ctx, receipt, index=5, entry_hash_at=lambda i: None)
 
 
 def test_a_receipts_checkpoint_must_be_the_relays_and_match_the_log(log: ChannelLog) -> None:
     ctx = context(log)
-    receipt = receipt_at(log, 3)
+    receipt = receipt_at(log, 5)
     kept = logcheck.check_carried_checkpoint(
-        ctx, receipt, index=3, root_at=log.tree.root, size_now=4
+        ctx, receipt, index=5, root_at=log.tree.root, size_now=6
     )
-    assert kept.size == 3
-    with raises(ForkDetected, 3, "checkpoint"):  # beyond what the log held then
-        logcheck.check_carried_checkpoint(ctx, receipt, index=3, root_at=log.tree.root, size_now=2)
-    with raises(ForkDetected, 3, "checkpoint"):  # another root at that size
+    assert kept.size == 5
+    with raises(ForkDetected, 5, "checkpoint"):  # beyond what the log held then
+        logcheck.check_carried_checkpoint(ctx, receipt, index=5, root_at=log.tree.root, size_now=4)
+    with raises(ForkDetected, 5, "checkpoint"):  # another root at that size
         logcheck.check_carried_checkpoint(
-            ctx, receipt, index=3, root_at=lambda n: bytes(32), size_now=4
+            ctx, receipt, index=5, root_at=lambda n: bytes(32), size_now=6
         )
-    unsigned = body_mod.Receipt(receipt.status, 0, receipt.of_hash, b"")
-    with raises(Malformed, 3):
-        logcheck.check_carried_checkpoint(ctx, unsigned, index=3, root_at=log.tree.root, size_now=4)
+    unsigned = body_mod.Receipt(receipt.status, 2, receipt.of_hash, b"")
+    with raises(Malformed, 5):
+        logcheck.check_carried_checkpoint(ctx, unsigned, index=5, root_at=log.tree.root, size_now=6)
 
 
 def test_check_receipt_is_both_checks(log: ChannelLog) -> None:
     ctx = context(log)
-    receipt = receipt_at(log, 8)  # ru's acknowledgment of entry 0
+    receipt = receipt_at(log, 10)  # ru's acknowledgment of entry 2
     assert receipt.status == body_mod.ReceiptStatus.ACKNOWLEDGED
     assert receipt.operator == "Capt. Volkov"
     signed = logcheck.check_receipt(
-        ctx, receipt, index=8, entry_hash_at=hash_at(log), root_at=log.tree.root, size_now=9
+        ctx, receipt, index=10, entry_hash_at=hash_at(log), root_at=log.tree.root, size_now=11
     )
-    assert signed.size == 7
+    assert signed.size == 9
 
 
 # --- checkpoints --------------------------------------------------------------------------------
@@ -317,7 +329,7 @@ def test_a_checkpoint_opens_only_with_the_relays_signature_and_this_logs_origin(
 ) -> None:
     ctx = context(log)
     note = log.checkpoints[0].encode()
-    assert logcheck.open_log_checkpoint(ctx, note).size == 3
+    assert logcheck.open_log_checkpoint(ctx, note).size == 5
     other = logcheck.LogContext.of(log.world.roster, "us-ru-ua", log.world.keyring)
     with pytest.raises(Malformed):
         logcheck.open_log_checkpoint(other, note)
@@ -331,23 +343,23 @@ def test_a_checkpoint_commits_to_the_entries_held(log: ChannelLog) -> None:
     ctx = context(log)
     signed = log.checkpoints[1]
     logcheck.check_root(ctx, signed, root_at=log.tree.root, size_now=log.tree.size)
-    with raises(BadProof, 7, "size"):
-        logcheck.check_root(ctx, signed, root_at=log.tree.root, size_now=6)
-    with raises(BadProof, 6, "root"):
-        logcheck.check_root(ctx, signed, root_at=lambda n: bytes(32), size_now=10)
+    with raises(BadProof, 9, "size"):
+        logcheck.check_root(ctx, signed, root_at=log.tree.root, size_now=8)
+    with raises(BadProof, 8, "root"):
+        logcheck.check_root(ctx, signed, root_at=lambda n: bytes(32), size_now=12)
 
 
 def test_successive_checkpoints_must_be_consistent(log: ChannelLog) -> None:
     ctx = context(log)
     a, b = log.checkpoints[0], log.checkpoints[2]
     logcheck.check_consistent(ctx, a, b, log.tree.consistency_proof(a.size, b.size))
-    with raises(ForkDetected, 10):
+    with raises(ForkDetected, 12):
         logcheck.check_consistent(ctx, a, b, [bytes(32)])
     other = MerkleTree()
-    other.append_many([b"x%d" % i for i in range(10)])
-    with raises(ForkDetected, 10):
+    other.append_many([b"x%d" % i for i in range(12)])
+    with raises(ForkDetected, 12):
         logcheck.check_consistent(ctx, a, log.checkpoint(tree=other), [])
-    with raises(ForkDetected, 3):
+    with raises(ForkDetected, 5):
         logcheck.check_consistent(ctx, b, a, [])
 
 
@@ -369,21 +381,18 @@ def test_cosignatures_of_known_witnesses_are_named_and_forgeries_refused(log: Ch
     relay, us, ru = signed.note.signatures
     forged = NoteSignature(ru.name, ru.key_hash, ru.signature[:8] + bytes(64))
     bad = type(signed)(signed.checkpoint, Note(signed.note.text, (relay, us, forged)))
-    with raises(BadSignature, 10):
+    with raises(BadSignature, 12):
         logcheck.check_cosignatures(ctx, bad)
 
 
 def test_a_key_revoked_before_a_checkpoint_is_no_witness_of_it(log: ChannelLog) -> None:
-    signed = log.checkpoints[2]
-    assert signed.time_ms is not None
-    ring = KeyRing(log.world.roster.roots())
-    for cert in log.world.certs.values():
-        ring.add_certificate(cert.encode())
     ru = log.world.certs["ru"]
-    ring.add_revocation(
-        log.world.parties["ru"].revoke(ru, signed.time_ms // 1000 - 1, "x").encode()
-    )
-    assert set(logcheck.check_cosignatures(context(log, ring), signed)) == {"us/us-1"}
+    signed = log.checkpoints[2]
+    log.key_event(log.world.parties["ru"].revoke(ru, 0, "x").encode())
+    after = log.checkpoint("us", "ru")
+    ctx = context(log)
+    assert set(logcheck.check_cosignatures(ctx, signed)) == {"us/us-1", "ru/ru-1"}
+    assert set(logcheck.check_cosignatures(ctx, after)) == {"us/us-1"}
 
 
 def test_cosignatures_carried_by_another_station_are_merged_when_they_verify(
@@ -416,20 +425,20 @@ def test_cosignatures_carried_by_another_station_are_merged_when_they_verify(
 
 def test_an_overdue_notice_speaks_only_for_the_sender_or_the_late_party(log: ChannelLog) -> None:
     ctx = context(log)
-    sent_by = {0: "us", 6: "ru"}  # messages of the exchange
+    sent_by = {2: "us", 8: "ru"}  # messages of the exchange
 
     def said(author: str, notice: body_mod.Body, index: int = 20) -> tuple[int, str] | None:
         return logcheck.overdue_of(
             ctx, notice, index=index, author=author, message_party=sent_by.get
         )
 
-    notice = body_mod.OverdueNotice(body_mod.Side.SENDER, 0, "ru", 1, 0)
-    assert said("us", notice) == (0, "ru")
-    assert said("us", replace(notice, level=2)) == (0, "ru")
-    assert said("ru", replace(notice, side=body_mod.Side.RECIPIENT)) == (0, "ru")
+    notice = body_mod.OverdueNotice(body_mod.Side.SENDER, 2, "ru", 1, 0)
+    assert said("us", notice) == (2, "ru")
+    assert said("us", replace(notice, level=2)) == (2, "ru")
+    assert said("ru", replace(notice, side=body_mod.Side.RECIPIENT)) == (2, "ru")
     assert said("us", body_mod.LinkNotice("ru", "up", "down")) is None
     with raises(NotAuthorized, 20, "party"):
-        said("ru", notice)  # ru did not send #0
+        said("ru", notice)  # ru did not send #2
     with raises(NotAuthorized, 20, "party"):
         said("us", replace(notice, side=body_mod.Side.RECIPIENT))  # us is not ru
     with raises(NotAuthorized, 20, "party"):
@@ -437,6 +446,6 @@ def test_an_overdue_notice_speaks_only_for_the_sender_or_the_late_party(log: Cha
     with raises(NotAuthorized, 20, "party"):
         said("us", replace(notice, party="ua"))  # not a member of us-ru
     with raises(Malformed, 20, "of_index"):
-        said("us", replace(notice, of_index=3))  # a receipt, not a message
-    with raises(Malformed, 5, "of_index"):
-        said("ru", replace(notice, of_index=6, party="us"), index=5)  # not before the notice
+        said("us", replace(notice, of_index=5))  # a receipt, not a message
+    with raises(Malformed, 7, "of_index"):
+        said("ru", replace(notice, of_index=8, party="us"), index=7)  # not before the notice

@@ -6,6 +6,8 @@ names the same lies in a transcript: see test_transcript.py.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import sqlite3
 import time
@@ -13,11 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.sync.client import connect
 
 from hotline import frames
-from hotline.envelope import seal
-from hotline.home import load_party, load_roster, load_station
-from hotline.keys import KeyRing
+from hotline.envelope import ZERO_HASH, parse, seal
+from hotline.errors import NotAuthorized
+from hotline.home import load_party, load_relay_key, load_roster, load_station
+from hotline.keys import KeyRing, PartyKey, StationKey
+from hotline.notes import NoteSigner
+from hotline.relay.core import RelayCore
+from hotline.relay.sqlite import SqliteRelayStore
+from hotline.roster import roster_text, sign_roster
 
 from .netutil import PASSPHRASE, Cluster, Proc, login, wait_for
 
@@ -135,6 +143,81 @@ def test_an_envelope_signed_by_a_revoked_key_is_caught(tmp_path: Path) -> None:
         assert c.inbox("ru/ru-1") == []
     finally:
         c.close()
+
+
+def _roster_with_minimum(c: Cluster) -> None:
+    """Every party signs a roster that refuses version-1 envelopes from time 0 on."""
+    parties = {
+        p: load_party(c.net.root / "parties" / p, PASSPHRASE) for p in ("us", "ru", "ua", "ae")
+    }
+    old = load_roster(c.net.relay_dir / "roster.note")
+    text = roster_text(
+        old.name,
+        {p: k.public_keys() for p, k in parties.items()},
+        {n: {"members": list(ch.members)} for n, ch in old.channels.items()},
+        old.relay_key.encode(),
+        min_envelope_version=2,
+        min_envelope_from_ms=0,
+    )
+    note = sign_roster(text, parties["us"])
+    for p in ("ru", "ua", "ae"):
+        note = sign_roster(note, parties[p])
+    for d in (c.net.relay_dir, *c.net.stations.values()):
+        (d / "roster.note").write_bytes(note.encode())
+
+
+def test_version_1_traffic_a_relay_logs_against_the_roster_minimum_is_caught(
+    tmp_path: Path,
+) -> None:
+    """The roster refuses version 1; a station from before (us/us-0, /v1 certificate
+    under us's Ed25519 root, signing correctly) posts anyway and the relay logs it: ru's
+    station refuses the entry, and an honest relay would have refused the post."""
+    c = liar(tmp_path, "oldversion")
+    _roster_with_minimum(c)
+    c.start()
+    try:
+        roster = load_roster(c.net.relay_dir / "roster.note")
+        assert roster.min_envelope_version == 2
+        us = load_party(c.net.root / "parties" / "us", PASSPHRASE)
+        old_us = PartyKey("us", us.signer.private)  # the Ed25519 root alone, as before v2
+        now = int(time.time())
+        us0 = StationKey.generate("us", "us-0", pq=False)
+        cert0 = old_us.certify(us0, now - 60, now + 3600)
+        ru_cert = KeyRing(roster.roots()).add_certificate(
+            (c.net.stations["ru/ru-1"] / "station.cert").read_bytes()
+        )
+        raw = seal(
+            b'{"type":"text","lang":"en","text":"old format"}',
+            sender=us0,
+            channel="us-ru",
+            seq=1,
+            prev=ZERO_HASH,
+            recipients=[cert0, ru_cert],
+            created_ms=int(time.time() * 1000),
+        )
+        assert parse(raw).version == 1
+        honest = RelayCore(SqliteRelayStore(tmp_path / "honest.db"), roster, _relay_signer(c))
+        honest.register_certificate(cert0.encode())
+        refused = honest.accept([("us/us-0", raw)])[0]
+        assert isinstance(refused, NotAuthorized) and refused.field == "version"
+        with connect(c.net.relay_url, max_size=None) as ws:
+            challenge = frames.decode_relay_frame(ws.recv(timeout=10))
+            assert isinstance(challenge, frames.Challenge)
+            rh = hashlib.sha256(roster.encode()).digest()
+            sig = us0.signing.sign(frames.auth_message(challenge.nonce, "us/us-0", rh))
+            ws.send(frames.encode_frame(frames.Hello("us/us-0", cert0.encode(), sig)))
+            assert json.loads(ws.recv(timeout=10))["op"] == "welcome"
+            start = time.monotonic()
+            ws.send(frames.encode_frame(frames.Post(raw, id="p")))
+            alarms = caught(c, "ru/ru-1", {"verification"}, start, "oldversion")
+        assert any("version 1" in a["message"] for a in alarms), alarms
+        assert c.inbox("ru/ru-1") == []
+    finally:
+        c.close()
+
+
+def _relay_signer(c: Cluster) -> NoteSigner:
+    return load_relay_key(c.net.relay_dir, PASSPHRASE)
 
 
 def test_a_relay_showing_a_station_another_history_is_caught_by_receipts(tmp_path: Path) -> None:

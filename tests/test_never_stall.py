@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from hotline import body as body_mod
 from hotline import envelope as env_mod
-from hotline import frames
+from hotline import frames, hybrid
 from hotline import link as link_mod
 from hotline.errors import Malformed, TooLarge
 from hotline.keys import (
@@ -29,7 +29,7 @@ from hotline.keys import (
     StationCertificate,
     StationKey,
 )
-from hotline.leaf import leaf_data
+from hotline.leaf import LeafKind, leaf_data
 from hotline.merkle import MerkleTree
 from hotline.notes import Checkpoint, sign_checkpoint
 from hotline.station import store as store_mod
@@ -48,14 +48,20 @@ class TestLog:
 
     __test__ = False
 
-    def __init__(self, world: World, channel: str = CHANNEL) -> None:
+    def __init__(
+        self, world: World, channel: str = CHANNEL, certify: tuple[str, ...] = ("us", "ru", "ua")
+    ) -> None:
         self.world, self.channel = world, channel
         self.entries: list[bytes] = []
         self.times: list[int] = []  # the relay's time of each entry
+        self.kinds: list[LeafKind] = []
+        for party in certify:  # as the relay logs them, before their stations' envelopes
+            self.add(world.certs[party].encode(), LeafKind.KEY_EVENT)
 
-    def add(self, raw: bytes) -> int:
+    def add(self, raw: bytes, kind: LeafKind = LeafKind.ENVELOPE) -> int:
         self.entries.append(raw)
         self.times.append(int(time.time() * 1000))
+        self.kinds.append(kind)
         return len(self.entries) - 1
 
     def deliver(self, station: StationCore) -> None:
@@ -67,7 +73,10 @@ class TestLog:
         start, size = station.size(self.channel), len(self.entries)
         tree = MerkleTree()
         tree.append_many(
-            [leaf_data(t, raw) for t, raw in zip(self.times, self.entries, strict=True)]
+            [
+                leaf_data(t, raw, kind)
+                for t, raw, kind in zip(self.times, self.entries, self.kinds, strict=True)
+            ]
         )
         at = f"time {max(self.times, default=0)}"
         cp = Checkpoint(self.world.roster.origin(self.channel), size, tree.root(), (at,))
@@ -76,7 +85,7 @@ class TestLog:
             self.channel,
             start,
             tuple(
-                frames.Entry(i, raw, self.times[i])
+                frames.Entry(i, raw, self.times[i], self.kinds[i])
                 for i, raw in enumerate(self.entries)
                 if i >= start
             ),
@@ -109,11 +118,11 @@ def _hand_sealed(world: World, sender: str, body: bytes, *, seq: int = 1, create
     body_key = ChaCha20Poly1305.generate_key()
     eph = X25519PrivateKey.generate()
     eph_pub = eph.public_key().public_bytes_raw()
-    wrapped = env_mod._wrap_all(eph, eph_pub, body_key, recipients)
+    wrapped = env_mod._wrap_all(eph, eph_pub, body_key, recipients, env_mod.VERSION_V2)
     w = (
         Writer()
         .raw(env_mod.MAGIC)
-        .u8(env_mod.VERSION)
+        .u8(env_mod.VERSION_V2)
         .u8(env_mod.Kind.MESSAGE)
         .u8(env_mod.Precedence.ROUTINE)
         .str8(CHANNEL)
@@ -125,12 +134,13 @@ def _hand_sealed(world: World, sender: str, body: bytes, *, seq: int = 1, create
         .raw(eph_pub)
         .u16(len(wrapped))
     )
-    for ident, wrapped_key in wrapped:
-        w.str8(ident).raw(wrapped_key)
+    for ident, kem_ciphertext, wrapped_key in wrapped:
+        w.str8(ident).raw(kem_ciphertext).raw(wrapped_key)
     header = w.getvalue()
     ciphertext = ChaCha20Poly1305(body_key).encrypt(env_mod._NONCE, body, header)
     signed = Writer().raw(header).bytes32(ciphertext).getvalue()
-    return signed + key.signing.sign(signed)
+    assert key.pq is not None
+    return signed + hybrid.sign(key.signing, key.pq.signing, signed)
 
 
 def _text(sender: StationCore, text: str) -> bytes:
@@ -178,7 +188,7 @@ def test_an_unreadable_entry_is_recorded_and_the_channel_flows_on_after_a_restar
     log.add(_text(us, "after the restart"))
     log.deliver(again)
     assert len(_inbox(again)) == 2
-    assert again.size(CHANNEL) == 3
+    assert again.size(CHANNEL) == 3 + 3  # after the three certificates
 
 
 @pytest.mark.parametrize(
@@ -199,22 +209,22 @@ def test_an_error_storing_one_entry_undoes_it_alone(
 ) -> None:
     us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
     log = TestLog(world)
-    log.add(_text(us, "one"))
-    log.add(_text(us, "two"))
+    one = log.add(_text(us, "one"))
+    two = log.add(_text(us, "two"))
     real = StationStore.add_message
 
     def flaky(store: StationStore, m: store_mod.Message) -> None:
         real(store, m)  # written, then the failure: the savepoint must undo it
-        if m.index == 0:
+        if m.index == one:
             raise error
 
     monkeypatch.setattr(StationStore, "add_message", flaky)
     log.deliver(ru)
-    assert [m.index for m in ru.store.messages(CHANNEL)] == [1]
-    (alarm,) = [a for a in ru.store.alarms() if a.index == 0]
-    assert alarm.kind == kind and alarm.message.startswith("unreadable entry #0 of us-ru-ua")
+    assert [m.index for m in ru.store.messages(CHANNEL)] == [two]
+    (alarm,) = [a for a in ru.store.alarms() if a.index == one]
+    assert alarm.kind == kind and alarm.message.startswith(f"unreadable entry #{one} of us-ru-ua")
     # Its envelope verified: the sender's chain goes on through it.
-    assert [e.valid for e in ru.store.entries(CHANNEL)] == [True, True]
+    assert [e.valid for e in ru.store.entries(CHANNEL)] == [True] * 5
     assert len(ru.store.outbox(OutboxState.QUEUED)) == 1  # a receipt for #1 only
 
 
@@ -243,17 +253,17 @@ def test_a_receipt_that_cannot_be_sealed_waits_and_the_ingest_stands(
 ) -> None:
     us = _everyone(world, tmp_path, "us")
     ru = _station(world, tmp_path, "ru", ("us",))  # ua's station not introduced yet
-    log = TestLog(world)
-    log.add(_text(us, "one"))
+    log = TestLog(world, certify=("us", "ru"))  # nor logged
+    one = log.add(_text(us, "one"))
     log.deliver(ru)
-    assert ru.size(CHANNEL) == 1 and len(_inbox(ru)) == 1
+    assert ru.size(CHANNEL) == 3 and len(_inbox(ru)) == 1
     assert ru.store.outbox() == []
     (alarm,) = _open(ru, AlarmKind.RECEIPT_NOT_SENT)
     assert "no station of ua is known yet" in alarm.message
     # The channel keeps flowing; the alarm counts, it does not multiply.
     log.add(_text(us, "two"))
     log.deliver(ru)
-    assert ru.size(CHANNEL) == 2 and len(_inbox(ru)) == 2
+    assert ru.size(CHANNEL) == 4 and len(_inbox(ru)) == 2
     (alarm,) = _open(ru, AlarmKind.RECEIPT_NOT_SENT)
     assert alarm.count == 2
     # ua's certificate arrives: both receipts go, in order, and the alarm ends.
@@ -262,7 +272,7 @@ def test_a_receipt_that_cannot_be_sealed_waits_and_the_ingest_stands(
     assert [_receipt_of(ru, item.envelope).status for item in receipts] == [
         body_mod.ReceiptStatus.DELIVERED
     ] * 2
-    assert [_receipt_of(ru, item.envelope).of_index for item in receipts] == [0, 1]
+    assert [_receipt_of(ru, item.envelope).of_index for item in receipts] == [one, one + 1]
     assert _open(ru, AlarmKind.RECEIPT_NOT_SENT) == []
 
 
@@ -332,36 +342,26 @@ def test_a_station_refuses_a_partys_17th_station_with_an_alarm(
     assert len(again.recipients(CHANNEL)) == 2 + MAX_STATIONS_PER_PARTY
 
 
-# --- item 5: an entry before its sender's certificate waits for it -----------------------
+# --- item 5: an entry before its sender's certificate in the log is refused, not held ----
 
 
-def test_an_entry_before_its_senders_certificate_is_held_then_taken_in(
+def test_an_entry_before_its_senders_certificate_in_the_log_is_refused_not_held(
     world: World, tmp_path: Path
 ) -> None:
+    # Certificates are key events of the log: an entry the relay logged before its
+    # sender's certificate never becomes valid, whatever the station learns later.
     us = _everyone(world, tmp_path, "us")
-    ru = _station(world, tmp_path, "ru", ("ua",))  # us's certificate comes late
-    log = TestLog(world)
-    log.add(_text(us, "one"))
-    log.add(_text(us, "two"))
+    ru = _everyone(world, tmp_path, "ru")
+    log = TestLog(world, certify=("ru", "ua"))  # us's certificate is not logged first
+    one = log.add(_text(us, "one"))
     log.deliver(ru)
     assert _inbox(ru) == []
-    assert [(e.valid, e.held) for e in ru.store.entries(CHANNEL)] == [(False, True)] * 2
-    (held,) = ru.store.alarms()
-    assert held.kind == AlarmKind.HELD and held.level == 1 and "entry #0" in held.message
-    # Entries that arrive meanwhile wait behind the first one.
-    log.add(_text(us, "three"))
-    log.deliver(ru)
-    assert _inbox(ru) == [] and ru.size(CHANNEL) == 3
+    assert [(e.valid, e.held) for e in ru.store.entries(CHANNEL)][one] == (False, False)
+    (alarm,) = ru.store.alarms()
+    assert alarm.kind == AlarmKind.VERIFICATION and alarm.index == one
+    assert "no certificate of us/us-1 is logged before entry" in alarm.message
     ru.add_statements([world.certs["us"].encode()], [])
-    assert [m.index for m in ru.store.messages(CHANNEL)] == [0, 1, 2]
-    assert [(e.valid, e.held) for e in ru.store.entries(CHANNEL)] == [(True, False)] * 3
-    receipts = ru.store.outbox(OutboxState.QUEUED)
-    assert [_receipt_of(ru, r.envelope).of_index for r in receipts] == [0, 1, 2]
-    assert ru.store.alarms() == []
-    # And the chain goes on from there.
-    log.add(_text(us, "four"))
-    log.deliver(ru)
-    assert len(_inbox(ru)) == 4 and ru.store.alarms() == []
+    assert ru.store.messages(CHANNEL) == [] and ru.store.held_entries(CHANNEL) == []
 
 
 def test_a_link_test_before_its_senders_certificate_is_no_alarm(

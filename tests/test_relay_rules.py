@@ -26,6 +26,7 @@ from hotline.errors import (
     http_status,
 )
 from hotline.frames import LinkKind, LinkTest
+from hotline.leaf import LeafKind
 from hotline.notes import b64
 from hotline.relay.core import (
     HTTP_AUTH_SKEW,
@@ -137,22 +138,28 @@ def _post(world: World, core: RelayCore, count: int) -> list[Acceptance]:
 def test_a_sync_answers_entries_from_its_start_with_a_proof_to_a_checkpoint(
     world: World, core: RelayCore
 ) -> None:
-    accepted = _post(world, core, 3)
-    frame = core.sync("us-ru", 1, "s")
-    assert frame.id == "s" and frame.start == 1 and not frame.more
-    assert [e.index for e in frame.entries] == [1, 2]
+    accepted = _post(world, core, 3)  # at 2, 3, 4: after the certificates of us and ru
+    assert [a.entry.index for a in accepted] == [2, 3, 4]
+    assert [e.kind for e in core.sync("us-ru", 0, None).entries[:3]] == [
+        LeafKind.KEY_EVENT,
+        LeafKind.KEY_EVENT,
+        LeafKind.ENVELOPE,
+    ]
+    frame = core.sync("us-ru", 3, "s")
+    assert frame.id == "s" and frame.start == 3 and not frame.more
+    assert [e.index for e in frame.entries] == [3, 4]
     assert frame.entries[0].envelope == accepted[1].entry.envelope
-    assert frame.consistency == tuple(core.tree("us-ru").consistency_proof(1, 3))
+    assert frame.consistency == tuple(core.tree("us-ru").consistency_proof(3, 5))
     assert frames.decode_relay_frame(frames.encode_frame(frame)) == frame
-    assert core.sync("us-ru", 3, None).entries == ()
+    assert core.sync("us-ru", 5, None).entries == ()
     with pytest.raises(Malformed) as info:
-        core.sync("us-ru", 4, None)
+        core.sync("us-ru", 6, None)
     assert info.value.field == "from"
     # A batch's new entries are pushed once per channel; an answer carries its proof.
     pushes = core.pushes(list(accepted))
-    assert [(p.channel, p.start, len(p.entries)) for p in pushes] == [("us-ru", 0, 3)]
+    assert [(p.channel, p.start, len(p.entries)) for p in pushes] == [("us-ru", 2, 3)]
     reply = accepted[2].frame("post:us-ru:3")
-    assert reply.index == 2 and reply.proof == tuple(accepted[2].proof)
+    assert reply.index == 4 and reply.proof == tuple(accepted[2].proof)
 
 
 def test_errors_get_the_http_status_of_their_family() -> None:

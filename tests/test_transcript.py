@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from hotline.envelope import parse
+from hotline.frames import Entry
 from hotline.home import load_party, load_relay_key
 from hotline.keys import KeyRing
 from hotline.leaf import leaf_data
@@ -99,6 +100,9 @@ def test_a_clean_export_verifies_offline_with_a_full_report(recorded: Any) -> No
         text=True,
     ).stdout
     assert "VERIFIED" in text and "party ru: sent 1" in text
+    assert "key history (key events in the log): 2" in text
+    assert "  #0 certificate of " in text and "  #1 certificate of " in text
+    assert len(report["key_history"]) == 2
     unpinned = subprocess.run(
         [sys.executable, "-m", "hotline", "verify", str(path)], capture_output=True, text=True
     )
@@ -113,6 +117,11 @@ def _set(doc: dict[str, Any], i: int, raw: bytes) -> None:
     doc["entries"][i]["envelope"] = base64.b64encode(raw).decode()
 
 
+def _envelopes(doc: dict[str, Any]) -> list[int]:
+    """The indices of the envelopes (the rest are key events: certificates first)."""
+    return [e["index"] for e in doc["entries"] if e["kind"] == "envelope"]
+
+
 def test_a_dropped_message_is_named(recorded: Any) -> None:
     doc = copy.deepcopy(recorded[2])
     del doc["entries"][2]
@@ -125,41 +134,52 @@ def test_a_dropped_message_is_named(recorded: Any) -> None:
 def test_two_reordered_messages_are_named(recorded: Any) -> None:
     doc = copy.deepcopy(recorded[2])
     e = doc["entries"]
-    i, j = [k for k in range(len(e)) if _raw(doc, k)[5] == 1][:2]
+    i, j = [k for k in _envelopes(doc) if _raw(doc, k)[5] == 1][:2]
     e[i]["envelope"], e[j]["envelope"] = e[j]["envelope"], e[i]["envelope"]
     assert {"chain_gap", "replay"} & codes(doc) and "bad_proof" in codes(doc)
 
 
 def test_an_altered_byte_is_named(recorded: Any) -> None:
     doc = copy.deepcopy(recorded[2])
-    raw = _raw(doc, 1)
+    i = _envelopes(doc)[1]
+    raw = _raw(doc, i)
     raw[-10] ^= 1
-    _set(doc, 1, bytes(raw))
+    _set(doc, i, bytes(raw))
     report = verify(doc)
-    assert any(f.index == 1 and f.code == "bad_signature" for f in report.failures)
+    assert any(f.index == i and f.code == "bad_signature" for f in report.failures)
     assert "bad_proof" in codes(doc)
 
 
 def test_a_replayed_envelope_is_named(recorded: Any) -> None:
     doc = copy.deepcopy(recorded[2])
-    doc["entries"].append({**doc["entries"][1], "index": len(doc["entries"])})
+    doc["entries"].append({**doc["entries"][_envelopes(doc)[0]], "index": len(doc["entries"])})
     assert "replay" in codes(doc)
 
 
-def test_an_envelope_signed_by_a_revoked_key_is_named(recorded: Any) -> None:
+def test_a_revocation_beside_the_log_counts_for_nothing(recorded: Any) -> None:
+    """us backdates a revocation before its own messages and hands it over beside the
+    log (as transcript v2 carried them): only the log's key events count."""
     c, _, original = recorded
     doc = copy.deepcopy(original)
     us = load_party(c.net.root / "parties" / "us", PASSPHRASE)
     ring = KeyRing({"us": us.verifier})
     cert = ring.add_certificate(
-        next(x for x in doc["certificates"] if '"party":"us"' in x).encode()
+        next(
+            _raw(doc, e["index"])
+            for e in doc["entries"]
+            if e["kind"] == "key_event" and b'"party":"us"' in _raw(doc, e["index"])
+        )
     )
-    # Revoked from the second of us's last entry on (the last entries may be ru's).
-    last_us = max(
-        e["relay_ms"] for e in doc["entries"] if parse(bytes(_raw(doc, e["index"]))).party == "us"
+    first_us = min(
+        e["relay_ms"]
+        for e in doc["entries"]
+        if e["kind"] == "envelope" and parse(bytes(_raw(doc, e["index"]))).party == "us"
     )
-    doc["revocations"].append(us.revoke(cert, last_us // 1000, "compromised").encode().decode())
-    assert "revoked_key" in codes(doc)
+    rev = us.revoke(cert, first_us // 1000 - 60, "compromised").encode().decode()
+    doc["revocations"] = [rev]
+    report = verify(doc)
+    assert report.ok, [str(f) for f in report.failures]
+    assert not any("revocation" in line for line in report.key_history)
 
 
 def _resign(c: Cluster, doc: dict[str, Any], size: int, root: bytes, at: int = 1) -> str:
@@ -182,9 +202,9 @@ def test_a_rollback_is_named(recorded: Any) -> None:
     c, _, original = recorded
     doc = copy.deepcopy(original)
     tree = MerkleTree()
-    first = doc["entries"][:2]
-    tree.append_many([leaf_data(e["relay_ms"], base64.b64decode(e["envelope"])) for e in first])
-    at = first[-1]["relay_ms"]
+    first = [Entry.read(e) for e in doc["entries"][:2]]
+    tree.append_many([leaf_data(e.relay_ms, e.envelope, e.kind) for e in first])
+    at = first[-1].relay_ms
     doc["checkpoints"].append(_resign(c, doc, 2, tree.root(), at))  # after larger ones
     assert "fork" in codes(doc)
 

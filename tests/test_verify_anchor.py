@@ -83,9 +83,9 @@ def test_the_report_names_the_roster_hash_and_every_root_fingerprint() -> None:
     report = verify(real().transcript())
     assert report.roster_hash == hashlib.sha256(world.roster.encode()).hexdigest()
     assert report.roster == "abu-dhabi v1"
-    # A fingerprint is the SHA-256 of the key's text form: the line of party.pub.
+    # A fingerprint is the SHA-256 of the keys' text forms: the lines of party.pub, joined.
     assert report.roots == {
-        p: hashlib.sha256(k.verifier.encode().encode()).hexdigest()
+        p: hashlib.sha256("".join(k.public_keys().values()).encode()).hexdigest()
         for p, k in world.parties.items()
     }
 
@@ -104,7 +104,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
     out["real"].write_text(json.dumps(real().transcript()))
     out["fabricated"].write_text(json.dumps(fabricated().transcript()))
     out["roster"].write_bytes(real().world.roster.encode())
-    out["us.pub"].write_text(real().world.parties["us"].verifier.encode() + "\n")
+    out["us.pub"].write_text(
+        "".join(k + "\n" for k in real().world.parties["us"].public_keys().values())
+    )
     return out
 
 
@@ -170,7 +172,7 @@ def test_an_old_format_exits_4_naming_both_formats(tmp_path: Path) -> None:
     assert out.exit_code == 4
     (failure,) = json.loads(out.output)["failures"]
     assert failure["reason"].startswith("old format hotline-transcript/v1: this version reads")
-    assert "hotline-transcript/v2" in failure["reason"]
+    assert "hotline-transcript/v3" in failure["reason"]
 
 
 def test_digests_are_read_in_any_case_with_separators() -> None:

@@ -27,7 +27,7 @@ from hotline.merkle import MerkleTree
 from hotline.notes import Note, NoteSignature, parse_note
 from hotline.transcript import Failure, verify
 
-from .logbuild import ChannelLog, exchange
+from .logbuild import T0, ChannelLog, exchange
 
 
 @functools.cache
@@ -66,9 +66,13 @@ def put(d: dict[str, Any], i: int, data: bytes) -> None:
 def test_an_honest_exchange_verifies_with_a_full_report() -> None:
     report = verify(doc())
     assert report.ok, [str(f) for f in report.failures]
-    assert report.entries == 10 and report.checkpoints == 3 and report.largest_checkpoint == 10
-    assert report.cosigned == {"us/us-1": 10, "ru/ru-1": 10}
+    assert report.entries == 12 and report.checkpoints == 3 and report.largest_checkpoint == 12
+    assert report.cosigned == {"us/us-1": 12, "ru/ru-1": 12}
     assert report.bodies_checked == 10
+    assert [line.split(" key ")[0] for line in report.key_history] == [
+        "#0 certificate of us/us-1",
+        "#1 certificate of ru/ru-1",
+    ]
     us, ru = report.parties["us"], report.parties["ru"]
     assert (us.sent, us.delivered, us.acknowledged, us.overdue) == (3, 1, 0, 0)
     assert (ru.sent, ru.delivered, ru.acknowledged, ru.overdue) == (1, 3, 1, 1)
@@ -78,7 +82,7 @@ def test_a_failure_line_names_channel_index_code_and_reason() -> None:
     d = doc()
     d["bodies"][0]["hash"] = "00" * 32
     (line,) = [str(f) for f in failures(d)]
-    assert line == "us-ru#0: malformed: disclosed body is bound to another envelope hash"
+    assert line == "us-ru#2: malformed: disclosed body is bound to another envelope hash"
 
 
 @settings(max_examples=60, deadline=None)
@@ -97,35 +101,38 @@ def test_any_altered_byte_of_any_entry_is_named_at_that_entry(data: st.DataObjec
 
 def test_an_altered_signature_byte_is_a_bad_signature_at_that_entry() -> None:
     d = doc()
-    envelope = raw(d, 1)
+    envelope = raw(d, 3)
     envelope[-10] ^= 1
-    put(d, 1, bytes(envelope))
-    assert "bad_signature" in at(d, 1)
+    put(d, 3, bytes(envelope))
+    assert "bad_signature" in at(d, 3)
     assert "bad_proof" in codes(d)
 
 
 def test_a_dropped_entry_is_named() -> None:
     d = doc()
-    del d["entries"][1]
+    del d["entries"][3]
     for i, e in enumerate(d["entries"]):
         e["index"] = i
-    assert "chain_gap" in at(d, 1)  # us's message 2 no longer follows message 0
+    assert "chain_gap" in at(d, 3)  # us's message 2 no longer follows message 0
     assert "bad_proof" in codes(d)
 
 
 def test_a_gap_in_the_indices_is_named() -> None:
     d = doc()
-    del d["entries"][4]
-    assert "chain_gap" in at(d, 4)
-    assert verify(d).entries == 4  # reading stops at the gap
+    del d["entries"][6]
+    assert "chain_gap" in at(d, 6)
+    assert verify(d).entries == 6  # reading stops at the gap
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.data())
 def test_any_two_reordered_entries_of_one_sender_are_named(data: st.DataObject) -> None:
     d = doc()
-    senders = [env_mod.parse(bytes(raw(d, k))).sender for k in range(len(d["entries"]))]
-    i = data.draw(st.integers(0, len(senders) - 1), label="first")
+    senders = [
+        env_mod.parse(bytes(raw(d, k))).sender if e["kind"] == "envelope" else None
+        for k, e in enumerate(d["entries"])
+    ]
+    i = data.draw(st.sampled_from([k for k, s in enumerate(senders) if s]), label="first")
     same = [k for k in range(len(senders)) if senders[k] == senders[i] and k != i]
     j = data.draw(st.sampled_from(same), label="second")
     e = d["entries"]
@@ -136,9 +143,9 @@ def test_any_two_reordered_entries_of_one_sender_are_named(data: st.DataObject) 
 
 def test_a_replayed_entry_is_named() -> None:
     log = exchange()
-    log.log(log.entries[1][0])
+    log.log(log.entries[3][0])
     log.checkpoint("us")
-    assert at(log.transcript(bodies=False), 10) == {"replay"}
+    assert at(log.transcript(bodies=False), 12) == {"replay"}
 
 
 def test_a_chain_gap_in_a_senders_sequence_is_named() -> None:
@@ -147,7 +154,7 @@ def test_a_chain_gap_in_a_senders_sequence_is_named() -> None:
     log.log(log.seal("us", body_mod.text("skipped one", "en"), link=(seq + 1, prev)))
     log.checkpoint("us")
     (failure,) = failures(log.transcript(bodies=False))
-    assert (failure.index, failure.code) == (10, "chain_gap")
+    assert (failure.index, failure.code) == (12, "chain_gap")
     assert "jumps" in failure.reason
 
 
@@ -156,14 +163,14 @@ def test_an_envelope_that_does_not_chain_to_its_senders_last_is_named() -> None:
     seq, _ = log.chains["us"]
     log.log(log.seal("us", body_mod.text("another past", "en"), link=(seq, bytes(range(32)))))
     log.checkpoint("us")
-    assert at(log.transcript(bodies=False), 10) == {"chain_gap"}
+    assert at(log.transcript(bodies=False), 12) == {"chain_gap"}
 
 
 def test_an_envelope_of_another_channel_is_named() -> None:
     log = exchange()
     log.log(log.seal("us", body_mod.text("elsewhere", "en"), channel="us-ru-ua"))
     log.checkpoint("us")
-    assert at(log.transcript(bodies=False), 10) == {"malformed"}
+    assert at(log.transcript(bodies=False), 12) == {"malformed"}
 
 
 def test_an_envelope_from_a_party_that_is_not_a_member_is_named() -> None:
@@ -179,17 +186,22 @@ def test_an_envelope_from_a_party_that_is_not_a_member_is_named() -> None:
 
 def test_an_envelope_signed_after_its_key_was_revoked_is_named() -> None:
     log = exchange()
-    log.revoke("us", log.entries[7][1] // 1000)  # us's delivered receipt at index 7 onwards
-    report = verify(log.transcript())
-    revoked = {f.index for f in report.failures if f.code == "revoked_key"}
-    assert revoked == {7, 9}  # us's entries from then on; before it, the key was good
-    assert not [f for f in report.failures if f.code != "revoked_key" and f.index in (0, 1, 2)]
+    at_ = log.revoke("us", T0)  # says "from T0": before all of us's logged messages
+    index = log.message("us", "after the revocation")
+    log.checkpoint("ru")
+    report = verify(log.transcript(bodies=False))
+    assert {(f.index, f.code) for f in report.failures} == {(index, "revoked_key")}
+    assert at_.revoked_at == T0  # shown, but the revocation takes effect at its position
+    assert "revocation of us/us-1" in report.key_history[-1]
 
 
 def test_a_certificate_that_does_not_verify_is_named() -> None:
     d = doc()
-    d["certificates"][0] = d["certificates"][0].replace('"not_after":', '"not_after":1')
-    assert "bad_signature" in at(d, None)
+    cert = base64.b64decode(d["entries"][0]["envelope"]).decode()
+    forged = cert.replace('"not_after":', '"not_after":1').encode()
+    d["entries"][0]["envelope"] = base64.b64encode(forged).decode()
+    assert "bad_signature" in at(d, 0)
+    assert "unknown_key" in at(d, 2)  # us's messages have no certificate before them
 
 
 def test_a_checkpoint_with_a_bad_relay_signature_is_named() -> None:
@@ -199,9 +211,9 @@ def test_a_checkpoint_with_a_bad_relay_signature_is_named() -> None:
     forged = NoteSignature(relay.name, relay.key_hash, bytes(64))
     d["checkpoints"][1] = Note(note.text, (forged, *note.signatures[1:])).encode().decode()
     (failure,) = failures(d)
-    assert (failure.index, failure.checkpoint, failure.code) == (None, 7, "bad_signature")
+    assert (failure.index, failure.checkpoint, failure.code) == (None, 9, "bad_signature")
     assert failure.reason.startswith("checkpoint does not verify")
-    assert str(failure).startswith("us-ru (checkpoint of size 7): bad_signature: ")
+    assert str(failure).startswith("us-ru (checkpoint of size 9): bad_signature: ")
 
 
 def test_a_forged_cosignature_is_named() -> None:
@@ -213,10 +225,10 @@ def test_a_forged_cosignature_is_named() -> None:
     d["checkpoints"][2] = Note(note.text, (*note.signatures[:-1], forged)).encode().decode()
     report = verify(d)
     (failure,) = report.failures
-    # Named by the checkpoint's size, not as an entry #10 past the end of the log.
-    assert (failure.index, failure.checkpoint, failure.code) == (None, 10, "bad_signature")
+    # Named by the checkpoint's size, not as an entry #12 past the end of the log.
+    assert (failure.index, failure.checkpoint, failure.code) == (None, 12, "bad_signature")
     assert failure.reason.startswith("cosignature does not verify")
-    assert str(failure).startswith("us-ru (checkpoint of size 10): bad_signature: cosignature")
+    assert str(failure).startswith("us-ru (checkpoint of size 12): bad_signature: cosignature")
 
 
 def test_checkpoints_whose_consistency_proof_fails_are_named() -> None:
@@ -242,32 +254,32 @@ def test_a_checkpoint_beyond_the_entries_is_named() -> None:
     longer.append_many([raw for raw, _ in log.entries] + [b"hidden"])
     log.checkpoints.append(log.checkpoint(tree=longer))
     d = log.transcript()
-    assert on_checkpoint(d, 11) == {"bad_proof"}
-    assert all(f.index is None or f.index < 10 for f in failures(d))  # no entry #11 named
+    assert on_checkpoint(d, 13) == {"bad_proof"}
+    assert all(f.index is None or f.index < 12 for f in failures(d))  # no entry #13 named
 
 
 def test_a_rollback_is_named() -> None:
     d = doc()
     d["checkpoints"].append(d["checkpoints"][0])  # a smaller one after larger ones
     (failure,) = failures(d)
-    assert (failure.index, failure.checkpoint, failure.code) == (None, 3, "fork")
+    assert (failure.index, failure.checkpoint, failure.code) == (None, 5, "fork")
     assert "rollback" in failure.reason
 
 
 def test_a_receipt_for_a_different_hash_is_named() -> None:
     log = exchange()
-    index = log.receipt("ru", "delivered", 1, of_hash=bytes(32))
+    index = log.receipt("ru", "delivered", 3, of_hash=bytes(32))
     log.checkpoint("us")
     (failure,) = failures(log.transcript())
     assert (failure.index, failure.code) == (index, "fork")
-    assert failure.reason == "receipt references no message #1 of this log"
+    assert failure.reason == "receipt references no message #3 of this log"
 
 
 def test_a_receipt_for_a_later_entry_is_named() -> None:
     log = exchange()
-    replayed = log.entries[0][0]
-    index = log.receipt("ru", "delivered", 11, of_hash=env_mod.envelope_hash(replayed))
-    log.log(replayed)  # entry 11 has that hash, but it came after the receipt
+    replayed = log.entries[2][0]
+    index = log.receipt("ru", "delivered", 13, of_hash=env_mod.envelope_hash(replayed))
+    log.log(replayed)  # entry 13 has that hash, but it came after the receipt
     log.checkpoint("us")
     assert at(log.transcript(), index) == {"fork"}
 
@@ -276,7 +288,7 @@ def test_a_receipt_carrying_a_checkpoint_of_another_history_is_named() -> None:
     log = exchange()
     other = MerkleTree()
     other.append_many([b"what ru was shown %d" % i for i in range(4)])
-    index = log.receipt("ru", "delivered", 6, checkpoint=log.checkpoint(tree=other))
+    index = log.receipt("ru", "delivered", 8, checkpoint=log.checkpoint(tree=other))
     log.checkpoint("us")
     (failure,) = failures(log.transcript())
     assert (failure.index, failure.code) == (index, "fork")
@@ -287,8 +299,8 @@ def test_a_receipt_with_an_unknown_status_is_named() -> None:
     log = exchange()
     receipt = body_mod.receipt(
         body_mod.ReceiptStatus.DELIVERED,
-        0,
-        env_mod.envelope_hash(log.entries[0][0]),
+        2,
+        env_mod.envelope_hash(log.entries[2][0]),
         log.checkpoints[-1].encode(),
     )
     body = {**receipt.to_dict(), "status": "read"}
@@ -304,14 +316,14 @@ def test_a_disclosed_body_that_lies_is_named() -> None:
     fake = json.dumps({"type": "text", "lang": "en", "text": "we never warned you"}).encode()
     d["bodies"][1]["body"] = base64.b64encode(fake).decode()
     (failure,) = failures(d)
-    assert (failure.index, failure.code) == (1, "malformed")
+    assert (failure.index, failure.code) == (3, "malformed")
     assert "decrypts to something else" in failure.reason
 
 
 def test_a_disclosed_body_key_that_does_not_open_its_envelope_is_named() -> None:
     d = doc()
     d["bodies"][2]["body_key"] = d["bodies"][1]["body_key"]
-    assert at(d, 2) == {"decryption_failed"}
+    assert at(d, 4) == {"decryption_failed"}
 
 
 def test_a_disclosed_body_of_no_valid_entry_is_named() -> None:
@@ -324,8 +336,8 @@ def test_a_disclosed_body_of_no_valid_entry_is_named() -> None:
 
 def test_an_unreadable_entry_is_named_not_raised() -> None:
     d = doc()
-    d["entries"][3]["envelope"] = "not base64!"
-    assert at(d, 3) == {"malformed"}
+    d["entries"][5]["envelope"] = "not base64!"
+    assert at(d, 5) == {"malformed"}
 
 
 def test_a_roster_missing_a_signature_fails_everything() -> None:
@@ -339,16 +351,17 @@ def test_a_file_of_another_format_is_named() -> None:
     assert codes({"format": "something/v1"}) == {"malformed"}
     assert codes([]) == {"malformed"}
     (failure,) = failures({"format": "something/v1"})
-    assert "'something/v1'" in failure.reason and "'hotline-transcript/v2'" in failure.reason
+    assert "'something/v1'" in failure.reason and "'hotline-transcript/v3'" in failure.reason
 
 
 def test_a_transcript_of_an_old_format_is_refused_by_name() -> None:
-    d = doc()  # a v1 file (leaves without their time) is never misread as v2
-    d["format"] = "hotline-transcript/v1"
-    (failure,) = failures(d)
-    assert failure.code == "malformed"
-    assert failure.reason.startswith("old format hotline-transcript/v1: ")
-    assert "hotline-transcript/v2" in failure.reason
+    for old in ("v1", "v2"):  # v1: leaves without their time; v2: keys beside the log
+        d = doc()
+        d["format"] = f"hotline-transcript/{old}"
+        (failure,) = failures(d)
+        assert failure.code == "malformed"
+        assert failure.reason.startswith(f"old format hotline-transcript/{old}: ")
+        assert "hotline-transcript/v3" in failure.reason
 
 
 def test_the_builder_lies_only_when_told() -> None:
@@ -358,7 +371,7 @@ def test_the_builder_lies_only_when_told() -> None:
         log.message("us" if n % 3 else "ru", f"m{n}")
         if n % 4 == 3:
             log.checkpoint("us", "ru")
-            log.receipt("ru", "delivered", n)
+            log.receipt("ru", "delivered", n + 2)
     log.checkpoint("ru")
     assert verify(log.transcript()).ok
 
@@ -367,7 +380,7 @@ def test_the_builder_lies_only_when_told() -> None:
 
 
 def _three_party_log() -> tuple[ChannelLog, int]:
-    """us-ru-ua: us sends a message (index 0); checkpoints as it goes."""
+    """us-ru-ua: us sends a message (index 3, after three certificates); checkpoints."""
     log = ChannelLog(exchange().world, channel="us-ru-ua")
     index = log.message("us", "Confirm intent of the flight at 0400Z.")
     log.checkpoint("us", "ru", "ua")
@@ -394,7 +407,7 @@ def test_an_overdue_notice_counts_from_the_sender_or_the_late_party_once_per_mes
 
 def test_a_third_partys_overdue_notice_about_another_is_named_and_not_counted() -> None:
     log, m = _three_party_log()
-    index = _overdue(log, "ua", body_mod.Side.SENDER, "ru", m)  # ua did not send #0
+    index = _overdue(log, "ua", body_mod.Side.SENDER, "ru", m)  # ua did not send it
     report = verify(log.transcript())
     (failure,) = report.failures
     assert (failure.index, failure.code) == (index, "not_authorized")
@@ -418,7 +431,7 @@ def test_a_sender_cannot_be_late_on_its_own_message() -> None:
 
 def test_an_overdue_notice_naming_no_earlier_message_is_named() -> None:
     log, _ = _three_party_log()
-    receipt = log.receipt("ru", "delivered", 0)
+    receipt = log.receipt("ru", "delivered", 3)
     index = _overdue(log, "ru", body_mod.Side.SENDER, "us", receipt)  # a receipt, no message
     later = _overdue(log, "us", body_mod.Side.SENDER, "ru", 50)
     d = log.transcript()
@@ -436,7 +449,7 @@ def _lies() -> list[dict[str, Any]]:
     """Transcripts each with one lie of a different kind."""
     out = []
     d = doc()
-    d["certificates"][0] = d["certificates"][0].replace('"not_after":', '"not_after":1')
+    d["entries"][1]["kind"] = "envelope"  # a key event passed off as an envelope
     out.append(d)
     d = doc()
     d["checkpoints"].append(d["checkpoints"][0])
@@ -481,11 +494,11 @@ def test_entries_appended_after_the_last_checkpoint_fail() -> None:
     log.message("us", "after the last checkpoint")
     log.message("ru", "and another")
     report = verify(log.transcript())
-    assert report.uncovered == (10, 11)
+    assert report.uncovered == (12, 13)
     (failure,) = report.failures
-    assert (failure.index, failure.code) == (10, "not_covered")
-    assert failure.reason.startswith("entries 10..11 are not covered by any checkpoint")
-    assert json.loads(render.verify_report(report, True))["uncovered"] == [10, 11]
+    assert (failure.index, failure.code) == (12, "not_covered")
+    assert failure.reason.startswith("entries 12..13 are not covered by any checkpoint")
+    assert json.loads(render.verify_report(report, True))["uncovered"] == [12, 13]
     assert verify(doc()).uncovered is None and verify(doc()).ok
 
 
@@ -493,7 +506,7 @@ def test_a_log_with_no_valid_checkpoint_is_uncovered_throughout() -> None:
     d = doc()
     d["checkpoints"] = []
     report = verify(d)
-    assert report.uncovered == (0, 9)
+    assert report.uncovered == (0, 11)
     assert [(f.index, f.code) for f in report.failures] == [(0, "not_covered")]
 
 
@@ -512,7 +525,7 @@ def test_one_uncovered_entry_is_named_alone() -> None:
     log = exchange()
     log.message("us", "after the last checkpoint")
     (failure,) = verify(log.transcript()).failures
-    assert failure.reason.startswith("entry 10 is not covered by any checkpoint")
+    assert failure.reason.startswith("entry 12 is not covered by any checkpoint")
 
 
 # --- time: inside the leaf, between the checkpoints' signed times -----------------------------
@@ -520,12 +533,12 @@ def test_one_uncovered_entry_is_named_alone() -> None:
 
 def test_a_late_acknowledgments_time_edited_earlier_is_named_at_that_entry() -> None:
     d = doc()
-    message_ms = d["entries"][0]["relay_ms"]
-    d["entries"][8]["relay_ms"] = message_ms + 1  # ru's acknowledgment of 0, made "prompt"
+    message_ms = d["entries"][2]["relay_ms"]
+    d["entries"][10]["relay_ms"] = message_ms + 1  # ru's acknowledgment of 2, made "prompt"
     found = failures(d)
-    assert "bad_time" in at(d, 8), [str(f) for f in found]
-    assert "goes backwards" in next(f.reason for f in found if f.index == 8)
-    assert "bad_proof" in on_checkpoint(d, 10)  # the signed root covers the time
+    assert "bad_time" in at(d, 10), [str(f) for f in found]
+    assert "goes backwards" in next(f.reason for f in found if f.index == 10)
+    assert "bad_proof" in on_checkpoint(d, 12)  # the signed root covers the time
 
 
 @settings(max_examples=30, deadline=None)
@@ -533,13 +546,16 @@ def test_a_late_acknowledgments_time_edited_earlier_is_named_at_that_entry() -> 
 def test_any_edited_entry_time_breaks_the_signed_root_and_names_the_entry(
     data: st.DataObject,
 ) -> None:
-    log = ChannelLog(exchange().world)
+    log = ChannelLog(exchange().world, certify=False)
+    for party in ("us", "ru"):
+        log.key_event(log.world.certs[party].encode())
+        log.checkpoint()
     for n in range(6):
         log.message("us" if n % 2 else "ru", f"m{n}")
         log.checkpoint("us", "ru")  # one checkpoint per entry: each is bound alone
     d = log.transcript()
     assert verify(d).ok
-    i = data.draw(st.integers(0, 5), label="entry")
+    i = data.draw(st.integers(0, 7), label="entry")
     delta = data.draw(st.integers(-5000, 5000).filter(bool), label="ms")
     d["entries"][i]["relay_ms"] += delta
     found = failures(d)
@@ -549,12 +565,14 @@ def test_any_edited_entry_time_breaks_the_signed_root_and_names_the_entry(
 
 def test_an_entry_time_beyond_its_checkpoints_signed_time_is_named() -> None:
     log = exchange()
-    raw, ms = log.entries[9]
-    log.entries[9] = (raw, ms + 60_000)  # logged "later" than the relay signed for it
+    raw, ms = log.entries[11]
+    log.entries[11] = (raw, ms + 60_000)  # logged "later" than the relay signed for it
     log.tree = MerkleTree()
-    log.tree.append_many([leaf_data(t, r) for r, t in log.entries])
+    log.tree.append_many(
+        [leaf_data(t, r, k) for (r, t), k in zip(log.entries, log.kinds, strict=True)]
+    )
     log.checkpoints.pop()
     log.checkpoint("us", "ru")  # signed over the new time, at a time before it
     found = verify(log.transcript()).failures
-    assert [f.code for f in found if f.index == 9] == ["bad_time"], found
-    assert "after the signed time" in next(f.reason for f in found if f.index == 9)
+    assert [f.code for f in found if f.index == 11] == ["bad_time"], found
+    assert "after the signed time" in next(f.reason for f in found if f.index == 11)

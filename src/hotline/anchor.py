@@ -10,7 +10,9 @@ valid only with the signature of every party it lists.
 - roster hash: SHA-256 of the roster note's bytes (text and every signature), hex; the
   same hash stations and the relay compare when a station connects.
 - root fingerprint: SHA-256 of the party root key's text form ``name+hash+key`` (the
-  line of ``party.pub``, as ``hotline party init`` prints it), hex.
+  line of ``party.pub``, as ``hotline party init`` prints it), hex. For a party with an
+  ML-DSA-65 root too, of both text forms one after the other with nothing between
+  (``tr -d '\n' < party.pub | sha256sum``): a pin then holds against a forger of either.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import string
 from dataclasses import dataclass
 
 from .errors import Malformed
+from .hybrid import pq_of
 from .notes import NoteVerifier
 from .roster import Roster
 
@@ -32,8 +35,11 @@ def roster_hash(roster: Roster) -> str:
 
 
 def root_fingerprint(root: NoteVerifier) -> str:
-    """A party root key's fingerprint (hex SHA-256 of its text form)."""
-    return hashlib.sha256(root.encode().encode()).hexdigest()
+    """A party root key's fingerprint (hex SHA-256 of its text form, and its ML-DSA-65
+    key's after it when it has one)."""
+    pq = pq_of(root)
+    text = root.encode() + (pq.encode() if pq is not None else "")
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def parse_digest(text: str, what: str) -> str:

@@ -18,10 +18,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from .errors import HotlineError, Malformed, TooLarge, from_dict
+from .leaf import LeafKind
 from .notes import b64, unb64
 from .wire import MAX_U63
 
-MAX_FRAME = 256 * 1024
+# Above the base64 of the largest version-2 envelope (envelope.MAX_ENVELOPE, ~369 KiB raw:
+# an ML-KEM-768 ciphertext per recipient and an ML-DSA-65 signature), with room to spare.
+MAX_FRAME = 1024 * 1024
 AUTH_CONTEXT = b"hotline-auth/v1\n"
 MAX_ITEMS = 10_000  # entries, notes or channels in one frame
 MAX_HASHES = 128  # hashes in one proof
@@ -139,21 +142,35 @@ def _with_id(request_id: RequestId, fields: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Entry:
-    """One log entry as a frame carries it."""
+    """One log entry as a frame carries it: ``envelope`` holds its bytes, an envelope or
+    (``kind`` key_event) a key event's statement."""
 
     index: int
     envelope: bytes
     relay_ms: int
+    kind: LeafKind = LeafKind.ENVELOPE
 
     @classmethod
     def read(cls, data: Any) -> Entry:
         if not isinstance(data, dict):
             raise Malformed("each entry must be an object", field="entries")
         f = _Fields(data, "entry")
-        return cls(f.count("index"), f.blob("envelope"), f.count("relay_ms"))
+        kind = _ENTRY_KINDS.get(f.text("kind"))
+        if kind is None:
+            raise Malformed("entry kind must be envelope or key_event", field="kind")
+        return cls(f.count("index"), f.blob("envelope"), f.count("relay_ms"), kind)
 
     def wire(self) -> dict[str, Any]:
-        return {"index": self.index, "envelope": b64(self.envelope), "relay_ms": self.relay_ms}
+        return {
+            "index": self.index,
+            "kind": ENTRY_KIND_NAMES[self.kind],
+            "envelope": b64(self.envelope),
+            "relay_ms": self.relay_ms,
+        }
+
+
+ENTRY_KIND_NAMES = {LeafKind.ENVELOPE: "envelope", LeafKind.KEY_EVENT: "key_event"}
+_ENTRY_KINDS = {name: kind for kind, name in ENTRY_KIND_NAMES.items()}
 
 
 class LinkKind(enum.StrEnum):
@@ -672,7 +689,7 @@ def fitting(entries: Sequence[E]) -> Iterator[list[E]]:
     chunk: list[E] = []
     used = 0
     for e in entries:
-        cost = len(e.envelope) * 4 // 3 + 80  # base64 and the JSON around it
+        cost = len(e.envelope) * 4 // 3 + 100  # base64 and the JSON around it
         if chunk and used + cost > FRAME_BUDGET:
             yield chunk
             chunk, used = [], 0

@@ -13,11 +13,13 @@ Passphrases come from ``HOTLINE_PASSPHRASE`` (or the variable named by
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import secrets
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from .keys import (
     parse_certificate,
     seal_key_file,
 )
-from .notes import NoteSigner
+from .notes import NoteSigner, parse_note
 from .roster import Roster, open_roster
 
 KEY_ENV = "HOTLINE_KEY"
@@ -52,6 +54,8 @@ def toml_line(key: str, value: Any) -> str:
         return f"{key} = {'true' if value else 'false'}"
     if isinstance(value, int):
         return f"{key} = {value}"
+    if isinstance(value, list):
+        return f"{key} = [" + ", ".join(toml_line("", v)[3:] for v in value) + "]"
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'{key} = "{escaped}"'
 
@@ -77,13 +81,20 @@ def passphrase_from_env(env_name: str = "HOTLINE_PASSPHRASE") -> str | None:
 
 
 def party_init(
-    directory: Path, party: str, passphrase: str, kdf: dict[str, int] | None = None
+    directory: Path,
+    party: str,
+    passphrase: str,
+    kdf: dict[str, int] | None = None,
+    post_quantum: bool = True,
 ) -> PartyKey:
+    """A party's root keys: Ed25519 and ML-DSA-65 (``post_quantum=False``, Ed25519 alone,
+    only to reproduce a network from before version 2, as the benchmarks do)."""
     if (directory / "party.key").exists():
         raise Malformed(f"{directory} already holds a party key; not overwriting", field="dir")
-    key = PartyKey.generate(party)
+    key = PartyKey.generate(party, pq=post_quantum)
     write_private(directory / "party.key", seal_key_file(key.secret_material(), passphrase, kdf))
-    (directory / "party.pub").write_text(key.verifier.encode() + "\n")
+    # The Ed25519 root, then (line 2) the ML-DSA-65 root: `roster create --party` reads both.
+    (directory / "party.pub").write_text("".join(k + "\n" for k in key.public_keys().values()))
     return key
 
 
@@ -107,7 +118,8 @@ def relay_init(
 ) -> NoteSigner:
     if (directory / "relay.key").exists():
         raise Malformed(f"{directory} already holds a relay key; not overwriting", field="dir")
-    party = PartyKey.generate(name)  # a note signer with the same file format
+    # A note signer with the same file format; checkpoints stay Ed25519 (PROTOCOL.md §9).
+    party = PartyKey.generate(name, pq=False)
     write_private(directory / "relay.key", seal_key_file(party.secret_material(), passphrase, kdf))
     (directory / "relay.pub").write_text(party.verifier.encode() + "\n")
     write_toml(directory / "relay.toml", {"name": name, "host": host, "port": port})
@@ -166,13 +178,18 @@ class StationConfig:
     directory: Path
     party: str
     station: str
-    relay: str
+    relays: tuple[str, ...]  # the relay's URLs, tried in turn (processes of one relay)
     api_host: str
     api_port: int
     language: str
     api_tls_cert: Path | None = None
     api_tls_key: Path | None = None
     allow_plain_relay: bool = False
+
+    @property
+    def relay(self) -> str:
+        """The first relay URL."""
+        return self.relays[0]
 
     @property
     def api_url(self) -> str:
@@ -189,15 +206,16 @@ def station_init(
     station: str,
     passphrase: str,
     *,
-    relay: str = "ws://127.0.0.1:8700/ws",
+    relay: str | Sequence[str] = "ws://127.0.0.1:8700/ws",
     api_port: int = 8711,
     language: str = "en",
     valid_days: int = 365,
     kdf: dict[str, int] | None = None,
+    post_quantum: bool = True,
 ) -> StationCertificate:
     if (directory / "station.key").exists():
         raise Malformed(f"{directory} already holds a station key; not overwriting", field="dir")
-    key = StationKey.generate(party_key.party, station)
+    key = StationKey.generate(party_key.party, station, pq=post_quantum)
     now = int(time.time())
     cert = party_key.certify(key, now - 300, now + valid_days * 86400)
     write_private(directory / "station.key", seal_key_file(key.secret_material(), passphrase, kdf))
@@ -208,7 +226,7 @@ def station_init(
         {
             "party": party_key.party,
             "station": station,
-            "relay": relay,
+            "relay": urls[0] if len(urls := split_urls(relay)) == 1 else urls,
             "api_host": "127.0.0.1",
             "api_port": api_port,
             "language": language,
@@ -230,7 +248,7 @@ def station_config(directory: Path) -> StationConfig:
             directory=directory,
             party=str(raw["party"]),
             station=str(raw["station"]),
-            relay=env.get("HOTLINE_RELAY", str(raw.get("relay", "ws://127.0.0.1:8700/ws"))),
+            relays=_relays(env.get("HOTLINE_RELAY", raw.get("relay", "ws://127.0.0.1:8700/ws"))),
             api_host=env.get("HOTLINE_API_HOST", str(raw.get("api_host", "127.0.0.1"))),
             api_port=int(env.get("HOTLINE_API_PORT", raw.get("api_port", 8711))),
             language=str(raw.get("language", "en")),
@@ -248,6 +266,22 @@ def station_config(directory: Path) -> StationConfig:
     return cfg
 
 
+def split_urls(values: str | Sequence[str]) -> list[str]:
+    """Relay URLs from a setting: a string with commas, or a list of such strings."""
+    items = [values] if isinstance(values, str) else list(values)
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def _relays(value: object) -> tuple[str, ...]:
+    """``relay``: one URL, URLs separated by commas, or a list of them."""
+    if not isinstance(value, (str, list)):
+        raise Malformed("station.toml: relay must be a URL or a list of URLs", field="relay")
+    urls = split_urls(value if isinstance(value, str) else [str(v) for v in value])
+    if not urls:
+        raise Malformed("station.toml: relay names no URL", field="relay")
+    return tuple(urls)
+
+
 def load_station(
     directory: Path, passphrase: str | None, roster: Roster
 ) -> tuple[StationKey, StationCertificate]:
@@ -258,6 +292,50 @@ def load_station(
     if root is None:
         raise Malformed(f"party {key.party} is not in the roster", field="party")
     cert = parse_certificate((directory / "station.cert").read_bytes(), root.root)
-    if cert.signing != key.signing_public or cert.encryption != key.encryption_public:
+    pq = key.pq
+    if (
+        cert.signing != key.signing_public
+        or cert.encryption != key.encryption_public
+        or (cert.version == 2 and (pq is None or cert.kem != pq.kem_public))
+        or (cert.version == 2 and pq is not None and cert.pq_signing != pq.signing_public)
+    ):
         raise WrongPassphrase("station.cert does not belong to station.key")
     return key, cert
+
+
+RETIRED = "retired"  # a rotated station's old keys, kept to open what was sealed to them
+
+
+def install_station_key(
+    directory: Path,
+    key: StationKey,
+    cert: StationCertificate,
+    passphrase: str,
+    kdf: dict[str, int] | None = None,
+) -> Path:
+    """Make ``key`` the station's key (``hotline station rotate``): the one before it
+    moves to ``retired/`` (still needed to open envelopes sealed to it). Returns where."""
+    if os.environ.get(KEY_ENV):
+        raise Malformed(
+            f"the station key comes from {KEY_ENV}: a rotation writes a key file; unset it",
+            field="key",
+        )
+    old = parse_note((directory / "station.cert").read_bytes())
+    kept = directory / RETIRED
+    kept.mkdir(mode=0o700, exist_ok=True)
+    name = hashlib.sha256(old.encode()).hexdigest()[:16]
+    (directory / "station.key").replace(kept / f"{name}.key")
+    (directory / "station.cert").replace(kept / f"{name}.cert")
+    write_private(directory / "station.key", seal_key_file(key.secret_material(), passphrase, kdf))
+    (directory / "station.cert").write_bytes(cert.encode())
+    return kept / f"{name}.key"
+
+
+def load_retired(directory: Path, passphrase: str | None) -> list[StationKey]:
+    """The keys a station held before its rotations (to open what was sealed to them)."""
+    keys = []
+    for path in sorted((directory / RETIRED).glob("*.key")):
+        key = load_key(path, passphrase)
+        if isinstance(key, StationKey):
+            keys.append(key)
+    return keys

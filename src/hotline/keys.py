@@ -3,8 +3,15 @@
 A party's root key (Ed25519) signs *statements*: signed notes whose text is a
 type line and one line of compact JSON. A station certificate binds a station's
 Ed25519 signing key and X25519 encryption key to ``party/station`` for a period;
-a revocation withdraws one station's signing key from a time on (a rotation is a new
-certificate plus a revocation of the old key with ``replaced_by``).
+a revocation withdraws one station's signing key (a rotation is a new certificate plus a
+revocation of the old key with ``replaced_by``). Both are logged as key events, and a
+revocation takes effect at its position in each log (keyhistory.py); its ``revoked_at``
+is shown, never used to move that earlier.
+
+Statements /v2 (issue 16) are signed by the party's Ed25519 root AND its ML-DSA-65
+root (hybrid.verify_both); a /v2 certificate also carries the station's ML-KEM-768
+encapsulation key and ML-DSA-65 verification key. /v1 statements stay readable so that
+logs written before stay verifiable; which envelopes each certifies is envelope.verify's.
 """
 
 from __future__ import annotations
@@ -22,10 +29,13 @@ from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
+from . import hybrid
 from .errors import (
     BadSignature,
     KeyNotValid,
@@ -35,12 +45,25 @@ from .errors import (
     UnknownKey,
     WrongPassphrase,
 )
-from .notes import Cosigner, Note, NoteSigner, NoteVerifier, b64, make_note, parse_note, unb64
+from .notes import (
+    MLDSA65_PUBLIC_SIZE,
+    Cosigner,
+    MLDSASigner,
+    Note,
+    NoteSigner,
+    NoteVerifier,
+    b64,
+    make_note,
+    parse_note,
+    unb64,
+)
 from .notes import verify_note as _verify_note
 from .wire import MAX_U63
 
 CERT_TYPE = "hotline-certificate/v1"
 REVOCATION_TYPE = "hotline-revocation/v1"
+CERT_TYPE_V2 = "hotline-certificate/v2"
+REVOCATION_TYPE_V2 = "hotline-revocation/v2"
 KEYFILE_FORMAT = "hotline-keyfile/v1"
 
 # A party's stations, and one station's certificates (renewals), that a key ring takes.
@@ -59,6 +82,11 @@ def canonical_json(value: Any) -> str:
 
 def statement_text(kind: str, body: dict[str, Any]) -> str:
     return f"{kind}\n{canonical_json(body)}\n"
+
+
+def statement_type(note: Note) -> str:
+    """The type line of a statement (its first line)."""
+    return note.text.split("\n", 1)[0]
 
 
 def parse_statement(note: Note, kind: str) -> dict[str, Any]:
@@ -87,6 +115,13 @@ def _int(body: dict[str, Any], key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_U63:
         raise Malformed(f"{key} must be an integer in 0..2^63-1", field=key)
     return value
+
+
+def _key_b64(body: dict[str, Any], key: str, size: int) -> bytes:
+    raw = unb64(_str(body, key), key)
+    if len(raw) != size:
+        raise Malformed(f"{key} must be a {size}-byte key", field=key)
+    return raw
 
 
 def _key32(body: dict[str, Any], key: str) -> bytes:
@@ -129,8 +164,9 @@ class ProvenSignatures(Protocol):
     """Station signatures already checked elsewhere (``parallel_verify``, on other cores)."""
 
     def holds(self, signing: bytes, signature: bytes, digest: bytes) -> bool:
-        """Whether ``signature`` by key ``signing`` over bytes of SHA-256 ``digest`` was
-        checked and verifies (False: not known to; check it yourself)."""
+        """Whether ``signature`` by key ``signing`` (a hybrid one: the Ed25519 key then
+        the ML-DSA-65 key) over bytes of SHA-256 ``digest`` was checked and verifies
+        (False: not known to; check it yourself)."""
         ...
 
 
@@ -159,13 +195,31 @@ class StationCertificate:
     not_before: int
     not_after: int
     note: Note = field(repr=False, compare=False)
+    kem: bytes | None = None  # ML-KEM-768 encapsulation key (/v2 certificates)
+    pq_signing: bytes | None = None  # ML-DSA-65 verification key (/v2 certificates)
 
     @property
     def ident(self) -> str:
         return f"{self.party}/{self.station}"
 
+    @property
+    def version(self) -> int:
+        """2 for a hybrid (/v2) certificate, 1 for an Ed25519/X25519-only one."""
+        return 1 if self.pq_signing is None else 2
+
     def encode(self) -> bytes:
         return self.note.encode()
+
+    def verify_hybrid(self, message: bytes, signature: bytes) -> bool:
+        """Ed25519 and ML-DSA-65 over ``message`` (only a /v2 certificate can)."""
+        if self.pq_signing is None:
+            return False
+        proven = _PROVEN.get()
+        if proven is not None and proven.holds(
+            self.signing + self.pq_signing, signature, hashlib.sha256(message).digest()
+        ):
+            return True
+        return hybrid.verify(self.signing, self.pq_signing, message, signature)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         proven = _PROVEN.get()
@@ -201,8 +255,12 @@ class Revocation:
 def parse_certificate(data: bytes, party_root: NoteVerifier) -> StationCertificate:
     """Parse and verify a station certificate against its party's root key."""
     note = parse_note(data)
-    _verify_note(note, [party_root])
-    body = parse_statement(note, CERT_TYPE)
+    v2 = statement_type(note) == CERT_TYPE_V2
+    if v2:
+        hybrid.verify_both(note, party_root)
+    else:
+        _verify_note(note, [party_root])
+    body = parse_statement(note, CERT_TYPE_V2 if v2 else CERT_TYPE)
     cert = StationCertificate(
         party=check_id(_str(body, "party"), "party"),
         station=check_id(_str(body, "station"), "station"),
@@ -211,6 +269,8 @@ def parse_certificate(data: bytes, party_root: NoteVerifier) -> StationCertifica
         not_before=_int(body, "not_before"),
         not_after=_int(body, "not_after"),
         note=note,
+        kem=hybrid.check_mlkem(_key_b64(body, "kem", hybrid.MLKEM768_PUBLIC_SIZE)) if v2 else None,
+        pq_signing=_key_b64(body, "pq_signing", MLDSA65_PUBLIC_SIZE) if v2 else None,
     )
     if cert.party != party_root.name:
         raise BadSignature(f"certificate for {cert.party} signed by {party_root.name}")
@@ -221,8 +281,12 @@ def parse_certificate(data: bytes, party_root: NoteVerifier) -> StationCertifica
 
 def parse_revocation(data: bytes, party_root: NoteVerifier) -> Revocation:
     note = parse_note(data)
-    _verify_note(note, [party_root])
-    body = parse_statement(note, REVOCATION_TYPE)
+    v2 = statement_type(note) == REVOCATION_TYPE_V2
+    if v2:
+        hybrid.verify_both(note, party_root)
+    else:
+        _verify_note(note, [party_root])
+    body = parse_statement(note, REVOCATION_TYPE_V2 if v2 else REVOCATION_TYPE)
     replaced = body.get("replaced_by")
     rev = Revocation(
         party=check_id(_str(body, "party"), "party"),
@@ -239,24 +303,51 @@ def parse_revocation(data: bytes, party_root: NoteVerifier) -> Revocation:
 
 
 class PartyKey:
-    """A party's root key: signs certificates, revocations and the roster."""
+    """A party's root key: signs certificates, revocations and the roster.
 
-    def __init__(self, party: str, private: Ed25519PrivateKey) -> None:
+    With ``pq`` (an ML-DSA-65 key, as every new party has) it signs /v2 statements with
+    both keys; without it, it is a party key from before issue 16 (/v1 statements)."""
+
+    def __init__(
+        self, party: str, private: Ed25519PrivateKey, pq: MLDSA65PrivateKey | None = None
+    ) -> None:
         self.party = check_id(party, "party")
         self.signer = NoteSigner(party, private)
+        self.pq_signer = MLDSASigner(party, pq) if pq is not None else None
 
     @classmethod
-    def generate(cls, party: str) -> PartyKey:
-        return cls(party, Ed25519PrivateKey.generate())
+    def generate(cls, party: str, pq: bool = True) -> PartyKey:
+        return cls(
+            party, Ed25519PrivateKey.generate(), MLDSA65PrivateKey.generate() if pq else None
+        )
 
     @property
     def verifier(self) -> NoteVerifier:
-        return self.signer.verifier
+        """The root as a roster names it (a HybridRoot when it has an ML-DSA-65 key)."""
+        ed = self.signer.verifier
+        if self.pq_signer is None:
+            return ed
+        return hybrid.HybridRoot(ed.name, ed.public, self.pq_signer.verifier)
+
+    def public_keys(self) -> dict[str, str]:
+        """The roster's entry for this party's keys: ``root`` (and ``pq_root``)."""
+        keys = {"root": self.signer.verifier.encode()}
+        if self.pq_signer is not None:
+            keys["pq_root"] = self.pq_signer.verifier.encode()
+        return keys
+
+    def _statement(self, kind: str, body: dict[str, Any]) -> Note:
+        note = make_note(statement_text(kind, body), self.signer)
+        if self.pq_signer is not None:
+            note = note.with_signature(self.pq_signer.sign(note.text.encode()))
+        return note
 
     def certify(self, station: StationKey, not_before: int, not_after: int) -> StationCertificate:
-        """Sign a certificate for ``station``; Malformed for a key nobody could seal to."""
+        """Sign a certificate for ``station``; Malformed for a key nobody could seal to.
+
+        /v2 (hybrid) when both the party and the station have post-quantum keys."""
         check_x25519(station.encryption_public, "encryption")
-        body = {
+        body: dict[str, Any] = {
             "party": self.party,
             "station": check_id(station.station, "station"),
             "signing": b64(station.signing_public),
@@ -264,7 +355,11 @@ class PartyKey:
             "not_before": not_before,
             "not_after": not_after,
         }
-        note = make_note(statement_text(CERT_TYPE, body), self.signer)
+        v2 = self.pq_signer is not None and station.pq is not None
+        if v2 and station.pq is not None:
+            body["kem"] = b64(station.pq.kem_public)
+            body["pq_signing"] = b64(station.pq.signing_public)
+        note = self._statement(CERT_TYPE_V2 if v2 else CERT_TYPE, body)
         return parse_certificate(note.encode(), self.verifier)
 
     def revoke(
@@ -283,33 +378,63 @@ class PartyKey:
         }
         if replaced_by is not None:
             body["replaced_by"] = b64(replaced_by.signing)
-        note = make_note(statement_text(REVOCATION_TYPE, body), self.signer)
-        return parse_revocation(note.encode(), self.verifier)
+        kind = REVOCATION_TYPE if self.pq_signer is None else REVOCATION_TYPE_V2
+        return parse_revocation(self._statement(kind, body).encode(), self.verifier)
 
     def secret_material(self) -> dict[str, str]:
-        return {
+        material = {
             "kind": "party",
             "party": self.party,
             "signing": b64(self.signer.private.private_bytes_raw()),
         }
+        if self.pq_signer is not None:
+            material["pq_signing"] = b64(self.pq_signer.private.private_bytes_raw())
+        return material
+
+
+class StationPQ:
+    """A station's post-quantum keys: ML-DSA-65 to sign, ML-KEM-768 to receive."""
+
+    def __init__(self, signing: MLDSA65PrivateKey, kem: MLKEM768PrivateKey) -> None:
+        self.signing = signing
+        self.kem = kem
+        self.signing_public = signing.public_key().public_bytes_raw()
+        self.kem_public = kem.public_key().public_bytes_raw()
+
+    @classmethod
+    def generate(cls) -> StationPQ:
+        return cls(MLDSA65PrivateKey.generate(), MLKEM768PrivateKey.generate())
 
 
 class StationKey:
-    """A station's private keys: Ed25519 for signing, X25519 for receiving."""
+    """A station's private keys: Ed25519 for signing, X25519 for receiving, and (for a
+    station made since issue 16) ML-DSA-65 and ML-KEM-768 beside them (``pq``)."""
 
     def __init__(
-        self, party: str, station: str, signing: Ed25519PrivateKey, encryption: X25519PrivateKey
+        self,
+        party: str,
+        station: str,
+        signing: Ed25519PrivateKey,
+        encryption: X25519PrivateKey,
+        pq: StationPQ | None = None,
     ) -> None:
         self.party = check_id(party, "party")
         self.station = check_id(station, "station")
         self.signing = signing
         self.encryption = encryption
+        self.pq = pq
         self.signing_public = signing.public_key().public_bytes_raw()
         self.encryption_public = encryption.public_key().public_bytes_raw()
 
     @classmethod
-    def generate(cls, party: str, station: str) -> StationKey:
-        return cls(party, station, Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+    def generate(cls, party: str, station: str, pq: bool = True) -> StationKey:
+        return cls(
+            party,
+            station,
+            Ed25519PrivateKey.generate(),
+            X25519PrivateKey.generate(),
+            StationPQ.generate() if pq else None,
+        )
 
     @property
     def ident(self) -> str:
@@ -320,20 +445,30 @@ class StationKey:
         return Cosigner(self.ident, self.signing)
 
     def secret_material(self) -> dict[str, str]:
-        return {
+        material = {
             "kind": "station",
             "party": self.party,
             "station": self.station,
             "signing": b64(self.signing.private_bytes_raw()),
             "encryption": b64(self.encryption.private_bytes_raw()),
         }
+        if self.pq is not None:
+            material["pq_signing"] = b64(self.pq.signing.private_bytes_raw())
+            material["kem"] = b64(self.pq.kem.private_bytes_raw())
+        return material
 
 
-def _seed(material: dict[str, Any], key: str) -> bytes:
+def _seed(material: dict[str, Any], key: str, size: int = 32) -> bytes:
     raw = unb64(_str(material, key), key)
-    if len(raw) != 32:
-        raise Malformed(f"{key} must be a 32-byte private key", field=key)
+    if len(raw) != size:
+        raise Malformed(f"{key} must be a {size}-byte private key", field=key)
     return raw
+
+
+def _pq_signing(material: dict[str, Any]) -> MLDSA65PrivateKey | None:
+    if material.get("pq_signing") is None:
+        return None
+    return MLDSA65PrivateKey.from_seed_bytes(_seed(material, "pq_signing"))
 
 
 def key_from_material(material: Any) -> PartyKey | StationKey:
@@ -343,13 +478,23 @@ def key_from_material(material: Any) -> PartyKey | StationKey:
     kind = material.get("kind")
     if kind == "party":
         seed = _seed(material, "signing")
-        return PartyKey(_str(material, "party"), Ed25519PrivateKey.from_private_bytes(seed))
+        return PartyKey(
+            _str(material, "party"),
+            Ed25519PrivateKey.from_private_bytes(seed),
+            _pq_signing(material),
+        )
     if kind == "station":
+        pq_signing = _pq_signing(material)
+        pq = None
+        if pq_signing is not None:
+            kem_seed = _seed(material, "kem", hybrid.MLKEM768_SEED_SIZE)
+            pq = StationPQ(pq_signing, MLKEM768PrivateKey.from_seed_bytes(kem_seed))
         return StationKey(
             _str(material, "party"),
             _str(material, "station"),
             Ed25519PrivateKey.from_private_bytes(_seed(material, "signing")),
             X25519PrivateKey.from_private_bytes(_seed(material, "encryption")),
+            pq,
         )
     raise Malformed("key material of unknown kind", field="kind")
 
@@ -446,8 +591,11 @@ def load_key(
 
 def _claimed_party(data: bytes, kind: str) -> str:
     """The party a statement names, read before its signature is checked: only to pick
-    the root to check it with (parse_* then refuse a party other than that root's)."""
-    return _str(parse_statement(parse_note(data), kind), "party")
+    the root to check it with (parse_* then refuse a party other than that root's).
+    ``kind`` is the /v1 type; its /v2 form is read the same way."""
+    note = parse_note(data)
+    v2 = kind.removesuffix("/v1") + "/v2"
+    return _str(parse_statement(note, v2 if statement_type(note) == v2 else kind), "party")
 
 
 # --- the key ring: which key may sign for a station at a given time -------------
@@ -549,9 +697,10 @@ class KeyRing:
         return [c for certs in self.certificates.values() for c in certs]
 
     def revoked(self, cert: StationCertificate, at: int) -> bool:
-        """Whether this station's key was revoked at or before ``at`` (unix seconds)."""
-        rev = self.revocations.get((cert.ident, cert.signing))
-        return rev is not None and rev.revoked_at <= at
+        """Whether this station's key is revoked (``at`` is not used: a revocation takes
+        effect where it is logged, never at its ``revoked_at``; a key ring holds the keys
+        as they stand now, and a log's history by position is keyhistory.py's)."""
+        return (cert.ident, cert.signing) in self.revocations
 
     def station(self, ident: str, at: int) -> list[StationCertificate]:
         """Certificates of ``party/station`` usable at time ``at`` (unix seconds).
@@ -566,5 +715,5 @@ class KeyRing:
             raise KeyNotValid(f"no certificate of {ident} is valid at {at}", field="station")
         live = [c for c in valid if not self.revoked(c, at)]
         if not live:
-            raise RevokedKey(f"the key of {ident} was revoked before {at}", field="station")
+            raise RevokedKey(f"the key of {ident} is revoked", field="station")
         return live

@@ -6,12 +6,18 @@ of a transcript) can change an entry's time without changing the root. The envel
 bytes and signature are untouched; the tree code (merkle.py) hashes whatever leaf data it
 is given::
 
-    leaf data = 0x02 (version) || relay_ms (u64) || envelope
+    leaf data = 0x02 (envelope)  || relay_ms (u64) || envelope
+              | 0x03 (key event) || relay_ms (u64) || statement
     leaf hash = SHA-256(0x00 || leaf data)
+
+A key event's statement is the exact signed-note bytes of a station certificate or a
+revocation (keys.py), logged by the relay in every channel of the party it names; see
+keyhistory.py for what a key event does to the envelopes after it.
 """
 
 from __future__ import annotations
 
+import enum
 import struct
 from dataclasses import dataclass
 
@@ -19,47 +25,58 @@ from .errors import Malformed
 from .merkle import leaf_hash
 from .wire import MAX_U63
 
-LEAF_VERSION = 2
+LEAF_VERSION = 2  # the envelope kind: its byte was the leaf's version before key events
+
+
+class LeafKind(enum.IntEnum):
+    """What a leaf holds (its first byte)."""
+
+    ENVELOPE = 2
+    KEY_EVENT = 3
+
+
 _HEADER = struct.Struct(">BQ")
 HEADER_SIZE = _HEADER.size  # 9 bytes
 
 
 @dataclass(frozen=True)
 class Leaf:
-    """One logged entry as the tree holds it: the relay's time and the exact envelope."""
+    """One logged entry as the tree holds it: its kind, the relay's time and the exact
+    envelope or statement bytes."""
 
+    kind: LeafKind
     relay_ms: int
-    envelope: bytes
+    payload: bytes
 
     def data(self) -> bytes:
-        return leaf_data(self.relay_ms, self.envelope)
+        return leaf_data(self.relay_ms, self.payload, self.kind)
 
     def hash(self) -> bytes:
         return leaf_hash(self.data())
 
 
-def leaf_data(relay_ms: int, envelope: bytes) -> bytes:
-    """The leaf data of an entry logged at ``relay_ms`` (ms since the epoch)."""
+def leaf_data(relay_ms: int, payload: bytes, kind: LeafKind = LeafKind.ENVELOPE) -> bytes:
+    """The leaf data of an entry of ``kind`` logged at ``relay_ms`` (ms since the epoch)."""
     if not 0 <= relay_ms <= MAX_U63:
         raise Malformed(f"relay time {relay_ms} is outside 0..2^63-1", field="relay_ms")
-    return _HEADER.pack(LEAF_VERSION, relay_ms) + envelope
+    return _HEADER.pack(LeafKind(kind), relay_ms) + payload
 
 
-def entry_leaf_hash(relay_ms: int, envelope: bytes) -> bytes:
+def entry_leaf_hash(relay_ms: int, payload: bytes, kind: LeafKind = LeafKind.ENVELOPE) -> bytes:
     """RFC 6962 leaf hash of the entry's leaf data."""
-    return leaf_hash(leaf_data(relay_ms, envelope))
+    return leaf_hash(leaf_data(relay_ms, payload, kind))
 
 
 def parse_leaf(data: bytes) -> Leaf:
-    """Split leaf data into its time and envelope (Malformed if it is not v2)."""
+    """Split leaf data into its kind, time and payload (Malformed for any other kind)."""
     if len(data) < HEADER_SIZE:
         raise Malformed("leaf data is shorter than its header", field="leaf")
-    version, relay_ms = _HEADER.unpack_from(data)
-    if version != LEAF_VERSION:
-        raise Malformed(f"leaf version {version}, expected {LEAF_VERSION}", field="leaf")
+    kind, relay_ms = _HEADER.unpack_from(data)
+    if kind not in set(LeafKind):
+        raise Malformed(f"leaf kind {kind}, expected 2 or 3", field="leaf")
     if relay_ms > MAX_U63:
         raise Malformed(f"relay time {relay_ms} is outside 0..2^63-1", field="relay_ms")
-    return Leaf(relay_ms, data[HEADER_SIZE:])
+    return Leaf(LeafKind(kind), relay_ms, data[HEADER_SIZE:])
 
 
 OLD_DATABASE = (

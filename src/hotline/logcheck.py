@@ -16,8 +16,9 @@ from . import envelope as env_mod
 from .body import Body, OverdueNotice, Receipt, Side, parse_body
 from .envelope import Envelope
 from .errors import BadProof, BadTime, ForkDetected, HotlineError, Malformed, NotAuthorized
+from .keyhistory import KeyEvent, KeyHistory
 from .keys import KeyRing
-from .leaf import entry_leaf_hash
+from .leaf import LeafKind, entry_leaf_hash
 from .merkle import verify_inclusion
 from .notes import (
     CosignatureVerifier,
@@ -48,29 +49,32 @@ class LogContext:
     origin: str
     relay_key: NoteVerifier
     members: frozenset[str]
-    keyring: KeyRing  # the caller's: certificates and revocations as they are learnt
+    keyring: KeyRing  # the caller's: the keys known now (to seal to, to authenticate)
+    history: KeyHistory  # this log's key events, taken in log order: who may sign where
+    roster: Roster | None = None  # for its minimum envelope version (none: any version)
 
     @classmethod
     def of(cls, roster: Roster, channel: str, keyring: KeyRing) -> LogContext:
-        """The channel of this roster (Malformed if it has no such channel)."""
+        """The channel of this roster (Malformed if it has no such channel), with an
+        empty key history: the caller feeds it the log's key events in order."""
+        members = frozenset(roster.channel(channel).members)
         return cls(
             channel,
             roster.origin(channel),
             roster.relay_key,
-            frozenset(roster.channel(channel).members),
+            members,
             keyring,
+            KeyHistory(roster.roots(), members, roster),
+            roster,
         )
 
     def witnesses(self, signed: SignedCheckpoint) -> list[CosignatureVerifier]:
         """The station keys that may witness this checkpoint: stations of the channel's
-        members whose certificate is usable (valid, not revoked) at its signed time."""
+        members certified in its log, not revoked within the checkpoint's size, and
+        valid at its signed time."""
         at = (signed.time_ms or 0) // 1000
         return [
-            CosignatureVerifier(c.ident, c.signing)
-            for c in self.keyring.all_certificates()
-            if c.party in self.members
-            and c.not_before <= at < c.not_after
-            and not self.keyring.revoked(c, at)
+            CosignatureVerifier(c.ident, c.signing) for c in self.history.witnesses(signed.size, at)
         ]
 
     def placed(self, exc: HotlineError, index: int | None) -> HotlineError:
@@ -98,8 +102,9 @@ def check_envelope(
     ctx: LogContext, env: Envelope, *, index: int, relay_ms: int, last: Chain
 ) -> None:
     """A parsed entry: for this channel, by a station of a member party, its signature
-    valid with a certificate usable (valid, not revoked) at the relay time, and directly
-    following ``last``, its sender's previous link."""
+    valid with a key certified before ``index`` in this log, not revoked before it, and
+    valid at the relay time (keyhistory.py), and directly following ``last``, its
+    sender's previous link."""
     if env.channel != ctx.channel:
         raise Malformed(
             f"envelope of channel {env.channel} logged in {ctx.channel}",
@@ -115,7 +120,9 @@ def check_envelope(
             field="party",
         )
     try:
-        env_mod.verify(env, ctx.keyring, at=relay_ms // 1000)
+        if ctx.roster is not None:  # a relay that logged refused traffic is caught here
+            ctx.roster.check_envelope_version(env.version, relay_ms, ctx.channel)
+        ctx.history.verify(env, index=index, relay_ms=relay_ms)
         env_mod.check_chain(*last, env)
     except HotlineError as exc:
         raise ctx.placed(exc, index) from exc
@@ -135,13 +142,27 @@ def check_entry(
     return env
 
 
+def take_key_event(ctx: LogContext, raw: bytes, *, index: int, relay_ms: int) -> KeyEvent:
+    """A key event at ``index``: into the log's key history, or the error naming it."""
+    try:
+        return ctx.history.take(raw, index=index, relay_ms=relay_ms)
+    except HotlineError as exc:
+        raise ctx.placed(exc, index) from exc
+
+
 def check_held_entry(
-    ctx: LogContext, raw: bytes, held_leaf: bytes, *, index: int, relay_ms: int
+    ctx: LogContext,
+    raw: bytes,
+    held_leaf: bytes,
+    *,
+    index: int,
+    relay_ms: int,
+    kind: LeafKind = LeafKind.ENVELOPE,
 ) -> None:
     """An entry served again must be the very leaf already held at its index: the same
-    envelope bytes at the same relay time."""
+    kind and bytes at the same relay time."""
     try:
-        same = entry_leaf_hash(relay_ms, raw) == held_leaf
+        same = entry_leaf_hash(relay_ms, raw, kind) == held_leaf
     except HotlineError:
         same = False
     if not same:
@@ -160,11 +181,14 @@ def check_included(
     relay_ms: int,
     signed: SignedCheckpoint,
     proof: list[bytes],
+    kind: LeafKind = LeafKind.ENVELOPE,
 ) -> None:
-    """An envelope, logged at ``relay_ms``, is at ``index`` of the log that ``signed``
+    """An entry, logged at ``relay_ms``, is at ``index`` of the log that ``signed``
     commits to (BadProof); its time is then within the checkpoint's (BadTime)."""
     try:
-        verify_inclusion(entry_leaf_hash(relay_ms, raw), index, signed.size, proof, signed.root)
+        verify_inclusion(
+            entry_leaf_hash(relay_ms, raw, kind), index, signed.size, proof, signed.root
+        )
     except HotlineError as exc:
         raise ctx.placed(exc, index) from exc
     check_entry_time(ctx, relay_ms, index=index, until=signed)

@@ -10,6 +10,11 @@ Formats (C2SP ``signed-note``, ``tlog-checkpoint``, ``tlog-cosignature``):
   line each), then optional extension lines.
 * Ed25519 cosignature (alg 0x04): sig = u64 timestamp || Ed25519 signature over
   ``cosignature/v1\\ntime <t>\\n`` followed by the checkpoint text.
+* ML-DSA-65 (hotline's, for /v2 statements): alg 0xff, which C2SP leaves to signature
+  types outside its registry, followed by the 9 ASCII bytes ``ML-DSA-65``; the key is
+  the 1952-byte FIPS 204 verification key, the signature (3309 bytes) is ML-DSA-65 over
+  the note text with an empty context. The key hash is computed as for any type, over
+  name || 0x0A || 0xff || "ML-DSA-65" || key.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey, MLDSA65PublicKey
 
 from . import merkle
 from .errors import BadSignature, ForkDetected, Malformed, TooLarge
@@ -32,6 +38,9 @@ from .wire import MAX_U63
 
 ALG_ED25519 = 0x01
 ALG_COSIGNATURE_V1 = 0x04
+ALG_MLDSA65 = b"\xffML-DSA-65"  # 0xff then an identifier: not a C2SP-registered type
+MLDSA65_PUBLIC_SIZE = 1952
+MLDSA65_SIGNATURE_SIZE = 3309
 MAX_SIGNATURES = 100
 MAX_NOTE_SIZE = 1 << 20
 _DASH = "\u2014 "
@@ -51,8 +60,9 @@ def unb64(text: str, what: str = "base64") -> bytes:
         raise Malformed(f"{what} is not valid base64", field=what) from exc
 
 
-def key_hash(name: str, alg: int, public: bytes) -> int:
-    digest = hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + public).digest()
+def key_hash(name: str, alg: int | bytes, public: bytes) -> int:
+    tag = bytes([alg]) if isinstance(alg, int) else alg
+    digest = hashlib.sha256(name.encode() + b"\n" + tag + public).digest()
     return int.from_bytes(digest[:4], "big")
 
 
@@ -103,6 +113,64 @@ class NoteVerifier:
 
     def encode(self) -> str:
         return f"{self.name}+{self.key_hash:08x}+{b64(bytes([ALG_ED25519]) + self.public)}"
+
+
+@dataclass(frozen=True)
+class MLDSAVerifier:
+    """An ML-DSA-65 signed-note verifier key (alg 0xff "ML-DSA-65", hotline's)."""
+
+    name: str
+    public: bytes
+
+    @property
+    def key_hash(self) -> int:
+        return key_hash(self.name, ALG_MLDSA65, self.public)
+
+    def verify(self, text: bytes, signature: bytes) -> bool:
+        if len(signature) != MLDSA65_SIGNATURE_SIZE:
+            return False
+        try:
+            MLDSA65PublicKey.from_public_bytes(self.public).verify(signature, text)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def encode(self) -> str:
+        return f"{self.name}+{self.key_hash:08x}+{b64(ALG_MLDSA65 + self.public)}"
+
+
+class MLDSASigner:
+    """An ML-DSA-65 signed-note signer (signatures are randomized, as FIPS 204 hedges)."""
+
+    def __init__(self, name: str, private: MLDSA65PrivateKey) -> None:
+        _check_name(name)
+        self.name = name
+        self.private = private
+        self.verifier = MLDSAVerifier(name, private.public_key().public_bytes_raw())
+
+    def sign(self, text: bytes) -> NoteSignature:
+        return NoteSignature(self.name, self.verifier.key_hash, self.private.sign(text))
+
+
+def parse_mldsa_verifier_key(vkey: str) -> MLDSAVerifier:
+    """Parse ``name+hash+base64(0xff "ML-DSA-65" || key)``; raise Malformed if wrong."""
+    parts = vkey.split("+", 2)
+    if len(parts) != 3 or not _HASH_HEX.fullmatch(parts[1]):
+        raise Malformed("verifier key must be name+hash+key", field="pq_root")
+    name, hash_hex, key_b64 = parts
+    _check_name(name)
+    raw = unb64(key_b64, "pq_root")
+    tag = len(ALG_MLDSA65)
+    if len(raw) != tag + MLDSA65_PUBLIC_SIZE or raw[:tag] != ALG_MLDSA65:
+        raise Malformed("verifier key is not an ML-DSA-65 note key", field="pq_root")
+    try:
+        MLDSA65PublicKey.from_public_bytes(raw[tag:])
+    except ValueError as exc:
+        raise Malformed("ML-DSA-65 key does not load", field="pq_root") from exc
+    verifier = MLDSAVerifier(name, raw[tag:])
+    if verifier.key_hash != int(hash_hex, 16):
+        raise Malformed("verifier key hash does not match the key", field="pq_root")
+    return verifier
 
 
 def parse_verifier_key(vkey: str) -> NoteVerifier:

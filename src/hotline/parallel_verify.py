@@ -1,11 +1,13 @@
 """`hotline verify` on every core: the envelope signatures, checked ahead in a process pool.
 
-Checking one Ed25519 signature per entry is most of the time ``verify`` takes. Here the
-entries are cut into chunks; a pool of processes parses each envelope and checks its
-signature against the signing keys that the transcript's certificates give its sender,
-and returns the (key, signature, SHA-256 of the signed bytes) triples that verify. The
-serial pass of ``transcript.verify`` then runs unchanged, every check in its order,
-except that ``StationCertificate.verify`` answers a proven triple without redoing the
+Checking one signature per entry (Ed25519, or Ed25519 and ML-DSA-65 for a version-2
+envelope) is most of the time ``verify`` takes. Here the entries are cut into chunks; a
+pool of processes parses each envelope and checks its signature against the signing keys
+that the log's certificates (key events) give its sender, and returns the (key,
+signature, SHA-256 of the signed bytes) triples that verify (a hybrid key is its Ed25519
+key then its ML-DSA-65 key). The serial pass of ``transcript.verify`` then runs
+unchanged, every check in its order, except that ``StationCertificate.verify`` (and
+``verify_hybrid``) answers a proven triple without redoing the
 arithmetic (``keys.proven_signatures``). So the report is the same as with one worker,
 byte for byte: a triple is proven only if the arithmetic says it verifies, and whether
 that certificate may sign there (validity, revocation, chain, place in the log) is still
@@ -29,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import envelope as env_mod
+from . import hybrid
 from .errors import HotlineError
 from .keys import KeyRing, proven_signatures
 from .notes import unb64
@@ -37,7 +40,8 @@ from .roster import open_roster
 log = logging.getLogger("hotline.verify")
 
 Triple = tuple[bytes, bytes, bytes]
-Candidates = dict[str, list[bytes]]  # station ident -> signing keys its certificates name
+# station ident -> the signing keys its certificates name: Ed25519, and ML-DSA-65 for /v2
+Candidates = dict[str, list[tuple[bytes, bytes | None]]]
 
 CHUNKS_PER_WORKER = 4  # a few chunks each, so that a slow process does not hold up the rest
 MIN_ENTRIES = 2000  # below this, starting the processes costs more than it saves
@@ -61,46 +65,51 @@ def workers_for(doc: Any, asked: int) -> int:
 
 
 def candidates(doc: Any) -> Candidates:
-    """The signing keys of each station, from the transcript's certificates that verify
-    under its roster (nothing, if the roster does not open: the serial pass says why)."""
+    """The signing keys of each station, from the certificates among the log's key events
+    that verify under the transcript's roster (nothing, if the roster does not open: the
+    serial pass says why). Where each may sign is still the serial pass's to decide."""
     out: Candidates = {}
     try:
         roster = open_roster(str(doc["roster"]).encode())
         ring = KeyRing(roster.roots())
     except (HotlineError, KeyError, TypeError, ValueError):
         return out
-    certificates = doc.get("certificates")
-    for data in certificates if isinstance(certificates, list) else []:
+    entries = doc.get("entries")
+    for item in entries if isinstance(entries, list) else []:
+        if not isinstance(item, dict) or item.get("kind") != "key_event":
+            continue
         try:
-            cert = ring.check_certificate(str(data).encode())
+            cert = ring.check_certificate(unb64(str(item.get("envelope")), "envelope"))
         except (HotlineError, ValueError):
             continue
         keys = out.setdefault(cert.ident, [])
-        if cert.signing not in keys:
-            keys.append(cert.signing)
+        if (cert.signing, cert.pq_signing) not in keys:
+            keys.append((cert.signing, cert.pq_signing))
     return out
 
 
 def prove_chunk(encoded: list[Any], keys: Candidates) -> list[Triple]:
     """The envelope signatures of these entries that verify under a candidate key."""
     out: list[Triple] = []
-    publics = {
-        ident: [Ed25519PublicKey.from_public_bytes(k) for k in ks] for ident, ks in keys.items()
-    }
     for text in encoded:
         try:
             env = env_mod.parse(unb64(text, "envelope"))
         except Exception:
             continue
         digest = hashlib.sha256(env.signed_part).digest()
-        for raw_key, public in zip(
-            keys.get(env.sender, ()), publics.get(env.sender, ()), strict=True
-        ):
+        for signing, pq_signing in keys.get(env.sender, ()):
+            if env.version == env_mod.VERSION_V2:
+                if pq_signing is None or not hybrid.verify(
+                    signing, pq_signing, env.signed_part, env.signature
+                ):
+                    continue
+                out.append((signing + pq_signing, env.signature, digest))
+                break
             try:
-                public.verify(env.signature, env.signed_part)
-            except InvalidSignature:
+                Ed25519PublicKey.from_public_bytes(signing).verify(env.signature, env.signed_part)
+            except (InvalidSignature, ValueError):
                 continue
-            out.append((raw_key, env.signature, digest))
+            out.append((signing, env.signature, digest))
             break
     return out
 

@@ -46,19 +46,23 @@ def provision(
     api_ports: dict[str, int] | None = None,
     kdf: dict[str, int] | None = None,
     roster_name: str = "abu-dhabi",
+    post_quantum: bool = True,
 ) -> Network:
-    """Create every key, certify stations, and have every party sign the roster."""
+    """Create every key, certify stations, and have every party sign the roster.
+
+    ``post_quantum=False`` makes a network as it was before envelope version 2 (Ed25519
+    and X25519 keys only): for the benchmarks that compare the two."""
     stations = (
         stations if stations is not None else {"us": ["us-1"], "ru": ["ru-1"], "ua": ["ua-1"]}
     )
     channels = channels if channels is not None else DEMO_CHANNELS
     root.mkdir(parents=True, exist_ok=True)
-    keys = {p: party_init(root / "parties" / p, p, passphrase, kdf) for p in parties}
+    keys = {p: party_init(root / "parties" / p, p, passphrase, kdf, post_quantum) for p in parties}
     relay_dir = root / "relay"
     relay_key = relay_init(relay_dir, "relay.ae", passphrase, port=relay_port, kdf=kdf)
     text = roster_text(
         roster_name,
-        {p: {"root": k.verifier.encode(), "language": LANG.get(p, "en")} for p, k in keys.items()},
+        {p: {**k.public_keys(), "language": LANG.get(p, "en")} for p, k in keys.items()},
         channels,
         relay_key.verifier.encode(),
     )
@@ -84,6 +88,7 @@ def provision(
                 api_port=api_port,
                 language=LANG.get(party, "en"),
                 kdf=kdf,
+                post_quantum=post_quantum,
             )
             (sdir / "roster.note").write_bytes(roster_bytes)
             net.stations[ident] = sdir

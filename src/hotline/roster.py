@@ -3,6 +3,14 @@
 A roster is a signed note: the line ``hotline-roster/v1`` then one line of
 compact JSON. It is valid only when every party it lists has signed it with
 its root key. Stations and the relay refuse anything else.
+
+``hotline-roster/v2`` (issue 16) gives every party an ML-DSA-65 root (``pq_root``)
+beside its Ed25519 one, and is valid only with both signatures of every party. A /v1
+roster may name ``pq_root`` for some parties (a network mid-way): their /v2 statements
+then verify, under a roster that Ed25519 alone protects. Either
+form may name ``min_envelope_version`` (1 or 2) and ``min_envelope_version_from`` (unix
+ms, 0 by default): entries logged at or after that relay time must be at least that
+version, at the relay and at every station and verifier (``check_envelope_version``).
 """
 
 from __future__ import annotations
@@ -10,13 +18,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BadSignature, Malformed
-from .keys import PartyKey, check_id, parse_statement, statement_text
-from .notes import Note, NoteSigner, NoteVerifier, make_note, parse_note, parse_verifier_key
+from . import hybrid
+from .errors import BadSignature, Malformed, NotAuthorized
+from .keys import PartyKey, check_id, parse_statement, statement_text, statement_type
+from .notes import (
+    Note,
+    NoteSigner,
+    NoteVerifier,
+    make_note,
+    parse_mldsa_verifier_key,
+    parse_note,
+    parse_verifier_key,
+)
 from .notes import verify_note as _verify_note
 from .wire import MAX_U63
 
 ROSTER_TYPE = "hotline-roster/v1"
+ROSTER_TYPE_V2 = "hotline-roster/v2"
+ENVELOPE_VERSIONS = (1, 2)
 PRECEDENCES = ("FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE")
 DEFAULT_DEADLINES = {"FLASH": 600, "IMMEDIATE": 1800, "PRIORITY": 3 * 3600, "ROUTINE": 24 * 3600}
 LANGUAGES = ("en", "ru", "uk")
@@ -24,6 +43,7 @@ DEFAULT_LINK_TEST_SECONDS = 60
 # Parse-time limits (docs/PROTOCOL.md §2): a roster is signed by every party, but its numbers
 # still end in arithmetic and in stores, so each is bounded where it is read.
 MAX_PARTIES = 100  # a note carries at most 100 signatures, and every party must sign
+MAX_PARTIES_V2 = MAX_PARTIES // 2  # a /v2 roster: an Ed25519 and an ML-DSA-65 line each
 MAX_CHANNELS = 1000
 MAX_DEADLINE_SECONDS = 366 * 24 * 3600
 MAX_LINK_TEST_SECONDS = 24 * 3600
@@ -56,6 +76,19 @@ class Roster:
     channels: dict[str, Channel] = field(hash=False)
     relay_key: NoteVerifier
     note: Note = field(repr=False, compare=False)
+    min_envelope_version: int = 1
+    min_envelope_from_ms: int = 0
+
+    def check_envelope_version(self, version: int, relay_ms: int, channel: str) -> None:
+        """NotAuthorized for an envelope of a version this roster no longer takes at the
+        relay time ``relay_ms`` (new traffic; entries logged before stay verifiable)."""
+        if version < self.min_envelope_version and relay_ms >= self.min_envelope_from_ms:
+            raise NotAuthorized(
+                f"envelope version {version} is refused: roster {self.name} requires version "
+                f"{self.min_envelope_version} or later from {self.min_envelope_from_ms} ms",
+                channel=channel,
+                field="version",
+            )
 
     def origin(self, channel: str) -> str:
         """The checkpoint origin line of a channel's log."""
@@ -83,26 +116,40 @@ def roster_text(
     channels: dict[str, dict[str, Any]],
     relay_key: str,
     version: int = 1,
+    min_envelope_version: int | None = None,
+    min_envelope_from_ms: int | None = None,
 ) -> str:
-    """The text every party signs. ``parties`` maps name to root key, language, title."""
-    body = {
+    """The text every party signs. ``parties`` maps name to root key, language, title
+    (and ``pq_root``, its ML-DSA-65 key: with every party's, the roster is /v2)."""
+    body: dict[str, Any] = {
         "name": check_id(name, "roster"),
         "version": version,
         "relay_key": relay_key,
         "parties": parties,
         "channels": channels,
     }
-    return statement_text(ROSTER_TYPE, body)
+    if min_envelope_version is not None:
+        body["min_envelope_version"] = min_envelope_version
+    if min_envelope_from_ms is not None:
+        body["min_envelope_version_from"] = min_envelope_from_ms
+    v2 = bool(parties) and all("pq_root" in p for p in parties.values())
+    return statement_text(ROSTER_TYPE_V2 if v2 else ROSTER_TYPE, body)
 
 
 def sign_roster(text_or_note: str | Note, key: PartyKey | NoteSigner) -> Note:
     """Add one party's signature to the roster text (or partly signed roster)."""
     signer = key.signer if isinstance(key, PartyKey) else key
-    if isinstance(text_or_note, str):
-        return make_note(text_or_note, signer)
-    sig = signer.sign(text_or_note.text.encode())
-    kept = tuple(s for s in text_or_note.signatures if s.name != signer.name)
-    return Note(text_or_note.text, (*kept, sig))
+    # A text is checked as a note's would be, then signed.
+    note = make_note(text_or_note) if isinstance(text_or_note, str) else text_or_note
+    raw = note.text.encode()
+    sigs = [signer.sign(raw)]
+    pq = key.pq_signer if isinstance(key, PartyKey) else None
+    if statement_type(note) == ROSTER_TYPE_V2:
+        if pq is None:
+            raise Malformed(f"{signer.name} has no ML-DSA-65 key to sign a /v2 roster")
+        sigs.append(pq.sign(raw))
+    kept = tuple(s for s in note.signatures if s.name != signer.name)
+    return Note(note.text, (*kept, *sigs))
 
 
 def _bounded(value: Any, lo: int, hi: int, what: str) -> int:
@@ -119,8 +166,15 @@ def _mapping(value: Any, limit: int, what: str) -> dict[str, Any]:
 
 
 def _parse_body(note: Note) -> Roster:
-    body = parse_statement(note, ROSTER_TYPE)
+    v2 = statement_type(note) == ROSTER_TYPE_V2
+    body = parse_statement(note, ROSTER_TYPE_V2 if v2 else ROSTER_TYPE)
     try:
+        listed = body["parties"]
+        if v2 and isinstance(listed, dict) and len(listed) > MAX_PARTIES_V2:
+            raise Malformed(
+                f"a /v2 roster lists at most {MAX_PARTIES_V2} parties (two signatures each)",
+                field="parties",
+            )
         name = check_id(str(body["name"]), "roster")
         version = _bounded(body["version"], 0, MAX_U63, "version")
         relay_key = parse_verifier_key(str(body["relay_key"]))
@@ -133,6 +187,11 @@ def _parse_body(note: Note) -> Roster:
             root = parse_verifier_key(str(p["root"]))
             if root.name != pname:
                 raise Malformed(f"root key of {pname} is named {root.name}", field="root")
+            if v2 or "pq_root" in p:  # a /v1 roster may name some parties' ML-DSA roots
+                pq = parse_mldsa_verifier_key(str(p["pq_root"]))
+                if pq.name != pname:
+                    raise Malformed(f"ML-DSA root of {pname} is named {pq.name}", field="pq_root")
+                root = hybrid.HybridRoot(root.name, root.public, pq)
             parties[pname] = Party(pname, root, lang, str(p.get("title", pname)))
         channels: dict[str, Channel] = {}
         for cname, c in _mapping(body["channels"], MAX_CHANNELS, "channels").items():
@@ -166,18 +225,39 @@ def _parse_body(note: Note) -> Roster:
             )
             down = _bounded(c.get("link_down_after", 3), 1, MAX_LINK_DOWN_AFTER, "link_down_after")
             channels[cname] = Channel(cname, members, languages, deadlines, link, down)
+        min_version = _bounded(
+            body.get("min_envelope_version", 1), 1, max(ENVELOPE_VERSIONS), "min_envelope_version"
+        )
+        min_from = _bounded(
+            body.get("min_envelope_version_from", 0), 0, MAX_U63, "min_envelope_version_from"
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, Malformed):
             raise
         raise Malformed(f"roster is malformed: {exc}", field="roster") from exc
-    return Roster(name, version, parties, channels, relay_key, note)
+    return Roster(name, version, parties, channels, relay_key, note, min_version, min_from)
+
+
+def _signed_by(note: Note, party: Party, v2: bool) -> bool:
+    try:
+        if v2:
+            hybrid.verify_both(note, party.root)
+        else:
+            _verify_note(note, [party.root])
+    except (BadSignature, Malformed):
+        return False
+    return True
 
 
 def open_roster(data: bytes) -> Roster:
     """Parse a roster and require a valid signature from every listed party."""
     note = parse_note(data)
     roster = _parse_body(note)
-    signed = set(_verify_note(note, list(roster.roots().values())))
+    v2 = statement_type(note) == ROSTER_TYPE_V2
+    if v2:
+        signed = {p.name for p in roster.parties.values() if _signed_by(note, p, v2)}
+    else:
+        signed = set(_verify_note(note, list(roster.roots().values())))
     missing = sorted(set(roster.parties) - signed)
     if missing:
         raise BadSignature(f"roster {roster.name} lacks the signature of {', '.join(missing)}")
@@ -191,11 +271,6 @@ def unsigned_parties(data: bytes) -> list[str]:
     except UnicodeDecodeError as exc:
         raise Malformed("roster is not UTF-8", field="roster") from exc
     roster = _parse_body(note)
-    signed: set[str] = set()
-    for party in roster.parties.values():
-        try:
-            _verify_note(note, [party.root])
-            signed.add(party.name)
-        except (BadSignature, Malformed):
-            pass
+    v2 = statement_type(note) == ROSTER_TYPE_V2
+    signed = {p.name for p in roster.parties.values() if _signed_by(note, p, v2)}
     return sorted(set(roster.parties) - signed)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -18,11 +18,13 @@ from .home import (
     check_relay_url,
     is_loopback,
     load_relay_key,
+    load_retired,
     load_roster,
     load_station,
     read_toml,
     station_config,
 )
+from .keys import StationCertificate, StationKey
 from .relay.app import Relay
 from .relay.core import RelayCore
 from .relay.limits import Limits
@@ -47,12 +49,16 @@ class Server(uvicorn.Server):
         yield
 
 
-def open_store(directory: Path, database: str | None) -> RelayStore:
+def is_postgres(database: str | None) -> bool:
+    return bool(database) and str(database).startswith(("postgresql://", "postgres://"))
+
+
+def open_store(directory: Path, database: str | None, origin: str = "") -> RelayStore:
     """SQLite in the relay's directory by default; ``postgresql://...`` for PostgreSQL."""
-    if database and database.startswith(("postgresql://", "postgres://")):
+    if database and is_postgres(database):
         from .relay.postgres import PostgresRelayStore
 
-        return PostgresRelayStore(database)
+        return PostgresRelayStore(database, origin)
     if database:
         raise Malformed(
             "the database must be a postgresql:// URL (or absent for SQLite)", field="database"
@@ -68,8 +74,15 @@ def build_relay(
     database: str | None = None,
 ) -> Relay:
     roster = load_roster(directory / "roster.note")
-    core = RelayCore(open_store(directory, database), roster, load_relay_key(directory, passphrase))
-    return Relay(core, rate=rate, burst=burst, limits=relay_limits(directory))
+    fanout = None
+    if database and is_postgres(database):
+        # Other relay processes may share the database: hear what they append.
+        from .relay.fanout import Fanout, new_origin
+
+        fanout = Fanout(database, new_origin())
+    store = open_store(directory, database, fanout.origin if fanout else "")
+    core = RelayCore(store, roster, load_relay_key(directory, passphrase))
+    return Relay(core, rate=rate, burst=burst, limits=relay_limits(directory), fanout=fanout)
 
 
 def relay_limits(directory: Path) -> Limits:
@@ -126,23 +139,33 @@ async def _serve(server: Server, stop: asyncio.Event | None) -> None:
             waiter.cancel()
 
 
-def build_station(directory: Path, passphrase: str | None) -> tuple[StationService, StationAPI]:
+def build_station(
+    directory: Path, passphrase: str | None, relays: Sequence[str] = ()
+) -> tuple[StationService, StationAPI]:
+    """The station in ``directory``; ``relays`` (URLs) replace station.toml's."""
     cfg = station_config(directory)
-    # Plain text off loopback would show who talks when to anyone on the path.
-    check_relay_url(cfg.relay, cfg.allow_plain_relay)
-    if cfg.allow_plain_relay and cfg.relay.startswith("ws://"):
-        log.warning("linking to the relay WITHOUT TLS (%s): traffic metadata is exposed", cfg.relay)
+    urls = list(relays) or list(cfg.relays)
+    for url in urls:
+        # Plain text off loopback would show who talks when to anyone on the path.
+        check_relay_url(url, cfg.allow_plain_relay)
+        if cfg.allow_plain_relay and url.startswith("ws://"):
+            log.warning("linking to the relay WITHOUT TLS (%s): traffic metadata is exposed", url)
     roster = load_roster(directory / "roster.note")
     key, cert = load_station(directory, passphrase, roster)
     core = StationCore(StationStore(directory / "station.db"), key, cert, roster)
+    core.switch_key(key, cert, load_retired(directory, passphrase))  # keys before a rotation
+
+    def reload_key() -> tuple[StationKey, StationCertificate, list[StationKey]]:
+        return (*load_station(directory, passphrase, roster), load_retired(directory, passphrase))
+
     ssl_context = None
-    if cfg.relay.startswith("wss://"):
+    if any(url.startswith("wss://") for url in urls):
         ssl_context = ssl.create_default_context()
         ca = directory / "relay-ca.pem"
         if ca.exists():
             ssl_context.load_verify_locations(str(ca))
-    service = StationService(core, cfg.relay, ssl_context=ssl_context)
-    return service, StationAPI(service, cfg.token(), cfg.language)
+    service = StationService(core, urls, ssl_context=ssl_context)
+    return service, StationAPI(service, cfg.token(), cfg.language, reload_key)
 
 
 async def serve_station(

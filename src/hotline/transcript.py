@@ -1,17 +1,19 @@
 """Transcripts: a channel's record, exported by a station, verified offline by anyone.
 
-Format ``hotline-transcript/v2`` (JSON, documented in docs/EVIDENCE.md)::
+Format ``hotline-transcript/v3`` (JSON, documented in docs/EVIDENCE.md)::
 
-    {"format": "hotline-transcript/v2", "channel", "exported_by", "exported_ms",
-     "roster": NOTE, "certificates": [NOTE], "revocations": [NOTE],
-     "entries": [{"index", "envelope": B64, "relay_ms"}],
+    {"format": "hotline-transcript/v3", "channel", "exported_by", "exported_ms",
+     "roster": NOTE,
+     "entries": [{"index", "kind": "envelope"|"key_event", "envelope": B64, "relay_ms"}],
      "checkpoints": [NOTE],                      # every checkpoint the station verified
      "consistency": [{"from", "to", "proof": [B64]}],   # between successive checkpoints
      "bodies": [{"index", "hash": HEX, "body_key": B64, "body": B64}]}   # optional
 
 Verification needs no network and no keys: the roster must be signed by every
-party, certificates by their party roots; then every entry (its Merkle leaf recomputed
-from its relay time and envelope, leaf format v2), its time, checkpoint, cosignature,
+party; certificates and revocations are the log's own key events (covered by its
+checkpoints, so none can be left out), taken in log order; then every entry (its Merkle
+leaf recomputed from its kind, relay time and bytes), its signer's key by log position
+(keyhistory.py), its time, checkpoint, cosignature,
 disclosed body, receipt and notice is checked by logcheck.py, the same checks a station
 makes as it receives the log. Each failure becomes a line ``WHERE: code: reason``, WHERE
 being ``channel#index``, ``channel (checkpoint of size N)`` or ``channel (channel)``.
@@ -34,14 +36,15 @@ from .anchor import Anchor, root_fingerprint, roster_hash
 from .body import ReceiptStatus
 from .envelope import Kind
 from .errors import BadProof, ForkDetected, HotlineError, Malformed
+from .frames import Entry
 from .keys import KeyRing
-from .leaf import leaf_data
+from .leaf import LeafKind, leaf_data
 from .merkle import MerkleTree
 from .notes import SignedCheckpoint, parse_checkpoint_text, parse_note, unb64
 from .roster import Roster, open_roster
 from .wire import MAX_U63
 
-FORMAT = "hotline-transcript/v2"  # v2: the relay's time is inside each Merkle leaf
+FORMAT = "hotline-transcript/v3"  # v2: the relay's time in each leaf; v3: key events
 
 
 def loads(data: bytes) -> Any:
@@ -163,6 +166,7 @@ class Report:
     pins: list[str] = field(default_factory=list)  # the trust anchor, in words
     anchored: bool = False  # a trust anchor was given and the roster matches all of it
     uncovered: tuple[int, int] | None = None  # first and last entry no checkpoint covers
+    key_history: list[str] = field(default_factory=list)  # the log's key events, in order
     failures: list[Failure] = field(default_factory=list)
 
     @property
@@ -208,6 +212,7 @@ class Report:
             "checkpoints": self.checkpoints,
             "largest_checkpoint": self.largest_checkpoint,
             "uncovered": list(self.uncovered) if self.uncovered else None,
+            "key_history": self.key_history,
             "cosigned": self.cosigned,
             "bodies_checked": self.bodies_checked,
             "receipts_counted": self.receipts_counted,
@@ -264,15 +269,8 @@ def verify(doc: Any, anchor: Anchor | None = None, workers: int = 1) -> Report:
         return report
     _check_anchor(report, roster, anchor)
     report.parties = {p: PartyReport() for p in members}
-    for kind in ("certificate", "revocation"):
-        for data in _list(report, doc, f"{kind}s"):
-            try:
-                (ring.add_certificate if kind == "certificate" else ring.add_revocation)(
-                    _note(data, kind)
-                )
-            except HotlineError as exc:
-                report.fail(None, f"{kind} does not verify: {exc}", exc.code)
     log = _check_entries(report, ctx, _list(report, doc, "entries"))
+    report.key_history = [e.describe() for e in ctx.history.events]
     good = _check_checkpoints(report, ctx, doc, log.tree)
     _check_times(report, ctx, log, good)
     if report.largest_checkpoint < report.entries:
@@ -326,17 +324,23 @@ def _check_entries(report: Report, ctx: logcheck.LogContext, items: list[Any]) -
             report.fail(expected, f"entries jump from {expected - 1} to {index}", "chain_gap")
             break
         try:
-            raw = _unb64(item.get("envelope"), "envelope")
-            relay_ms = _count(item.get("relay_ms", 0), "relay_ms")
+            entry = Entry.read(item)
         except HotlineError as exc:
             report.fail(index, f"entry is not readable: {exc}", "malformed")
             break
-        log.tree.append(leaf_data(relay_ms, raw))
+        raw, relay_ms = entry.envelope, entry.relay_ms
+        log.tree.append(leaf_data(relay_ms, raw, entry.kind))
         log.hashes.append(env_mod.envelope_hash(raw))
         log.times.append(relay_ms)
         report.entries += 1
         report.first_ms = relay_ms if report.first_ms is None else report.first_ms
         report.last_ms = relay_ms
+        if entry.kind == LeafKind.KEY_EVENT:
+            try:
+                logcheck.take_key_event(ctx, raw, index=index, relay_ms=relay_ms)
+            except HotlineError as exc:
+                report.fail(index, exc)
+            continue
         try:
             env = logcheck.check_entry(
                 ctx,

@@ -16,6 +16,7 @@ from ..i18n import t, when
 
 if TYPE_CHECKING:  # the verifier is imported only by `hotline verify`
     from ..keys import StationCertificate
+    from ..notes import NoteVerifier
     from ..roster import Roster
     from ..transcript import Report
 
@@ -46,13 +47,22 @@ def roster_signed(party: str, missing: list[str]) -> str:
     )
 
 
+def _root_keys(root: NoteVerifier) -> dict[str, str]:
+    from ..hybrid import pq_of
+
+    pq = pq_of(root)
+    return {"root": root.encode(), **({"pq_root": pq.encode()} if pq is not None else {})}
+
+
 def roster_data(r: Roster) -> Json:
     return {
         "name": r.name,
         "version": r.version,
         "relay_key": r.relay_key.encode(),
+        "min_envelope_version": r.min_envelope_version,
+        "min_envelope_version_from": r.min_envelope_from_ms,
         "parties": {
-            p.name: {"language": p.language, "root": p.root.encode()} for p in r.parties.values()
+            p.name: {"language": p.language, **_root_keys(p.root)} for p in r.parties.values()
         },
         "channels": {
             c.name: {
@@ -83,6 +93,14 @@ def roster(r: Roster, json_out: bool) -> str:
 def certified(cert: StationCertificate) -> str:
     until = datetime.fromtimestamp(cert.not_after, UTC)
     return f"station {cert.ident} certified until {until:%Y-%m-%d}"
+
+
+def rotated(old: StationCertificate, new: StationCertificate) -> str:
+    return (
+        f"station {new.ident} rotated: key {old.signing.hex()[:16]} revoked, "
+        f"key {new.signing.hex()[:16]} certified until "
+        f"{datetime.fromtimestamp(new.not_after, UTC):%Y-%m-%d}"
+    )
 
 
 def operator_added(name: str, api_url: str) -> str:
@@ -243,6 +261,8 @@ def verify_report(report: Report, json_out: bool) -> str:
     ]
     for witness, size in sorted(report.cosigned.items()):
         lines.append(f"  cosigned by {witness} up to size {size}")
+    lines.append(f"key history (key events in the log): {len(report.key_history)}")
+    lines.extend(f"  {event}" for event in report.key_history)
     for party_name, r in report.parties.items():
         lines.append(
             f"party {party_name}: sent {r.sent}, "

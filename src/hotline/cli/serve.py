@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import HotlineError
-from ..home import read_toml, station_config
+from ..home import read_toml, split_urls, station_config
 from .base import (
     dir_option,
     fail,
@@ -84,17 +84,29 @@ def relay_serve(
 
 @station.command("serve")
 @dir_option("The station's directory.")
+@click.option(
+    "--relay",
+    "relays",
+    multiple=True,
+    help="The relay's URL (default: station.toml's relay); repeat it, or separate with "
+    "commas, for several processes of the same relay: the station moves to the next "
+    "when one fails.",
+)
 @pass_env_option
 @log_format_option
 @handled
-def station_serve(directory: Path, passphrase_env: str, log_format: str) -> None:
+def station_serve(
+    directory: Path, relays: tuple[str, ...], passphrase_env: str, log_format: str
+) -> None:
     """Run the station (link to the relay, local API) until Ctrl-C."""
     from ..run import build_station, serve_station
 
     start_logging(log_format)
     cfg = station_config(directory)
-    service, api = build_station(directory, passphrase_for_load(passphrase_env))
-    click.echo(f"station {cfg.party}/{cfg.station}: API {cfg.api_url}, relay {cfg.relay}", err=True)
+    urls = split_urls(relays)
+    service, api = build_station(directory, passphrase_for_load(passphrase_env), urls)
+    shown = ", ".join(service.failover.urls)
+    click.echo(f"station {cfg.party}/{cfg.station}: API {cfg.api_url}, relay {shown}", err=True)
     run_until_signal(
         lambda stop: serve_station(
             service,

@@ -10,6 +10,7 @@ import click
 from ..home import load_party, party_init, relay_init, station_config, station_init
 from ..notes import parse_note
 from ..roster import LANGUAGES, open_roster, roster_text, sign_roster, unsigned_parties
+from ..rotate import rotate_station
 from . import render
 from .base import (
     dir_option,
@@ -35,9 +36,10 @@ def party() -> None:
 @pass_env_option
 @handled
 def party_init_cmd(directory: Path, name: str, passphrase_env: str) -> None:
-    """Create a party root key (encrypted at rest) and print its public key."""
+    """Create a party root key pair, Ed25519 and ML-DSA-65 (encrypted at rest), and print
+    the public keys (as party.pub holds them)."""
     key = party_init(directory, name, get_passphrase(passphrase_env, confirm=True))
-    click.echo(key.verifier.encode())
+    click.echo("\n".join(key.public_keys().values()))
 
 
 @main.group()
@@ -64,15 +66,39 @@ def roster() -> None:
     help="Once per channel; deadlines in seconds, e.g. us-ru=us,ru:FLASH=300",
 )
 @click.option("--relay-key", required=True, help="The relay's public key or relay.pub file.")
+@click.option(
+    "--min-envelope-version",
+    type=click.IntRange(1, 2),
+    help="Refuse envelopes older than this version (2: post-quantum only) ...",
+)
+@click.option(
+    "--min-envelope-version-from",
+    type=click.IntRange(0),
+    help="... from this relay time on (Unix ms; entries logged before stay valid).",
+)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @handled
 def roster_create(
-    name: str, parties: tuple[str, ...], channels: tuple[str, ...], relay_key: str, out: Path
+    name: str,
+    parties: tuple[str, ...],
+    channels: tuple[str, ...],
+    relay_key: str,
+    min_envelope_version: int | None,
+    min_envelope_version_from: int | None,
+    out: Path,
 ) -> None:
     """Write an unsigned roster; then each party runs `hotline roster sign`."""
     party_map = dict(party_spec(spec) for spec in parties)
     chan_map = dict(channel_spec(spec) for spec in channels)
-    out.write_text(roster_text(name, party_map, chan_map, verifier_key(relay_key)))
+    text = roster_text(
+        name,
+        party_map,
+        chan_map,
+        verifier_key(relay_key),
+        min_envelope_version=min_envelope_version,
+        min_envelope_from_ms=min_envelope_version_from,
+    )
+    out.write_text(text)
     click.echo(render.roster_written(out, list(party_map)))
 
 
@@ -131,7 +157,15 @@ def station() -> None:
     help="The party directory whose root key certifies this station.",
 )
 @click.option("--station", "name", required=True, help="Station identifier, e.g. us-1.")
-@click.option("--relay", "relay_url", default="ws://127.0.0.1:8700/ws", show_default=True)
+@click.option(
+    "--relay",
+    "relay_urls",
+    multiple=True,
+    default=("ws://127.0.0.1:8700/ws",),
+    show_default=True,
+    help="The relay's URL; repeat it (or separate with commas) for several processes "
+    "of the same relay: the station moves to the next when one fails.",
+)
 @click.option("--api-port", default=8711, show_default=True)
 @click.option("--language", type=click.Choice(LANGUAGES), default="en", show_default=True)
 @click.option(
@@ -147,7 +181,7 @@ def station_init_cmd(
     directory: Path,
     party_dir: Path,
     name: str,
-    relay_url: str,
+    relay_urls: tuple[str, ...],
     api_port: int,
     language: str,
     roster_path: Path | None,
@@ -161,7 +195,7 @@ def station_init_cmd(
         load_party(party_dir, passphrase),
         name,
         passphrase,
-        relay=relay_url,
+        relay=relay_urls,
         api_port=api_port,
         language=language,
         valid_days=valid_days,
@@ -171,6 +205,44 @@ def station_init_cmd(
         open_roster(signed)  # install only a roster every party has signed
         (directory / "roster.note").write_bytes(signed)
     click.echo(render.certified(cert))
+
+
+@station.command("rotate")
+@dir_option("The station's directory; the station must be serving.")
+@click.option(
+    "--party-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="The party directory whose root key certifies the new key and revokes the old.",
+)
+@click.option("--valid-days", default=365, show_default=True)
+@click.option(
+    "--drain-timeout",
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for the outbox to drain before the old key is revoked.",
+)
+@pass_env_option
+@handled
+def station_rotate_cmd(
+    directory: Path, party_dir: Path, valid_days: int, drain_timeout: float, passphrase_env: str
+) -> None:
+    """Give a serving station a new key without losing a message.
+
+    The new key is certified by the party root and registered at the relay (which logs
+    its certificate), the station switches to it, and once its outbox has drained the
+    old key is revoked (logged after everything it signed). The old key stays in
+    DIR/retired/ to open what was sealed to it."""
+    passphrase = get_passphrase(passphrase_env)
+    rotation = rotate_station(
+        directory,
+        load_party(party_dir, passphrase),
+        passphrase,
+        valid_days=valid_days,
+        drain_timeout=drain_timeout,
+        say=click.echo,
+    )
+    click.echo(render.rotated(rotation.old, rotation.new))
 
 
 @main.group()

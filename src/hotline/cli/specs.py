@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Malformed
-from ..notes import parse_verifier_key
+from ..notes import parse_mldsa_verifier_key, parse_verifier_key
 from ..roster import LANGUAGES, PRECEDENCES
 
 PARTY_FORM = "NAME[:LANG]=PUBKEY_OR_FILE"
@@ -29,6 +29,21 @@ def verifier_key(value: str) -> str:
     return text
 
 
+def party_keys(value: str) -> dict[str, Any]:
+    """A party's public root keys given inline or as the file (party.pub) that holds
+    them: ``root`` (Ed25519), then for a party made since issue 16 ``pq_root``
+    (ML-DSA-65), separated by white space (party.pub has one per line)."""
+    path = Path(value)
+    text = path.read_text() if value and path.is_file() else value
+    keys = text.split()
+    if not 1 <= len(keys) <= 2:
+        raise Malformed("a party key is one or two keys (Ed25519, then ML-DSA-65)", field="root")
+    out: dict[str, Any] = {"root": parse_verifier_key(keys[0])}
+    if len(keys) == 2:
+        out["pq_root"] = parse_mldsa_verifier_key(keys[1])
+    return out
+
+
 def party_spec(spec: str) -> tuple[str, dict[str, str]]:
     """``us:en=us/party.pub`` -> ("us", {"root": <key>, "language": "en"})."""
     who, eq, key_part = spec.partition("=")
@@ -38,14 +53,14 @@ def party_spec(spec: str) -> tuple[str, dict[str, str]]:
     if lang and lang not in LANGUAGES:
         raise Malformed(f"language of {name} must be one of {', '.join(LANGUAGES)}")
     try:
-        root = verifier_key(key_part)
+        entry = {k: v.encode() for k, v in party_keys(key_part).items()}
     except Malformed as exc:
         raise Malformed(
             f"--party {spec!r}: {key_part!r} is neither a key file nor a public key "
             f"(write it as {PARTY_FORM}): {exc.message}",
             field="party",
         ) from exc
-    return name, {"root": root, "language": lang or "en"}
+    return name, {**entry, "language": lang or "en"}
 
 
 def channel_spec(spec: str) -> tuple[str, dict[str, Any]]:

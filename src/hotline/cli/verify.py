@@ -15,7 +15,7 @@ import click
 from ..errors import HotlineError, Malformed
 from . import render
 from .base import EXIT_NOT_ANCHORED, EXIT_VERIFICATION_FAILED, fail, json_option, main
-from .specs import verifier_key
+from .specs import party_keys
 
 ROOT_FORM = "PARTY=FINGERPRINT (or PARTY=PUBKEY_OR_FILE, e.g. us=us/party.pub)"
 
@@ -23,7 +23,8 @@ ROOT_FORM = "PARTY=FINGERPRINT (or PARTY=PUBKEY_OR_FILE, e.g. us=us/party.pub)"
 def root_pin(spec: str) -> tuple[str, str]:
     """``us=<64 hex>`` or ``us=us/party.pub`` -> ("us", fingerprint)."""
     from ..anchor import parse_digest, root_fingerprint
-    from ..notes import parse_verifier_key
+    from ..hybrid import HybridRoot
+    from ..notes import NoteVerifier
 
     party, eq, value = spec.partition("=")
     if not eq or not party or not value:
@@ -33,13 +34,17 @@ def root_pin(spec: str) -> tuple[str, str]:
     except Malformed:
         pass
     try:
-        key = parse_verifier_key(verifier_key(value))
+        keys = party_keys(value)
     except Malformed as exc:
         raise Malformed(
             f"--root {spec!r}: {value!r} is neither a fingerprint (64 hex digits) nor a "
             f"public key or key file: {exc.message}",
             field="root",
         ) from exc
+    ed = keys["root"]
+    key: NoteVerifier = ed
+    if "pq_root" in keys:
+        key = HybridRoot(ed.name, ed.public, keys["pq_root"])
     if key.name != party:
         raise Malformed(f"--root {spec!r}: that key is {key.name}'s, not {party}'s", field="root")
     return party, root_fingerprint(key)

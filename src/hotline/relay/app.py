@@ -3,7 +3,10 @@ for stations and a small HTTP API. All storage work runs on one database thread;
 accepted envelopes are committed in batches (group commit) before any answer.
 
 The rules (who may read, post, forward; what a sync answers; how frames are split)
-are in core.py and frames.py; this module moves frames and bytes.
+are in core.py and frames.py; this module moves frames and bytes. With a ``Fanout``
+(fanout.py), several relay processes share one PostgreSQL database: each pushes the
+others' new entries to its own stations, forwards link tests across, and closes its
+sessions of a key revoked at another.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from ..keys import Revocation, StationCertificate
 from ..notes import b64
 from ..wire import MAX_U63
 from .core import SYNC_CHUNK, Acceptance, RelayCore, Subscriptions, answer
+from .fanout import Event, Fanout, Grown, Linked, Stated
 from .limits import Limits, RateLimiter, TokenBucket
 from .metrics import CONTENT_TYPE, Limit, Live, RelayMetrics
 from .openapi import OPENAPI
@@ -128,8 +132,11 @@ class Relay:
         burst: float = 4000.0,
         batch_max: int = 512,
         limits: Limits | None = None,
+        fanout: Fanout | None = None,
     ) -> None:
         self.core = core
+        self.fanout = fanout
+        self.pushed: dict[str, int] = {}  # per channel: entries pushed to our stations
         self.rate, self.burst, self.batch_max = rate, burst, batch_max
         self.limits = limits or Limits()
         self.http_limiter = RateLimiter(self.limits.http_rate, self.limits.http_burst)
@@ -156,14 +163,24 @@ class Relay:
         signed = await self.run_db(self.core.sign_unsigned)
         if signed:
             log.info("signed the first checkpoint of %s", ", ".join(signed))
+        self.pushed = await self.run_db(
+            lambda: {c: self.core.size(c) for c in self.core.roster.channels}
+        )
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._writer())
+            listener = None
+            if self.fanout is not None:
+                listener = tg.create_task(self.fanout.run(self._on_event, self._on_listen))
             try:
                 yield
             finally:
                 self.queue.put_nowait(None)
+                if listener is not None:
+                    listener.cancel()
                 for c in self.subscriptions.online():
                     c.close()
+        if self.fanout is not None:
+            await self.fanout.close()
         self.db.shutdown(wait=True)
 
     def app(self) -> Starlette:
@@ -213,11 +230,7 @@ class Relay:
                 continue
             # Pushed before the answers: a sender that takes its own entry in first (one
             # commit, which marks it accepted) has nothing left to write for the answer.
-            for push in pushes:
-                text = encode_frame(push)
-                for conn in self.subscriptions.of(push.channel):
-                    conn.send(text)
-                stamps.stamp_raw("push_queued", "relay", (e.envelope for e in push.entries))
+            self._push(pushes)
             for post, result in zip(batch, results, strict=True):
                 post.conn.posted(len(post.raw))
                 if isinstance(result, HotlineError):
@@ -240,7 +253,91 @@ class Relay:
             for r in results:
                 if not isinstance(r, HotlineError):
                     stamps.stamp("relay_committed", "relay", r.entry.hash)
-        return results, self.core.pushes(results)
+        return results, self._in_order(self.core.pushes(results))
+
+    def _in_order(self, ours: list[frames.Entries]) -> list[frames.Entries]:
+        """On the database thread: this process's new entries, each after any that another
+        process appended just before them, and remembered as pushed."""
+        pushes: list[frames.Entries] = []
+        for push in ours:
+            pushes += self._catch_up(push.channel, push.start)
+            pushes.append(push)
+            self.pushed[push.channel] = max(
+                self.pushed.get(push.channel, 0), push.start + len(push.entries)
+            )
+        return pushes
+
+    def _key_event_pushes(self) -> list[frames.Entries]:
+        """On the database thread: the key events this process logged, in order."""
+        return self._in_order(self.core.key_event_pushes())
+
+    # --- other relay processes on the same database (fanout.py) -----------------------
+
+    def _catch_up(self, channel: str, size: int) -> list[frames.Entries]:
+        """On the database thread: the entries up to ``size`` not pushed yet (at most a
+        sync chunk: a station missing more asks for them)."""
+        if size > self.core.size(channel):
+            self.core.refresh(channel)
+            size = min(size, self.core.size(channel))
+        start = max(self.pushed.get(channel, size), size - SYNC_CHUNK)
+        if start >= size:
+            return []
+        self.pushed[channel] = size
+        entries = self.core.entries(channel, start, size)
+        return [
+            self.core.entries_frame(channel, chunk, chunk[0].index, None)
+            for chunk in frames.fitting(entries)
+        ]
+
+    def _fresh(self, channel: str) -> int:
+        """On the database thread: the channel's size as stored (another process may
+        have appended since this one last did), so nobody sees the log shrink."""
+        stored = self.core.store.nodes(channel).size() if self.fanout is not None else None
+        if stored is not None and stored != self.core.size(channel):
+            self.core.refresh(channel)
+        return self.core.size(channel)
+
+    def _push(self, pushes: list[frames.Entries]) -> None:
+        for push in pushes:
+            text = encode_frame(push)
+            for conn in self.subscriptions.of(push.channel):
+                conn.send(text)
+            stamps.stamp_raw("push_queued", "relay", (e.envelope for e in push.entries))
+
+    async def _on_listen(self) -> None:
+        """Listening (again): take the statements and push the entries that other
+        processes stored meanwhile, and end the sessions of keys revoked meanwhile."""
+
+        def work() -> list[frames.Entries]:
+            out: list[frames.Entries] = []
+            for channel in self.core.roster.channels:
+                out += self._catch_up(channel, self._fresh(channel))
+            return out
+
+        for revocation in await self.run_db(self.core.learn_all):
+            self.end_sessions(revocation)
+        self._push(await self.run_db(work))
+
+    async def _on_event(self, event: Event) -> None:
+        """What another relay process did, for this one's stations."""
+        match event:
+            case Grown(channel=channel, size=size):
+                if channel in self.core.roster.channels:
+                    self._push(await self.run_db(self._catch_up, channel, size))
+            case Stated(kind=kind, key=key):
+                learned = await self.run_db(self.core.learn, kind, key)
+                if isinstance(learned, Revocation):
+                    self.end_sessions(learned)
+                if learned is not None:
+                    self._broadcast(await self.run_db(self.core.certificates_frame, None))
+            case Linked(channel=channel, frame=text):
+                frame = frames.decode_relay_frame(text)
+                if not isinstance(frame, frames.Link) or frame.link.channel != channel:
+                    raise Malformed("a forwarded link test must be a link frame of its channel")
+                for conn in self.subscriptions.of(channel):
+                    conn.send(text)
+            case _:
+                assert_never(event)
 
     # --- WebSocket ---------------------------------------------------------------
 
@@ -326,7 +423,7 @@ class Relay:
             limited=self.metrics.limit,
         )
         online.add(conn)
-        sizes = await self.run_db(lambda: [(c, self.core.size(c)) for c in channels])
+        sizes = await self.run_db(lambda: [(c, self._fresh(c)) for c in channels])
         self.subscriptions.join(conn, channels)
         self.buckets.setdefault(cert.ident, TokenBucket(self.rate, self.burst))
         self.byte_buckets.setdefault(
@@ -339,8 +436,10 @@ class Relay:
                 frames.Welcome(cert.ident, tuple(channels), tuple(sizes), self.core.now_ms())
             )
         )
-        # Introduce the newcomer's certificate to every station online.
+        # Introduce the newcomer's certificate to every station online (to seal to it),
+        # and push its key events: stations accept its envelopes only after those.
         self._broadcast(await self.run_db(self.core.certificates_frame, None), skip=conn)
+        self._push(await self.run_db(self._key_event_pushes))
         return conn
 
     def end_sessions(self, revocation: Revocation) -> None:
@@ -416,6 +515,8 @@ class Relay:
                 self.queue.put_nowait(_Post(conn, rid, raw))
             case frames.Sync(channel=channel, start=start, id=rid):
                 self.core.may_read(party, channel)
+                if self.fanout is not None:
+                    await self.run_db(self._fresh, channel)
                 conn.send(encode_frame(await self.run_db(self.core.sync, channel, start, rid)))
             case frames.Cosign(channel=channel, size=size, checkpoint=note, id=rid):
                 self.core.may_read(party, channel)
@@ -427,15 +528,17 @@ class Relay:
                 revocation = await self.run_db(self.core.register_revocation, note)
                 conn.send(encode_frame(frames.Ok(rid)))
                 self.end_sessions(revocation)
+                self._push(await self.run_db(self._key_event_pushes))
                 # Every station online learns of it at once, before anything signed after it.
                 self._broadcast(await self.run_db(self.core.certificates_frame, None))
             case frames.Link(link=link):
                 # Link tests are forwarded, never logged; stations verify their signatures.
                 text = encode_frame(frame)
-                for other in self.subscriptions.link_recipients(
-                    self.core.link_channel(conn.cert, link), conn
-                ):
+                channel = self.core.link_channel(conn.cert, link)
+                for other in self.subscriptions.link_recipients(channel, conn):
                     other.send(text)
+                if self.fanout is not None:  # stations of the channel at other processes
+                    await self.fanout.publish(Linked(channel, text))
             case frames.Ping(id=rid):
                 conn.send(encode_frame(frames.Pong(rid, self.core.now_ms())))
             case frames.Hello():
@@ -473,7 +576,7 @@ class Relay:
         return limited
 
     async def health(self, request: Request) -> Response:
-        sizes = await self.run_db(lambda: {c: self.core.size(c) for c in self.core.roster.channels})
+        sizes = await self.run_db(lambda: {c: self._fresh(c) for c in self.core.roster.channels})
         online = sorted({c.cert.ident for c in self.subscriptions.online()})
         return JSONResponse(
             {
@@ -513,6 +616,8 @@ class Relay:
     async def checkpoint(self, request: Request) -> Response:
         channel = request.path_params["channel"]
         size = _query_int(request, "size", None)
+        self.core.roster.channel(channel)
+        await self.run_db(self._fresh, channel)
         note = await self.run_db(self.core.published_checkpoint, channel, size)
         return PlainTextResponse(note.decode())
 
@@ -525,6 +630,7 @@ class Relay:
 
         def work() -> dict[str, Any]:
             self.core.roster.channel(channel)
+            self._fresh(channel)
             n = self.core.size(channel) if size is None else size
             entry = self.core.entries(channel, index, index + 1)
             if not entry:
@@ -547,6 +653,7 @@ class Relay:
 
         def work() -> dict[str, Any]:
             self.core.roster.channel(channel)
+            self._fresh(channel)
             n = self.core.size(channel) if second is None else second
             return {
                 "from": first,
@@ -569,12 +676,14 @@ class Relay:
         self.core.may_read(cert.party, channel)
 
         def work() -> dict[str, Any]:
-            size = self.core.size(channel)
+            size = self._fresh(channel)
             entries = self.core.entries(channel, start, start + limit)
             return {
                 "channel": channel,
                 "size": size,
-                "entries": [frames.Entry(e.index, e.envelope, e.relay_ms).wire() for e in entries],
+                "entries": [
+                    frames.Entry(e.index, e.envelope, e.relay_ms, e.kind).wire() for e in entries
+                ],
             }
 
         return JSONResponse(await self.run_db(work))

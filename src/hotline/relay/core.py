@@ -2,11 +2,16 @@
 for signed HTTP reads), accept, log, prove, answer syncs, and decide who hears what.
 
 ``RelayCore`` is synchronous and owns one store; the ASGI shell (app.py) calls it
-from a single database thread, so its methods never run concurrently.
+from a single database thread, so its methods never run concurrently. Several relay
+processes may share one store (PostgreSQL): every write to a channel holds the
+channel's lock in the store, and what a process caches of a channel is refreshed
+whenever another process appended to it (``hold``, ``refresh``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -15,9 +20,16 @@ from typing import Generic, TypeVar
 
 from .. import envelope as env_mod
 from .. import frames
-from ..errors import HotlineError, Malformed, NotAuthorized, Unauthenticated, UnknownKey
+from ..errors import (
+    HotlineError,
+    Malformed,
+    NotAuthorized,
+    RevokedKey,
+    Unauthenticated,
+    UnknownKey,
+)
 from ..keys import KeyRing, Revocation, StationCertificate
-from ..leaf import check_not_v1, leaf_data
+from ..leaf import LeafKind, check_not_v1, leaf_data
 from ..merkle import TreeCache
 from ..notes import (
     Checkpoint,
@@ -30,11 +42,15 @@ from ..notes import (
     unb64,
     verify_note,
 )
-from ..roster import Roster
-from .storage import RelayStore, StoredEntry
+from ..roster import Roster, open_roster
+from .storage import KEY_EVENT_SENDER, RelayStore, StoredEntry
 
 log = logging.getLogger("hotline.relay")
 
+OLD_LOG = (
+    "this log opens with an envelope: it was written before key events were logged "
+    "(certificates and revocations as entries) and is not migrated: start from a new database"
+)
 SYNC_CHUNK = 1000  # entries read for one sync answer (then split to fit a frame)
 HTTP_AUTH_SKEW = 120  # seconds a signed HTTP request's time may be off the relay's clock
 
@@ -62,6 +78,15 @@ class Acceptance:
             self.checkpoint,
             tuple(self.proof),
         )
+
+
+def _channels_of(batch: list[tuple[str, bytes]]) -> set[str]:
+    """The channels a batch posts to (what does not parse is refused later, lock-free)."""
+    channels = set()
+    for _station, raw in batch:
+        with contextlib.suppress(HotlineError):
+            channels.add(env_mod.parse(raw).channel)
+    return channels
 
 
 def answer(request_id: frames.RequestId, result: Acceptance | HotlineError) -> frames.RelayFrame:
@@ -148,7 +173,10 @@ class RelayCore:
         self.clock = clock
         self.keyring = KeyRing(roster.roots())
         for data in store.statements("certificate"):
-            self.keyring.add_certificate(data)
+            try:
+                self.keyring.add_certificate(data)
+            except HotlineError as exc:  # signed by a root a newer roster replaced
+                log.warning("a stored certificate is no longer taken: %s", exc)
         for data in store.statements("revocation"):
             try:
                 self.keyring.add_revocation(data)
@@ -156,18 +184,56 @@ class RelayCore:
                 log.warning("a stored revocation is no longer taken: %s", exc)
         self.tree = TreeCache(store.nodes)
         self._senders: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self._key_events: list[StoredEntry] = []  # logged, not yet pushed
         self._last_ms = 0
         for channel in roster.channels:
             self._last_ms = max(self._last_ms, self._latest_time(channel))
+        # Every statement taken is a key event of each channel of its party: log those a
+        # crash or a new roster (a party in a new channel) left out, in the order taken.
+        for cert in self.keyring.all_certificates():
+            self._log_statement(cert.encode(), self.channels_of(cert.party))
+        for rev in self.keyring.revocations.values():
+            self._log_statement(rev.encode(), self.channels_of(rev.party))
+        self._adopt_roster()
+
+    def _adopt_roster(self) -> None:
+        """Remember the first roster this relay ran with; log a newer version (party root
+        rotation) as a key event in every channel that has a log; refuse an older one,
+        or another of the same version."""
+        held = [open_roster(data) for data in self.store.statements("roster")]
+        latest = max(held, key=lambda r: r.version, default=None)
+        mine = self.roster
+        if latest is not None and mine.version < latest.version:
+            raise Malformed(
+                f"roster v{mine.version} is older than v{latest.version}, which this relay "
+                "already ran with",
+                field="roster",
+            )
+        if latest is not None and mine.version == latest.version:
+            if mine.encode() != latest.encode():
+                raise Malformed(
+                    f"another roster of version {mine.version} than the one this relay ran "
+                    "with: a changed roster needs a new version",
+                    field="roster",
+                )
+            return
+        logged = [c for c in mine.channels if latest is not None and self.size(c)]
+        version = mine.version.to_bytes(8, "big")
+        self._log_statement(mine.encode(), logged, ("roster", version))
 
     def _latest_time(self, channel: str) -> int:
         """The last time the relay gave in this channel (its last entry's, or the latest
         checkpoint's); refuses a log written before leaf format v2."""
-        size = self.size(channel)
-        last = self.store.entries(channel, size - 1, size) if size else []
-        if last:
+        if self.size(channel):
             first = self.store.entries(channel, 0, 1)[0]
             check_not_v1(self.tree(channel).leaf_hash_at(0), first.envelope, "relay store")
+            if first.kind != LeafKind.KEY_EVENT:  # a log always opens with a certificate
+                raise Malformed(f"relay store: {OLD_LOG}", field="database")
+        return self._time_of(channel)
+
+    def _time_of(self, channel: str) -> int:
+        size = self.size(channel)
+        last = self.store.entries(channel, size - 1, size) if size else []
         note = self.store.checkpoint(channel, size)
         signed = parse_checkpoint_text(parse_note(note).text).time_ms if note else None
         return max(last[-1].relay_ms if last else 0, signed or 0)
@@ -184,18 +250,83 @@ class RelayCore:
     # --- keys and authentication -------------------------------------------
 
     def register_certificate(self, data: bytes) -> StationCertificate:
+        """Take a certificate and log it (once) in every channel of its party."""
         cert = self.keyring.add_certificate(data)
-        with self.store.transaction():
-            self.store.put_statement("certificate", cert.signing, data)
+        self._log_statement(data, self.channels_of(cert.party), ("certificate", cert.signing))
         return cert
+
+    def learn(self, kind: str, key: bytes) -> StationCertificate | Revocation | None:
+        """Take a statement another relay process stored (told by the fan-out)."""
+        data = self.store.statement(kind, key)
+        if data is None:
+            return None
+        if kind == "certificate":
+            return self.keyring.add_certificate(data)
+        if kind == "revocation":
+            try:
+                return self.keyring.add_revocation(data)
+            except UnknownKey:  # its certificate's notification was missed: read them all
+                self.learn_all()
+                return self.keyring.add_revocation(data)
+        return None
+
+    def learn_all(self) -> list[Revocation]:
+        """Take every statement in the store (after the fan-out missed some); returns
+        the revocations, whose sessions must end wherever they are."""
+        for data in self.store.statements("certificate"):
+            with contextlib.suppress(HotlineError):
+                self.keyring.add_certificate(data)
+        revocations = []
+        for data in self.store.statements("revocation"):
+            with contextlib.suppress(HotlineError):
+                revocations.append(self.keyring.add_revocation(data))
+        return revocations
 
     def register_revocation(self, data: bytes) -> Revocation:
         """Take a party's revocation of one of its own stations' keys (KeyRing's rule:
-        signed by the root of the party it names, for a key that party certified)."""
+        signed by the root of the party it names, for a key that party certified) and
+        log it (once) in every channel of that party: it takes effect there."""
         rev = self.keyring.add_revocation(data)
-        with self.store.transaction():
-            self.store.put_statement("revocation", rev.signing, data)
+        self._log_statement(data, self.channels_of(rev.party), ("revocation", rev.signing))
         return rev
+
+    def _log_statement(
+        self, data: bytes, channels: list[str], keep: tuple[str, bytes] | None = None
+    ) -> None:
+        """Append a key event to each of ``channels`` that does not hold it yet, and sign
+        those channels, in one transaction (with the statement, if ``keep``)."""
+        digest = hashlib.sha256(data).digest()
+        missing = [c for c in channels if self.store.find_hash(c, digest) is None]
+        if not missing and keep is None:
+            return  # logged everywhere already (a restart): no write at all
+        new: list[StoredEntry] = []
+        try:
+            with self.store.transaction():
+                # As in accept: the database serializes appends of every relay process,
+                # and whether a channel holds the event is asked again under its lock.
+                self.hold(sorted(missing))
+                missing = [c for c in missing if self.store.find_hash(c, digest) is None]
+                now_ms = self.now_ms()
+                if keep is not None:
+                    self.store.put_statement(keep[0], keep[1], data)
+                for channel in missing:
+                    leaf = leaf_data(now_ms, data, LeafKind.KEY_EVENT)
+                    index = self.tree(channel).append(leaf)
+                    entry = StoredEntry(channel, index, data, digest, KEY_EVENT_SENDER, 0, now_ms)
+                    self.store.add_entry(entry)
+                    new.append(entry)
+                for entry in new:
+                    self._sign(entry.channel, now_ms)
+        except BaseException:
+            self.tree.drop()
+            self._senders.clear()
+            raise
+        self._key_events.extend(new)
+
+    def key_event_pushes(self) -> list[frames.Entries]:
+        """The key events logged since the last call, as pushes to the channels' stations."""
+        new, self._key_events = self._key_events, []
+        return self._pushes(new)
 
     def statements(self) -> dict[str, list[bytes]]:
         return {
@@ -215,6 +346,8 @@ class RelayCore:
         if not cert.verify(message, signature):
             raise NotAuthorized(f"challenge signature of {cert.ident} does not verify")
         cert = self.register_certificate(certificate)
+        if self.keyring.revoked(cert, int(self.clock())):
+            raise RevokedKey(f"the key of {cert.ident} is revoked", field="station")
         usable = self.keyring.station(cert.ident, int(self.clock()))
         if not any(c.signing == cert.signing for c in usable):
             raise UnknownKey(f"the presented key of {cert.ident} is not usable now")
@@ -267,6 +400,10 @@ class RelayCore:
         env_mod.verify(env, self.keyring, at=now_s)
         return env
 
+    def _check_version(self, env: env_mod.Envelope, now_ms: int) -> None:
+        """The roster's minimum envelope version, at the time the entry's leaf will hold."""
+        self.roster.check_envelope_version(env.version, now_ms, env.channel)
+
     def accept(self, batch: list[tuple[str, bytes]]) -> list[Acceptance | HotlineError]:
         """Check, log and make durable a batch of posted envelopes, in order.
 
@@ -274,25 +411,29 @@ class RelayCore:
         Each envelope gets its acceptance or its own error; a refused envelope
         changes nothing stored.
         """
-        now_ms = self.now_ms()
         outcome: list[tuple[StoredEntry, bool] | HotlineError] = []
         touched: set[str] = set()
+        notes: dict[str, bytes] = {}  # one checkpoint per channel answers the whole batch
         try:
             with self.store.transaction():
+                # Several relay processes may share the store: the database serializes
+                # each channel's appends (locks taken in one order: no deadlock), and the
+                # time is read once they are held, so entry times never go back.
+                self.hold(sorted(_channels_of(batch) & self.roster.channels.keys()))
+                now_ms = self.now_ms()
                 for station, raw in batch:
                     try:
                         outcome.append(self._accept_one(station, raw, now_ms, touched))
                     except HotlineError as exc:
                         outcome.append(exc)
                 for channel in touched:
-                    self._sign(channel, now_ms)
+                    notes[channel] = self._sign(channel, now_ms)
         except BaseException:
             # In-memory frontiers and sender states may hold rolled-back writes.
             self.tree.drop()
             self._senders.clear()
             raise
         results: list[Acceptance | HotlineError] = []
-        notes: dict[str, bytes] = {}  # one checkpoint per channel answers the whole batch
         for item in outcome:
             if isinstance(item, HotlineError):
                 results.append(item)
@@ -310,6 +451,7 @@ class RelayCore:
         self, station: str, raw: bytes, now_ms: int, touched: set[str]
     ) -> tuple[StoredEntry, bool]:
         env = self._check(station, raw, now_ms // 1000)
+        self._check_version(env, now_ms)
         digest = env.hash
         last_seq, last_hash = self._sender_state(env.channel, env.sender)
         if env.seq <= last_seq:
@@ -324,6 +466,21 @@ class RelayCore:
         self._senders[(env.channel, env.sender)] = (env.seq, digest)
         touched.add(env.channel)
         return entry, False
+
+    def hold(self, channels: list[str]) -> None:
+        """Inside a transaction: take the channels' append locks, and forget what this
+        process remembers of a channel if another process appended since."""
+        for channel, size in self.store.hold(channels).items():
+            if size != self.size(channel):
+                self.refresh(channel)
+
+    def refresh(self, channel: str) -> None:
+        """Forget the cached tree and sender states of a channel that another relay
+        process appended to; the next use reads them from the store."""
+        self.tree.drop(channel)
+        for key in [k for k in self._senders if k[0] == channel]:
+            del self._senders[key]
+        self._last_ms = max(self._last_ms, self._time_of(channel))
 
     def _sender_state(self, channel: str, sender: str) -> tuple[int, bytes]:
         state = self._senders.get((channel, sender))
@@ -344,14 +501,17 @@ class RelayCore:
         Its time is now for the latest size; for an earlier one, the time of its last
         entry (of the first entry for size 0): a signed time says the tree had this size
         then, so it lies at or after every entry in it and at or before every one after."""
-        tree = self.tree(channel)
-        if size < tree.size:
-            at = self.store.entries(channel, max(size - 1, 0), max(size, 1))[0].relay_ms
-        else:
-            at = self.now_ms()
-        cp = Checkpoint(self.roster.origin(channel), size, tree.root(size), (f"time {at}",))
-        note = sign_checkpoint(cp, self.log_key).encode()
         with self.store.transaction():
+            self.hold([channel])  # another process may have appended, or signed this one
+            if (signed := self.store.checkpoint(channel, size)) is not None:
+                return signed
+            tree = self.tree(channel)
+            if size < tree.size:
+                at = self.store.entries(channel, max(size - 1, 0), max(size, 1))[0].relay_ms
+            else:
+                at = self.now_ms()
+            cp = Checkpoint(self.roster.origin(channel), size, tree.root(size), (f"time {at}",))
+            note = sign_checkpoint(cp, self.log_key).encode()
             self.store.add_checkpoint(channel, size, note)
         return note
 
@@ -407,7 +567,13 @@ class RelayCore:
             merged = merged.with_signature(sig)
         if merged is not ours:
             with self.store.transaction():
-                self.store.add_checkpoint(channel, size, merged.encode())
+                self.hold([channel])  # a merge by another process is not overwritten
+                latest = parse_note(self.store.checkpoint(channel, size) or stored)
+                names = {s.name for s in latest.signatures}
+                for sig in merged.signatures:
+                    if sig.name not in names:
+                        latest = latest.with_signature(sig)
+                self.store.add_checkpoint(channel, size, latest.encode())
 
     # --- frames ----------------------------------------------------------------
 
@@ -427,7 +593,7 @@ class RelayCore:
             request_id,
             channel,
             start,
-            tuple(frames.Entry(e.index, e.envelope, e.relay_ms) for e in entries),
+            tuple(frames.Entry(e.index, e.envelope, e.relay_ms, e.kind) for e in entries),
             note,
             tuple(proof),
             more,
@@ -450,10 +616,14 @@ class RelayCore:
 
     def pushes(self, results: list[Acceptance | HotlineError]) -> list[frames.Entries]:
         """What the channels' stations online are sent after a batch: its new entries."""
+        return self._pushes(
+            [r.entry for r in results if isinstance(r, Acceptance) and not r.duplicate]
+        )
+
+    def _pushes(self, logged: list[StoredEntry]) -> list[frames.Entries]:
         new: dict[str, list[StoredEntry]] = {}
-        for r in results:
-            if isinstance(r, Acceptance) and not r.duplicate:
-                new.setdefault(r.entry.channel, []).append(r.entry)
+        for e in logged:
+            new.setdefault(e.channel, []).append(e)
         out = []
         for channel, entries in new.items():
             entries.sort(key=lambda e: e.index)

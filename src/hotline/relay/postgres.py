@@ -1,19 +1,28 @@
 """PostgreSQL storage for the relay: the same interface as sqlite.py, for scale.
 
-Commits are durable with PostgreSQL's default ``synchronous_commit=on``. One relay
-process per database for now: its in-memory tree edges and sender states assume it is
-the only writer (several stateless relays in front of one database is future work).
+Commits are durable with PostgreSQL's default ``synchronous_commit=on``. Any number of
+relay processes may share one database (active-active): a transaction that appends to
+a channel first takes the channel's advisory lock (``hold``), so the database, never a
+process's memory, orders each log; and it ends with a ``NOTIFY`` (delivered on commit)
+that tells the other processes the channel's new size or a new statement, which
+fanout.py turns into pushes to their own stations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
+from ..sqlitedb import SqlNodes
+from .fanout import Event, Grown, Stated, notify_channel
 from .sql import SqlRelayStore
+from .storage import StoredEntry
+
+LOCK_CLASS = 0x686F746C  # "hotl": the first key of hotline's advisory locks
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS channel (name TEXT PRIMARY KEY, size BIGINT NOT NULL);
@@ -36,16 +45,45 @@ CREATE TABLE IF NOT EXISTS statement (
 """
 
 
+ROWS_PER_INSERT = 1000  # rows of one multi-row INSERT (PostgreSQL takes 65,535 parameters)
+
+
+@dataclass
+class _Pending:
+    """A transaction's appends, written in a few multi-row statements (before any read,
+    and at commit) instead of four statements per envelope."""
+
+    nodes: list[tuple[str, int, int, bytes]] = field(default_factory=list)
+    entries: list[tuple[str, int, bytes, bytes, str, int, int]] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
+    senders: dict[tuple[str, str], tuple[int, bytes]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.nodes or self.entries or self.sizes or self.senders)
+
+
 class PostgresRelayStore(SqlRelayStore):
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, origin: str = "") -> None:
+        self.dsn = dsn
+        self.origin = origin  # names this process in its notifications
         self.conn: psycopg.Connection[Any] = psycopg.connect(dsn, autocommit=True)
+        self._events: dict[tuple[str, str], Event] = {}
+        self._pending = _Pending()
         with self.conn.transaction():
+            # Processes starting together must not race to create the same tables.
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_CLASS,))
             self.conn.execute(SCHEMA)
+        row = self.conn.execute("SELECT current_schema()").fetchone()
+        self.notify_channel = notify_channel(str(row[0]) if row else "")
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        if self._pending:
+            self._flush()  # every statement sees the appends before it
         return self.conn.execute(sql.replace("?", "%s"), args)
 
     def executemany(self, sql: str, rows: Sequence[Any]) -> Any:
+        if self._pending:
+            self._flush()
         with self.conn.cursor() as cur:
             cur.executemany(sql.replace("?", "%s"), rows)
 
@@ -54,9 +92,127 @@ class PostgresRelayStore(SqlRelayStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        # Pipeline mode: a batch's inserts go out without waiting for each reply.
-        with self.conn.pipeline(), self.conn.transaction():
-            yield
+        # Pipeline mode: a batch's statements go out without waiting for each reply.
+        self._events.clear()
+        self._pending = _Pending()
+        try:
+            with self.conn.pipeline(), self.conn.transaction():
+                yield
+                self._flush()
+                for event in self._events.values():
+                    payload = event.encode(self.origin)
+                    self.execute("SELECT pg_notify(?, ?)", (self.notify_channel, payload))
+        finally:
+            self._pending = _Pending()
+            self._events.clear()
+
+    def _flush(self) -> None:
+        p, self._pending = self._pending, _Pending()
+        _insert(self.conn, "node (channel, level, idx, hash)", "", p.nodes)
+        _insert(
+            self.conn, "entry (channel, idx, envelope, hash, sender, seq, relay_ms)", "", p.entries
+        )
+        _insert(
+            self.conn,
+            "channel (name, size)",
+            "ON CONFLICT (name) DO UPDATE SET size=excluded.size",
+            list(p.sizes.items()),
+        )
+        _insert(
+            self.conn,
+            "sender (channel, sender, seq, hash)",
+            "ON CONFLICT (channel, sender) DO UPDATE SET seq=excluded.seq, hash=excluded.hash",
+            [(c, s, seq, h) for (c, s), (seq, h) in p.senders.items()],
+        )
+
+    def add_entry(self, e: StoredEntry) -> None:
+        p = self._pending
+        p.entries.append((e.channel, e.index, e.envelope, e.hash, e.sender, e.seq, e.relay_ms))
+        p.senders[(e.channel, e.sender)] = (e.seq, e.hash)
+
+    def appended(self, channel: str, size: int, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        self._pending.nodes.extend((channel, lvl, idx, h) for lvl, idx, h in nodes)
+        self._pending.sizes[channel] = size
+        self._events[("log", channel)] = Grown(channel, size)
+
+    def hold(self, channels: list[str]) -> dict[str, int]:
+        if not channels:
+            return {}
+        # One statement takes every lock, in one order (of the keys) in every process, so
+        # two batches never wait for each other crosswise. hashtext may collide: two
+        # channels then share a lock, which costs only waiting.
+        self.execute(
+            "SELECT pg_advisory_xact_lock(?, h) FROM "
+            "(SELECT DISTINCT hashtext(c) AS h FROM unnest(?::text[]) AS c ORDER BY h) AS k",
+            (LOCK_CLASS, channels),
+        )
+        # A statement after the locks: it sees every commit before them.
+        rows = self.execute(
+            "SELECT name, size FROM channel WHERE name = ANY(?::text[])", (channels,)
+        ).fetchall()
+        sizes = dict.fromkeys(channels, 0)
+        sizes.update((str(name), int(size)) for name, size in rows)
+        return sizes
+
+    def nodes(self, channel: str) -> SqlNodes:
+        return _Nodes(self, channel)
+
+    def put_statement(self, kind: str, key: bytes, data: bytes) -> None:
+        super().put_statement(kind, key, data)
+        self._events[(kind, key.hex())] = Stated(kind, key)
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _insert(conn: psycopg.Connection[Any], into: str, tail: str, rows: Sequence[Any]) -> None:
+    """``INSERT INTO {into} VALUES (..), (..) {tail}``, a thousand rows a statement."""
+    if not rows:
+        return
+    one = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
+    for i in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[i : i + ROWS_PER_INSERT]
+        values = ", ".join([one] * len(chunk))
+        args = [v for row in chunk for v in row]
+        conn.execute(f"INSERT INTO {into} VALUES {values} {tail}", args)
+
+
+class _Nodes(SqlNodes):
+    """A channel's nodes whose appends the store writes in bulk (and announces at commit).
+    Its new nodes, leaves too, stay cached: the answers' proofs read them."""
+
+    def __init__(self, store: PostgresRelayStore, channel: str) -> None:
+        super().__init__(store.execute, store.executemany, channel)
+        self._store = store
+        self._edge_read = False
+
+    def get(self, level: int, index: int) -> bytes:
+        if not self._edge_read:
+            self._edge_read = True
+            self._read_edge(self.size())
+        return super().get(level, index)
+
+    def _read_edge(self, size: int) -> None:
+        """The tree's right edge (one node per set bit of the size) in one round trip:
+        a process rebuilds it each time another process appended to the channel."""
+        levels, indexes, start = [], [], 0
+        for level in range(size.bit_length() - 1, -1, -1):
+            if size >> level & 1:
+                levels.append(level)
+                indexes.append(start >> level)
+                start += 1 << level
+        if not levels:
+            return
+        rows = self._store.execute(
+            "SELECT level, idx, hash FROM node WHERE channel = ? AND (level, idx) IN "
+            "(SELECT * FROM unnest(?::smallint[], ?::bigint[]))",
+            (self.channel, levels, indexes),
+        ).fetchall()
+        for level, index, digest in rows:
+            self._remember(int(level), int(index), bytes(digest))
+
+    def extend(self, new_size: int, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        self._store.appended(self.channel, new_size, nodes)
+        for level, index, digest in nodes:
+            self._remember(level, index, digest)
+        self._size = new_size

@@ -39,6 +39,14 @@ class SqlRelayStore:
     def nodes(self, channel: str) -> SqlNodes:
         return SqlNodes(self.execute, self.executemany, channel)
 
+    def hold(self, channels: list[str]) -> dict[str, int]:
+        # SQLite's write transaction already holds the whole database.
+        sizes = {}
+        for channel in channels:
+            row = self.execute("SELECT size FROM channel WHERE name=?", (channel,)).fetchone()
+            sizes[channel] = int(row[0]) if row else 0
+        return sizes
+
     def sender_state(self, channel: str, sender: str) -> tuple[int, bytes]:
         row = self.execute(
             "SELECT seq, hash FROM sender WHERE channel=? AND sender=?", (channel, sender)
@@ -95,3 +103,9 @@ class SqlRelayStore:
     def statements(self, kind: str) -> Iterator[bytes]:
         for (data,) in self.execute("SELECT data FROM statement WHERE kind=?", (kind,)).fetchall():
             yield bytes(data)
+
+    def statement(self, kind: str, key: bytes) -> bytes | None:
+        row = self.execute(
+            "SELECT data FROM statement WHERE kind=? AND key=?", (kind, key)
+        ).fetchone()
+        return bytes(row[0]) if row else None

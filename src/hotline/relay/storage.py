@@ -7,18 +7,27 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..leaf import LeafKind
 from ..merkle import NodeStore
+
+KEY_EVENT_SENDER = ""
+"""A key event's sender column: no station's ident is empty (the stores keep their
+schema; a key event has no sender and no sequence, its hash is SHA-256 of its bytes)."""
 
 
 @dataclass(frozen=True)
 class StoredEntry:
     channel: str
     index: int
-    envelope: bytes
+    envelope: bytes  # an envelope, or a key event's statement
     hash: bytes
     sender: str
     seq: int
     relay_ms: int
+
+    @property
+    def kind(self) -> LeafKind:
+        return LeafKind.KEY_EVENT if self.sender == KEY_EVENT_SENDER else LeafKind.ENVELOPE
 
 
 class RelayStore(Protocol):
@@ -29,6 +38,11 @@ class RelayStore(Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...
 
     def nodes(self, channel: str) -> NodeStore: ...
+
+    def hold(self, channels: list[str]) -> dict[str, int]:
+        """Inside a transaction: lock the channels' appends until it ends (other relay
+        processes on the same database wait) and return their stored sizes."""
+        ...
 
     def sender_state(self, channel: str, sender: str) -> tuple[int, bytes]: ...
 
@@ -45,5 +59,7 @@ class RelayStore(Protocol):
     def put_statement(self, kind: str, key: bytes, data: bytes) -> None: ...
 
     def statements(self, kind: str) -> Iterator[bytes]: ...
+
+    def statement(self, kind: str, key: bytes) -> bytes | None: ...
 
     def close(self) -> None: ...

@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import json
 import os
+from collections.abc import Callable
 from typing import Any, cast
 
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from ..envelope import Kind, Precedence
 from ..errors import HotlineError, Malformed, Unauthenticated, http_status
 from ..forms.render import error_text as render_error
 from ..i18n import LANGUAGES, t
+from ..keys import StationCertificate, StationKey
 from ..notes import b64
 from ..translate import translate
 from . import paging
@@ -44,12 +46,23 @@ def precedence_of(name: str) -> Precedence:
         ) from exc
 
 
+KeyLoader = Callable[[], tuple[StationKey, StationCertificate, list[StationKey]]]
+"""Reads the station's key, certificate and retired keys from its directory."""
+
+
 class StationAPI:
-    def __init__(self, service: StationService, token: str, language: str = "en") -> None:
+    def __init__(
+        self,
+        service: StationService,
+        token: str,
+        language: str = "en",
+        reload_key: KeyLoader | None = None,
+    ) -> None:
         self.service = service
         self.core = service.core
         self.token = token
         self.language = language
+        self.reload_key = reload_key
 
     def check(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -83,6 +96,7 @@ class StationAPI:
             Route("/api/sent", self.sent),
             Route("/api/sent/{channel}/{seq:int}", self.sent_one),
             Route("/api/ack", self.ack, methods=["POST"]),
+            Route("/api/rotate", self.rotate, methods=["POST"]),
             Route("/api/alarms", self.alarms),
             Route("/api/alarms/{alarm_id:int}/clear", self.clear_alarm, methods=["POST"]),
             Route("/api/wait", self.wait),
@@ -113,6 +127,7 @@ class StationAPI:
             "roster": core.roster.name,
             "relay": {
                 "url": self.service.relay_url,
+                "urls": self.service.failover.urls,
                 "connected": link.connected,
                 "since_ms": link.since_ms,
                 "last_contact_ms": link.last_contact_ms,
@@ -286,6 +301,14 @@ class StationAPI:
             return self.sent_view(item)
 
         return JSONResponse(await self.service.run_db(work))
+
+    async def rotate(self, request: Request) -> Response:
+        """Switch to the key `hotline station rotate` installed in the directory."""
+        if self.reload_key is None:
+            raise Malformed("this station cannot reload its key", field="key")
+        key, cert, retired = await self.service.run_db(self.reload_key)
+        await self.service.switch_key(key, cert, retired)
+        return JSONResponse({"station": key.ident, "signing": key.signing_public.hex()})
 
     async def ack(self, request: Request) -> Response:
         self.check(request)

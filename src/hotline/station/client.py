@@ -146,6 +146,10 @@ class StationClient:
         params = {"lang": lang} if lang else {}
         return dict(self._json("GET", f"/api/messages/{channel}/{index}", params=params))
 
+    def rotate(self) -> Json:
+        """Have the station switch to the key now in its directory (`station rotate`)."""
+        return dict(self._json("POST", "/api/rotate"))
+
     def ack(self, channel: str, index: int, operator: str, reply: str | None = None) -> Json:
         """Acknowledge message ``index`` of ``channel`` as ``operator``."""
         data = {"channel": channel, "index": index, "operator": operator, "reply": reply}

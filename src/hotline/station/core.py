@@ -19,7 +19,7 @@ is silently dropped.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import stamps
@@ -120,6 +120,14 @@ class StationCore:
         """An operator handled an alarm: it stays in the record with who and when."""
         with self.store.transaction():
             self.store.clear_alarm(alarm_id, who, self.now_ms())
+
+    def switch_key(
+        self, key: StationKey, cert: StationCertificate, retired: Sequence[StationKey] = ()
+    ) -> None:
+        """Use ``key`` from now on (``hotline station rotate``); ``retired``: keys held
+        before it, kept to open what was sealed to them."""
+        self.state.switch_key(key, cert)
+        self.state.retired.extend(k for k in retired if k not in self.state.retired)
 
     def add_statements(self, certificates: list[bytes], revocations: list[bytes]) -> int:
         """Learn other stations' certificates and revocations (checked against roots)."""

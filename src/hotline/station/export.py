@@ -1,6 +1,6 @@
 """A channel's transcript, exported from this station's copy of the log.
 
-The format (``hotline-transcript/v2``) and its offline verification are in
+The format (``hotline-transcript/v3``) and its offline verification are in
 ``hotline.transcript``; this module only reads the station's store to build one.
 """
 
@@ -11,8 +11,9 @@ import itertools
 from typing import Any
 
 from .. import envelope as env_mod
-from .. import logcheck
+from .. import frames, logcheck
 from ..errors import HotlineError, Malformed
+from ..leaf import LeafKind
 from ..transcript import FORMAT
 from .core import StationCore
 
@@ -42,11 +43,8 @@ def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[s
         "exported_by": core.ident,
         "exported_ms": core.now_ms(),
         "roster": core.roster.encode().decode(),
-        "certificates": [c.encode().decode() for c in core.keyring.all_certificates()],
-        "revocations": [r.encode().decode() for r in core.keyring.revocations.values()],
         "entries": [
-            {"index": e.index, "envelope": _b64(e.envelope), "relay_ms": e.relay_ms}
-            for e in entries
+            frames.Entry(e.index, e.envelope, e.relay_ms, e.leaf_kind).wire() for e in entries
         ],
         "checkpoints": [n.decode() for n in notes],
         "consistency": consistency,
@@ -54,9 +52,11 @@ def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[s
     }
     if with_bodies:
         for e in entries:
+            if e.leaf_kind != LeafKind.ENVELOPE:
+                continue
             try:
                 env = env_mod.parse(e.envelope)
-                key = env_mod.unwrap_key(env, core.key)
+                key = core.state.body_key(env)
                 plain = env_mod.decrypt_with_key(env, key)
             except HotlineError:
                 continue

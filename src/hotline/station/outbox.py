@@ -108,6 +108,7 @@ def queue(
         created_ms=now,
         kind=kind,
         precedence=precedence,
+        version=st.cert.version,
     )
     item = OutboxItem(
         channel,

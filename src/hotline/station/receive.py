@@ -1,8 +1,9 @@
 """Receiving: verify each logged envelope, open what is for us, and check receipts.
 
-An entry that fails verification is kept (``valid`` false) with an alarm; one whose
-sender's certificate is not known yet is held and retried when it is; a receipt
-must name the very message we hold at its index, and the checkpoint it carries
+An entry that fails verification is kept (``valid`` false) with an alarm; a key event
+(certificate, revocation, roster version) is taken into the log's key history in log
+order, and judges the envelopes after it (keyhistory.py); a receipt must name the very
+message we hold at its index, and the checkpoint it carries
 must agree with our copy of the log, or the relay showed its sender another history.
 The checks are logcheck's, the same ``hotline verify`` runs; here they become alarms.
 """
@@ -18,12 +19,15 @@ from .. import envelope as env_mod
 from .. import logcheck
 from ..envelope import Kind, Precedence
 from ..errors import ForkDetected, HotlineError, Malformed, NotARecipient, UnknownKey
-from ..leaf import leaf_data
+from ..keyhistory import KeyEvent
+from ..keys import StationCertificate
+from ..leaf import LeafKind, leaf_data
 from ..notes import SignedCheckpoint, parse_note
+from ..roster import Roster
 from . import escalation
 from .alarms import Alarm, AlarmKind
 from .state import Station
-from .store import Entry, Message, Receipt
+from .store import KEY_EVENT_SENDER, Entry, Message, Receipt
 
 log = logging.getLogger("hotline.station")
 
@@ -61,14 +65,77 @@ class Standing(StrEnum):
     HELD = "held"  # its sender's certificate is not known yet: retried when it is
 
 
-def ingest(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> Arrived | None:
+def ingest(
+    st: Station,
+    channel: str,
+    index: int,
+    raw: bytes,
+    relay_ms: int,
+    kind: LeafKind = LeafKind.ENVELOPE,
+) -> Arrived | None:
     """Append one entry to our copy of the log (inside the caller's transaction).
 
     The entry's bytes always join the log mirror (the Merkle tree and the export
     stay complete), whatever its content; nothing it holds raises out of here but
     a database error."""
-    st.tree(channel).append(leaf_data(relay_ms, raw))
+    st.tree(channel).append(leaf_data(relay_ms, raw, kind))
+    if kind == LeafKind.KEY_EVENT:
+        _key_event(st, channel, index, raw, relay_ms)
+        return None
     return _take(st, channel, index, raw, relay_ms)
+
+
+def _key_event(st: Station, channel: str, index: int, raw: bytes, relay_ms: int) -> None:
+    """A key event, taken into the log's key history in log order (so the envelopes
+    after it are judged by it), and learnt by the key ring (to seal to, or to stop
+    sealing to); one that fails is kept invalid, with an alarm and its bytes."""
+    ctx = st.log(channel)
+    event: KeyEvent | None = None
+    try:
+        with st.store.savepoint():
+            event = logcheck.take_key_event(ctx, raw, index=index, relay_ms=relay_ms)
+    except HotlineError as exc:
+        st.alarm(
+            Alarm(
+                AlarmKind.BAD_CERTIFICATE,
+                f"key event #{index} of {channel} fails: {exc.message}",
+                level=3,
+                channel=channel,
+                index=index,
+                evidence=raw,
+            )
+        )
+    except UNEXPECTED as exc:
+        _unreadable(st, channel, index, raw, "a key event", f"{type(exc).__name__}: {exc}")
+    valid = event is not None
+    st.store.add_entry(
+        Entry(
+            channel,
+            index,
+            raw,
+            env_mod.envelope_hash(raw),
+            KEY_EVENT_SENDER,
+            0,
+            int(Kind.KEY_EVENT),
+            relay_ms,
+            valid,
+        )
+    )
+    if event is None or isinstance(event.statement, Roster):
+        # A new roster version counts for this log's key history from here; the station
+        # seals to new roots' stations once its operator installs that roster.
+        return
+    statement = event.statement
+    kind = "certificate" if isinstance(statement, StationCertificate) else "revocation"
+    try:
+        with st.store.savepoint():
+            if isinstance(statement, StationCertificate):
+                st.keyring.add_certificate(raw)
+            else:
+                st.keyring.add_revocation(raw)
+            st.store.put_statement(kind, statement.signing, raw)
+    except HotlineError as exc:  # beyond the key ring's limits: not sealed to
+        log.warning("key event #%d of %s not learnt by the key ring: %s", index, channel, exc)
 
 
 def release_held(st: Station, channel: str) -> list[Arrived]:
@@ -239,7 +306,7 @@ def _open(
     if env.kind == Kind.LINK_TEST:
         return None
     try:
-        content = body_mod.parse_body(env_mod.decrypt(env, st.key))
+        content = body_mod.parse_body(env_mod.decrypt_with_key(env, st.body_key(env)))
     except NotARecipient as exc:
         st.alarm(
             Alarm(

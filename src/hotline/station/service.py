@@ -1,7 +1,8 @@
 """The station's network shell: the link to the relay and the local API server.
 
 One database thread runs every StationCore call (link tests and boards too);
-this shell only moves typed frames (frames.py). The link reconnects with backoff;
+this shell only moves typed frames (frames.py). The link reconnects with backoff,
+to the next of the relay's URLs when it has several (failover.py, a backoff per URL);
 on every connection it resends the whole queued outbox (the relay deduplicates)
 and catches up each channel from its cursor. A frame from the relay that does not
 decode raises a bad-frame alarm and ends the connection, like any protocol error.
@@ -13,7 +14,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import random
 import ssl
 import time
 from collections.abc import Callable, Coroutine
@@ -26,8 +26,10 @@ from websockets.asyncio.client import ClientConnection
 
 from .. import frames, stamps
 from ..errors import HotlineError, Malformed, TooLarge
+from ..keys import StationCertificate, StationKey
 from .alarms import Alarm, AlarmKind
 from .core import Ingested, StationCore
+from .failover import Failover
 from .metrics import StationMetrics
 from .store import OutboxItem, OutboxState
 
@@ -60,13 +62,15 @@ class StationService:
     def __init__(
         self,
         core: StationCore,
-        relay_url: str,
+        relay_url: str | list[str],
         *,
         ssl_context: ssl.SSLContext | None = None,
         backoff_max: float = 5.0,
     ) -> None:
         self.core = core
-        self.relay_url = relay_url
+        self.failover = Failover(
+            [relay_url] if isinstance(relay_url, str) else relay_url, backoff_max
+        )
         self.ssl_context = ssl_context
         self.backoff_max = backoff_max
         self.db = ThreadPoolExecutor(1, thread_name_prefix="station-db")
@@ -83,6 +87,16 @@ class StationService:
         self._receipts_arrival = asyncio.Event()
         self._sealing: set[asyncio.Task[None]] = set()
         self._receipts_quiet = self._receipts_until = 0.0
+
+    async def switch_key(
+        self, key: StationKey, cert: StationCertificate, retired: list[StationKey]
+    ) -> None:
+        """Sign with ``key`` from now on, and meet the relay again as it (a rotation: the
+        relay has logged ``cert`` already, so whatever is posted meanwhile is taken)."""
+        await self.run_db(self.core.switch_key, key, cert, retired)
+        if self._ws is not None:
+            await self._ws.close()
+        self.kick()
 
     async def shutdown(self) -> None:
         """Stop reconnecting and close the link to the relay."""
@@ -118,22 +132,33 @@ class StationService:
 
     # --- the link ------------------------------------------------------------------
 
+    @property
+    def relay_url(self) -> str:
+        """The relay URL in use (or tried next)."""
+        return self.failover.current
+
     async def run_link(self) -> None:
-        backoff = 0.2
         while not self.stopping.is_set():
+            url, delay = self.failover.next(time.monotonic())
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self.stopping.wait()
+                if self.stopping.is_set():
+                    return
             self.link.attempts += 1
-            before = backoff
+            protocol = False
             try:
                 async with websockets.connect(
-                    self.relay_url,
-                    ssl=self.ssl_context,
+                    url,
+                    ssl=self.ssl_context if url.startswith("wss://") else None,
                     max_size=4 * frames.MAX_FRAME,
                     open_timeout=10,
                     compression=None,  # ciphertext does not compress
                     ping_interval=10,
                     ping_timeout=20,
                 ) as ws:
-                    backoff = 0.2
+                    self.failover.opened(url)
                     self._ws = ws
                     await self._session(ws)
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
@@ -143,7 +168,7 @@ class StationService:
                 log.warning("relay refused this station: %s", exc)
             except _BadFrame as exc:
                 self.link.last_error = f"bad frame: {exc}"
-                backoff = before  # a relay that breaks the protocol is not retried at once
+                protocol = True  # a relay that breaks the protocol is not retried at once
             finally:
                 self._ws = None
                 if self.link.connected:
@@ -152,11 +177,9 @@ class StationService:
                 self.link.in_flight.clear()
             if self.stopping.is_set():
                 return
-            delay = backoff * (0.5 + random.random())
-            backoff = min(self.backoff_max, backoff * 2)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self.stopping.wait()
+            self.failover.failed(url, time.monotonic(), protocol=protocol)
+            if len(self.failover.urls) > 1:
+                log.warning("relay %s failed (%s); trying the next", url, self.link.last_error)
 
     async def _session(self, ws: ClientConnection) -> None:
         match await self._receive(ws):

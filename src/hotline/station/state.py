@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from .. import envelope as env_mod
 from .. import logcheck
 from ..envelope import Precedence
-from ..errors import HotlineError
+from ..errors import HotlineError, Malformed, NotARecipient
 from ..keys import KeyRing, StationCertificate, StationKey
 from ..leaf import check_not_v1
 from ..link import LinkBoard
@@ -55,6 +56,7 @@ class Station:
                 except HotlineError as exc:  # stored before a limit existed: not fatal
                     log.warning("a stored %s is no longer taken: %s", kind, exc)
         self.witness = key.cosigner()
+        self.retired: list[StationKey] = []  # keys it held before a rotation: to open with
         self.tree = TreeCache(store.nodes)
         self.alarms = Alarms(store, self.now_ms)
         self.channels = [c.name for c in roster.channels_of(key.party)]
@@ -83,6 +85,29 @@ class Station:
     def ident(self) -> str:
         return self.key.ident
 
+    def switch_key(self, key: StationKey, cert: StationCertificate) -> None:
+        """Sign, cosign and link-test with ``key`` from now on (a rotation); the key
+        before it is kept to open what was sealed to it."""
+        if key.ident != self.ident:
+            raise Malformed(f"a new key for {key.ident} is not one for {self.ident}", field="key")
+        if cert.signing != key.signing_public or cert.encryption != key.encryption_public:
+            raise Malformed("the certificate is not the new key's", field="certificate")
+        self.keyring.add_certificate(cert.encode())
+        if key.signing_public != self.key.signing_public:
+            self.retired.append(self.key)
+        self.key, self.cert, self.witness = key, cert, key.cosigner()
+
+    def body_key(self, env: env_mod.Envelope) -> bytes:
+        """The body key of an envelope sealed to this station, with its key or one it
+        held before; NotARecipient if none opens it."""
+        problem: NotARecipient | None = None
+        for key in (self.key, *self.retired):
+            try:
+                return env_mod.unwrap_key(env, key)
+            except NotARecipient as exc:
+                problem = problem or exc
+        raise problem or NotARecipient(f"{self.ident} holds no key", field="key")
+
     @property
     def party(self) -> str:
         return self.key.party
@@ -97,11 +122,17 @@ class Station:
         return self.tree(channel).size
 
     def log(self, channel: str) -> logcheck.LogContext:
-        """What logcheck needs of the channel, built once. It holds ``self.keyring``
-        itself, so certificates and revocations learnt later are seen by every check."""
+        """What logcheck needs of the channel, built once: ``self.keyring`` (the keys to
+        seal to), and the log's key history, replayed from the key events taken before."""
         ctx = self._logs.get(channel)
         if ctx is None:
-            ctx = self._logs[channel] = logcheck.LogContext.of(self.roster, channel, self.keyring)
+            ctx = logcheck.LogContext.of(self.roster, channel, self.keyring)
+            for e in self.store.key_events(channel):
+                try:
+                    ctx.history.take(e.envelope, index=e.index, relay_ms=e.relay_ms)
+                except HotlineError as exc:  # signed by a root an installed roster replaced
+                    log.warning("key event #%d of %s no longer taken: %s", e.index, channel, exc)
+            self._logs[channel] = ctx
         return ctx
 
     def verified(self, channel: str) -> SignedCheckpoint | None:
@@ -120,6 +151,7 @@ class Station:
         """A transaction that extended the channel rolled back: reload from the store."""
         self.tree.drop(channel)
         self._verified.pop(channel, None)
+        self._logs.pop(channel, None)  # its key history may hold rolled-back events
 
     def deadline_s(self, channel: str, precedence: int) -> int:
         return self.roster.channel(channel).deadlines[Precedence(precedence).name]

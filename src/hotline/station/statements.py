@@ -1,4 +1,7 @@
-"""Other stations' certificates and revocations, as the relay introduces them."""
+"""Other stations' certificates and revocations, as the relay introduces them.
+
+Learnt by the key ring to know whom to seal to; never what to accept: that follows the
+key events of each log, in log order (receive.py, keyhistory.py)."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..deadlines import Pending
 from ..envelope import Kind, Precedence
+from ..leaf import LeafKind
 from ..sqlitedb import NODE_SCHEMA, SqlNodes, connect, transaction
 from .alarms import Alarm, AlarmKind, AlarmRecord, Param
 from .linkhistory import LinkSample
@@ -104,6 +105,7 @@ MIGRATIONS = (
 INDEXES = """
 CREATE INDEX IF NOT EXISTS alarm_open ON alarm (kind, channel, idx) WHERE cleared_ms IS NULL;
 CREATE INDEX IF NOT EXISTS entry_held ON entry (channel, idx) WHERE held=1;
+CREATE INDEX IF NOT EXISTS entry_key_event ON entry (channel, idx) WHERE sender='';
 CREATE UNIQUE INDEX IF NOT EXISTS outbox_send_key ON outbox (send_key) WHERE send_key IS NOT NULL;
 """
 
@@ -134,9 +136,14 @@ class OutboxItem:
     excerpt: str | None = None  # what was sent, for the sender's list (first 80 characters)
 
 
+KEY_EVENT_SENDER = ""
+"""A key event's sender column (it has none; no station's ident is empty)."""
+
+
 @dataclass(frozen=True)
 class Entry:
-    """An entry of a channel's log as this station verified it (``valid`` 0: it failed)."""
+    """An entry of a channel's log as this station verified it (``valid`` 0: it failed).
+    A key event has sender KEY_EVENT_SENDER, seq 0 and kind 4 (envelope.Kind.KEY_EVENT)."""
 
     channel: str
     index: int
@@ -148,6 +155,10 @@ class Entry:
     relay_ms: int
     valid: bool
     held: bool = False  # waiting for its sender's certificate: neither valid nor refused yet
+
+    @property
+    def leaf_kind(self) -> LeafKind:
+        return LeafKind.KEY_EVENT if self.sender == KEY_EVENT_SENDER else LeafKind.ENVELOPE
 
 
 @dataclass(frozen=True)
@@ -436,6 +447,13 @@ class StationStore:
         """The envelope at ``index`` of our copy of the log (empty if we have none)."""
         row = self._one("SELECT envelope FROM entry WHERE channel=? AND idx=?", channel, index)
         return bytes(row["envelope"]) if row else b""
+
+    def key_events(self, channel: str) -> list[Entry]:
+        """The key events of the channel's log this station took (valid), in log order."""
+        rows = self._q(
+            "SELECT * FROM entry WHERE channel=? AND sender='' AND valid=1 ORDER BY idx", channel
+        )
+        return [_entry(r) for r in rows]
 
     def entries(self, channel: str) -> list[Entry]:
         """Our copy of the channel's log, in order."""

@@ -75,7 +75,12 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
             continue
         try:
             logcheck.check_held_entry(
-                ctx, e.envelope, tree.leaf_hash_at(e.index), index=e.index, relay_ms=e.relay_ms
+                ctx,
+                e.envelope,
+                tree.leaf_hash_at(e.index),
+                index=e.index,
+                relay_ms=e.relay_ms,
+                kind=e.kind,
             )
         except ForkDetected:
             st.alarm(
@@ -135,7 +140,7 @@ def on_entries(st: Station, frame: Entries, receipts: bool = True) -> Ingested:
         try:
             with st.store.transaction():
                 for e in entries:
-                    arrived = receive.ingest(st, channel, e.index, e.envelope, e.relay_ms)
+                    arrived = receive.ingest(st, channel, e.index, e.envelope, e.relay_ms, e.kind)
                     if arrived is not None:
                         result.arrived.append(arrived)
                 tree = st.tree(channel)
