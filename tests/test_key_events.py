@@ -25,7 +25,6 @@ from hotline.errors import HotlineError, KeyNotValid, Malformed, RevokedKey, Unk
 from hotline.keyhistory import KeyHistory
 from hotline.keys import PartyKey, StationKey
 from hotline.leaf import LeafKind
-from hotline.notes import Note
 from hotline.relay.core import Acceptance, RelayCore
 from hotline.relay.sqlite import SqliteRelayStore
 from hotline.roster import open_roster, roster_text, sign_roster
@@ -323,13 +322,9 @@ def _roster_v2(world: World, *, old_us_signs: bool = True) -> tuple[bytes, Party
     note = sign_roster(text, new_us)
     for p in ("ru", "ua", "ae"):
         note = sign_roster(note, world.parties[p])
-    if old_us_signs:  # with both of its current root's keys (Ed25519 and ML-DSA-65)
-        current = world.parties["us"]
-        raw = note.text.encode()
-        assert current.pq_signer is not None
-        note = Note(
-            note.text, (*note.signatures, current.signer.sign(raw), current.pq_signer.sign(raw))
-        )
+    if old_us_signs:  # `roster sign` with the current root too: both keep their lines
+        note = sign_roster(note, world.parties["us"])
+        assert len([sig for sig in note.signatures if sig.name == "us"]) == 4
     return note.encode(), new_us
 
 

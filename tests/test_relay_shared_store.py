@@ -83,7 +83,7 @@ def _assert_one_log(world: World, cores: list[RelayCore], answers: list[Acceptan
     assert times == sorted(times), "an entry's time goes back"
     tree = MerkleTree()
     for e in entries:
-        tree.append(leaf_data(e.relay_ms, e.envelope))
+        tree.append(leaf_data(e.relay_ms, e.envelope, e.kind))
     for core in cores:
         core.refresh(CHANNEL)
         assert core.size(CHANNEL) == tree.size

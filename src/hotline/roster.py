@@ -148,7 +148,10 @@ def sign_roster(text_or_note: str | Note, key: PartyKey | NoteSigner) -> Note:
         if pq is None:
             raise Malformed(f"{signer.name} has no ML-DSA-65 key to sign a /v2 roster")
         sigs.append(pq.sign(raw))
-    kept = tuple(s for s in note.signatures if s.name != signer.name)
+    # A party signs once per key: signing again replaces that key's line, and a rotating
+    # party's current root and new root both sign the new version (keyhistory.py).
+    mine = {(s.name, s.key_hash) for s in sigs}
+    kept = tuple(s for s in note.signatures if (s.name, s.key_hash) not in mine)
     return Note(note.text, (*kept, *sigs))
 
 

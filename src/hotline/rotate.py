@@ -21,7 +21,7 @@ import hashlib
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +83,31 @@ def relay_session(
         yield ws
 
 
+@contextmanager
+def any_relay_session(
+    directory: Path,
+    urls: tuple[str, ...],
+    roster: Roster,
+    key: StationKey,
+    cert: StationCertificate,
+) -> Iterator[ClientConnection]:
+    """A session at the first of the relay's URLs that answers (its processes share one
+    log, so any of them logs what the station says); Unavailable if none does."""
+    errors: list[str] = []
+    for url in urls:
+        with ExitStack() as stack:
+            try:
+                ws = stack.enter_context(
+                    relay_session(url, roster, key, cert, relay_ssl(directory, url))
+                )
+            except Unavailable as exc:
+                errors.append(str(exc))
+                continue
+            yield ws
+            return
+    raise Unavailable("; ".join(errors) or "no relay URL is configured")
+
+
 def _next(ws: ClientConnection, timeout: float) -> frames.RelayFrame:
     frame = frames.decode_relay_frame(str(ws.recv(timeout=timeout)))
     if isinstance(frame, frames.ErrorReply):
@@ -122,8 +147,7 @@ def rotate_station(
     key = StationKey.generate(old_key.party, old_key.station)
     now = int(time.time())
     cert = party.certify(key, now - 300, now + valid_days * 86400)
-    context = relay_ssl(directory, cfg.relay)
-    with relay_session(cfg.relay, roster, key, cert, context):
+    with any_relay_session(directory, cfg.relays, roster, key, cert):
         pass
     say(f"new key of {key.ident} registered at the relay (its certificate is logged)")
     install_station_key(directory, key, cert, passphrase, kdf)
@@ -139,7 +163,7 @@ def rotate_station(
                 )
             time.sleep(0.2)
     revocation = party.revoke(old_cert, int(time.time()), "rotated", replaced_by=cert)
-    with relay_session(cfg.relay, roster, key, cert, context) as ws:
+    with any_relay_session(directory, cfg.relays, roster, key, cert) as ws:
         send_revocation(ws, revocation)
     say("the old key is revoked (logged after everything it signed)")
     return Rotation(old_cert, cert, revocation)
