@@ -192,12 +192,14 @@ def hotline_demo(root: Path, n: int) -> dict[str, Any]:
         stdin=subprocess.DEVNULL,
         env={**os.environ, "HOTLINE_STAMPS": str(stamp_dir)},
     )
+
+    def running() -> bool:
+        if proc.poll() is not None:  # e.g. its port taken meanwhile by another process
+            raise RuntimeError(f"the demo exited ({proc.returncode}): see {root / 'demo.log'}")
+        return "press Ctrl-C" in (root / "demo.log").read_text()
+
     try:
-        wait_for(
-            lambda: "press Ctrl-C" in (root / "demo.log").read_text(),
-            timeout=300,
-            what="demo running",
-        )
+        wait_for(running, timeout=300, what="demo running")
         dirs = {p.parent.name: p.parent for p in (root / "demo").rglob("api-token")}
         us = StationClient.for_dir(dirs["us-1"])
         ru = StationClient.for_dir(dirs["ru-1"])

@@ -66,6 +66,10 @@ class TestLog:
 
     def deliver(self, station: StationCore) -> None:
         """Give ``station`` every entry it does not have yet, as one frame."""
+        station.on_entries(self.frame(station))
+
+    def frame(self, station: StationCore) -> frames.Entries:
+        """Every entry ``station`` does not have yet, as one frame (as decoded off the wire)."""
         start, size = station.size(self.channel), len(self.entries)
         tree = MerkleTree()
         tree.append_many(
@@ -89,7 +93,9 @@ class TestLog:
             tuple(tree.consistency_proof(start, size) if 0 < start < size else []),
             False,
         )
-        station.on_entries(frames.decode_relay_frame(frames.encode_frame(frame)))
+        decoded = frames.decode_relay_frame(frames.encode_frame(frame))
+        assert isinstance(decoded, frames.Entries)
+        return decoded
 
 
 def _station(world: World, path: Path, party: str, knows: tuple[str, ...] = ()) -> StationCore:

@@ -228,6 +228,9 @@ class Relay:
                     post.conn.posted(len(post.raw))
                     post.conn.send(encode_frame(frames.ErrorReply.of(post.request_id, failed)))
                 continue
+            # Pushed before the answers: a sender that takes its own entry in first (one
+            # commit, which marks it accepted) has nothing left to write for the answer.
+            self._push(pushes)
             for post, result in zip(batch, results, strict=True):
                 post.conn.posted(len(post.raw))
                 if isinstance(result, HotlineError):
@@ -238,7 +241,6 @@ class Relay:
                 else:
                     self.metrics.accepted.labels(result.entry.channel).inc()
                 post.conn.send(encode_frame(answer(post.request_id, result)))
-            self._push(pushes)
 
     def _commit(
         self, batch: list[_Post]

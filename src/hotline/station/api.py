@@ -6,6 +6,7 @@ station directory) or, for the console, a signed-in operator session.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
@@ -193,6 +194,7 @@ class StationAPI:
             if started_ns is not None:
                 stamps.stamp("api_accepted", self.core.ident, item.hash, started_ns)
             self.service.kick(queued)
+            await asyncio.sleep(0)  # the pump posts it before this answer is written
             await self.service.notify()
         answer = {
             "channel": item.channel,

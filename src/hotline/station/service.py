@@ -38,6 +38,11 @@ T = TypeVar("T")
 
 WINDOW = 256  # posts in flight per connection
 LINK_TICK_S = 0.2  # how often link tests are due-checked
+# Delivered receipts are sealed once arrivals pause this long (at most RECEIPTS_WAIT_MAX_S
+# after the first one owed): a run of messages gets its receipts in one transaction, and
+# their sealing, logging and taking in stay out of the way of the next message.
+RECEIPTS_SETTLE_S = 0.02
+RECEIPTS_WAIT_MAX_S = 0.05
 
 
 @dataclass
@@ -109,6 +114,10 @@ class StationService:
                     _hub=self,
                     _relay=name,
                 )
+        self._receipts: asyncio.Task[None] | None = None
+        self._receipts_arrival = asyncio.Event()
+        self._sealing: set[asyncio.Task[None]] = set()
+        self._receipts_quiet = self._receipts_until = 0.0
 
     async def switch_key(
         self, key: StationKey, cert: StationCertificate, retired: list[StationKey]
@@ -126,6 +135,8 @@ class StationService:
         self.stopping.set()
         self.kick()
         for path in [self, *(p for p in self.paths.values() if p is not self)]:
+            if path._receipts is not None:
+                path._receipts.cancel()  # what is owed stays owed (stored): sealed at next start
             if path._ws is not None:
                 await path._ws.close()
 
@@ -327,9 +338,14 @@ class StationService:
                 stamps.stamp_raw(
                     "station_received", self.core.ident, (e.envelope for e in frame.entries)
                 )
-                # Receipts are sealed after readers are told: what arrived is visible
-                # (committed) first, and the receipts' own commit is off that path.
+                # Receipts are sealed after readers are told, once arrivals pause: what
+                # arrived is visible (committed) first, and the receipts' work is off the path.
                 result: Ingested = await self.run_db(self.metrics.ingest, frame, False, self.relay)
+                await self.notify()  # committed: readers first, then the relay
+                for arrived in result.arrived:
+                    stamps.stamp("visible", self.core.ident, arrived.hash)
+                if result.arrived:
+                    self._receipts_soon()
                 if result.need_sync_from is not None:
                     await self._sync(ws, channel, result.need_sync_from)
                 elif more:
@@ -337,11 +353,6 @@ class StationService:
                     await self._sync(ws, channel, size)
                 if result.cosign is not None:
                     await _send_cosign(ws, *result.cosign)
-                await self.notify()
-                for arrived in result.arrived:
-                    stamps.stamp("visible", self.core.ident, arrived.hash)
-                if result.queued + await self.run_db(self.core.send_receipts):
-                    self.kick()  # watchers hear of them with their acceptance
             case frames.Certificates(certificates=certificates, revocations=revocations):
                 await self.run_db(self.core.add_statements, list(certificates), list(revocations))
                 self.kick()  # held entries taken in may owe receipts, new stations be sealed to
@@ -358,6 +369,33 @@ class StationService:
                 log.info("ignoring relay op %s after the handshake", frame.op)
             case _:
                 assert_never(frame)
+
+    def _receipts_soon(self) -> None:
+        """Seal the delivered receipts owed once arrivals pause (RECEIPTS_SETTLE_S), or
+        RECEIPTS_WAIT_MAX_S after the first arrival, whichever comes first."""
+        now = time.monotonic()
+        self._receipts_quiet = now + RECEIPTS_SETTLE_S
+        if self._receipts is None:
+            self._receipts_until = now + RECEIPTS_WAIT_MAX_S
+            self._receipts = task = asyncio.create_task(self._seal_receipts())
+            self._sealing.add(task)  # held until done (the loop keeps only weak references)
+            task.add_done_callback(self._sealing.discard)
+        self._receipts_arrival.set()
+
+    async def _seal_receipts(self) -> None:
+        try:
+            while (pause := min(self._receipts_quiet, self._receipts_until) - time.monotonic()) > 0:
+                self._receipts_arrival.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await self._receipts_arrival.wait()
+        finally:
+            self._receipts = None  # an arrival from now on owes a later sealing
+        try:
+            if await self.run_db(self.core.send_receipts):
+                self.hub.kick()  # through every relay; watchers hear with their acceptance
+        except Exception:  # the store failed: the receipts stay owed, retried on the link tick
+            log.exception("delivered receipts not sealed")
 
     async def _sync(self, ws: ClientConnection, channel: str, start: int) -> None:
         await _send(ws, frames.Sync(channel, start, id=f"sync:{channel}"))

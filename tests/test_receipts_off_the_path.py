@@ -1,0 +1,141 @@
+"""A station makes what arrived visible first and seals the delivered receipts it owes
+once arrivals pause (issue 15): a run of messages gets its receipts in one transaction,
+out of the way of the next message. Nothing is visible, or owes a receipt, before the
+commit that takes it in. Driven in-process through the service's frame dispatch; the
+settling times are set by the test, never hoped for."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline import body as body_mod
+from hotline.envelope import Kind
+from hotline.station import service as service_mod
+from hotline.station.core import StationCore
+from hotline.station.service import StationService
+from hotline.station.store import OutboxState
+
+from .conftest import make_world
+from .test_never_stall import CHANNEL, TestLog, _everyone
+
+
+class _Wire:
+    """Stands for the relay connection: keeps what the station sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send(self, text: Any) -> None:
+        self.sent.append(text)
+
+
+def _receipts(st: StationCore) -> list[int]:
+    return [i.seq for i in st.store.outbox(OutboxState.QUEUED) if i.kind == Kind.RECEIPT]
+
+
+def _counted(st: StationCore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each call of the core's ``send_receipts``: how many receipts it sealed."""
+    sealings: list[int] = []
+    real = st.send_receipts
+
+    def send_receipts() -> int:
+        sealings.append(real())
+        return sealings[-1]
+
+    monkeypatch.setattr(st, "send_receipts", send_receipts)
+    return sealings
+
+
+def test_a_run_of_arrivals_is_visible_at_once_and_receipted_in_one_sealing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = make_world()
+    us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    log = TestLog(world)
+    monkeypatch.setattr(service_mod, "RECEIPTS_SETTLE_S", 3600.0)
+    monkeypatch.setattr(service_mod, "RECEIPTS_WAIT_MAX_S", 3600.0)
+    sealings = _counted(ru, monkeypatch)
+
+    async def run() -> None:
+        svc = StationService(ru, "ws://127.0.0.1:9/ws")
+        wire = _Wire()
+        for i in range(3):
+            log.add(us.send(CHANNEL, body_mod.text(f"m{i}", "en")).envelope)
+            before = svc.version
+            await svc._dispatch(wire, log.frame(ru))  # type: ignore[arg-type]
+            assert svc.version > before  # readers told as soon as it is committed
+            assert len(ru.store.inbox(ru.ident, CHANNEL, 10)) == i + 1
+        assert sealings == [] and _receipts(ru) == []  # arrivals have not paused yet
+        assert len(ru.store.receipts_due()) == 3  # owed, durably
+        waiting = svc._receipts
+        assert waiting is not None
+        monkeypatch.setattr(service_mod, "RECEIPTS_SETTLE_S", 0.0)
+        svc._receipts_soon()  # the pause is over
+        await waiting
+        assert sealings == [3]  # the three receipts, in one sealing
+        assert len(_receipts(ru)) == 3 and ru.store.receipts_due() == []
+        svc.db.shutdown()
+
+    asyncio.run(run())
+
+
+def test_a_lone_arrival_is_receipted_without_waiting_for_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = make_world()
+    us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    log = TestLog(world)
+    sealings = _counted(ru, monkeypatch)
+
+    async def run() -> None:
+        svc = StationService(ru, "ws://127.0.0.1:9/ws")
+        log.add(us.send(CHANNEL, body_mod.text("alone", "en")).envelope)
+        await svc._dispatch(_Wire(), log.frame(ru))  # type: ignore[arg-type]
+        async with asyncio.timeout(60):  # settles in RECEIPTS_SETTLE_S; generous for a busy box
+            while not _receipts(ru):
+                await asyncio.sleep(0.02)
+        assert sealings == [1]
+        svc.db.shutdown()
+
+    asyncio.run(run())
+
+
+def test_a_failed_commit_shows_nothing_and_owes_no_receipt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = make_world()
+    us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    log = TestLog(world)
+    log.add(us.send(CHANNEL, body_mod.text("lost", "en")).envelope)
+    real = ru.store._conn
+
+    class FailingCommit:
+        """The station's connection, whose COMMIT fails (a full disk, say)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql == "COMMIT":
+                raise OSError("disk full")
+            return real.execute(sql, *args)
+
+    async def run() -> None:
+        svc = StationService(ru, "ws://127.0.0.1:9/ws")
+        before = svc.version
+        monkeypatch.setattr(ru.store, "_conn", FailingCommit())
+        with pytest.raises(OSError, match="disk full"):
+            await svc._dispatch(_Wire(), log.frame(ru))  # type: ignore[arg-type]
+        monkeypatch.setattr(ru.store, "_conn", real)
+        real.execute("ROLLBACK")  # what the failed COMMIT left open
+        assert svc.version == before  # no reader was told
+        assert svc._receipts is None  # no sealing scheduled
+        assert ru.store.inbox(ru.ident, CHANNEL, 10) == []
+        assert ru.store.receipts_due() == [] and _receipts(ru) == []
+        svc.db.shutdown()
+
+    asyncio.run(run())
