@@ -9,11 +9,12 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hotline.envelope import ZERO_HASH, open_envelope, seal
-from hotline.keys import KeyRing, PartyKey, StationKey
+from hotline.keys import KeyRing, PartyKey, StationCertificate, StationKey
 from hotline.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from hotline.notes import Checkpoint, NoteSigner, open_checkpoint, sign_checkpoint
 
@@ -67,10 +68,22 @@ def merkle(sizes: list[int]) -> None:
         print(f"| {size:,} | {rate:,.0f} | " + " | ".join(f"{t:.1f}" for t in times) + " |")
 
 
-def envelopes() -> None:
+@dataclass
+class EnvelopeWorld:
+    """Three parties with one station each, and a 1 KiB envelope us-1 seals to all three."""
+
+    parties: dict[str, PartyKey]
+    stations: dict[str, StationKey]
+    certs: list[StationCertificate]
+    ring: KeyRing
+    seal: Callable[[], bytes]
+    sealed: bytes
+
+
+def envelope_world(pq: bool = True) -> EnvelopeWorld:
     now = int(time.time())
-    parties = {p: PartyKey.generate(p) for p in ("us", "ru", "ua")}
-    stations = {p: StationKey.generate(p, f"{p}-1") for p in parties}
+    parties = {p: PartyKey.generate(p, pq=pq) for p in ("us", "ru", "ua")}
+    stations = {p: StationKey.generate(p, f"{p}-1", pq=pq) for p in parties}
     certs = [parties[p].certify(s, now - 10, now + 3600) for p, s in stations.items()]
     ring = KeyRing({p: k.verifier for p, k in parties.items()})
     for c in certs:
@@ -88,7 +101,12 @@ def envelopes() -> None:
             created_ms=now * 1000,
         )
 
-    sealed = do_seal()
+    return EnvelopeWorld(parties, stations, certs, ring, do_seal, do_seal())
+
+
+def envelopes() -> None:
+    w = envelope_world()
+    do_seal, sealed, stations, ring = w.seal, w.sealed, w.stations, w.ring
     print(f"| envelope v2 seal (3 recipients, 1 KiB) | {per_second(do_seal):,.0f} /s |")
     print(
         f"| envelope v2 open (verify + unwrap + decrypt) | "

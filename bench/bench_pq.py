@@ -21,36 +21,17 @@ from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_core import per_second
+from bench.bench_core import envelope_world, per_second
 from bench.bench_relay import floor, latency, pct, throughput
-from hotline.envelope import ZERO_HASH, open_envelope, seal
-from hotline.keys import KeyRing, PartyKey, StationKey
+from hotline.envelope import open_envelope
 from hotline.roster import roster_text, sign_roster
 from tests.netutil import Cluster, wait_for
 
 
 def envelope_rates(pq: bool) -> dict[str, float]:
-    now = int(time.time())
-    parties = {p: PartyKey.generate(p, pq=pq) for p in ("us", "ru", "ua")}
-    stations = {p: StationKey.generate(p, f"{p}-1", pq=pq) for p in parties}
-    certs = [parties[p].certify(s, now - 10, now + 3600) for p, s in stations.items()]
-    ring = KeyRing({p: k.verifier for p, k in parties.items()})
-    for c in certs:
-        ring.add_certificate(c.encode())
-    body = os.urandom(1024)
-
-    def do_seal() -> bytes:
-        return seal(
-            body,
-            sender=stations["us"],
-            channel="c",
-            seq=1,
-            prev=ZERO_HASH,
-            recipients=certs,
-            created_ms=now * 1000,
-        )
-
-    sealed = do_seal()
+    w = envelope_world(pq)
+    parties, stations, certs, ring = w.parties, w.stations, w.certs, w.ring
+    do_seal, sealed = w.seal, w.sealed
     text = roster_text(
         "r",
         {p: k.public_keys() for p, k in parties.items()},
