@@ -27,6 +27,19 @@ from hotline.station.client import StationClient
 from hotline.station.store import StationStore
 
 FAST_KDF = {"iterations": 1, "lanes": 1, "memory_kib": 8 * 1024}
+# Alarms that say a log or a relay lied (link alarms may come from a failover itself).
+LIES = {
+    "fork",
+    "verification",
+    "bad-checkpoint",
+    "bad-acceptance",
+    "bad-certificate",
+    "bad-frame",
+    "unexpected-acceptance",
+    "unexpected-channel",
+    "roster-mismatch",
+}
+
 PASSPHRASE = "test passphrase"
 
 

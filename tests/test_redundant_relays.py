@@ -19,23 +19,12 @@ from hotline.envelope import Kind
 from hotline.transcript import loads, verify
 
 from .conftest import _database
-from .netutil import Cluster, Proc, hotline, wait_for
+from .netutil import LIES, Cluster, Proc, hotline, wait_for
 from .test_network import _burst
 
 pytestmark = pytest.mark.network
 
 CHANNEL = "us-ru"
-LIES = {
-    "fork",
-    "verification",
-    "bad-checkpoint",
-    "bad-acceptance",
-    "bad-certificate",
-    "bad-frame",
-    "unexpected-acceptance",
-    "unexpected-channel",
-    "roster-mismatch",
-}
 
 
 def _cluster(

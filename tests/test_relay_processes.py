@@ -24,24 +24,20 @@ from hotline.home import load_party, load_roster, load_station
 from hotline.notes import SignedCheckpoint, check_extends, open_checkpoint, unb64
 
 from .conftest import _database
-from .netutil import PASSPHRASE, Cluster, Proc, answer_challenge, free_ports, wait_for
+from .netutil import (
+    LIES,
+    PASSPHRASE,
+    Cluster,
+    Proc,
+    answer_challenge,
+    free_ports,
+    wait_for,
+)
 from .test_network import _accepted, _burst, _received_seqs, _sent_seqs
 
 pytestmark = pytest.mark.network
 
 CHANNEL = "us-ru"
-# Alarms that say the log or the relay lied; link alarms may come from the failover itself.
-LIES = {
-    "fork",
-    "verification",
-    "bad-checkpoint",
-    "bad-acceptance",
-    "bad-certificate",
-    "bad-frame",
-    "unexpected-acceptance",
-    "unexpected-channel",
-    "roster-mismatch",
-}
 
 
 @pytest.fixture
