@@ -211,15 +211,26 @@ def status(out: Json) -> str:
         lines.append(
             f"channel {ch}: cursor {c['cursor']}, verified checkpoint {c['verified_size']}"
         )
+    for name, path in out.get("relays", {}).items():
+        lines.append(
+            f"relay {name} {path['url']}: {'UP' if path['connected'] else 'DOWN'}"
+            f", last contact {ts(path['last_contact_ms'])}, unsent {path['unsent']}"
+        )
     for ch, parties in out.get("links", {}).items():
         for party_name, board in parties.items():
-            rtt = f", rtt {board['rtt_ms']:.0f} ms" if board["rtt_ms"] is not None else ""
-            lines.append(
-                f"link {ch} {party_name}: {board['state'].upper()}, last contact "
-                f"{ts(board['last_contact_ms'])}{rtt}, missed {board['missed']}"
-            )
+            lines.append(f"link {ch} {party_name}: {_link_line(board)}")
+            for relay, path in board.get("paths", {}).items():
+                lines.append(f"link {ch} {party_name} via {relay}: {_link_line(path)}")
     lines.append(f"open alarms: {out['open_alarms']}")
     return "\n".join(lines)
+
+
+def _link_line(board: Json) -> str:
+    rtt = f", rtt {board['rtt_ms']:.0f} ms" if board["rtt_ms"] is not None else ""
+    return (
+        f"{board['state'].upper()}, last contact "
+        f"{ts(board['last_contact_ms'])}{rtt}, missed {board['missed']}"
+    )
 
 
 def alarm_line(a: Json) -> str:

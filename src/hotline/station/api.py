@@ -137,7 +137,7 @@ class StationAPI:
             "relays": self._paths_view(),
             "outbox": {str(state): counts.get(state, 0) for state in OutboxState},
             "channels": channels,
-            "links": {ch: board.view(core.now_ms()) for ch, board in core.boards.items()},
+            "links": core.link_view(),
             "open_alarms": store.open_alarm_count(),
         }
 

@@ -98,6 +98,11 @@ class StationCore:
         return self.state.boards
 
     @property
+    def path_boards(self) -> dict[str, dict[str, LinkBoard]]:
+        """With several relays, each party's link through each: relay -> channel -> board."""
+        return self.state.path_boards
+
+    @property
     def ident(self) -> str:
         return self.state.ident
 
@@ -255,19 +260,26 @@ class StationCore:
         """Recompute link boards; alarm on a party going down, clear on return, log both."""
         return escalation.link_changes(self.state)
 
-    def link_tick(self) -> linktests.Tick:
-        """Link tests due now: pings to send, and the hourly one logged; and every
+    def link_tick(self, relay: str | None = None) -> linktests.Tick:
+        """Link tests due now: pings to send (through ``relay``, with several relays: each
+        relay's link asks for its own), and the hourly one logged; and every
         ``RETRY_RECEIPTS_MS`` the delivered receipts that could not be sealed before."""
-        tick = self._links.tick()
+        tick = self._links.tick(relay)
         now = self.now_ms()
         if now - self._receipts_tried_ms < RETRY_RECEIPTS_MS:
             return tick
         self._receipts_tried_ms = now
         return linktests.Tick(tick.send, tick.queued + outbox.send_receipts(self.state))
 
-    def on_link(self, link: LinkTest) -> list[LinkTest]:
-        """A forwarded link message: check it, update the board; return pongs to send."""
-        return self._links.on_link(link)
+    def on_link(self, link: LinkTest, relay: str | None = None) -> list[LinkTest]:
+        """A link message ``relay`` forwarded: check it, update the board (and, with
+        several relays, that relay's path board); return pongs to send back through it."""
+        return self._links.on_link(link, relay)
+
+    def link_view(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The link board: per channel and party its state, and with several relays its
+        state through each relay (``paths``)."""
+        return linktests.board_view(self.state, self.now_ms())
 
     # --- views -------------------------------------------------------------------------------
 

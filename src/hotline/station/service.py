@@ -357,7 +357,7 @@ class StationService:
                 await self.run_db(self.core.add_statements, list(certificates), list(revocations))
                 self.kick()  # held entries taken in may owe receipts, new stations be sealed to
             case frames.Link(link=link):
-                for answer in await self.run_db(self.core.on_link, link):
+                for answer in await self.run_db(self.core.on_link, link, self.relay):
                     await _send(ws, frames.Link(answer))
             case frames.Pong(id=rid):  # the answer to our keepalive: the link's round trip
                 sent = _ping_sent(rid)
@@ -401,9 +401,10 @@ class StationService:
         await _send(ws, frames.Sync(channel, start, id=f"sync:{channel}"))
 
     async def _link_tests(self, ws: ClientConnection) -> None:
-        """Send the link tests the core finds due (it keeps the schedule)."""
+        """Send the link tests the core finds due through this relay (it keeps the
+        schedule, one per relay path)."""
         while True:
-            tick = await self.run_db(self.core.link_tick)
+            tick = await self.run_db(self.core.link_tick, self.relay)
             for link in tick.send:
                 await _send(ws, frames.Link(link))
             if tick.queued:

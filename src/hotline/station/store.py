@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS outbox_path (
   relay_ms INTEGER NOT NULL, PRIMARY KEY (channel, seq, relay)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS link_sample (
   id INTEGER PRIMARY KEY, channel TEXT NOT NULL, party TEXT NOT NULL, at_ms INTEGER NOT NULL,
-  state TEXT NOT NULL, rtt_ms REAL, station TEXT);
+  state TEXT NOT NULL, rtt_ms REAL, station TEXT, relay TEXT);
 CREATE INDEX IF NOT EXISTS link_sample_at ON link_sample (at_ms);
 """
 )
@@ -102,6 +102,7 @@ MIGRATIONS = (
     ("outbox", "send_key", "TEXT"),
     ("outbox", "request_hash", "BLOB"),
     ("outbox", "excerpt", "TEXT"),
+    ("link_sample", "relay", "TEXT"),  # NULL: the party's link through any relay
 )
 
 # Indexes over migrated columns: created once the columns surely exist.
@@ -622,27 +623,36 @@ class StationStore:
 
     def add_link_sample(self, s: LinkSample) -> None:
         self._x(
-            "INSERT INTO link_sample (channel, party, at_ms, state, rtt_ms, station) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO link_sample (channel, party, at_ms, state, rtt_ms, station, relay) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             s.channel,
             s.party,
             s.at_ms,
             s.state,
             s.rtt_ms,
             s.station,
+            s.relay,
         )
 
     def link_samples(self, since_ms: int) -> list[LinkSample]:
         """Link samples since ``since_ms``, oldest first, with the last one before it
-        of each channel and party (the state the window opens with)."""
+        of each channel, party and path (the state the window opens with)."""
         rows = self._q(
             "SELECT * FROM link_sample WHERE at_ms >= ? OR id IN (SELECT MAX(id) FROM "
-            "link_sample WHERE at_ms < ? GROUP BY channel, party) ORDER BY at_ms, id",
+            "link_sample WHERE at_ms < ? GROUP BY channel, party, relay) ORDER BY at_ms, id",
             since_ms,
             since_ms,
         )
         return [
-            LinkSample(r["channel"], r["party"], r["at_ms"], r["state"], r["rtt_ms"], r["station"])
+            LinkSample(
+                r["channel"],
+                r["party"],
+                r["at_ms"],
+                r["state"],
+                r["rtt_ms"],
+                r["station"],
+                r["relay"],
+            )
             for r in rows
         ]
 
