@@ -15,6 +15,8 @@ badframe sends the target, once, a frame that does not decode instead of its cer
 omit     silently leaves out of its log the second message us/us-1 posts, however often it
          is posted (no answer at all; the sender's later envelopes then break its chain):
          with several relays, only the path audit can see it (issue 13)
+nolink   carries no link test to or from the target (everything else honestly): the
+         target's path through this relay is down, its other paths up (issue 13)
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ class LyingRelay(Relay):
         if conn.cert.ident != self.target:
             return text
         frame = frames.decode_relay_frame(text)
+        if self.mode == "nolink" and isinstance(frame, frames.Link):
+            return None  # never handed to the target
         if self.mode == "fork":
             return frames.encode_frame(self.fork_view(frame))
         if self.mode == "badframe":
@@ -216,6 +220,12 @@ class LyingRelay(Relay):
         return frame
 
     async def _dispatch(self, conn: Connection, frame: frames.StationFrame) -> None:
+        if (
+            self.mode == "nolink"
+            and conn.cert.ident == self.target
+            and isinstance(frame, frames.Link)
+        ):
+            return  # never forwarded from the target
         if self.mode == "omit" and isinstance(frame, frames.Post):
             env = env_mod.parse(frame.envelope)
             if env.hash in self.victim:

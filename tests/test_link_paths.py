@@ -10,17 +10,29 @@ naming relay.ch (never the party-down alarm), and the history keeps each path ap
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from pathlib import Path
 
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from hotline.errors import HotlineError
 from hotline.frames import LinkTest
 from hotline.link import LinkState
 from hotline.roster import Roster
+from hotline.station import operators
 from hotline.station.alarms import AlarmKind, AlarmRecord
+from hotline.station.api import StationAPI, error_response
+from hotline.station.console.app import Console
 from hotline.station.core import StationCore
 from hotline.station.linkhistory import LinkSample
+from hotline.station.metrics import StationCollector
+from hotline.station.service import RelayLink, StationService
 from hotline.station.store import StationStore
 
 from .conftest import World
+from .test_console_edges import PASSWORD, TOKEN
 from .test_relay_paths import _two_relay_roster
 from .test_station_link import Clock
 
@@ -184,3 +196,82 @@ def test_one_relay_board_has_no_paths(world: World, tmp_path: Path) -> None:
     view = us.link_view()
     assert all("paths" not in party for parties in view.values() for party in parties.values())
     assert set(view[CH]["ru"]) == {"state", "last_contact_ms", "rtt_ms", "missed", "station"}
+
+
+def test_the_console_and_the_api_show_each_party_per_path(world: World, tmp_path: Path) -> None:
+    us, ru, wall, mono = _pair(world, tmp_path)
+    _step(us, ru, wall, mono, AE, CHR)
+    for _ in range(DOWN_AFTER + 1):
+        _step(us, ru, wall, mono, AE)  # relay.ch carries no link tests any more
+    wall.t += 1  # a moment later: the last samples are a band on the charts
+    # The links never run: the console shows what the core knows.
+    service = StationService(us, {AE: ["ws://127.0.0.1:9/ws"], CHR: ["ws://127.0.0.1:9/ws"]})
+    api = StationAPI(service, TOKEN)
+    app = Starlette(
+        routes=[*api.routes(), *Console(api).routes()],
+        exception_handlers={HotlineError: error_response},
+    )
+    operators.add_operator(us.store, "Lt. Col. Orlova", PASSWORD, "ru", us.now_ms())
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        status = client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        ru_link = status["links"][CH]["ru"]
+        assert ru_link["state"] == "up"
+        assert {r: p["state"] for r, p in ru_link["paths"].items()} == {AE: "up", CHR: "down"}
+        r = client.post(
+            "/login", data={"name": "Lt. Col. Orlova", "password": PASSWORD}, follow_redirects=False
+        )
+        assert r.status_code == 303
+        state = client.get("/console/state.json").json()
+        board = state["links"][CH]["ru"]
+        assert board["state"] == "up" and board["label"] == "на связи"
+        assert board["paths"][CHR]["via"] == "через relay.ch"
+        assert board["paths"][CHR]["state"] == "down"
+        assert set(state["relays"]) == {AE, CHR}
+        page = client.get("/links").text
+
+    def last_band(figure_id: str) -> str:
+        found = re.search(rf'<figure [^>]*id="{figure_id}".*?</figure>', page, re.S)
+        assert found, figure_id
+        return re.findall(r'data-state="(\w+)"', found.group(0))[-1]
+
+    metrics = {
+        (m.name, tuple(sorted(sample.labels.items()))): sample.value
+        for m in StationCollector(us, RelayLink()).collect()
+        for sample in m.samples
+    }
+    path_down = (("channel", CH), ("party", "ru"), ("relay", CHR), ("state", "down"))
+    assert metrics[("hotline_station_link_path_state", path_down)] == 1
+    party_up = (("channel", CH), ("party", "ru"), ("state", "up"))
+    assert metrics[("hotline_station_link_state", party_up)] == 1
+    assert last_band("history-us-ru-ru") == "up"
+    assert last_band("history-us-ru-ru-via-relay.ae") == "up"
+    assert last_band("history-us-ru-ru-via-relay.ch") == "down"
+    assert "через relay.ch" in page
+
+
+def test_a_station_database_from_before_paths_gets_the_relay_column(tmp_path: Path) -> None:
+    path = tmp_path / "station.db"
+    with sqlite3.connect(path) as conn:  # link_sample as a station before paths made it
+        conn.execute(
+            "CREATE TABLE link_sample (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, "
+            "party TEXT NOT NULL, at_ms INTEGER NOT NULL, state TEXT NOT NULL, rtt_ms REAL, "
+            "station TEXT)"
+        )
+        conn.execute(
+            "INSERT INTO link_sample (channel, party, at_ms, state, rtt_ms, station) "
+            "VALUES ('us-ru', 'ru', 1000, 'up', 12.5, 'ru/ru-1')"
+        )
+    conn.close()
+    store = StationStore(path)
+    with store.transaction():
+        store.add_link_sample(LinkSample(CH, "ru", 2000, "down", relay=CHR))
+    assert store.link_samples(0) == [
+        LinkSample(CH, "ru", 1000, "up", 12.5, "ru/ru-1", None),
+        LinkSample(CH, "ru", 2000, "down", None, None, CHR),
+    ]
+    # The state each path's window opens with: the last sample before it, per path.
+    with store.transaction():
+        store.add_link_sample(LinkSample(CH, "ru", 2500, "up", relay=AE))
+    opening = store.link_samples(3000)
+    assert {(s.relay, s.state) for s in opening} == {(None, "up"), (CHR, "down"), (AE, "up")}
+    store.close()

@@ -8,7 +8,9 @@ so the log grows by at most a few entries per hour per station, not by every pin
 
 Per party and channel the board keeps state (up / degraded / down), last contact,
 last round trip and missed tests: degraded after one missed interval, down after
-``down_after`` intervals of silence.
+``down_after`` intervals of silence. With several relays a station keeps one board
+per channel (a party heard through any relay) and one per relay path (heard through
+that relay; a challenge answers only through the relay its ping went out on).
 
 A signature proves who made a link test, not when: the relay could replay a day-old
 ping to show a silent party as up. So a party is heard only from a *fresh* test
