@@ -3,15 +3,18 @@
 Every ``link_test_seconds`` a ping per channel goes to the relay, which forwards it
 to the channel's stations; each answers with a pong. What a station hears updates
 its link boards (the escalation rules turn board changes into alarms and notices).
+Once an hour a link test goes into the log as well, as a record of the line's upkeep;
+when the last one was logged is kept in the store, so a restart does not log another
+before the hour is up.
 
 With several relays every relay's link sends its own pings (``tick(relay)``), and
 what is heard through a relay counts for that relay's path as well as for the party:
 a pong answers only a ping sent through the relay it came back through, so a round
 trip is one path's. A party is up if any path is up (the channel's board hears it
-through any relay); each path's board says which relay carries its link tests.
-Once an hour a link test goes into the log as well, as a record of the line's upkeep;
-when the last one was logged is kept in the store, so a restart does not log another
-before the hour is up.
+through any relay); each path's board says which relay carries its link tests. The
+hourly logged test stays one per channel: like every envelope it is posted through
+every relay, so each relay's log records it (and the path audit names one that does
+not); one per path would only repeat it in every log.
 
 Only a fresh test is heard (see link.py): a pong to one of our open challenges, or a
 ping within the clock bound with a nonce new from its sender. A stale or replayed one
