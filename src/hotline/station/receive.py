@@ -110,12 +110,14 @@ def _key_event(st: Station, channel: str, index: int, raw: bytes, relay_ms: int)
     except UNEXPECTED as exc:
         _unreadable(st, channel, index, raw, "a key event", f"{type(exc).__name__}: {exc}")
     valid = event is not None
+    digest = env_mod.envelope_hash(raw)
+    st.audit_logged(channel, index, digest, KEY_EVENT_SENDER, 0, st.now_ms())
     st.store.add_entry(
         Entry(
             channel,
             index,
             raw,
-            env_mod.envelope_hash(raw),
+            digest,
             KEY_EVENT_SENDER,
             0,
             int(Kind.KEY_EVENT),
