@@ -15,6 +15,8 @@ badframe sends the target, once, a frame that does not decode instead of its cer
 omit     silently leaves out of its log the second message us/us-1 posts, however often it
          is posted (no answer at all; the sender's later envelopes then break its chain):
          with several relays, only the path audit can see it (issue 13)
+omitrevoke answers ok to every revocation and never logs one: the revoked key stays
+         usable in its log; with several relays, the path audit names it (issue 13)
 """
 
 from __future__ import annotations
@@ -216,6 +218,9 @@ class LyingRelay(Relay):
         return frame
 
     async def _dispatch(self, conn: Connection, frame: frames.StationFrame) -> None:
+        if self.mode == "omitrevoke" and isinstance(frame, frames.Revoke):
+            conn.send(frames.encode_frame(frames.Ok(frame.id)))  # "logged": it is not
+            return
         if self.mode == "omit" and isinstance(frame, frames.Post):
             env = env_mod.parse(frame.envelope)
             if env.hash in self.victim:

@@ -22,7 +22,7 @@ from hotline.keys import StationCertificate, StationKey, load_key, parse_certifi
 from hotline.roster import Roster
 from hotline.rotate import relay_session
 
-from .netutil import PASSPHRASE, Cluster, wait_for
+from .netutil import PASSPHRASE, Cluster, Proc, wait_for
 
 pytestmark = pytest.mark.network
 
@@ -41,22 +41,64 @@ def _refused(url: str, roster: Roster, key: StationKey, cert: StationCertificate
         return False
 
 
-def test_a_relay_down_during_rotate_gets_the_revocation_when_linked_again(
-    tmp_path: Path,
-) -> None:
+def _rotate(c: Cluster, us_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hotline",
+            "station",
+            "rotate",
+            "--dir",
+            str(us_dir),
+            "--party-dir",
+            str(c.net.root / "parties" / "us"),
+            "--drain-timeout",
+            "120",
+            "--confirm-timeout",
+            "5",
+        ],
+        env={**os.environ, "HOTLINE_PASSPHRASE": PASSPHRASE},
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        timeout=240,
+    )
+
+
+def _cluster(root: Path, ch_mode: str | None = None) -> Cluster:
+    """us-1 and ru-1 on relay.ae and relay.ch (``ch_mode``: relay.ch is tests/liar.py's),
+    both linked to both."""
     c = Cluster(
-        tmp_path,
+        root,
         stations={"us": ["us-1"], "ru": ["ru-1"]},
         channels={CHANNEL: {"members": ["us", "ru"], "link_test_seconds": 2}},
         extra_relays=("relay.ch",),
     )
+    for d in c.net.stations.values():
+        with (d / "station.toml").open("a") as f:
+            f.write("audit_seconds = 3\n")
+    if ch_mode is not None:
+        d, port = c.net.more_relays["relay.ch"]
+        c.more_relays["relay.ch"] = Proc(
+            ["--dir", str(d), "--port", str(port), "--mode", ch_mode],
+            root / "relay.ch.log",
+            module="tests.liar",
+        )
+    c.start()
+    for ident in c.stations:
+        wait_for(
+            lambda i=ident: all(p["connected"] for p in c.status(i)["relays"].values()),
+            what=f"{ident} linked to both relays",
+        )
+    return c
+
+
+def test_a_relay_down_during_rotate_gets_the_revocation_when_linked_again(
+    tmp_path: Path,
+) -> None:
+    c = _cluster(tmp_path)
     try:
-        c.start()
-        for ident in c.stations:
-            wait_for(
-                lambda i=ident: all(p["connected"] for p in c.status(i)["relays"].values()),
-                what=f"{ident} linked to both relays",
-            )
         us_dir = c.net.stations[US]
         roster = load_roster(us_dir / "roster.note")
         old_cert = parse_certificate(
@@ -65,28 +107,7 @@ def test_a_relay_down_during_rotate_gets_the_revocation_when_linked_again(
         ch_url = f"ws://127.0.0.1:{c.net.more_relays['relay.ch'][1]}/ws"
         c.send(US, CHANNEL, "before")
         c.more_relays["relay.ch"].stop()  # relay.ch is down while the key changes
-        rotate = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "hotline",
-                "station",
-                "rotate",
-                "--dir",
-                str(us_dir),
-                "--party-dir",
-                str(c.net.root / "parties" / "us"),
-                "--drain-timeout",
-                "120",
-                "--confirm-timeout",
-                "5",
-            ],
-            env={**os.environ, "HOTLINE_PASSPHRASE": PASSPHRASE},
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            timeout=240,
-        )
+        rotate = _rotate(c, us_dir)
         assert rotate.returncode == 0, rotate.stdout + rotate.stderr
         out = rotate.stdout
         # Per relay: relay.ae has logged the revocation, relay.ch has it pending.
@@ -134,5 +155,42 @@ def test_a_relay_down_during_rotate_gets_the_revocation_when_linked_again(
             timeout=60,
             what="after delivered",
         )
+    finally:
+        c.close()
+
+
+def test_a_relay_that_says_ok_to_the_revocation_but_never_logs_it_is_named(
+    tmp_path: Path,
+) -> None:
+    """relay.ch answers ok to the revocation and leaves it out of its log (the old key
+    stays usable there): the station keeps owing it to relay.ch, rotate says so, and the
+    path audit of both stations names relay.ch and the revocation within the bound."""
+    c = _cluster(tmp_path, ch_mode="omitrevoke")
+    try:
+        us_dir = c.net.stations[US]
+        rotate = _rotate(c, us_dir)
+        assert rotate.returncode == 0, rotate.stdout + rotate.stderr
+        assert "relay.ae: revocation logged" in rotate.stdout, rotate.stdout
+        assert "relay.ch: revocation pending" in rotate.stdout, rotate.stdout
+        with c.station_store(US) as store:
+            (revocation,) = store.statements("revocation")
+        short = hashlib.sha256(revocation).hexdigest()[:16]
+
+        def named(ident: str) -> list[dict[str, object]]:
+            return [
+                a
+                for a in c.alarms(ident)
+                if a["kind"] == "path"
+                and a["text"] == "path-omits-key"
+                and a["params"]["hash"] == short
+            ]
+
+        for ident in (US, RU):
+            (alarm,) = wait_for(lambda i=ident: named(i), timeout=30, what=f"{ident} names it")
+            assert alarm["params"]["relay"] == "relay.ch"
+            assert alarm["params"]["seen"] == "relay.ae"
+        # Still owed to relay.ch (its ok is not taken for the log): sent again each session.
+        assert c.status(US)["relays"]["relay.ch"]["key_events_owed"] == 1
+        assert c.status(US)["relays"]["relay.ae"]["key_events_owed"] == 0
     finally:
         c.close()

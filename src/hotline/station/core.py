@@ -148,22 +148,11 @@ class StationCore:
         """The revocations ``relay`` (None: the first) has not logged yet."""
         return keysubmit.owed(self.state, self.state.relays[self.state.position(relay)])
 
-    def key_event_answered(
-        self, relay: str | None, digest: bytes, error: HotlineError | None = None
-    ) -> None:
-        """``relay`` logged the key event (its ``ok``), or refused it with ``error``."""
+    def key_event_refused(self, relay: str | None, digest: bytes, error: HotlineError) -> None:
+        """``relay`` refused the key event: owed still (sent again next session)."""
         name = self.state.relays[self.state.position(relay)]
         with self.store.transaction():
-            if error is None:
-                self.store.key_event_logged(name, digest, self.now_ms())
-            else:
-                self.store.key_event_refused(name, digest, f"{error.code}: {error}")
-
-    def welcomed(self, relay: str | None = None) -> None:
-        """``relay`` authenticated this station: it logged the current certificate."""
-        name = self.state.relays[self.state.position(relay)]
-        with self.store.transaction():
-            keysubmit.welcomed(self.state, name, self.state.cert)
+            self.store.key_event_refused(name, digest, f"{error.code}: {error}")
 
     def key_events_view(self) -> list[dict[str, Any]]:
         return keysubmit.view(self.state)

@@ -6,14 +6,16 @@ keeps the revoked key usable in its log. Each key event is owed, durably, to eac
 (``key_submission`` in the store: it survives a restart) until that relay has logged it:
 
 - a certificate of the key the station signs with is logged by a relay when the station
-  authenticates there (its hello carries it): owed no more once the relay welcomes it;
+  authenticates there (its hello carries it);
 - a revocation is handed over in a ``revocation`` frame, each link's session sending
   what its relay is owed once nothing it posted waits for that relay's answer (what the
-  old key signed is logged before the revocation that ends it); the relay's ``ok`` says
-  it logged it (the relay logs a statement once: sending it again changes nothing).
+  old key signed is logged before the revocation that ends it), once per session: the
+  relay logs a statement once, so sending it again changes nothing.
 
-A relay that answers ``ok`` but leaves the event out of its log is what the path audit
-names (pathaudit.py: key events are entries like any other).
+Either is owed no more once the station has taken it from that relay's log (verified
+like every entry), not on the relay's word: a relay that answers ``ok`` and leaves the
+event out is sent it again at every session, and named by the path audit (pathaudit.py:
+key events are entries like any other).
 """
 
 from __future__ import annotations
@@ -41,22 +43,28 @@ def submit(st: Station, kind: str, data: bytes) -> bytes:
         raise Malformed(f"a station submits a certificate or a revocation, not {kind!r}")
     if party != st.party:
         raise Malformed(f"{st.ident} submits key events of its own party only", field="party")
-    digest = hashlib.sha256(data).digest()
-    st.store.submit_key_event(st.relays, kind, data, digest, st.now_ms())
-    return digest
+    return _owe(st, kind, data)
 
 
 def submit_certificate(st: Station, cert: StationCertificate) -> None:
     """Owe the certificate of the key the station signs with to every relay."""
-    data = cert.encode()
-    st.store.submit_key_event(
-        st.relays, "certificate", data, hashlib.sha256(data).digest(), st.now_ms()
-    )
+    _owe(st, "certificate", cert.encode())
 
 
-def welcomed(st: Station, relay: str, cert: StationCertificate) -> None:
-    """``relay`` authenticated the station with ``cert``: it has logged that certificate."""
-    st.store.key_event_logged(relay, hashlib.sha256(cert.encode()).digest(), st.now_ms())
+def _owe(st: Station, kind: str, data: bytes) -> bytes:
+    """Owe ``data`` to every relay but those whose log (as taken here) holds it already."""
+    digest = hashlib.sha256(data).digest()
+    st.store.submit_key_event(st.relays, kind, data, digest, st.now_ms())
+    for channel in st.channels:
+        for at in st.store.logged_at(channel, digest):
+            seen(st, at, digest)
+    return digest
+
+
+def seen(st: Station, at: int, digest: bytes) -> None:
+    """The station took the key event ``digest`` from a relay's log (qualified index
+    ``at``): that relay is owed it no more."""
+    st.store.key_event_logged(st.relay_at(at), digest, st.now_ms())
 
 
 def owed(st: Station, relay: str) -> list[KeySubmission]:

@@ -265,7 +265,6 @@ class StationService:
             case other:
                 raise await self._bad_frame(f"expected a welcome, got {other.op}", None)
         await self.run_db(self.core.check_sizes, dict(sizes), self.relay)
-        await self.run_db(self.core.welcomed, self.relay)  # it logged our certificate
         now = self.core.now_ms()
         self.link.connected, self.link.since_ms, self.link.last_contact_ms = True, now, now
         self.link.last_error = None
@@ -333,7 +332,7 @@ class StationService:
                 if digest is not None:  # a key event refused: owed still, sent next session
                     log.warning("relay %s refused a key event: %s", self.relay, frame.error())
                     await self.run_db(
-                        self.core.key_event_answered, self.relay, digest, frame.error()
+                        self.core.key_event_refused, self.relay, digest, frame.error()
                     )
                     return
                 post = _post_of(rid)
@@ -372,11 +371,8 @@ class StationService:
                 sent = _ping_sent(rid)
                 if sent is not None:
                     self.link.rtt_ms = (time.monotonic() - sent) * 1000
-            case frames.Ok(id=rid):
-                digest = keysubmit.of_request(rid)
-                if digest is not None:  # the relay logged a key event we owed it
-                    await self.run_db(self.core.key_event_answered, self.relay, digest)
-                    await self.notify()
+            case frames.Ok():  # a key event's: owed until taken from the log (keysubmit.py)
+                pass
             case frames.Challenge() | frames.Welcome():
                 log.info("ignoring relay op %s after the handshake", frame.op)
             case _:
@@ -485,7 +481,7 @@ class StationService:
 
     async def _send_key_events(self, ws: ClientConnection, sent: set[bytes]) -> None:
         """Hand the relay the key events it has not logged yet (keysubmit.py), each once
-        per session: its ``ok`` marks it logged; unanswered, it is sent again next time."""
+        per session (owed until the station takes it from that relay's log)."""
         for owed in await self.run_db(self.core.key_events_owed, self.relay):
             if owed.hash not in sent:
                 sent.add(owed.hash)
