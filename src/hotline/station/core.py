@@ -134,7 +134,7 @@ class StationCore:
         before it, kept to open what was sealed to them."""
         self.state.switch_key(key, cert)
         self.state.retired.extend(k for k in retired if k not in self.state.retired)
-        with self.store.transaction():  # every relay logs it: owed until each welcomes it
+        with self.store.transaction():  # owed to every relay until seen in its log
             keysubmit.submit_certificate(self.state, cert)
 
     # --- key events this station submits, owed to every relay (keysubmit.py) ----------------
