@@ -17,6 +17,8 @@ omit     silently leaves out of its log the second message us/us-1 posts, howeve
          with several relays, only the path audit can see it (issue 13)
 nolink   carries no link test to or from the target (everything else honestly): the
          target's path through this relay is down, its other paths up (issue 13)
+omitrevoke answers ok to every revocation and never logs one: the revoked key stays
+         usable in its log; with several relays, the path audit names it (issue 13)
 """
 
 from __future__ import annotations
@@ -226,6 +228,9 @@ class LyingRelay(Relay):
             and isinstance(frame, frames.Link)
         ):
             return  # never forwarded from the target
+        if self.mode == "omitrevoke" and isinstance(frame, frames.Revoke):
+            conn.send(frames.encode_frame(frames.Ok(frame.id)))  # "logged": it is not
+            return
         if self.mode == "omit" and isinstance(frame, frames.Post):
             env = env_mod.parse(frame.envelope)
             if env.hash in self.victim:

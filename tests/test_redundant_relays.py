@@ -8,6 +8,7 @@ traffic goes on through the other, nothing lost and nothing twice.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,3 +186,41 @@ def test_both_relays_logs_export_and_verify_per_relay(two: Cluster, tmp_path: Pa
     doc["relays"][0]["entries"][1]["relay_ms"] += 1
     bad = verify(doc)
     assert not bad.ok and any(f.channel == f"{CHANNEL}@relay.ch" for f in bad.failures)
+
+
+def test_an_omission_alarmed_once_is_not_alarmed_again_after_a_restart(tmp_path: Path) -> None:
+    """The path audit remembers (in the station's store) what it raised: a restart, which
+    rebuilds the audit from the stored logs, neither raises the same omission again nor
+    forgets it; its evidence stays."""
+    c = _start(_cluster(tmp_path, audit_seconds=3, ch_mode="omit"))
+    try:
+        for i in range(3):
+            c.send("us/us-1", CHANNEL, f"m{i}")
+        wait_for(lambda: len(_received(c, "ru/ru-1", "us/us-1")) == 3, what="all delivered")
+        with c.station_store("us/us-1") as store:
+            second = [i for i in store.outbox(None, CHANNEL) if i.kind == Kind.MESSAGE][1]
+
+        def named() -> list[dict[str, Any]]:
+            return [
+                a
+                for a in c.client("ru/ru-1").alarms(everything=True)
+                if a["kind"] == "path"
+                and a["text"] == "path-omits"
+                and a["params"]["hash"] == second.hash.hex()[:16]
+            ]
+
+        (alarm,) = wait_for(named, timeout=30, what="ru-1 names relay.ch")
+        assert alarm["count"] == 1 and alarm["has_evidence"]
+        c.stations["ru/ru-1"].stop()
+        c.start_station("ru/ru-1")
+        wait_for(
+            lambda: all(p["connected"] for p in c.status("ru/ru-1")["relays"].values()),
+            what="ru-1 linked to both relays again",
+        )
+        time.sleep(3 * 3 + 2)  # three bounds of the audit's ticks after its restart
+        (again,) = named()
+        assert again["id"] == alarm["id"] and again["count"] == 1 and again["has_evidence"]
+        # Not forgotten either: the omission is open in the audit's memory.
+        assert c.status("ru/ru-1")["relays"]["relay.ch"]["omissions"]["open"] >= 1
+    finally:
+        c.close()

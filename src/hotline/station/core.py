@@ -33,10 +33,10 @@ from ..link import LinkBoard
 from ..merkle import TreeCache
 from ..notes import SignedCheckpoint
 from ..roster import Roster
-from . import escalation, linktests, outbox, paths, statements, sync, views
+from . import escalation, keysubmit, linktests, outbox, paths, statements, sync, views
 from .alarms import Alarm
 from .state import Station
-from .store import OutboxItem, StationStore
+from .store import KeySubmission, OutboxItem, StationStore
 from .sync import Ingested
 
 __all__ = ["Ingested", "StationCore"]
@@ -139,6 +139,28 @@ class StationCore:
         before it, kept to open what was sealed to them."""
         self.state.switch_key(key, cert)
         self.state.retired.extend(k for k in retired if k not in self.state.retired)
+        with self.store.transaction():  # owed to every relay until seen in its log
+            keysubmit.submit_certificate(self.state, cert)
+
+    # --- key events this station submits, owed to every relay (keysubmit.py) ----------------
+
+    def submit_key_event(self, kind: str, data: bytes) -> bytes:
+        """Owe a key event of this station's party (a revocation) to every relay; its hash."""
+        with self.store.transaction():
+            return keysubmit.submit(self.state, kind, data)
+
+    def key_events_owed(self, relay: str | None = None) -> list[KeySubmission]:
+        """The revocations ``relay`` (None: the first) has not logged yet."""
+        return keysubmit.owed(self.state, self.state.relays[self.state.position(relay)])
+
+    def key_event_refused(self, relay: str | None, digest: bytes, error: HotlineError) -> None:
+        """``relay`` refused the key event: owed still (sent again next session)."""
+        name = self.state.relays[self.state.position(relay)]
+        with self.store.transaction():
+            self.store.key_event_refused(name, digest, f"{error.code}: {error}")
+
+    def key_events_view(self) -> list[dict[str, Any]]:
+        return keysubmit.view(self.state)
 
     def add_statements(self, certificates: list[bytes], revocations: list[bytes]) -> int:
         """Learn other stations' certificates and revocations (checked against roots)."""
@@ -238,8 +260,10 @@ class StationCore:
             if at is not None:
                 audit.contact(relay, at)
         alarms = audit.check(self.now_ms())
-        for alarm in alarms:
-            self.alarm(alarm)
+        with self.store.transaction():
+            for alarm in alarms:
+                self.alarm(alarm)
+            self.state.keep_audit()
         return len(alarms)
 
     def check_sizes(self, sizes: Mapping[str, int], relay: str | None = None) -> None:

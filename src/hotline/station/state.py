@@ -73,14 +73,17 @@ class Station:
         self._verified: dict[str, SignedCheckpoint | None] = {}  # by log key
         self._logs: dict[str, logcheck.LogContext] = {}  # by log key
         self.relays = roster.relay_names()  # each its own log of every channel
-        # With several relays: every envelope must show up in every relay's log.
-        self.audit = PathAudit(self.relays) if len(self.relays) > 1 else None
+        # With several relays: every entry (envelope or key event) must show up in every
+        # relay's log; what the audit raised before is in the store, not raised again.
+        self.audit = (
+            PathAudit(self.relays, raised=store.path_alarms()) if len(self.relays) > 1 else None
+        )
         if self.audit is not None:
             started_ms = self.now_ms()
-            for channel in self.channels:
-                for position in range(len(self.relays)):
-                    for e in store.entries(channel, position):
-                        if e.sender:  # an envelope (a key event's sender is empty)
+            with store.transaction():
+                for channel in self.channels:
+                    for position in range(len(self.relays)):
+                        for e in store.entries(channel, position):
                             self.audit_logged(channel, e.index, e.hash, e.sender, e.seq, started_ms)
         started = self.now_ms()
 
@@ -145,6 +148,13 @@ class Station:
         entry = Logged(self.relay_at(at), channel, paths.split(at)[1], digest, sender, seq)
         for alarm in self.audit.logged(entry, now_ms):
             self.alarm(alarm)
+        self.keep_audit()
+
+    def keep_audit(self) -> None:
+        """Store what the path audit raised or saw repaired since the last call."""
+        if self.audit is not None:
+            for raised in self.audit.take_changes():
+                self.store.put_path_alarm(raised)
 
     def position(self, relay: str | None) -> int:
         """The roster position of ``relay`` (None: the first relay)."""

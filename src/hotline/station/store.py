@@ -25,6 +25,7 @@ from ..leaf import LeafKind
 from ..sqlitedb import NODE_SCHEMA, SqlNodes, connect, transaction
 from .alarms import Alarm, AlarmKind, AlarmRecord, Param
 from .linkhistory import LinkSample
+from .pathaudit import Raised
 
 SCHEMA = (
     NODE_SCHEMA
@@ -88,6 +89,14 @@ CREATE TABLE IF NOT EXISTS link_sample (
   id INTEGER PRIMARY KEY, channel TEXT NOT NULL, party TEXT NOT NULL, at_ms INTEGER NOT NULL,
   state TEXT NOT NULL, rtt_ms REAL, station TEXT, relay TEXT);
 CREATE INDEX IF NOT EXISTS link_sample_at ON link_sample (at_ms);
+CREATE TABLE IF NOT EXISTS key_submission (
+  relay TEXT NOT NULL, hash BLOB NOT NULL, kind TEXT NOT NULL, data BLOB NOT NULL,
+  queued_ms INTEGER NOT NULL, done_ms INTEGER, error TEXT, PRIMARY KEY (relay, hash))
+  WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS path_alarm (
+  what TEXT NOT NULL, relay TEXT NOT NULL, hash BLOB NOT NULL, channel TEXT NOT NULL,
+  idx INTEGER NOT NULL, raised_ms INTEGER NOT NULL, repaired_ms INTEGER,
+  PRIMARY KEY (what, relay, hash)) WITHOUT ROWID;
 """
 )
 
@@ -165,6 +174,20 @@ class Entry:
     @property
     def leaf_kind(self) -> LeafKind:
         return LeafKind.KEY_EVENT if self.sender == KEY_EVENT_SENDER else LeafKind.ENVELOPE
+
+
+@dataclass(frozen=True)
+class KeySubmission:
+    """A key event this station submits (a certificate, a revocation), as one relay
+    stands with it: ``done_ms`` None while that relay has not logged it (pending)."""
+
+    relay: str
+    hash: bytes
+    kind: str
+    data: bytes
+    queued_ms: int
+    done_ms: int | None
+    error: str | None  # the relay's last refusal, while pending
 
 
 @dataclass(frozen=True)
@@ -968,6 +991,100 @@ class StationStore:
             kind,
             key,
             data,
+        )
+
+    # --- key events this station submits, per relay ---------------------------------------
+
+    def submit_key_event(
+        self, relays: Iterable[str], kind: str, data: bytes, digest: bytes, now_ms: int
+    ) -> None:
+        """Owe ``data`` to each of ``relays`` (once: submitting it again changes nothing)."""
+        for relay in relays:
+            self._x(
+                "INSERT INTO key_submission (relay, hash, kind, data, queued_ms) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (relay, hash) DO NOTHING",
+                relay,
+                digest,
+                kind,
+                data,
+                now_ms,
+            )
+
+    def key_submissions(
+        self, relay: str | None = None, *, pending: bool = False
+    ) -> list[KeySubmission]:
+        """The key events submitted (to ``relay``; only those it has not logged)."""
+        sql, args = "SELECT * FROM key_submission WHERE 1=1", []
+        if relay is not None:
+            sql += " AND relay=?"
+            args.append(relay)
+        if pending:
+            sql += " AND done_ms IS NULL"
+        rows = self._q(sql + " ORDER BY queued_ms, relay, hash", *args)
+        return [
+            KeySubmission(
+                r["relay"],
+                bytes(r["hash"]),
+                r["kind"],
+                bytes(r["data"]),
+                r["queued_ms"],
+                r["done_ms"],
+                r["error"],
+            )
+            for r in rows
+        ]
+
+    def key_event_logged(self, relay: str, digest: bytes, now_ms: int) -> bool:
+        """``relay`` logged the key event ``digest``; whether it was pending there."""
+        before = self._conn.total_changes
+        self._x(
+            "UPDATE key_submission SET done_ms=?, error=NULL "
+            "WHERE relay=? AND hash=? AND done_ms IS NULL",
+            now_ms,
+            relay,
+            digest,
+        )
+        return self._conn.total_changes != before
+
+    def key_event_refused(self, relay: str, digest: bytes, error: str) -> None:
+        """``relay`` refused the key event (it stays pending, retried at the next link)."""
+        self._x(
+            "UPDATE key_submission SET error=? WHERE relay=? AND hash=? AND done_ms IS NULL",
+            error,
+            relay,
+            digest,
+        )
+
+    # --- the path audit's memory: what it raised, per relay and entry ----------------------
+
+    def path_alarms(self) -> list[Raised]:
+        rows = self._q("SELECT * FROM path_alarm ORDER BY raised_ms, relay, hash")
+        return [
+            Raised(
+                r["what"],
+                r["relay"],
+                bytes(r["hash"]),
+                r["channel"],
+                r["idx"],
+                r["raised_ms"],
+                r["repaired_ms"],
+            )
+            for r in rows
+        ]
+
+    def put_path_alarm(self, raised: Raised) -> None:
+        """Keep what the audit raised (or that the relay repaired it) across restarts."""
+        self._x(
+            "INSERT INTO path_alarm (what, relay, hash, channel, idx, raised_ms, repaired_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (what, relay, hash)"
+            " DO UPDATE SET repaired_ms=COALESCE(path_alarm.repaired_ms, excluded.repaired_ms)",
+            raised.what,
+            raised.relay,
+            raised.hash,
+            raised.channel,
+            raised.index,
+            raised.raised_ms,
+            raised.repaired_ms,
         )
 
     # --- meta: small named values that outlive a restart ---------------------------------
