@@ -332,6 +332,7 @@ class StationAPI:
 
     async def rotate(self, request: Request) -> Response:
         """Switch to the key `hotline station rotate` installed in the directory."""
+        self.check(request)
         if self.reload_key is None:
             raise Malformed("this station cannot reload its key", field="key")
         key, cert, retired = await self.service.run_db(self.reload_key)
