@@ -368,7 +368,11 @@ def two_relays(skip: tuple[str, int] | None = None) -> RelayLogs:
     receipt("ru", "acknowledged", named("relay.ae", sent[0]))
     now = logs.logs["relay.ae"].now_ms
     late = named("relay.ch", sent[1])
-    send("us", body_mod.OverdueNotice(body_mod.Side.SENDER, logs.at(*late), "ru", 1, now), Kind.NOTICE)
+    send(
+        "us",
+        body_mod.OverdueNotice(body_mod.Side.SENDER, logs.at(*late), "ru", 1, now),
+        Kind.NOTICE,
+    )
     logs.checkpoint("us", "ru")
     return logs
 

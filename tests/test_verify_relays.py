@@ -13,6 +13,7 @@ signing another history) or the exporter's (editing the file).
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
@@ -82,9 +83,7 @@ def test_a_transcript_that_declares_one_relay_cannot_hide_the_other() -> None:
     assert report.verdict == Verdict.FAILED  # the file, not a relay, is at fault
 
 
-def test_a_receipt_carrying_another_history_of_the_relay_it_names_is_a_fork_of_that_relay() -> (
-    None
-):
+def test_a_receipt_carrying_another_history_of_the_relay_it_names_is_a_fork_of_that_relay() -> None:
     logs = world_of_two()
     sent = logs.message("us", "m0")
     logs.checkpoint("us", "ru")
@@ -191,8 +190,9 @@ def test_an_overdue_notice_must_name_a_message_in_the_log_it_names() -> None:
     logs.checkpoint("us", "ru")
     report = verify(logs.transcript())
     named = {(f.channel, f.index) for f in report.failures if f.code == "malformed"}
-    assert named == {("us-ru@relay.ae", at["relay.ae"]) for at in bad}, lines(report)
-    assert ("us-ru@relay.ae", good["relay.ae"]) not in named
+    # Each is named where the log it names holds it (relay.ch's, beside its reference).
+    assert named == {("us-ru@relay.ch", at["relay.ch"]) for at in bad}, lines(report)
+    assert ("us-ru@relay.ch", good["relay.ch"]) not in named
     assert report.parties["ru"].overdue == 1
     assert report.verdict == Verdict.FAILED  # a station said it, not a relay
 
@@ -210,7 +210,9 @@ def test_a_relay_that_logs_a_senders_envelopes_in_another_order_is_named() -> No
     order = [f for f in report.failures if f.code == "path_order"]
     assert len(order) == 1 and order[0].relay == "relay.ch", lines(report)
     assert "us/us-1" in order[0].reason
-    assert report.relays["relay.ch"]["out_of_order"] and not report.relays["relay.ae"]["out_of_order"]
+    assert (
+        report.relays["relay.ch"]["out_of_order"] and not report.relays["relay.ae"]["out_of_order"]
+    )
     assert report.record_intact and report.faulty == ["relay.ch"]
 
 
@@ -243,9 +245,11 @@ def test_an_envelope_no_signed_log_covers_leaves_the_record_not_intact() -> None
 def test_any_one_envelope_a_relay_leaves_out_is_named_and_only_it(relay: str, n: int) -> None:
     logs = two_relays(skip=(relay, n))
     other = next(r for r in logs.names if r != relay)
-    left_out = [raw for raw, _ in logs.logs[other].entries if raw not in {
-        r for r, _ in logs.logs[relay].entries
-    }]
+    left_out = [
+        raw
+        for raw, _ in logs.logs[other].entries
+        if raw not in {r for r, _ in logs.logs[relay].entries}
+    ]
     assert len(left_out) == 1
     digest = env_mod.envelope_hash(left_out[0]).hex()
     report = verify(logs.transcript())
@@ -280,3 +284,62 @@ def test_the_report_is_byte_identical_with_one_and_several_workers() -> None:
     assert render.verify_report(verify(doc, workers=2), False) == render.verify_report(
         verify(doc), False
     )
+
+
+def test_a_relay_the_roster_does_not_name_is_refused() -> None:
+    from .logbuild import exchange
+
+    doc = exchange().transcript()
+    doc["format"] = doc["format"] + "+relays"
+    doc["relays"] = [{"relay": "relay.ch", "entries": [], "checkpoints": [], "consistency": []}]
+    report = verify(doc)
+    assert [f.code for f in report.failures] == ["malformed"]
+    assert "relay.ch" in report.failures[0].reason and report.verdict == Verdict.FAILED
+
+
+@settings(max_examples=20)
+@given(st.sampled_from(["relay.ae", "relay.ch"]), st.integers(2, 11))
+def test_any_one_entry_cut_from_a_relays_section_of_the_file_is_named_and_only_it(
+    relay: str, index: int
+) -> None:
+    # Whoever holds the file cuts one entry (a certificate, a message, a receipt, a
+    # notice) out of one relay's section and renumbers the rest.
+    doc = honest()
+    section = doc if relay == "relay.ae" else doc["relays"][0]
+    cut = section["entries"].pop(index)
+    for i, entry in enumerate(section["entries"]):
+        entry["index"] = i
+    digest = env_mod.envelope_hash(base64.b64decode(cut["envelope"])).hex()
+    report = verify(doc)
+    omits = [f for f in report.failures if f.code == "path_omits"]
+    assert len(omits) == 1 and omits[0].relay == relay and digest[:16] in omits[0].reason
+    assert report.relays[relay]["omits"] == [digest]
+    assert not report.relays[relay]["checkpoints_consistent"]
+    others = [f for f in report.failures if f.relay != relay]
+    # Bodies name the first relay's entries: cut from it, one is disclosed at a shifted
+    # index (the file's own fault); otherwise every failure is the cut relay's.
+    assert all(f.relay is None and f.code == "malformed" for f in others), lines(report)
+    assert report.record_intact
+
+
+@settings(max_examples=30)
+@given(st.permutations(range(4)))
+def test_a_relay_that_logs_a_senders_envelopes_out_of_order_is_named_iff_it_does(
+    order: list[int],
+) -> None:
+    logs = world_of_two()
+    sealed = [logs.seal("us", body_mod.text(f"m{i}", "en")) for i in range(4)]
+    for raw in sealed:
+        logs.post(raw, ("relay.ae",))
+    for i in order:
+        logs.post(sealed[i], ("relay.ch",))
+    logs.checkpoint("us", "ru")
+    report = verify(logs.transcript())
+    found = [f for f in report.failures if f.code == "path_order"]
+    if list(order) == sorted(order):
+        assert report.ok, lines(report)
+    else:
+        assert len(found) == 1 and found[0].relay == "relay.ch", lines(report)
+        assert report.relays["relay.ch"]["out_of_order"]
+        assert report.record_intact and report.faulty == ["relay.ch"]
+    assert not report.relays["relay.ae"]["out_of_order"]
