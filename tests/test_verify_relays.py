@@ -343,3 +343,32 @@ def test_a_relay_that_logs_a_senders_envelopes_out_of_order_is_named_iff_it_does
         assert report.relays["relay.ch"]["out_of_order"]
         assert report.record_intact and report.faulty == ["relay.ch"]
     assert not report.relays["relay.ae"]["out_of_order"]
+
+
+def test_a_second_envelope_at_one_chain_position_is_a_fork_even_where_it_is_not_valid() -> None:
+    # relay.ch logs us's #1, then another #1 that us also signed (a replay there, so not
+    # valid in relay.ch's log): us signed two, which no relay's fault explains away.
+    logs = world_of_two()
+    ae = logs.logs["relay.ae"]
+    one = ae.seal("us", body_mod.text("one", "en"), link=(0, env_mod.ZERO_HASH))
+    two = ae.seal("us", body_mod.text("two", "en"), link=(0, env_mod.ZERO_HASH))
+    logs.post(one)
+    at = logs.post(two, ("relay.ch",))["relay.ch"]
+    logs.checkpoint("us", "ru")
+    report = verify(logs.transcript())
+    forks = [f for f in report.failures if f.code == "path_chain"]
+    assert [(f.channel, f.index) for f in forks] == [("us-ru@relay.ch", at)], lines(report)
+    assert not report.record_intact and report.verdict == Verdict.FAILED
+    # One the relay made up (not signed by us) is that relay's failure only.
+    logs = world_of_two()
+    ae = logs.logs["relay.ae"]
+    one = ae.seal("us", body_mod.text("one", "en"), link=(0, env_mod.ZERO_HASH))
+    forged = bytearray(ae.seal("us", body_mod.text("two", "en"), link=(0, env_mod.ZERO_HASH)))
+    forged[-1] ^= 1  # in its signature
+    logs.post(one)
+    logs.post(bytes(forged), ("relay.ch",))
+    logs.checkpoint("us", "ru")
+    report = verify(logs.transcript())
+    assert not [f for f in report.failures if f.code == "path_chain"], lines(report)
+    assert report.record_intact and report.faulty == ["relay.ch"]
+    assert "bad_signature" in {f.code for f in report.failures}

@@ -444,21 +444,54 @@ def _compare_logs(report: Report, logs: list[_Log], complete: bool) -> None:
                     f"{log.name}'s log than in relay {seen[1]}'s: {env.sender} signed two",
                     "path_chain",
                 )
+    _sender_forks(report, logs, by_seq)
     proven = {d for log in logs for d, i in log.valid_at.items() if i < log.covered}
     if not complete or any(d not in proven for d in holder):
         report.record_intact = False
+
+
+def _sender_forks(
+    report: Report, logs: list[_Log], by_seq: dict[tuple[str, int], tuple[bytes, str]]
+) -> None:
+    """An envelope a relay's log holds but that is not valid there (a replay, out of
+    its chain, before its key's certificate), at a sender's number where a log holds
+    another valid envelope: if the sender's key signed it, the sender signed two (the
+    record is not intact); if not, it is only that relay's failure, already named."""
+    for log in logs:
+        for index, env in log.parsed.items():
+            seen = by_seq.get((env.sender, env.seq))
+            if index in log.envelopes or seen is None or seen[0] == env.hash:
+                continue
+            certs = [
+                c for other in logs if other.ctx for c in other.ctx.history.certificates(env.sender)
+            ]
+            try:
+                env_mod.signed_by(env, certs, "in any log")
+            except HotlineError:
+                continue
+            report.record_intact = False
+            report.fail(
+                index,
+                f"{env.sender}'s number {env.seq} is another envelope here (not valid in "
+                f"this log, but signed by {env.sender}) than in relay {seen[1]}'s log: "
+                f"{env.sender} signed two",
+                "path_chain",
+                channel=log.channel,
+            )
 
 
 def _out_of_order(report: Report, log: _Log) -> list[str]:
     """Where this relay's log holds a sender's envelope after a later one of the same
     sender (read as logged, valid or not); the first per sender is a failure."""
     found: list[str] = []
+    named: set[str] = set()
     top: dict[str, env_mod.Envelope] = {}
     for index, env in log.parsed.items():
         last = top.get(env.sender)
         if last is not None and env.seq < last.seq:
             found.append(f"{env.sender} #{env.seq} at #{index}, after #{last.seq}")
-            if sum(1 for f in found if f.startswith(env.sender + " ")) == 1:
+            if env.sender not in named:
+                named.add(env.sender)
                 report.fail(
                     index,
                     f"relay {log.name} logs {env.sender}'s envelope #{env.seq} after its "

@@ -265,8 +265,9 @@ def verify_report(report: Report, json_out: bool) -> str:
         lines.append(f"roster {report.roster}: hash {report.roster_hash}")
         lines.extend(f"  root of {p}: {fp}" for p, fp in report.roots.items())
     lines.append("trust anchor: " + ("; ".join(report.pins) if report.pins else "none given"))
+    whose = f" (relay {next(iter(report.relays))}'s log)" if report.relays else ""
     lines += [
-        f"channel {report.channel}: {report.entries} entries, "
+        f"channel {report.channel}{whose}: {report.entries} entries, "
         f"{ts(report.first_ms)} .. {ts(report.last_ms)}",
         f"checkpoints: {report.checkpoints} signed by the relay, largest "
         f"{report.largest_checkpoint}",
@@ -278,7 +279,7 @@ def verify_report(report: Report, json_out: bool) -> str:
             f"relay {relay}: {log['entries']} entries ({log['envelopes']} distinct), "
             f"{log['checkpoints']} checkpoints up to size {log['largest_checkpoint']} "
             + ("(consistent)" if log["checkpoints_consistent"] else "(NOT consistent)")
-            + f"; omits {log['missing']} entr(y/ies) other relays logged; "
+            + f"; lacks {log['missing']} of the entries other relays logged; "
             f"{len(log['out_of_order'])} envelope(s) out of their sender's order"
             + ("; FAULTY" if log.get("faulty") else "")
         )
