@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from hotline.envelope import Kind
-from hotline.transcript import loads, verify
+from hotline.transcript import Verdict, loads, verify
 
 from .conftest import _database
 from .netutil import LIES, Cluster, Proc, hotline, wait_for
@@ -89,7 +89,9 @@ def _lies(c: Cluster, ident: str) -> list[dict[str, object]]:
     return [a for a in c.alarms(ident) if a["kind"] in LIES]
 
 
-def test_one_relay_killed_mid_burst_traffic_goes_on_through_the_other(two: Cluster) -> None:
+def test_one_relay_killed_mid_burst_traffic_goes_on_through_the_other(
+    two: Cluster, tmp_path: Path
+) -> None:
     c = two
     c.send("us/us-1", CHANNEL, "warm-up")
     wait_for(lambda: len(_received(c, "ru/ru-1", "us/us-1")) == 1, what="warm-up delivered")
@@ -121,6 +123,28 @@ def test_one_relay_killed_mid_burst_traffic_goes_on_through_the_other(two: Clust
     first = min(c.inbox("ru/ru-1", CHANNEL), key=lambda m: m["seq"])
     assert set(first["logged"]) == {"relay.ae", "relay.ch"}
     assert not _lies(c, "us/us-1") and not _lies(c, "ru/ru-1")
+    # The transcript, bodies disclosed (the last only in relay.ch's log): relay.ae is
+    # named for what it never logged, and the channel's record is intact through relay.ch.
+    out = tmp_path / "after.json"
+
+    def judged() -> Any:
+        hotline(
+            "export",
+            "--dir",
+            str(c.net.stations["ru/ru-1"]),
+            CHANNEL,
+            "--out",
+            str(out),
+            "--with-bodies",
+        )
+        report = verify(loads(out.read_bytes()))
+        done = report.verdict == Verdict.RELAY_FAULTY and report.parties["ru"].delivered == 201
+        return report if done and {f.code for f in report.failures} == {"path_omits"} else None
+
+    report = wait_for(judged, timeout=60, what="relay.ae named, the record intact")
+    assert report.faulty == ["relay.ae"] and report.record_intact
+    assert report.parties["us"].sent == 201 and report.relays["relay.ch"]["missing"] == 0
+    assert report.bodies_checked >= 2 * 201  # each message and ru's receipt of it, once
 
 
 def test_a_relay_that_silently_leaves_out_one_envelope_is_named_within_the_bound(
