@@ -312,14 +312,43 @@ def test_any_one_entry_cut_from_a_relays_section_of_the_file_is_named_and_only_i
     digest = env_mod.envelope_hash(base64.b64decode(cut["envelope"])).hex()
     report = verify(doc)
     omits = [f for f in report.failures if f.code == "path_omits"]
-    assert len(omits) == 1 and omits[0].relay == relay and digest[:16] in omits[0].reason
+    assert len(omits) == 1 and omits[0].channel == f"us-ru@{relay}"
+    assert digest[:16] in omits[0].reason
     assert report.relays[relay]["omits"] == [digest]
     assert not report.relays[relay]["checkpoints_consistent"]
-    others = [f for f in report.failures if f.relay != relay]
-    # Bodies name the first relay's entries: cut from it, one is disclosed at a shifted
-    # index (the file's own fault); otherwise every failure is the cut relay's.
-    assert all(f.relay is None and f.code == "malformed" for f in others), lines(report)
+    # The section no longer matches what its relay signed: the cut is the file's, and
+    # no failure is evidence against the (honest) relay.
+    assert all(f.relay is None for f in report.failures), lines(report)
+    assert report.faulty == [] and report.verdict == Verdict.FAILED
     assert report.record_intact
+
+
+@settings(max_examples=20)
+@given(st.integers(0, 11), st.integers(0, 2))
+def test_whoever_edits_an_honest_relays_section_cannot_make_verify_blame_that_relay(
+    index: int, how: int
+) -> None:
+    # The exporter changes one entry of relay.ch's section (its bytes, its relay time, or
+    # a cosignature of a checkpoint): what relay.ch signed no longer matches the file.
+    # Verify must not say "relay.ch faulty, record intact" (RELAY_FAULTY): nothing
+    # relay.ch signed shows it at fault, only the file is not what was signed.
+    doc = honest()
+    section = doc["relays"][0]
+    entry = section["entries"][index]
+    if how == 0:
+        raw = bytearray(base64.b64decode(entry["envelope"]))
+        raw[len(raw) // 2] ^= 1
+        entry["envelope"] = base64.b64encode(bytes(raw)).decode()
+    elif how == 1:
+        entry["relay_ms"] += 1
+    else:
+        note = section["checkpoints"][index % len(section["checkpoints"])]
+        head, _, sig = note.rstrip("\n").rpartition("\n")
+        section["checkpoints"][index % len(section["checkpoints"])] = f"{head}\n{sig[:-4]}AAA=\n"
+    report = verify(doc)
+    assert not report.ok
+    assert report.verdict == Verdict.FAILED, lines(report)
+    assert "relay.ch" not in report.faulty
 
 
 @settings(max_examples=30)

@@ -377,7 +377,7 @@ def _check_relays(report: Report, roster: Roster, ring: KeyRing, doc: dict[str, 
         ctx = logcheck.LogContext.of(roster, report.channel, ring, name)
         log = _check_log(sub, ctx, parts[name], name)
         log.position = names.index(name)
-        report.failures += [replace(f, relay=name) for f in sub.failures]
+        report.failures += [replace(f, relay=log.blame) for f in sub.failures]
         if name == names[0]:
             for key in ("entries", "first_ms", "last_ms", "checkpoints", "largest_checkpoint"):
                 setattr(report, key, getattr(sub, key))
@@ -422,7 +422,7 @@ def _compare_logs(report: Report, logs: list[_Log], complete: bool) -> None:
                 f"log holds at #{at}",
                 "path_omits",
                 channel=log.channel,
-                relay=log.name,
+                relay=log.blame,
             )
         if len(omits) > OMITS_NAMED:
             report.fail(
@@ -431,7 +431,7 @@ def _compare_logs(report: Report, logs: list[_Log], complete: bool) -> None:
                 f"relays' logs hold (each in the report's relays.{log.name}.omits)",
                 "path_omits",
                 channel=log.channel,
-                relay=log.name,
+                relay=log.blame,
             )
         summary["out_of_order"] = _out_of_order(report, log)
         for env in log.envelopes.values():
@@ -498,7 +498,7 @@ def _out_of_order(report: Report, log: _Log) -> list[str]:
                     f"#{last.seq}: another order than the sender's chain",
                     "path_order",
                     channel=log.channel,
-                    relay=log.name,
+                    relay=log.blame,
                 )
         if last is None or env.seq > last.seq:
             top[env.sender] = env
@@ -543,6 +543,15 @@ class _Log:
     channel: str = ""  # where its failures are placed: the channel, or channel@relay
     covered: int = 0  # entries under a checkpoint that matches them
     checkpoints_consistent: bool = True
+
+    @property
+    def blame(self) -> str | None:
+        """The relay a failure of this log shows faulty: only if the file holds the log
+        as the relay signed it (every checkpoint matches, every entry under one). Else
+        whoever made the file may have edited it (cut, changed or added entries, cut the
+        later checkpoints): the failure is the file's, not evidence against the relay."""
+        as_signed = self.checkpoints_consistent and self.covered == len(self.hashes)
+        return self.name if as_signed else None
 
     def hash_at(self, index: int) -> bytes | None:
         return self.hashes[index] if 0 <= index < len(self.hashes) else None
@@ -831,7 +840,7 @@ def _check_receipt(
     log) shows that relay faulty: it showed the receipt's sender something else."""
     position, of = paths.split(receipt.of_index)
     named, where, at = _named(env, receipt.of_index, log, index, by_position)
-    blame = names[position] if len(names) > 1 and named is not None else None
+    blame = named.blame if len(names) > 1 and named is not None else None
     if len(names) == 1:  # one relay: the index is the plain log index, as it always was
         named, of = where, receipt.of_index
     try:
