@@ -85,6 +85,17 @@ def test_deep_nesting_is_malformed_not_a_recursion_error() -> None:
         body.parse_body(json.dumps(shallow_but_too_deep).encode())
 
 
+def test_text_with_a_lone_surrogate_is_malformed_not_an_encoding_error() -> None:
+    # An operator's JSON request can carry "\\ud800", which has no UTF-8: a 500 before.
+    for make in (
+        lambda: body.text("\ud800", "en"),
+        lambda: body.body_from_dict({"type": "text", "lang": "en", "text": "a \udfff"}),
+    ):
+        with pytest.raises(Malformed) as caught:
+            make()
+        assert caught.value.field == "text"
+
+
 def test_a_body_over_the_limit_is_refused_before_parsing() -> None:
     with pytest.raises(Malformed):
         body.parse_body(b" " * (body.MAX_BODY + 1))

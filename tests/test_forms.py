@@ -91,6 +91,7 @@ def test_the_incident_report_reads_field_for_field_in_each_language() -> None:
         (lambda f: f["counts"][0].update(count=-5), "error.negative"),
         (lambda f: f.update(incident="alien-invasion"), "error.enum"),
         (lambda f: f.update(notes="x" * 4001), "error.too_long"),
+        (lambda f: f.update(notes="\ud800 lone surrogate"), "error.text"),  # no UTF-8 for it
         (lambda f: f.pop("incident"), "error.required"),
         (lambda f: f.update(extra=1), "error.unknown_field"),
     ],

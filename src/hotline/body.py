@@ -214,7 +214,11 @@ def form_of(value: dict[str, Any]) -> Form:
 def text(message: str, lang: str) -> Text:
     if not message.strip():
         raise Malformed("the message is empty", field="text")
-    if len(message.encode()) > MAX_TEXT:
+    try:
+        size = len(message.encode())
+    except UnicodeEncodeError as exc:  # JSON can carry lone surrogates
+        raise Malformed("the message is not valid Unicode", field="text") from exc
+    if size > MAX_TEXT:
         raise Malformed(f"the message is over {MAX_TEXT} bytes", field="text")
     if lang not in LANGUAGES:
         raise Malformed(f"unknown language {lang!r}", field="lang")

@@ -73,6 +73,10 @@ def _int(value: Any, path: str, f: Field) -> int:
 def _text(value: Any, path: str, max_len: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise FormError(path, "error.text")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # JSON can carry lone surrogates: not text
+        raise FormError(path, "error.text") from None
     if len(value) > max_len:
         raise FormError(path, "error.too_long", max=max_len)
     return value

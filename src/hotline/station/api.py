@@ -349,9 +349,11 @@ class StationAPI:
             kind, note = data.get("kind"), data.get("data")
             if not isinstance(kind, str) or not isinstance(note, str):
                 raise Malformed("a key event needs kind and data (the signed note)")
-            digest = await self.service.run_db(
-                self.core.submit_key_event, kind, note.encode("utf-8")
-            )
+            try:
+                statement = note.encode("utf-8")
+            except UnicodeEncodeError as exc:  # JSON can carry lone surrogates
+                raise Malformed("data is not valid Unicode", field="data") from exc
+            digest = await self.service.run_db(self.core.submit_key_event, kind, statement)
             self.service.kick()
             return JSONResponse({"hash": digest.hex()})
         events = await self.service.run_db(self.core.key_events_view)
