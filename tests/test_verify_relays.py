@@ -105,6 +105,23 @@ def test_a_receipt_carrying_another_history_of_the_relay_it_names_is_a_fork_of_t
     assert report.verdict == Verdict.RELAY_FAULTY
 
 
+def test_a_party_cannot_frame_a_relay_with_a_receipt_naming_another_hash() -> None:
+    # ru (a member) signs receipts naming relay.ch's entries with the hash of another
+    # message, carrying relay.ch's honest checkpoint: relay.ch's own signature shows
+    # what it logged there, so the false reference is ru's, not relay.ch's fault.
+    logs = world_of_two()
+    a, b = logs.message("us", "m0"), logs.message("us", "m1")
+    logs.checkpoint("us", "ru")
+    ch = logs.logs["relay.ch"]
+    wrong = env_mod.envelope_hash(ch.entries[b["relay.ch"]][0])
+    logs.receipt("ru", "delivered", ("relay.ch", a["relay.ch"]), of_hash=wrong)
+    logs.checkpoint("us", "ru")
+    report = verify(logs.transcript())
+    forks = [f for f in report.failures if f.code == "fork"]
+    assert forks and all(f.relay is None for f in forks), lines(report)
+    assert report.faulty == [] and report.verdict == Verdict.FAILED
+
+
 def test_a_receipt_logged_before_the_entry_it_names_in_the_same_log_is_named() -> None:
     # ru took the message from relay.ch at #j; relay.ch's log holds ru's receipt at
     # #j-1, before it (relay.ch showed ru another history there).

@@ -881,6 +881,8 @@ def _check_receipt(
                 size_now=named.tree.size,
             )
     except ForkDetected as exc:
+        if exc.field != "checkpoint" and named is not None and not _shown_another(named, receipt):
+            blame = None  # what the relay signed does not contradict it: the sender's claim
         who = f" (relay {blame} showed its sender another history)" if blame else ""
         report.fail(at, exc.message + who, exc.code, channel=where.channel, relay=blame)
         return None
@@ -888,6 +890,24 @@ def _check_receipt(
         report.fail(at, f"malformed receipt: {exc.message}", "malformed", channel=where.channel)
         return None
     return receipt.of_hash
+
+
+def _shown_another(named: _Log, receipt: Receipt) -> bool:
+    """Whether the checkpoint a receipt carries is the named relay's signature on
+    another history than its log in the file. A receipt naming an entry by another hash
+    shows that relay faulty only so: else its sender signed a reference the relay's
+    own signature does not back (a party cannot frame a relay by a false receipt)."""
+    assert named.ctx is not None
+    try:
+        signed = logcheck.open_log_checkpoint(named.ctx, receipt.checkpoint)
+        if signed.size > named.tree.size:
+            return False  # the file's copy stops short of it: nothing to compare
+        logcheck.check_root(named.ctx, signed, root_at=named.tree.root, size_now=named.tree.size)
+    except BadProof:
+        return True
+    except HotlineError:
+        return False
+    return False
 
 
 def _check_notice(
