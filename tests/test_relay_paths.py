@@ -3,6 +3,7 @@ taken once from whichever log brings it first, and receipts name entries across 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hotline import body as body_mod
+from hotline import envelope as env_mod
 from hotline import frames
-from hotline.envelope import Kind
+from hotline.envelope import Kind, Precedence
 from hotline.errors import Malformed
 from hotline.home import urls_per_relay
+from hotline.keys import StationKey
 from hotline.notes import NoteSigner
 from hotline.relay.core import Acceptance, RelayCore
 from hotline.relay.sqlite import SqliteRelayStore
@@ -136,3 +139,46 @@ def test_property_qualified_indexes_name_one_place(position: int, index: int) ->
 def test_qualified_index_beyond_a_log_is_refused() -> None:
     with pytest.raises(Malformed):
         paths.qualify(1, paths.MAX_LOG_INDEX + 1)
+
+
+def test_junk_a_relay_logs_cannot_make_the_audit_name_the_honest_relay(
+    world: World, tmp_path: Path
+) -> None:
+    """relay.ch logs key events no party signed (any bytes, as many as it likes) and an
+    envelope of a station no one certified: none of it is an entry the honest relay.ae
+    owes, so no omission is named against relay.ae, and nothing is kept per junk entry
+    in the audit's memory (a flood would grow the station's store without bound)."""
+    now = [time.time()]
+    roster, ae_key, ch_key = _two_relay_roster(world)
+    ae, ch = _relay(roster, ae_key, world, tmp_path), _relay(roster, ch_key, world, tmp_path)
+    stranger = StationKey.generate("us", "us-9")  # no root certified it
+    junk = env_mod.seal(
+        body_mod.encode(body_mod.Text("en", "made up")),
+        sender=stranger,
+        channel=CH,
+        seq=1,
+        prev=env_mod.ZERO_HASH,
+        recipients=[world.certs["us"], world.certs["ru"]],
+        created_ms=int(now[0] * 1000),
+        kind=Kind.MESSAGE,
+        precedence=Precedence.ROUTINE,
+    )
+    ch._check = lambda station, raw, now_s: env_mod.parse(raw)  # type: ignore[method-assign]
+    assert isinstance(ch.accept([(stranger.ident, junk)])[0], Acceptance)
+    ru = StationCore(
+        StationStore(tmp_path / "ru.db"),
+        world.stations["ru"],
+        world.certs["ru"],
+        roster,
+        lambda: now[0],
+    )
+    ru.add_statements([c.encode() for c in world.certs.values()], [])
+    for n in range(5):
+        ch._log_statement(b"not a key event %d" % n, [CH])
+    ru.on_entries(_frame(ch, 0), relay="relay.ch")
+    ru.on_entries(_frame(ae, 0), relay="relay.ae")
+    now[0] += 3600
+    ru.audit_paths({"relay.ae": ru.now_ms(), "relay.ch": ru.now_ms()})
+    omits = [a for a in ru.store.alarms() if a.kind == AlarmKind.PATH]
+    assert omits == [], [(a.params["sender"], a.params["index"]) for a in omits]
+    assert ru.store.path_alarms() == []

@@ -10,7 +10,11 @@ last heard from each relay, and asks for the alarms due at a given time.
 - **omission**: an entry logged by one relay is not in another relay's log ``bound_ms``
   after the station first saw it (default 60 s). Entries are envelopes and key events
   alike (certificates, revocations, roster versions, compared by hash): a relay that
-  leaves a revocation out would keep the revoked key usable in its log;
+  leaves a revocation out would keep the revoked key usable in its log. Only what a
+  relay could not make up is audited (receive.py): an envelope valid in its log, a key
+  event that holds; else a lying relay's junk (bytes no party signed, envelopes of a
+  station no root certified) would name the honest relays as omitting it, one alarm and
+  one stored record per junk entry;
 - **order**: one sender's envelopes, by their sequence numbers, stand in a different
   order in one relay's log than in another's, or one sequence number names different
   envelopes (the sender's chain is the one consistent record across relays);

@@ -111,7 +111,8 @@ def _key_event(st: Station, channel: str, index: int, raw: bytes, relay_ms: int)
         _unreadable(st, channel, index, raw, "a key event", f"{type(exc).__name__}: {exc}")
     valid = event is not None
     digest = env_mod.envelope_hash(raw)
-    st.audit_logged(channel, index, digest, KEY_EVENT_SENDER, 0, st.now_ms())
+    if valid:  # bytes no party signed are not an entry the other relays owe
+        st.audit_logged(channel, index, digest, KEY_EVENT_SENDER, 0, st.now_ms())
     keysubmit.seen(st, index, digest)  # if this station owed it to that relay: no more
     st.store.add_entry(
         Entry(
@@ -218,7 +219,8 @@ def _check(
             if standing == Standing.VALID:
                 st.store.set_chain(chain_key, env.sender, env.seq, digest)
             _store_entry(st, channel, index, raw, digest, relay_ms, env, standing)
-            st.audit_logged(channel, index, digest, env.sender, env.seq, st.now_ms())
+            if standing == Standing.VALID:  # a held one is audited when taken in
+                st.audit_logged(channel, index, digest, env.sender, env.seq, st.now_ms())
     except HotlineError as exc:
         st.alarm(
             Alarm(

@@ -84,7 +84,10 @@ class Station:
                 for channel in self.channels:
                     for position in range(len(self.relays)):
                         for e in store.entries(channel, position):
-                            self.audit_logged(channel, e.index, e.hash, e.sender, e.seq, started_ms)
+                            if e.valid:  # as when it was taken (receive.py)
+                                self.audit_logged(
+                                    channel, e.index, e.hash, e.sender, e.seq, started_ms
+                                )
         started = self.now_ms()
 
         def board(c: Channel) -> LinkBoard:
