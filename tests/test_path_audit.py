@@ -151,3 +151,29 @@ def test_the_store_keeps_what_the_audit_raised(tmp_path: Path) -> None:
     again = StationStore(tmp_path / "station.db")
     assert again.path_alarms() == [replace(raised, repaired_ms=2000)]
     again.close()
+
+
+def test_what_was_raised_about_one_relay_does_not_hide_another_relay_omitting_it(
+    tmp_path: Path,
+) -> None:
+    """The stored memory of an omission is per relay and entry: relay.ch's, raised
+    before a restart, does not keep quiet relay.zz leaving out the same entry."""
+    relays = ("relay.ae", "relay.ch", "relay.zz")
+    first = PathAudit(relays, bound_ms=1000)
+    _log(first, "relay.ae", 0, 1, 0)
+    _log(first, "relay.zz", 0, 1, 0)
+    for relay in relays:
+        first.contact(relay, 1000)
+    (alarm,) = first.check(1000)
+    assert alarm.params["relay"] == "relay.ch"
+    store = StationStore(tmp_path / "station.db")
+    for raised in first.take_changes():
+        store.put_path_alarm(raised)
+    # After the restart relay.zz's log (from another session) lacks it, relay.ch's too.
+    second = PathAudit(relays, bound_ms=1000, raised=store.path_alarms())
+    _log(second, "relay.ae", 0, 1, 5000)
+    for relay in relays:
+        second.contact(relay, 5999)
+    (alarm,) = second.check(6000)
+    assert alarm.text == "path-omits" and alarm.params["relay"] == "relay.zz"
+    store.close()
