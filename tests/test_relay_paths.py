@@ -182,3 +182,38 @@ def test_junk_a_relay_logs_cannot_make_the_audit_name_the_honest_relay(
     omits = [a for a in ru.store.alarms() if a.kind == AlarmKind.PATH]
     assert omits == [], [(a.params["sender"], a.params["index"]) for a in omits]
     assert ru.store.path_alarms() == []
+
+
+def test_a_revocation_a_relay_logs_where_it_counts_for_nothing_is_still_owed_to_it(
+    world: World, tmp_path: Path
+) -> None:
+    """relay.ch logs us's revocation before the certificate it revokes (there it revokes
+    nothing: the key is usable in relay.ch's log from the certificate on). The station
+    must not take that for relay.ch having logged it: it stays owed (sent again at every
+    session) and the audit names relay.ch for leaving it out."""
+    now = [time.time()]
+    roster, ae_key, ch_key = _two_relay_roster(world)
+    ae = _relay(roster, ae_key, world, tmp_path)
+    ch = RelayCore(SqliteRelayStore(tmp_path / "relay.ch.db"), roster, ch_key)
+    ch.register_certificate(world.certs["ru"].encode())
+    revocation = world.parties["us"].revoke(world.certs["us"], int(now[0]), "rotated").encode()
+    us = StationCore(
+        StationStore(tmp_path / "us.db"),
+        world.stations["us"],
+        world.certs["us"],
+        roster,
+        lambda: now[0],
+    )
+    us.add_statements([c.encode() for c in world.certs.values()], [])
+    digest = us.submit_key_event("revocation", revocation)
+    ch._log_statement(revocation, [CH])
+    ch.register_certificate(world.certs["us"].encode())
+    ae.register_revocation(revocation)
+    us.on_entries(_frame(ch, 0), relay="relay.ch")
+    us.on_entries(_frame(ae, 0), relay="relay.ae")
+    assert us.key_events_owed("relay.ae") == []
+    assert [o.hash for o in us.key_events_owed("relay.ch")] == [digest]
+    now[0] += 3600
+    us.audit_paths({"relay.ae": us.now_ms(), "relay.ch": us.now_ms()})
+    named = [a.params for a in us.store.alarms() if a.kind == AlarmKind.PATH]
+    assert [(p["relay"], p["hash"]) for p in named] == [("relay.ch", digest.hex()[:16])]

@@ -13,9 +13,10 @@ keeps the revoked key usable in its log. Each key event is owed, durably, to eac
   relay logs a statement once, so sending it again changes nothing.
 
 Either is owed no more once the station has taken it from that relay's log (verified
-like every entry), not on the relay's word: a relay that answers ``ok`` and leaves the
-event out is sent it again at every session, and named by the path audit (pathaudit.py:
-key events are entries like any other).
+like every entry, and holding there: a revocation logged before the certificate it
+revokes counts for nothing in that log), not on the relay's word: a relay that answers
+``ok`` and leaves the event out is sent it again at every session, and named by the path
+audit (pathaudit.py: key events are entries like any other).
 """
 
 from __future__ import annotations

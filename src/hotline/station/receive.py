@@ -111,9 +111,9 @@ def _key_event(st: Station, channel: str, index: int, raw: bytes, relay_ms: int)
         _unreadable(st, channel, index, raw, "a key event", f"{type(exc).__name__}: {exc}")
     valid = event is not None
     digest = env_mod.envelope_hash(raw)
-    if valid:  # bytes no party signed are not an entry the other relays owe
+    if valid:  # what fails counts for nothing in that log: neither audited nor delivered
         st.audit_logged(channel, index, digest, KEY_EVENT_SENDER, 0, st.now_ms())
-    keysubmit.seen(st, index, digest)  # if this station owed it to that relay: no more
+        keysubmit.seen(st, index, digest)  # if this station owed it to that relay: no more
     st.store.add_entry(
         Entry(
             channel,
