@@ -418,3 +418,14 @@ def test_a_second_envelope_at_one_chain_position_is_a_fork_even_where_it_is_not_
     assert not [f for f in report.failures if f.code == "path_chain"], lines(report)
     assert report.record_intact and report.faulty == ["relay.ch"]
     assert "bad_signature" in {f.code for f in report.failures}
+
+
+def test_sections_swapped_between_relays_fail_and_blame_neither_relay() -> None:
+    # Whoever holds the file puts relay.ch's log where relay.ae's stands and back.
+    doc = honest()
+    ch = doc["relays"][0]
+    for key in ("entries", "checkpoints", "consistency"):
+        doc[key], ch[key] = ch[key], doc[key]
+    report = verify(doc)
+    assert report.verdict == Verdict.FAILED and not report.record_intact
+    assert report.faulty == [] and all(f.relay is None for f in report.failures), lines(report)
