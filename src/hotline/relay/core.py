@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from .. import envelope as env_mod
-from .. import frames
+from .. import frames, hybrid
 from ..errors import (
     HotlineError,
     Malformed,
@@ -28,7 +28,7 @@ from ..errors import (
     Unauthenticated,
     UnknownKey,
 )
-from ..keys import KeyRing, Revocation, StationCertificate
+from ..keys import KeyRing, Revocation, StationCertificate, proven_signatures
 from ..leaf import LeafKind, check_not_v1, leaf_data
 from ..merkle import TreeCache
 from ..notes import (
@@ -80,13 +80,33 @@ class Acceptance:
         )
 
 
-def _channels_of(batch: list[tuple[str, bytes]]) -> set[str]:
-    """The channels a batch posts to (what does not parse is refused later, lock-free)."""
-    channels = set()
-    for _station, raw in batch:
-        with contextlib.suppress(HotlineError):
-            channels.add(env_mod.parse(raw).channel)
-    return channels
+Triple = tuple[bytes, bytes, bytes]  # (key, signature, SHA-256 of the signed bytes)
+
+
+class Proven:
+    """Envelope signatures checked before a batch takes its channels' locks."""
+
+    def __init__(self, triples: set[Triple]) -> None:
+        self.triples = triples
+
+    def holds(self, signing: bytes, signature: bytes, digest: bytes) -> bool:
+        return (signing, signature, digest) in self.triples
+
+
+def _proof(env: env_mod.Envelope, certs: list[StationCertificate]) -> Triple | None:
+    """The signature of ``env`` as a triple, if one of ``certs`` (the sender's) signed it."""
+    signed = env.signed_part
+    for cert in certs:
+        if cert.version != env.version:
+            continue
+        if env.version == env_mod.VERSION_V2:
+            assert cert.pq_signing is not None  # a version-2 certificate has both keys
+            if hybrid.verify(cert.signing, cert.pq_signing, signed, env.signature):
+                key = cert.signing + cert.pq_signing
+                return key, env.signature, hashlib.sha256(signed).digest()
+        elif cert.verify(signed, env.signature):
+            return cert.signing, env.signature, hashlib.sha256(signed).digest()
+    return None
 
 
 def answer(request_id: frames.RequestId, result: Acceptance | HotlineError) -> frames.RelayFrame:
@@ -185,6 +205,7 @@ class RelayCore:
         self.tree = TreeCache(store.nodes)
         self._senders: dict[tuple[str, str], tuple[int, bytes]] = {}
         self._key_events: list[StoredEntry] = []  # logged, not yet pushed
+        self._parsed: dict[bytes, env_mod.Envelope] = {}  # the batch being accepted
         self._last_ms = 0
         for channel in roster.channels:
             self._last_ms = max(self._last_ms, self._latest_time(channel))
@@ -391,7 +412,7 @@ class RelayCore:
     # --- the log -------------------------------------------------------------
 
     def _check(self, station: str, raw: bytes, now_s: int) -> env_mod.Envelope:
-        env = env_mod.parse(raw)
+        env = self._parsed.get(raw) or env_mod.parse(raw)
         if env.sender != station:
             raise NotAuthorized(
                 f"station {station} may not post as {env.sender}", channel=env.channel
@@ -410,7 +431,35 @@ class RelayCore:
         One transaction for the batch, one checkpoint per channel it touched.
         Each envelope gets its acceptance or its own error; a refused envelope
         changes nothing stored.
+
+        The signatures (most of the work) are checked before the channels' locks are
+        taken, so that another relay process on the same database appends meanwhile;
+        under the locks, every rule is decided as before, the arithmetic of a signature
+        found valid here only not redone (``keys.proven_signatures``).
         """
+        self._parsed = {}
+        for _station, raw in batch:  # what does not parse is refused in _check
+            with contextlib.suppress(HotlineError):
+                self._parsed[raw] = env_mod.parse(raw)
+        try:
+            with proven_signatures(self._prove(batch)):
+                return self._accept(batch)
+        finally:
+            self._parsed = {}
+
+    def _prove(self, batch: list[tuple[str, bytes]]) -> Proven:
+        """The batch's envelope signatures that verify under a certificate of their sender
+        (whichever may sign when: that is for ``_check``); what fails is left to it."""
+        triples: set[Triple] = set()
+        for station, raw in batch:
+            env = self._parsed.get(raw)
+            if env is not None and env.sender == station:
+                proof = _proof(env, self.keyring.certificates.get(env.sender, []))
+                if proof is not None:
+                    triples.add(proof)
+        return Proven(triples)
+
+    def _accept(self, batch: list[tuple[str, bytes]]) -> list[Acceptance | HotlineError]:
         outcome: list[tuple[StoredEntry, bool] | HotlineError] = []
         touched: set[str] = set()
         notes: dict[str, bytes] = {}  # one checkpoint per channel answers the whole batch
@@ -419,7 +468,8 @@ class RelayCore:
                 # Several relay processes may share the store: the database serializes
                 # each channel's appends (locks taken in one order: no deadlock), and the
                 # time is read once they are held, so entry times never go back.
-                self.hold(sorted(_channels_of(batch) & self.roster.channels.keys()))
+                channels = {env.channel for env in self._parsed.values()}
+                self.hold(sorted(channels & self.roster.channels.keys()))
                 now_ms = self.now_ms()
                 for station, raw in batch:
                     try:
