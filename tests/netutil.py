@@ -177,15 +177,14 @@ class Cluster:
         }
         self.clients: dict[str, StationClient] = {}
         # Independent relays beside relay.ae: each its own process, key and database.
-        own_db = {n: ("--database", url) for n, url in (more_databases or {}).items()}
-        self.more_relays = {
-            name: Proc(
-                ["relay", "serve", "--dir", str(d), "--port", str(port), *own_args]
-                + list(own_db.get(name, ())),
+        self.more_relays: dict[str, Proc] = {}
+        dbs = more_databases or {}
+        for name, (d, port) in self.net.more_relays.items():
+            own_db = ("--database", dbs[name]) if name in dbs else ()
+            self.more_relays[name] = Proc(
+                ["relay", "serve", "--dir", str(d), "--port", str(port), *own_args, *own_db],
                 root / f"{name}.log",
             )
-            for name, (d, port) in self.net.more_relays.items()
-        }
 
     def start(self) -> Cluster:
         self.start_relay()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline import frames, hybrid
+from hotline import frames
 from hotline.envelope import ZERO_HASH, decrypt_with_key, envelope_hash, parse, seal
 from hotline.errors import (
     BadInput,
@@ -194,45 +194,3 @@ def test_a_body_that_does_not_decrypt_is_a_decryption_failure(world: World) -> N
     assert isinstance(info.value, VerificationFailed)
     assert not isinstance(info.value, BadSignature)
     assert info.value.code == "decryption_failed" and info.value.channel == "us-ru"
-
-
-def test_signatures_are_checked_before_the_channel_locks_and_still_decide(
-    world: World, core: RelayCore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another relay process on the same database appends while this one checks a
-    batch's signatures: none is checked under the channel's lock; and a signature
-    checked ahead still decides nothing alone (a forged one is refused, once)."""
-    events: list[str] = []
-    verify, hold = hybrid.verify, core.store.hold
-
-    def counted_verify(*args: bytes) -> bool:
-        events.append("verify")
-        return verify(*args)
-
-    def counted_hold(channels: list[str]) -> dict[str, int]:
-        events.append("hold")
-        return hold(channels)
-
-    monkeypatch.setattr(hybrid, "verify", counted_verify)
-    monkeypatch.setattr(core.store, "hold", counted_hold)
-    us, recipients = world.stations["us"], [world.certs["us"], world.certs["ru"]]
-    prev, batch = ZERO_HASH, []
-    for seq in (1, 2, 3):
-        raw = seal(
-            b"x",
-            sender=us,
-            channel="us-ru",
-            seq=seq,
-            prev=prev,
-            recipients=recipients,
-            created_ms=_now(world) * 1000,
-        )
-        prev = envelope_hash(raw)
-        batch.append(("us/us-1", raw))
-    forged = bytearray(batch[2][1])
-    forged[-1] ^= 1  # the last byte of the ML-DSA-65 signature
-    batch[2] = ("us/us-1", bytes(forged))
-    results = core.accept(batch)
-    assert [type(r) for r in results] == [Acceptance, Acceptance, BadSignature]
-    # Three checked ahead, then the lock, then only the forged one again (not proven).
-    assert events == ["verify"] * 3 + ["hold", "verify"]

@@ -165,6 +165,21 @@ class PostgresRelayStore(SqlRelayStore):
     def nodes(self, channel: str) -> SqlNodes:
         return _Nodes(self, channel)
 
+    def sender_states(
+        self, pairs: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bytes]]:
+        """In one round trip (a process re-reads them each time another appended)."""
+        states = dict.fromkeys(pairs, (0, bytes(32)))
+        if pairs:
+            rows = self.execute(
+                "SELECT s.channel, s.sender, s.seq, s.hash FROM sender s JOIN "
+                "unnest(?::text[], ?::text[]) AS k(channel, sender) "
+                "ON s.channel = k.channel AND s.sender = k.sender",
+                ([c for c, _ in pairs], [s for _, s in pairs]),
+            ).fetchall()
+            states.update(((str(c), str(s)), (int(q), bytes(h))) for c, s, q, h in rows)
+        return states
+
     def put_statement(self, kind: str, key: bytes, data: bytes) -> None:
         super().put_statement(kind, key, data)
         self._events[(kind, key.hex())] = Stated(kind, key)
