@@ -80,6 +80,17 @@ class Acceptance:
         )
 
 
+def _new_entries(
+    outcome: Iterable[tuple[StoredEntry, bool] | HotlineError],
+) -> dict[str, list[StoredEntry]]:
+    """A batch's new entries (not refused, not duplicates) by channel, in log order."""
+    new: dict[str, list[StoredEntry]] = {}
+    for item in outcome:
+        if not isinstance(item, HotlineError) and not item[1]:
+            new.setdefault(item[0].channel, []).append(item[0])
+    return new
+
+
 def answer(request_id: frames.RequestId, result: Acceptance | HotlineError) -> frames.RelayFrame:
     """The answer to one posted envelope."""
     if isinstance(result, HotlineError):
@@ -438,6 +449,12 @@ class RelayCore:
                         outcome.append(self._accept_one(station, raw, now_ms, touched))
                     except HotlineError as exc:
                         outcome.append(exc)
+                # The push of a batch larger than one frame is cut (frames.fitting); each
+                # piece ends at a checkpoint, signed here in this transaction (else each
+                # was signed on demand, one more transaction and durable commit each).
+                for channel, new in _new_entries(outcome).items():
+                    for piece in list(frames.fitting(new))[:-1]:
+                        self._sign(channel, now_ms, piece[-1].index + 1)
                 for channel in touched:
                     notes[channel] = self._sign(channel, now_ms)
         except BaseException:
@@ -500,11 +517,14 @@ class RelayCore:
             state = self._senders[(channel, sender)] = self.store.sender_state(channel, sender)
         return state
 
-    def _sign(self, channel: str, now_ms: int) -> bytes:
+    def _sign(self, channel: str, now_ms: int, size: int | None = None) -> bytes:
+        """Sign the channel at ``size`` (default: all of it), at ``now_ms``: the time of
+        the batch, so of every entry it appended."""
         tree = self.tree(channel)
-        cp = Checkpoint(self.roster.origin(channel), tree.size, tree.root(), (f"time {now_ms}",))
+        n = tree.size if size is None else size
+        cp = Checkpoint(self.roster.origin(channel), n, tree.root(n), (f"time {now_ms}",))
         note = sign_checkpoint(cp, self.log_key).encode()
-        self.store.add_checkpoint(channel, tree.size, note)
+        self.store.add_checkpoint(channel, n, note)
         return note
 
     def _sign_now(self, channel: str, size: int) -> bytes:
