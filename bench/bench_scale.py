@@ -45,7 +45,7 @@ def build(parties: int) -> tuple[Roster, NoteSigner, dict[str, StationKey], dict
     }
     text = roster_text(
         "scale",
-        {n: {"root": k.verifier.encode(), "language": "en"} for n, k in keys.items()},
+        {n: {**k.public_keys(), "language": "en"} for n, k in keys.items()},
         channels,
         relay.verifier.encode(),
     )

@@ -141,7 +141,10 @@ class Cluster:
         database: str | None = None,
         post_quantum: bool = True,
         extra_relays: tuple[str, ...] = (),
+        more_databases: dict[str, str] | None = None,
     ) -> None:
+        """``more_databases``: an independent relay's own PostgreSQL (by name; the others
+        keep their own SQLite)."""
         ports = free_ports(8 + len(extra_relays))
         own_args = relay_args  # an independent relay keeps its own (SQLite) database
         idents = [
@@ -174,13 +177,14 @@ class Cluster:
         }
         self.clients: dict[str, StationClient] = {}
         # Independent relays beside relay.ae: each its own process, key and database.
-        self.more_relays = {
-            name: Proc(
-                ["relay", "serve", "--dir", str(d), "--port", str(port), *own_args],
+        self.more_relays: dict[str, Proc] = {}
+        dbs = more_databases or {}
+        for name, (d, port) in self.net.more_relays.items():
+            own_db = ("--database", dbs[name]) if name in dbs else ()
+            self.more_relays[name] = Proc(
+                ["relay", "serve", "--dir", str(d), "--port", str(port), *own_args, *own_db],
                 root / f"{name}.log",
             )
-            for name, (d, port) in self.net.more_relays.items()
-        }
 
     def start(self) -> Cluster:
         self.start_relay()

@@ -33,12 +33,15 @@ def _cluster(
     audit_seconds: float = 60,
     ch_mode: str | None = None,
     database: str | None = None,
+    ch_database: str | None = None,
 ) -> Cluster:
     """us-1 and ru-1 on relay.ae and relay.ch; ``ch_mode``: relay.ch is tests/liar.py's;
-    ``database``: relay.ae's PostgreSQL (relay.ch keeps its own SQLite: another host)."""
+    ``database``, ``ch_database``: relay.ae's and relay.ch's own PostgreSQL (two schemas:
+    two hosts, each its own database; by default each its own SQLite)."""
     c = Cluster(
         root,
         database=database,
+        more_databases={"relay.ch": ch_database} if ch_database else None,
         stations={"us": ["us-1"], "ru": ["ru-1"]},
         channels={CHANNEL: {"members": ["us", "ru"], "link_test_seconds": 2}},
         relay_args=("--rate", "100000"),
@@ -71,11 +74,13 @@ def _start(c: Cluster) -> Cluster:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def two(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    schema = _database(request.param)
-    c = _start(_cluster(tmp_path, database=next(schema)))
+    """Both relays on SQLite, or both on PostgreSQL (each its own schema)."""
+    ae, ch = _database(request.param), _database(request.param)
+    c = _start(_cluster(tmp_path, database=next(ae), ch_database=next(ch)))
     yield c
     c.close()
-    schema.close()  # drops a PostgreSQL schema
+    ae.close()  # drop the PostgreSQL schemas
+    ch.close()
 
 
 def _received(c: Cluster, ident: str, sender: str) -> list[int]:

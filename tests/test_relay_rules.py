@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,3 +195,43 @@ def test_a_body_that_does_not_decrypt_is_a_decryption_failure(world: World) -> N
     assert isinstance(info.value, VerificationFailed)
     assert not isinstance(info.value, BadSignature)
     assert info.value.code == "decryption_failed" and info.value.channel == "us-ru"
+
+
+def test_a_batch_larger_than_one_push_frame_is_logged_signed_and_pushed_in_one_transaction(
+    world: World, core: RelayCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each piece of the push of a large batch ends at a checkpoint signed with the
+    batch, not on demand afterwards (one more transaction and durable commit a piece)."""
+    us, recipients = world.stations["us"], [world.certs["us"], world.certs["ru"]]
+    body, prev, batch = os.urandom(8 * 1024), ZERO_HASH, []
+    for seq in range(1, 121):
+        raw = seal(
+            body,
+            sender=us,
+            channel="us-ru",
+            seq=seq,
+            prev=prev,
+            recipients=recipients,
+            created_ms=_now(world) * 1000,
+        )
+        prev = envelope_hash(raw)
+        batch.append(("us/us-1", raw))
+    transactions = 0
+    opened = core.store.transaction
+
+    def counted() -> Any:
+        nonlocal transactions
+        transactions += 1
+        return opened()
+
+    monkeypatch.setattr(core.store, "transaction", counted)
+    results = core.accept(batch)
+    pushes = core.pushes(results)
+    assert all(isinstance(r, Acceptance) for r in results)
+    assert len(pushes) > 1  # the batch does not fit one frame
+    assert transactions == 1
+    # Every piece still ends at the relay's signed checkpoint of its size, with a proof.
+    for push in pushes:
+        size = push.start + len(push.entries)
+        assert push.checkpoint == core.store.checkpoint("us-ru", size)
+        assert push.entries[-1].index == size - 1

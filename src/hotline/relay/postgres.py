@@ -45,13 +45,33 @@ CREATE TABLE IF NOT EXISTS statement (
 """
 
 
-ROWS_PER_INSERT = 1000  # rows of one multi-row INSERT (PostgreSQL takes 65,535 parameters)
+# A batch's appends, one statement a table: each column is one array parameter, so
+# the statement's text is the same for any number of rows (psycopg converts it once and
+# PostgreSQL can keep it prepared), unlike a multi-row VALUES list.
+_NODES = (
+    "INSERT INTO node (channel, level, idx, hash) "
+    "SELECT * FROM unnest(%b::text[], %b::smallint[], %b::bigint[], %b::bytea[])"
+)
+_ENTRIES = (
+    "INSERT INTO entry (channel, idx, envelope, hash, sender, seq, relay_ms) "
+    "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bytea[], %b::bytea[], %b::text[], "
+    "%b::bigint[], %b::bigint[])"
+)
+_SIZES = (
+    "INSERT INTO channel (name, size) SELECT * FROM unnest(%b::text[], %b::bigint[]) "
+    "ON CONFLICT (name) DO UPDATE SET size=excluded.size"
+)
+_SENDERS = (
+    "INSERT INTO sender (channel, sender, seq, hash) "
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bytea[]) "
+    "ON CONFLICT (channel, sender) DO UPDATE SET seq=excluded.seq, hash=excluded.hash"
+)
 
 
 @dataclass
 class _Pending:
-    """A transaction's appends, written in a few multi-row statements (before any read,
-    and at commit) instead of four statements per envelope."""
+    """A transaction's appends, written in one statement a table (before any read, and
+    at commit) instead of four statements per envelope."""
 
     nodes: list[tuple[str, int, int, bytes]] = field(default_factory=list)
     entries: list[tuple[str, int, bytes, bytes, str, int, int]] = field(default_factory=list)
@@ -108,22 +128,10 @@ class PostgresRelayStore(SqlRelayStore):
 
     def _flush(self) -> None:
         p, self._pending = self._pending, _Pending()
-        _insert(self.conn, "node (channel, level, idx, hash)", "", p.nodes)
-        _insert(
-            self.conn, "entry (channel, idx, envelope, hash, sender, seq, relay_ms)", "", p.entries
-        )
-        _insert(
-            self.conn,
-            "channel (name, size)",
-            "ON CONFLICT (name) DO UPDATE SET size=excluded.size",
-            list(p.sizes.items()),
-        )
-        _insert(
-            self.conn,
-            "sender (channel, sender, seq, hash)",
-            "ON CONFLICT (channel, sender) DO UPDATE SET seq=excluded.seq, hash=excluded.hash",
-            [(c, s, seq, h) for (c, s), (seq, h) in p.senders.items()],
-        )
+        _insert(self.conn, _NODES, p.nodes)
+        _insert(self.conn, _ENTRIES, p.entries)
+        _insert(self.conn, _SIZES, list(p.sizes.items()))
+        _insert(self.conn, _SENDERS, [(c, s, seq, h) for (c, s), (seq, h) in p.senders.items()])
 
     def add_entry(self, e: StoredEntry) -> None:
         p = self._pending
@@ -157,6 +165,21 @@ class PostgresRelayStore(SqlRelayStore):
     def nodes(self, channel: str) -> SqlNodes:
         return _Nodes(self, channel)
 
+    def sender_states(
+        self, pairs: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bytes]]:
+        """In one round trip (a process re-reads them each time another appended)."""
+        states = dict.fromkeys(pairs, (0, bytes(32)))
+        if pairs:
+            rows = self.execute(
+                "SELECT s.channel, s.sender, s.seq, s.hash FROM sender s JOIN "
+                "unnest(?::text[], ?::text[]) AS k(channel, sender) "
+                "ON s.channel = k.channel AND s.sender = k.sender",
+                ([c for c, _ in pairs], [s for _, s in pairs]),
+            ).fetchall()
+            states.update(((str(c), str(s)), (int(q), bytes(h))) for c, s, q, h in rows)
+        return states
+
     def put_statement(self, kind: str, key: bytes, data: bytes) -> None:
         super().put_statement(kind, key, data)
         self._events[(kind, key.hex())] = Stated(kind, key)
@@ -165,16 +188,10 @@ class PostgresRelayStore(SqlRelayStore):
         self.conn.close()
 
 
-def _insert(conn: psycopg.Connection[Any], into: str, tail: str, rows: Sequence[Any]) -> None:
-    """``INSERT INTO {into} VALUES (..), (..) {tail}``, a thousand rows a statement."""
-    if not rows:
-        return
-    one = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
-    for i in range(0, len(rows), ROWS_PER_INSERT):
-        chunk = rows[i : i + ROWS_PER_INSERT]
-        values = ", ".join([one] * len(chunk))
-        args = [v for row in chunk for v in row]
-        conn.execute(f"INSERT INTO {into} VALUES {values} {tail}", args)
+def _insert(conn: psycopg.Connection[Any], sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """One of the statements above, with ``rows`` given column by column."""
+    if rows:
+        conn.execute(sql, [list(column) for column in zip(*rows, strict=True)])
 
 
 class _Nodes(SqlNodes):

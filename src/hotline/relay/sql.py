@@ -53,6 +53,12 @@ class SqlRelayStore:
         ).fetchone()
         return (int(row[0]), bytes(row[1])) if row else (0, bytes(32))
 
+    def sender_states(
+        self, pairs: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bytes]]:
+        """``sender_state`` of each (channel, sender)."""
+        return {(c, s): self.sender_state(c, s) for c, s in pairs}
+
     def find_hash(self, channel: str, digest: bytes) -> StoredEntry | None:
         row = self.execute(f"{_ENTRY} WHERE channel=? AND hash=?", (channel, digest)).fetchone()
         return _entry(channel, row) if row else None
