@@ -37,9 +37,14 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+# How long a step of the scenario may take before the demo gives up: a step takes well
+# under a second on a quiet machine, but the demo also runs on busy ones (and in tests).
+STEP_WAIT_S = 120.0
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(STEP_WAIT_S):
             while not await check():
                 await asyncio.sleep(0.05)
     except TimeoutError:
@@ -151,7 +156,7 @@ async def _send(
             return False
         return True
 
-    await _until(accepted_by_station, 30, "recipients known")
+    await _until(accepted_by_station, "recipients known")
     return queued
 
 
@@ -167,7 +172,7 @@ async def _index_at(client: StationClient, channel: str, digest: str) -> int:
                 return True
         return False
 
-    await _until(there, 30, "message arrived")
+    await _until(there, "message arrived")
     return found[0]
 
 
@@ -188,7 +193,7 @@ async def _scenario(
                 return False
         return True
 
-    await _until(connected, 30, "stations connected")
+    await _until(connected, "stations connected")
     say("relay and stations up; a station sends to another once it verified its certificate\n")
 
     seqs: dict[int, tuple[int, str]] = {}  # log index -> (seq, hash), as the sender saw it
@@ -204,7 +209,7 @@ async def _scenario(
                 index.append(sent["index"])
             return bool(index)
 
-        await _until(logged, 20, "accepted")
+        await _until(logged, "accepted")
         seqs[index[0]] = (queued["seq"], queued["hash"])
         return index[0]
 
@@ -263,7 +268,7 @@ async def _scenario(
     async def acked() -> bool:
         return bool((await ru_state()).get("acknowledged"))
 
-    await _until(acked, 20, "ack at us")
+    await _until(acked, "ack at us")
     state = await ru_state()
     say(
         f"us sees: delivered to {state['delivered']['station']}, acknowledged by "
@@ -274,7 +279,7 @@ async def _scenario(
         state = (await _call(us.sent_message, "us-ru-ua", seqs[i1][0]))["recipients"]
         return bool(state) and all(v.get("delivered") for v in state.values())
 
-    await _until(delivered_everywhere, 20, "notice delivered")
+    await _until(delivered_everywhere, "notice delivered")
     say("us sees the deconfliction notice delivered to ru and ua (signed receipts in the log)")
 
 
