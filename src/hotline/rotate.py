@@ -14,8 +14,9 @@ The steps, run beside a serving station by someone holding the party root:
    old key has been logged, so none is refused once the old key is revoked;
 5. revoke the old key (``replaced_by`` the new one): the station owes the revocation to
    every relay, durably (its store: a restart keeps it), and each link hands it over
-   once what the old key signed is logged there; logged, it takes effect at its
-   position, after everything the old key signed. The command waits a while for every
+   once what was posted before it is logged there (and, at a relay that missed an
+   earlier rotation, after the certificate of the key it revokes); logged, it takes
+   effect at its position, after everything the old key signed. The command waits a while for every
    relay to log it and reports, per relay, what is logged and what is still pending (a
    relay down now gets it when the station next links to it).
 """
