@@ -10,6 +10,7 @@ logs built by tests/logbuild.py; the property test checks keyhistory against a m
 from __future__ import annotations
 
 import copy
+import hashlib
 import sqlite3
 import time
 from pathlib import Path
@@ -430,3 +431,27 @@ def test_a_station_owes_its_revocation_until_it_takes_it_from_the_log(
     other = world.parties["ru"].revoke(world.certs["ru"], int(time.time()), "not yours")
     with pytest.raises(HotlineError):
         us.submit_key_event("revocation", other.encode())
+
+
+def test_a_relay_logs_an_expired_certificate_at_hello_so_its_revocation_can_follow(
+    world: World, tmp_path: Path
+) -> None:
+    """What station/register.py relies on for a relay that missed a rotation: a
+    certificate whose validity has ended, presented in a hello its key signs, is logged
+    (before the relay finds the key not usable now and refuses the session), so the
+    revocation of that key, which refers to it, is taken and logged after it."""
+    relay = _relay(world, tmp_path)
+    us = world.parties["us"]
+    old = StationKey.generate("us", "us-1")
+    now = int(time.time())
+    expired = us.certify(old, now - 7200, now - 3600)
+    message = frames.auth_message(bytes(32), old.ident, bytes(32))
+    with pytest.raises(HotlineError):
+        relay.authenticate(expired.encode(), message, old.signing.sign(message))
+    digest = hashlib.sha256(expired.encode()).digest()
+    certified = relay.store.find_hash(CHANNEL, digest)
+    assert certified is not None
+    revocation = us.revoke(expired, now, "rotated", replaced_by=world.certs["us"])
+    relay.register_revocation(revocation.encode())
+    revoked = relay.store.find_hash(CHANNEL, hashlib.sha256(revocation.encode()).digest())
+    assert revoked is not None and revoked.index > certified.index
