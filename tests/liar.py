@@ -46,7 +46,7 @@ from hotline.run import serve_relay
 
 # What "badframe" sends the target once, in place of a certificates frame: an op the
 # station knows, without any of its fields.
-SLOW_S = 2.0  # how late a slow relay takes each post
+SLOW_S = 5.0  # how late a slow relay takes each post
 BAD_FRAME = '{"op":"accepted"}'
 
 

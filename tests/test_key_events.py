@@ -32,7 +32,7 @@ from hotline.roster import open_roster, roster_text, sign_roster
 from hotline.station.alarms import AlarmKind
 from hotline.station.core import StationCore
 from hotline.station.export import export
-from hotline.station.store import StationStore
+from hotline.station.store import OutboxItem, StationStore
 from hotline.transcript import verify
 
 from .conftest import World
@@ -455,3 +455,39 @@ def test_a_relay_logs_an_expired_certificate_at_hello_so_its_revocation_can_foll
     relay.register_revocation(revocation.encode())
     revoked = relay.store.find_hash(CHANNEL, hashlib.sha256(revocation.encode()).digest())
     assert revoked is not None and revoked.index > certified.index
+
+
+def test_a_revocation_waits_for_what_was_posted_before_it_and_for_its_certificate(
+    world: World, tmp_path: Path
+) -> None:
+    """The rule of station/keysubmit.due, in-process: a revocation may go once every
+    envelope made before it was submitted is taken (posts made after it do not hold it
+    back: a link never idle), and once the certificate of the key it revokes is logged at
+    that relay (one this station submitted and the relay has not logged holds it back)."""
+    relay = _relay(world, tmp_path)
+    us = _station(world, tmp_path, "us")
+    party = world.parties["us"]
+    before = us.send(CHANNEL, body_mod.Text("en", "before"))
+    now = int(time.time())
+    revocation = party.revoke(world.certs["us"], now, "rotated").encode()
+    digest = us.submit_key_event("revocation", revocation)
+    time.sleep(0.01)  # the watermark is the station's clock: "after" is made later
+    after = us.send(CHANNEL, body_mod.Text("en", "after"))  # made after it
+    assert us.key_events_due() == []  # "before" is not taken yet
+
+    def taken(item: OutboxItem) -> None:
+        result = relay.accept([(us.ident, item.envelope)])[0]
+        assert isinstance(result, Acceptance), result
+        us.on_accepted(frames.decode_relay_frame(frames.encode_frame(result.frame(None))))
+
+    taken(before)
+    assert [s.hash for s in us.key_events_due()] == [digest]  # "after" not taken: no matter
+    taken(after)
+    # A key certified by this station's submission and not logged yet: its revocation waits.
+    later = StationKey.generate("us", "us-1")
+    cert = party.certify(later, now - 60, now + 3600)
+    cert_digest = us.submit_key_event("certificate", cert.encode())
+    second = us.submit_key_event("revocation", party.revoke(cert, now, "rotated").encode())
+    assert second not in [s.hash for s in us.key_events_due()]
+    us.store.key_event_logged(us.relays[0], cert_digest, us.now_ms())
+    assert second in [s.hash for s in us.key_events_due()]
