@@ -491,3 +491,26 @@ def test_a_revocation_waits_for_what_was_posted_before_it_and_for_its_certificat
     assert second not in [s.hash for s in us.key_events_due()]
     us.store.key_event_logged(us.relays[0], cert_digest, us.now_ms())
     assert second in [s.hash for s in us.key_events_due()]
+
+
+def test_a_relay_that_never_met_a_key_is_owed_its_certificate_before_its_revocation(
+    world: World, tmp_path: Path
+) -> None:
+    """A relay down for the whole life of a key (k0, rotated to k1 before the relay ever
+    came up) refuses k0's revocation (``unknown_key``): the station then owes it k0's
+    certificate, to hand over first in a session of k0 (from its retired keys), and holds
+    the revocation back until that relay has logged it."""
+    us = _station(world, tmp_path, "us")
+    party = world.parties["us"]
+    old = world.certs["us"]
+    now = int(time.time())
+    key = StationKey.generate("us", "us-1")
+    us.switch_key(key, party.certify(key, now - 60, now + 3600), [])
+    digest = us.submit_key_event("revocation", party.revoke(old, now, "rotated").encode())
+    assert us.certificates_owed() == []
+    us.key_event_refused(None, digest, UnknownKey("no certificate of that key here"))
+    ((held, owed),) = us.certificates_owed()
+    assert held.signing_public == old.signing and owed.data == old.encode()
+    assert digest not in [s.hash for s in us.key_events_due()]
+    us.store.key_event_logged(us.relays[0], owed.hash, us.now_ms())
+    assert digest in [s.hash for s in us.key_events_due()]

@@ -51,7 +51,7 @@ def _refused(url: str, roster: Roster, key: StationKey, cert: StationCertificate
         return False
 
 
-def _rotate(c: Cluster, us_dir: Path) -> subprocess.CompletedProcess[str]:
+def _rotate(c: Cluster, us_dir: Path, drain: int = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -64,7 +64,7 @@ def _rotate(c: Cluster, us_dir: Path) -> subprocess.CompletedProcess[str]:
             "--party-dir",
             str(c.net.root / "parties" / "us"),
             "--drain-timeout",
-            "120",
+            str(drain),
             "--confirm-timeout",
             "5",
         ],
@@ -321,7 +321,7 @@ def test_a_link_never_idle_still_hands_over_the_revocation(tmp_path: Path) -> No
         streamer = threading.Thread(target=stream, daemon=True)
         streamer.start()
         wait_for(lambda: len(sent) >= 10, what="the stream under way")
-        rotate = _rotate(c, us_dir)
+        rotate = _rotate(c, us_dir, drain=5)  # the outbox may never be empty: no matter
         assert rotate.returncode == 0, rotate.stdout + rotate.stderr
         old_key = _held_key(us_dir, old_cert)
         for url in urls:

@@ -170,6 +170,8 @@ class StationCore:
         name = self.state.relays[self.state.position(relay)]
         with self.store.transaction():
             self.store.key_event_refused(name, digest, f"{error.code}: {error}")
+            if error.code == "unknown_key":  # it lacks the revoked key's certificate
+                keysubmit.certificate_missing(self.state, name, digest)
 
     def key_events_view(self) -> list[dict[str, Any]]:
         return keysubmit.view(self.state)

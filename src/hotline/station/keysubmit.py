@@ -123,6 +123,26 @@ def certificates_owed(st: Station, relay: str) -> list[tuple[StationKey, KeySubm
     return out
 
 
+def certificate_missing(st: Station, relay: str, digest: bytes) -> None:
+    """``relay`` refused the revocation ``digest`` for want of the certificate of the key
+    it revokes (that key never met it: the relay was down for all of its time): if it is
+    one of this station's own keys, owe ``relay`` that certificate, handed over first
+    (``certificates_owed``, from ``retired/``) and then the revocation again."""
+    root = st.roster.parties[st.party].root
+    for s in st.store.key_submissions(relay, pending=True):
+        if s.hash != digest or s.kind != "revocation":
+            continue
+        revocation = parse_revocation(s.data, root)
+        if revocation.ident != st.ident:
+            return
+        for cert in st.keyring.certificates_of(st.ident):
+            if cert.signing == revocation.signing:
+                data = cert.encode()
+                st.store.submit_key_event(
+                    [relay], "certificate", data, hashlib.sha256(data).digest(), st.now_ms()
+                )
+
+
 def request_id(digest: bytes) -> str:
     return REQUEST_PREFIX + digest.hex()
 
