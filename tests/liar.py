@@ -19,6 +19,8 @@ nolink   carries no link test to or from the target (everything else honestly): 
          target's path through this relay is down, its other paths up (issue 13)
 omitrevoke answers ok to every revocation and never logs one: the revoked key stays
          usable in its log; with several relays, the path audit names it (issue 13)
+slow     honest, but takes every post SLOW_S late (each in its own task, in the order
+         posted): a station sending steadily always has posts in flight to it
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import replace
 
 from hotline import envelope as env_mod
 from hotline import frames
+from hotline.errors import HotlineError
 from hotline.home import load_relay_key, load_roster
 from hotline.keys import Revocation
 from hotline.leaf import LeafKind, leaf_data
@@ -43,6 +46,7 @@ from hotline.run import serve_relay
 
 # What "badframe" sends the target once, in place of a certificates frame: an op the
 # station knows, without any of its fields.
+SLOW_S = 5.0  # how late a slow relay takes each post
 BAD_FRAME = '{"op":"accepted"}'
 
 
@@ -98,6 +102,7 @@ class LyingRelay(Relay):
         self.real_next: dict[str, int] = {}  # the next index of the true log to take
         self.victim: set[bytes] = set()
         self.omit_seen: set[bytes] = set()  # us/us-1's messages posted (mode omit)
+        self.late: set[asyncio.Task[None]] = set()  # posts held back (mode slow)
         self.us_messages = 0
         self._posted: dict[str, bytes] = {}
         self._requested: dict[str, int] = {}
@@ -228,6 +233,11 @@ class LyingRelay(Relay):
             and isinstance(frame, frames.Link)
         ):
             return  # never forwarded from the target
+        if self.mode == "slow" and isinstance(frame, frames.Post):
+            task = asyncio.create_task(self._late(conn, frame))
+            self.late.add(task)
+            task.add_done_callback(self.late.discard)
+            return
         if self.mode == "omitrevoke" and isinstance(frame, frames.Revoke):
             conn.send(frames.encode_frame(frames.Ok(frame.id)))  # "logged": it is not
             return
@@ -249,6 +259,13 @@ class LyingRelay(Relay):
                 case frames.Sync(channel=channel, start=start):
                     self._requested[channel] = start
         await super()._dispatch(conn, frame)
+
+    async def _late(self, conn: Connection, frame: frames.Post) -> None:
+        await asyncio.sleep(SLOW_S)
+        try:
+            await super()._dispatch(conn, frame)
+        except HotlineError as exc:
+            conn.send(frames.encode_frame(frames.ErrorReply.of(frame.id, exc)))
 
 
 def main() -> None:

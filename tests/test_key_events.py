@@ -10,6 +10,7 @@ logs built by tests/logbuild.py; the property test checks keyhistory against a m
 from __future__ import annotations
 
 import copy
+import hashlib
 import sqlite3
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from hotline.roster import open_roster, roster_text, sign_roster
 from hotline.station.alarms import AlarmKind
 from hotline.station.core import StationCore
 from hotline.station.export import export
-from hotline.station.store import StationStore
+from hotline.station.store import OutboxItem, StationStore
 from hotline.transcript import verify
 
 from .conftest import World
@@ -430,3 +431,86 @@ def test_a_station_owes_its_revocation_until_it_takes_it_from_the_log(
     other = world.parties["ru"].revoke(world.certs["ru"], int(time.time()), "not yours")
     with pytest.raises(HotlineError):
         us.submit_key_event("revocation", other.encode())
+
+
+def test_a_relay_logs_an_expired_certificate_at_hello_so_its_revocation_can_follow(
+    world: World, tmp_path: Path
+) -> None:
+    """What station/register.py relies on for a relay that missed a rotation: a
+    certificate whose validity has ended, presented in a hello its key signs, is logged
+    (before the relay finds the key not usable now and refuses the session), so the
+    revocation of that key, which refers to it, is taken and logged after it."""
+    relay = _relay(world, tmp_path)
+    us = world.parties["us"]
+    old = StationKey.generate("us", "us-1")
+    now = int(time.time())
+    expired = us.certify(old, now - 7200, now - 3600)
+    message = frames.auth_message(bytes(32), old.ident, bytes(32))
+    with pytest.raises(HotlineError):
+        relay.authenticate(expired.encode(), message, old.signing.sign(message))
+    digest = hashlib.sha256(expired.encode()).digest()
+    certified = relay.store.find_hash(CHANNEL, digest)
+    assert certified is not None
+    revocation = us.revoke(expired, now, "rotated", replaced_by=world.certs["us"])
+    relay.register_revocation(revocation.encode())
+    revoked = relay.store.find_hash(CHANNEL, hashlib.sha256(revocation.encode()).digest())
+    assert revoked is not None and revoked.index > certified.index
+
+
+def test_a_revocation_waits_for_what_was_posted_before_it_and_for_its_certificate(
+    world: World, tmp_path: Path
+) -> None:
+    """The rule of station/keysubmit.due, in-process: a revocation may go once every
+    envelope made before it was submitted is taken (posts made after it do not hold it
+    back: a link never idle), and once the certificate of the key it revokes is logged at
+    that relay (one this station submitted and the relay has not logged holds it back)."""
+    relay = _relay(world, tmp_path)
+    us = _station(world, tmp_path, "us")
+    party = world.parties["us"]
+    before = us.send(CHANNEL, body_mod.Text("en", "before"))
+    now = int(time.time())
+    revocation = party.revoke(world.certs["us"], now, "rotated").encode()
+    digest = us.submit_key_event("revocation", revocation)
+    time.sleep(0.01)  # the watermark is the station's clock: "after" is made later
+    after = us.send(CHANNEL, body_mod.Text("en", "after"))  # made after it
+    assert us.key_events_due() == []  # "before" is not taken yet
+
+    def taken(item: OutboxItem) -> None:
+        result = relay.accept([(us.ident, item.envelope)])[0]
+        assert isinstance(result, Acceptance), result
+        us.on_accepted(frames.decode_relay_frame(frames.encode_frame(result.frame(None))))
+
+    taken(before)
+    assert [s.hash for s in us.key_events_due()] == [digest]  # "after" not taken: no matter
+    taken(after)
+    # A key certified by this station's submission and not logged yet: its revocation waits.
+    later = StationKey.generate("us", "us-1")
+    cert = party.certify(later, now - 60, now + 3600)
+    cert_digest = us.submit_key_event("certificate", cert.encode())
+    second = us.submit_key_event("revocation", party.revoke(cert, now, "rotated").encode())
+    assert second not in [s.hash for s in us.key_events_due()]
+    us.store.key_event_logged(us.relays[0], cert_digest, us.now_ms())
+    assert second in [s.hash for s in us.key_events_due()]
+
+
+def test_a_relay_that_never_met_a_key_is_owed_its_certificate_before_its_revocation(
+    world: World, tmp_path: Path
+) -> None:
+    """A relay down for the whole life of a key (k0, rotated to k1 before the relay ever
+    came up) refuses k0's revocation (``unknown_key``): the station then owes it k0's
+    certificate, to hand over first in a session of k0 (from its retired keys), and holds
+    the revocation back until that relay has logged it."""
+    us = _station(world, tmp_path, "us")
+    party = world.parties["us"]
+    old = world.certs["us"]
+    now = int(time.time())
+    key = StationKey.generate("us", "us-1")
+    us.switch_key(key, party.certify(key, now - 60, now + 3600), [])
+    digest = us.submit_key_event("revocation", party.revoke(old, now, "rotated").encode())
+    assert us.certificates_owed() == []
+    us.key_event_refused(None, digest, UnknownKey("no certificate of that key here"))
+    ((held, owed),) = us.certificates_owed()
+    assert held.signing_public == old.signing and owed.data == old.encode()
+    assert digest not in [s.hash for s in us.key_events_due()]
+    us.store.key_event_logged(us.relays[0], owed.hash, us.now_ms())
+    assert digest in [s.hash for s in us.key_events_due()]

@@ -21,7 +21,7 @@ from hotline.cli import render
 from hotline.keys import proven_signatures
 from hotline.transcript import verify
 
-from .logbuild import exchange
+from .logbuild import exchange, two_relays
 
 
 @functools.cache
@@ -111,3 +111,26 @@ def test_a_broken_pool_leaves_every_check_to_this_process() -> None:
     with proven_signatures(parallel_verify.Proofs(broken())):
         report = verify(doc)
     assert render.verify_report(report, True) == rendered(doc, 1)
+
+
+def _envelopes(entries: list[dict[str, Any]]) -> set[str]:
+    return {e["envelope"] for e in entries if e["kind"] == "envelope"}
+
+
+def test_every_relays_log_is_checked_ahead_and_the_report_stays_the_same() -> None:
+    """With two relays, relay.ae never logs envelope #1 (relay.ch does): the pool proves
+    every envelope of every relay's section, relay.ch's included, each once, and the
+    report (which names relay.ae) is byte for byte the one a single worker gives."""
+    doc = two_relays(skip=("relay.ae", 1)).transcript()
+    (ch,) = doc["relays"]
+    assert _envelopes(ch["entries"]) - _envelopes(doc["entries"])  # only relay.ch has it
+    with parallel_verify.proven_for(doc, 2, 2) as proofs:
+        proven = proofs.drain()
+    every = _envelopes(doc["entries"]) | _envelopes(ch["entries"])
+    assert len(proven) == len(every)
+    serial = rendered(doc, 1)
+    assert '"relay.ae"' in serial
+    for workers, chunk in ((2, 1), (2, 3), (3, None)):
+        assert rendered(doc, workers, chunk) == serial
+    long = {"format": doc["format"], "entries": [], "relays": [{"entries": [{}] * 2000}]}
+    assert parallel_verify.workers_for(long, 3) == 3

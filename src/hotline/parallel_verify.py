@@ -5,7 +5,9 @@ envelope) is most of the time ``verify`` takes. Here the entries are cut into ch
 pool of processes parses each envelope and checks its signature against the signing keys
 that the log's certificates (key events) give its sender, and returns the (key,
 signature, SHA-256 of the signed bytes) triples that verify (a hybrid key is its Ed25519
-key then its ML-DSA-65 key). The serial pass of ``transcript.verify`` then runs
+key then its ML-DSA-65 key). With several relays, every relay's log is checked ahead,
+the first relay's first (the serial pass's order), an envelope several logs hold once.
+The serial pass of ``transcript.verify`` then runs
 unchanged, every check in its order, except that ``StationCertificate.verify`` (and
 ``verify_hybrid``) answers a proven triple without redoing the
 arithmetic (``keys.proven_signatures``). So the report is the same as with one worker,
@@ -36,6 +38,7 @@ from .errors import HotlineError
 from .keys import KeyRing, proven_signatures
 from .notes import unb64
 from .roster import open_roster
+from .transcript import MULTI_FORMAT
 
 log = logging.getLogger("hotline.verify")
 
@@ -57,11 +60,22 @@ def default_workers() -> int:
 
 def workers_for(doc: Any, asked: int) -> int:
     """How many processes to verify ``doc`` with: ``asked`` (0: every core), but one for
-    a transcript too short to gain from more."""
-    entries = doc.get("entries") if isinstance(doc, dict) else None
-    if not isinstance(entries, list) or len(entries) < MIN_ENTRIES:
+    a transcript too short to gain from more (counting every relay's entries)."""
+    if sum(len(entries) for entries in _sections(doc)) < MIN_ENTRIES:
         return 1
     return asked or default_workers()
+
+
+def _sections(doc: Any) -> list[list[Any]]:
+    """The entries of every relay's log the transcript holds, in the order the serial
+    pass checks them: the first relay's, then each other relay's (``relays``, in the
+    several-relays format)."""
+    if not isinstance(doc, dict):
+        return []
+    parts = [doc]
+    more = doc.get("relays") if doc.get("format") == MULTI_FORMAT else None
+    parts += [p for p in more if isinstance(p, dict)] if isinstance(more, list) else []
+    return [e for p in parts if isinstance(e := p.get("entries"), list)]
 
 
 def candidates(doc: Any) -> Candidates:
@@ -74,8 +88,7 @@ def candidates(doc: Any) -> Candidates:
         ring = KeyRing(roster.roots())
     except (HotlineError, KeyError, TypeError, ValueError):
         return out
-    entries = doc.get("entries")
-    for item in entries if isinstance(entries, list) else []:
+    for item in (item for entries in _sections(doc) for item in entries):
         if not isinstance(item, dict) or item.get("kind") != "key_event":
             continue
         try:
@@ -156,10 +169,19 @@ def _prove_range(start: int, stop: int) -> list[Triple]:
 
 
 def _encoded(doc: Any) -> list[Any]:
-    entries = doc.get("entries") if isinstance(doc, dict) else None
-    if not isinstance(entries, list):
-        return []
-    return [e.get("envelope") if isinstance(e, dict) else None for e in entries]
+    """Every relay's envelopes, in the serial pass's order, each once (the same envelope
+    in several relays' logs has one signature to check)."""
+    seen: set[str] = set()
+    out: list[Any] = []
+    for entries in _sections(doc):
+        for e in entries:
+            text = e.get("envelope") if isinstance(e, dict) else None
+            if isinstance(text, str):
+                if text in seen:
+                    continue
+                seen.add(text)
+            out.append(text)
+    return out
 
 
 @contextlib.contextmanager

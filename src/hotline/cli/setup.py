@@ -227,7 +227,7 @@ def station_init_cmd(
     "--drain-timeout",
     default=300.0,
     show_default=True,
-    help="Seconds to wait for the outbox to drain before the old key is revoked.",
+    help="Seconds to wait at most for the outbox to drain before the old key is revoked.",
 )
 @click.option(
     "--confirm-timeout",
@@ -249,8 +249,9 @@ def station_rotate_cmd(
     """Give a serving station a new key without losing a message.
 
     The new key is certified by the party root and registered at every relay (each logs
-    its certificate), the station switches to it, and once its outbox has drained the
-    old key is revoked: the station hands the revocation to every relay (logged after
+    its certificate), the station switches to it, and once its outbox has drained (or
+    the drain timeout passed) the old key is revoked: the station hands the revocation
+    to every relay once that relay took everything posted before it (logged after
     everything the old key signed), one down now when it next links to it, and this
     command reports per relay what is logged and what is pending. The old key stays in
     DIR/retired/ to open what was sealed to it."""

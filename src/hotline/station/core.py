@@ -153,11 +153,25 @@ class StationCore:
         """The revocations ``relay`` (None: the first) has not logged yet."""
         return keysubmit.owed(self.state, self.state.relays[self.state.position(relay)])
 
+    def key_events_due(self, relay: str | None = None) -> list[KeySubmission]:
+        """The revocations that may go to ``relay`` (None: the first) now: their keys'
+        certificates logged there, what was posted before them taken there."""
+        return keysubmit.due(self.state, self.state.relays[self.state.position(relay)])
+
+    def certificates_owed(self, relay: str | None = None) -> list[tuple[StationKey, KeySubmission]]:
+        """Certificates of keys held before the current one that ``relay`` lacks, with
+        their keys (each logged by a session in which its key answers the challenge)."""
+        return keysubmit.certificates_owed(
+            self.state, self.state.relays[self.state.position(relay)]
+        )
+
     def key_event_refused(self, relay: str | None, digest: bytes, error: HotlineError) -> None:
         """``relay`` refused the key event: owed still (sent again next session)."""
         name = self.state.relays[self.state.position(relay)]
         with self.store.transaction():
             self.store.key_event_refused(name, digest, f"{error.code}: {error}")
+            if error.code == "unknown_key":  # it lacks the revoked key's certificate
+                keysubmit.certificate_missing(self.state, name, digest)
 
     def key_events_view(self) -> list[dict[str, Any]]:
         return keysubmit.view(self.state)

@@ -26,19 +26,20 @@ from websockets.asyncio.client import ClientConnection
 
 from .. import frames, stamps
 from ..errors import HotlineError, Malformed, TooLarge
-from ..keys import StationCertificate, StationKey
-from . import keysubmit
+from ..keys import StationCertificate, StationKey, parse_certificate
+from . import keysubmit, register
 from .alarms import Alarm, AlarmKind
 from .core import Ingested, StationCore
 from .failover import Failover
 from .metrics import StationMetrics
-from .store import OutboxItem, OutboxState
+from .store import KeySubmission, OutboxItem, OutboxState
 
 log = logging.getLogger("hotline.station")
 T = TypeVar("T")
 
 WINDOW = 256  # posts in flight per connection
 LINK_TICK_S = 0.2  # how often link tests are due-checked
+KEYS_EVERY_S = 1.0  # how often a busy link looks for key events it may hand over
 # Delivered receipts are sealed once arrivals pause this long (at most RECEIPTS_WAIT_MAX_S
 # after the first one owed): a run of messages gets its receipts in one transaction, and
 # their sealing, logging and taking in stay out of the way of the next message.
@@ -458,6 +459,7 @@ class StationService:
         """Send every queued outbox item, in sequence order, until accepted."""
         self._handed = None  # read before this session: read afresh
         keys_sent: set[bytes] = set()  # key events sent in this session
+        keys_due = 0.0
         while True:
             self.wake.clear()
             queued, self._handed = self._handed, None
@@ -474,7 +476,10 @@ class StationService:
                 self.link.in_flight.add(key)
                 await _send(ws, frames.Post(item.envelope, id=f"post:{item.channel}:{item.seq}"))
                 stamps.stamp("frame_sent", self.core.ident, item.hash)
-            if not self.link.in_flight:  # what the old key signed goes before its revocation
+            # Key events when the link is idle, and at most every KEYS_EVERY_S while it is
+            # busy (off the hot path): each revocation once its watermark passed.
+            if not self.link.in_flight or time.monotonic() >= keys_due:
+                keys_due = time.monotonic() + KEYS_EVERY_S
                 await self._send_key_events(ws, keys_sent)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
@@ -482,11 +487,38 @@ class StationService:
 
     async def _send_key_events(self, ws: ClientConnection, sent: set[bytes]) -> None:
         """Hand the relay the key events it has not logged yet (keysubmit.py), each once
-        per session (owed until the station takes it from that relay's log)."""
-        for owed in await self.run_db(self.core.key_events_owed, self.relay):
+        per session (owed until the station takes it from that relay's log): first the
+        certificates of earlier keys it lacks (register.py), then each revocation whose
+        certificate it logged and whose watermark passed (keysubmit.due)."""
+        registered = False
+        for key, cert in await self.run_db(self.core.certificates_owed, self.relay):
+            if cert.hash not in sent:
+                sent.add(cert.hash)
+                registered = True
+                await self._register(key, cert)
+        if registered:  # read the log again: the certificates are taken from it, not assumed
+            for channel in self.core.channels:
+                await self._sync(
+                    ws, channel, await self.run_db(self.core.size, channel, self.relay)
+                )
+        for owed in await self.run_db(self.core.key_events_due, self.relay):
             if owed.hash not in sent:
                 sent.add(owed.hash)
                 await _send(ws, frames.Revoke(owed.data, id=keysubmit.request_id(owed.hash)))
+
+    async def _register(self, key: StationKey, owed: KeySubmission) -> None:
+        """A short session at this relay as the earlier ``key``: the relay logs its
+        certificate (register.py); a refusal is kept with the certificate, owed still."""
+        cert = parse_certificate(owed.data, self.core.roster.parties[key.party].root)
+        try:
+            await register.register(self.relay_url, self.core.roster, key, cert, self.ssl_context)
+        except HotlineError as exc:  # an ended validity is refused after the logging
+            log.info("relay %s: certificate of an earlier key: %s", self.relay, exc)
+            await self.run_db(self.core.key_event_refused, self.relay, owed.hash, exc)
+        except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            log.warning(
+                "relay %s: certificate of an earlier key not handed over: %s", self.relay, exc
+            )
 
 
 class _BadFrame(Exception):

@@ -441,6 +441,27 @@ class StationStore:
         )
         return [_outbox(r) for r in rows]
 
+    def untaken_before(self, relay: str | None, ms: int) -> int:
+        """How many of our envelopes made at or before ``ms`` ``relay`` has not taken yet
+        (None: the only relay, which has not accepted them yet)."""
+        if relay is None:
+            row = self._one(
+                "SELECT count(*) AS n FROM outbox WHERE state=? AND created_ms<=?",
+                OutboxState.QUEUED,
+                ms,
+            )
+        else:
+            row = self._one(
+                "SELECT count(*) AS n FROM outbox o WHERE state IN (?, ?) AND created_ms<=?"
+                " AND NOT EXISTS (SELECT 1 FROM outbox_path p WHERE p.channel=o.channel"
+                " AND p.seq=o.seq AND p.relay=?)",
+                OutboxState.QUEUED,
+                OutboxState.ACCEPTED,
+                ms,
+                relay,
+            )
+        return int(row["n"]) if row is not None else 0
+
     def taken_elsewhere(self, channel: str, digest: bytes, index: int) -> bool:
         """Whether the envelope ``digest`` was taken (valid) from another log's entry."""
         row = self._one(
