@@ -156,13 +156,16 @@ def send_once(
         return Queued(item, repeated=False)
 
 
-def send_receipts(st: Station) -> int:
-    """Seal and queue the delivered receipts owed; returns how many were queued.
+def send_receipts(st: Station, limit: int | None = None) -> int:
+    """Seal and queue the delivered receipts owed (only the first ``limit``, in log order
+    per channel, when given); returns how many were queued.
 
     One that cannot be sealed (no usable station of a member, too many recipients)
     stays owed with an alarm, and its channel's later ones wait behind it; they are
     retried on the next ingest, certificate or retry tick."""
     owed = st.store.receipts_due()
+    if limit is not None:
+        owed = owed[:limit]
     if not owed:
         return 0
     queued = 0
