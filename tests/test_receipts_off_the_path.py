@@ -202,3 +202,60 @@ def test_the_retry_tick_seals_no_more_than_its_limit(
     ru.link_tick()  # the first tick retries (none was tried yet)
     assert len(_receipts(ru)) == 2 and len(ru.store.receipts_due()) == 3
     assert ru.send_receipts() == 3 and ru.store.receipts_due() == []
+
+
+def test_a_chunk_that_fails_to_commit_leaves_its_receipts_owed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second chunk's commit fails: the first chunk's receipts stand, the second's
+    and the rest stay owed (nothing half-sealed), and a later sealing takes them all."""
+    world = make_world()
+    us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    log = TestLog(world)
+    monkeypatch.setattr(service_mod, "RECEIPTS_SETTLE_S", 3600.0)
+    monkeypatch.setattr(service_mod, "RECEIPTS_WAIT_MAX_S", 3600.0)
+    monkeypatch.setattr(service_mod, "RECEIPTS_CHUNK", 2)
+    real_conn, real_send = ru.store._conn, ru.send_receipts
+    calls: list[int | None] = []
+
+    class FailingCommit:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real_conn, name)
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql == "COMMIT":
+                raise OSError("disk full")
+            return real_conn.execute(sql, *args)
+
+    def send_receipts(limit: int | None = None) -> int:
+        calls.append(limit)
+        if len(calls) != 2:
+            return real_send(limit)
+        ru.store._conn = FailingCommit()  # type: ignore[assignment]
+        try:
+            return real_send(limit)
+        finally:
+            ru.store._conn = real_conn
+            real_conn.execute("ROLLBACK")  # what the failed COMMIT left open
+
+    monkeypatch.setattr(ru, "send_receipts", send_receipts)
+
+    async def run() -> None:
+        svc = StationService(ru, "ws://127.0.0.1:9/ws")
+        wire = _Wire()
+        for i in range(5):
+            log.add(us.send(CHANNEL, body_mod.text(f"m{i}", "en")).envelope)
+            await svc._dispatch(wire, log.frame(ru))  # type: ignore[arg-type]
+        waiting = svc._receipts
+        assert waiting is not None
+        monkeypatch.setattr(service_mod, "RECEIPTS_SETTLE_S", 0.0)
+        svc._receipts_soon()
+        await waiting  # the failure is logged, not raised: the link tick retries
+        assert calls == [2, 2]
+        assert len(_receipts(ru)) == 2 and len(ru.store.receipts_due()) == 3
+        assert real_send() == 3 and ru.store.receipts_due() == []
+        of = [_receipt_of(ru, i.envelope) for i in ru.store.outbox(OutboxState.QUEUED)]
+        assert of == sorted(m.index for m in ru.store.inbox(ru.ident, CHANNEL, 10))
+        svc.db.shutdown()
+
+    asyncio.run(run())
