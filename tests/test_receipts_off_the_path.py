@@ -15,7 +15,9 @@ import pytest
 from hotline import body as body_mod
 from hotline import envelope as env_mod
 from hotline.envelope import Kind
+from hotline.errors import Unavailable
 from hotline.station import core as core_mod
+from hotline.station import outbox as outbox_mod
 from hotline.station import service as service_mod
 from hotline.station.core import StationCore
 from hotline.station.service import StationService
@@ -98,9 +100,9 @@ def test_a_lone_arrival_is_receipted_without_waiting_for_another(
         log.add(us.send(CHANNEL, body_mod.text("alone", "en")).envelope)
         await svc._dispatch(_Wire(), log.frame(ru))  # type: ignore[arg-type]
         async with asyncio.timeout(60):  # settles in RECEIPTS_SETTLE_S; generous for a busy box
-            while not _receipts(ru):
+            while not sealings:  # the sealing returned (its receipt is committed before that)
                 await asyncio.sleep(0.02)
-        assert sealings == [1]
+        assert sealings == [1] and len(_receipts(ru)) == 1
         svc.db.shutdown()
 
     asyncio.run(run())
@@ -259,3 +261,31 @@ def test_a_chunk_that_fails_to_commit_leaves_its_receipts_owed(
         svc.db.shutdown()
 
     asyncio.run(run())
+
+
+def test_a_stuck_channel_does_not_hold_back_another_channels_receipts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Receipts owed in a channel that cannot be sealed to (first in the order owed) take
+    none of a chunk: the other channel's are sealed, a chunk at a time, all of them."""
+    world = make_world()
+    us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    logs = {ch: TestLog(world, ch) for ch in ("us-ru", CHANNEL)}
+    for ch, log in logs.items():
+        for i in range(3):
+            log.add(us.send(ch, body_mod.text(f"{ch} {i}", "en")).envelope)
+        ru.on_entries(log.frame(ru), receipts=False)
+    assert sorted({d.channel for d in ru.store.receipts_due()}) == ["us-ru", CHANNEL]
+    real = outbox_mod.recipients
+
+    def recipients(st: Any, channel: str) -> Any:
+        if channel == "us-ru":
+            raise Unavailable("no station of us is known yet", channel=channel)
+        return real(st, channel)
+
+    monkeypatch.setattr(outbox_mod, "recipients", recipients)
+    assert ru.send_receipts(2) == 2 and ru.send_receipts(2) == 1 and ru.send_receipts(2) == 0
+    assert [d.channel for d in ru.store.receipts_due()] == ["us-ru"] * 3  # still owed
+    monkeypatch.setattr(outbox_mod, "recipients", real)
+    assert ru.send_receipts(2) == 2 and ru.send_receipts(2) == 1
+    assert ru.store.receipts_due() == []
