@@ -6,7 +6,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -43,9 +43,12 @@ class World:
     relay: NoteSigner
     roster: Roster
     keyring: KeyRing
+    relays: dict[str, NoteSigner] = field(default_factory=dict)  # every relay, by name
 
 
-def make_world(now: int | None = None) -> World:
+def make_world(now: int | None = None, more_relays: tuple[str, ...] = ()) -> World:
+    """Parties us, ru, ua, ae with a station each (but ae), a roster naming relay.ae and
+    ``more_relays`` (independent relays, each with its own key)."""
     t = int(time.time()) if now is None else now
     parties = {p: PartyKey.generate(p) for p in ("us", "ru", "ua", "ae")}
     stations = {p: StationKey.generate(p, f"{p}-1") for p in ("us", "ru", "ua")}
@@ -53,6 +56,9 @@ def make_world(now: int | None = None) -> World:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     relay = NoteSigner("relay.ae", Ed25519PrivateKey.generate())
+    relays = {relay.name: relay}
+    relays.update({n: NoteSigner(n, Ed25519PrivateKey.generate()) for n in more_relays})
+    keys = [r.verifier.encode() for r in relays.values()]
     langs = {"us": "en", "ru": "ru", "ua": "uk", "ae": "en"}
     text = roster_text(
         "abu-dhabi",
@@ -61,7 +67,7 @@ def make_world(now: int | None = None) -> World:
             "us-ru": {"members": ["us", "ru"]},
             "us-ru-ua": {"members": ["us", "ru", "ua"]},
         },
-        relay.verifier.encode(),
+        keys[0] if len(keys) == 1 else keys,
     )
     note = sign_roster(text, parties["us"])
     for p in ("ru", "ua", "ae"):
@@ -70,7 +76,7 @@ def make_world(now: int | None = None) -> World:
     keyring = KeyRing(roster.roots())
     for c in certs.values():
         keyring.add_certificate(c.encode())
-    return World(parties, stations, certs, relay, roster, keyring)
+    return World(parties, stations, certs, relay, roster, keyring, relays)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,10 @@ badframe sends the target, once, a frame that does not decode instead of its cer
 omit     silently leaves out of its log the second message us/us-1 posts, however often it
          is posted (no answer at all; the sender's later envelopes then break its chain):
          with several relays, only the path audit can see it (issue 13)
+nolink   carries no link test to or from the target (everything else honestly): the
+         target's path through this relay is down, its other paths up (issue 13)
+omitrevoke answers ok to every revocation and never logs one: the revoked key stays
+         usable in its log; with several relays, the path audit names it (issue 13)
 """
 
 from __future__ import annotations
@@ -109,6 +113,8 @@ class LyingRelay(Relay):
         if conn.cert.ident != self.target:
             return text
         frame = frames.decode_relay_frame(text)
+        if self.mode == "nolink" and isinstance(frame, frames.Link):
+            return None  # never handed to the target
         if self.mode == "fork":
             return frames.encode_frame(self.fork_view(frame))
         if self.mode == "badframe":
@@ -216,6 +222,15 @@ class LyingRelay(Relay):
         return frame
 
     async def _dispatch(self, conn: Connection, frame: frames.StationFrame) -> None:
+        if (
+            self.mode == "nolink"
+            and conn.cert.ident == self.target
+            and isinstance(frame, frames.Link)
+        ):
+            return  # never forwarded from the target
+        if self.mode == "omitrevoke" and isinstance(frame, frames.Revoke):
+            conn.send(frames.encode_frame(frames.Ok(frame.id)))  # "logged": it is not
+            return
         if self.mode == "omit" and isinstance(frame, frames.Post):
             env = env_mod.parse(frame.envelope)
             if env.hash in self.victim:

@@ -130,6 +130,7 @@ def test_flash_sent_arrives_live_is_verified_acknowledged_and_seen(
     expect(us.locator("#parties tr[data-party=ru] td.delivered")).to_contain_text("ru/ru-1")
     ru.goto(url(cluster, "ru/ru-1", "/links"))
     expect(ru.locator("#links tr[data-party=us] td.state").first).to_be_visible()
+    expect(ru.locator("#links tr.path")).to_have_count(0)  # one relay: no rows per path
     ru.screenshot(path=str(ARTIFACTS / "links.png"), full_page=True)
     assert dialogs == []
 

@@ -389,3 +389,44 @@ def test_a_relay_log_from_before_key_events_refuses_to_start(world: World, tmp_p
         db.execute("UPDATE entry SET sender='us/us-1' WHERE idx=0")
     with pytest.raises(Malformed, match="written before key events"):
         _relay(world, tmp_path)
+
+
+def test_a_revocation_handed_over_again_is_logged_once(world: World, tmp_path: Path) -> None:
+    """A station hands its revocation to a relay until it sees it in that relay's log
+    (station/keysubmit.py): handing it over again must change nothing there."""
+    relay = _relay(world, tmp_path)
+    us = _station(world, tmp_path, "us")
+    _post(relay, us, "before")
+    revocation = world.parties["us"].revoke(world.certs["us"], int(time.time()), "rotated")
+    size = relay.size(CHANNEL)
+    for _ in range(3):
+        relay.register_revocation(revocation.encode())
+    assert relay.size(CHANNEL) == size + 1
+
+
+def test_a_station_owes_its_revocation_until_it_takes_it_from_the_log(
+    world: World, tmp_path: Path
+) -> None:
+    """The relay's ``ok`` is not taken for the log: a revocation a station submitted stays
+    owed (kept in its store, across a restart) until the relay's log shows it."""
+    relay = _relay(world, tmp_path)
+    us = _station(world, tmp_path, "us")
+    _post(relay, us, "before")
+    revocation = world.parties["us"].revoke(world.certs["us"], int(time.time()), "rotated")
+    digest = us.submit_key_event("revocation", revocation.encode())
+    assert us.submit_key_event("revocation", revocation.encode()) == digest  # once
+    (owed,) = us.key_events_owed()
+    assert owed.hash == digest and owed.data == revocation.encode()
+    relay.register_revocation(revocation.encode())  # "ok": still owed until seen
+    assert [o.hash for o in us.key_events_owed()] == [digest]
+    us.store.close()
+    us = _station(world, tmp_path, "us")  # a restart: still owed
+    assert [o.hash for o in us.key_events_owed()] == [digest]
+    _deliver(relay, us)
+    assert us.key_events_owed() == []
+    (event,) = [e for e in us.key_events_view() if e["kind"] == "revocation"]
+    assert not event["pending"] and event["logged_ms"] is not None
+    # Only its own party's key events: another party's revocation is not a station's to give.
+    other = world.parties["ru"].revoke(world.certs["ru"], int(time.time()), "not yours")
+    with pytest.raises(HotlineError):
+        us.submit_key_event("revocation", other.encode())

@@ -8,6 +8,7 @@ traffic goes on through the other, nothing lost and nothing twice.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from hotline.envelope import Kind
-from hotline.transcript import loads, verify
+from hotline.transcript import Verdict, loads, verify
 
 from .conftest import _database
 from .netutil import LIES, Cluster, Proc, hotline, wait_for
@@ -88,7 +89,9 @@ def _lies(c: Cluster, ident: str) -> list[dict[str, object]]:
     return [a for a in c.alarms(ident) if a["kind"] in LIES]
 
 
-def test_one_relay_killed_mid_burst_traffic_goes_on_through_the_other(two: Cluster) -> None:
+def test_one_relay_killed_mid_burst_traffic_goes_on_through_the_other(
+    two: Cluster, tmp_path: Path
+) -> None:
     c = two
     c.send("us/us-1", CHANNEL, "warm-up")
     wait_for(lambda: len(_received(c, "ru/ru-1", "us/us-1")) == 1, what="warm-up delivered")
@@ -120,6 +123,28 @@ def test_one_relay_killed_mid_burst_traffic_goes_on_through_the_other(two: Clust
     first = min(c.inbox("ru/ru-1", CHANNEL), key=lambda m: m["seq"])
     assert set(first["logged"]) == {"relay.ae", "relay.ch"}
     assert not _lies(c, "us/us-1") and not _lies(c, "ru/ru-1")
+    # The transcript, bodies disclosed (the last only in relay.ch's log): relay.ae is
+    # named for what it never logged, and the channel's record is intact through relay.ch.
+    out = tmp_path / "after.json"
+
+    def judged() -> Any:
+        hotline(
+            "export",
+            "--dir",
+            str(c.net.stations["ru/ru-1"]),
+            CHANNEL,
+            "--out",
+            str(out),
+            "--with-bodies",
+        )
+        report = verify(loads(out.read_bytes()))
+        done = report.verdict == Verdict.RELAY_FAULTY and report.parties["ru"].delivered == 201
+        return report if done and {f.code for f in report.failures} == {"path_omits"} else None
+
+    report = wait_for(judged, timeout=60, what="relay.ae named, the record intact")
+    assert report.faulty == ["relay.ae"] and report.record_intact
+    assert report.parties["us"].sent == 201 and report.relays["relay.ch"]["missing"] == 0
+    assert report.bodies_checked >= 2 * 201  # each message and ru's receipt of it, once
 
 
 def test_a_relay_that_silently_leaves_out_one_envelope_is_named_within_the_bound(
@@ -185,3 +210,41 @@ def test_both_relays_logs_export_and_verify_per_relay(two: Cluster, tmp_path: Pa
     doc["relays"][0]["entries"][1]["relay_ms"] += 1
     bad = verify(doc)
     assert not bad.ok and any(f.channel == f"{CHANNEL}@relay.ch" for f in bad.failures)
+
+
+def test_an_omission_alarmed_once_is_not_alarmed_again_after_a_restart(tmp_path: Path) -> None:
+    """The path audit remembers (in the station's store) what it raised: a restart, which
+    rebuilds the audit from the stored logs, neither raises the same omission again nor
+    forgets it; its evidence stays."""
+    c = _start(_cluster(tmp_path, audit_seconds=3, ch_mode="omit"))
+    try:
+        for i in range(3):
+            c.send("us/us-1", CHANNEL, f"m{i}")
+        wait_for(lambda: len(_received(c, "ru/ru-1", "us/us-1")) == 3, what="all delivered")
+        with c.station_store("us/us-1") as store:
+            second = [i for i in store.outbox(None, CHANNEL) if i.kind == Kind.MESSAGE][1]
+
+        def named() -> list[dict[str, Any]]:
+            return [
+                a
+                for a in c.client("ru/ru-1").alarms(everything=True)
+                if a["kind"] == "path"
+                and a["text"] == "path-omits"
+                and a["params"]["hash"] == second.hash.hex()[:16]
+            ]
+
+        (alarm,) = wait_for(named, timeout=30, what="ru-1 names relay.ch")
+        assert alarm["count"] == 1 and alarm["has_evidence"]
+        c.stations["ru/ru-1"].stop()
+        c.start_station("ru/ru-1")
+        wait_for(
+            lambda: all(p["connected"] for p in c.status("ru/ru-1")["relays"].values()),
+            what="ru-1 linked to both relays again",
+        )
+        time.sleep(3 * 3 + 2)  # three bounds of the audit's ticks after its restart
+        (again,) = named()
+        assert again["id"] == alarm["id"] and again["count"] == 1 and again["has_evidence"]
+        # Not forgotten either: the omission is open in the audit's memory.
+        assert c.status("ru/ru-1")["relays"]["relay.ch"]["omissions"]["open"] >= 1
+    finally:
+        c.close()

@@ -49,6 +49,30 @@ def test_a_missing_or_wrong_token_is_401_unauthenticated() -> None:
         assert answer.json()["error"]["code"] == "unauthenticated"
 
 
+def test_every_route_and_method_refuses_a_request_without_the_token() -> None:
+    """No route of the local API changes or reads anything for a caller without the
+    token (``/api/rotate`` once switched keys for anyone who could reach the port)."""
+    api = StationAPI(cast(StationService, _NoService()), "the token")
+    app = _app(api, Malformed("x"))
+    checked = 0
+    for route in api.routes():
+        path = route.path.replace("{channel}", "c").replace("{index:int}", "1")
+        path = path.replace("{seq:int}", "1").replace("{alarm_id:int}", "1")
+        for method in sorted(route.methods or {"GET"}):
+            if method == "HEAD":
+                continue
+
+            async def call(method: str = method, path: str = path) -> httpx.Response:
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://s") as c:
+                    return await c.request(method, path, json={} if method == "POST" else None)
+
+            answer = asyncio.run(call())
+            assert answer.status_code == 401, (method, path, answer.text)
+            checked += 1
+    assert checked >= 10
+
+
 @pytest.mark.parametrize(
     ("failure", "status"),
     [

@@ -184,6 +184,10 @@ class KeyHistory:
         held = self._certified.get((cert.ident, cert.signing))
         return held[0] if held else None
 
+    def certificates(self, ident: str) -> list[StationCertificate]:
+        """Every certificate of station ``ident`` this log holds, wherever it is."""
+        return [c for (i, _), (_, c) in self._certified.items() if i == ident]
+
     def revoked_at(self, cert: StationCertificate) -> int | None:
         """The index of the revocation of this key, if one is logged."""
         return self._revoked.get((cert.ident, cert.signing))

@@ -8,7 +8,9 @@ so the log grows by at most a few entries per hour per station, not by every pin
 
 Per party and channel the board keeps state (up / degraded / down), last contact,
 last round trip and missed tests: degraded after one missed interval, down after
-``down_after`` intervals of silence.
+``down_after`` intervals of silence. With several relays a station keeps one board
+per channel (a party heard through any relay) and one per relay path (heard through
+that relay; a challenge answers only through the relay its ping went out on).
 
 A signature proves who made a link test, not when: the relay could replay a day-old
 ping to show a silent party as up. So a party is heard only from a *fresh* test
@@ -100,6 +102,7 @@ class _Challenge:
     sent_ms: float  # monotonic
     expires_ms: float  # monotonic
     answered: set[str] = field(default_factory=set)
+    relay: str | None = None  # the relay the ping went through (with several relays)
 
 
 @dataclass
@@ -107,25 +110,35 @@ class Challenges:
     """The nonces of our own pings, each open for a while; one answer per responder.
 
     Times are the station's monotonic clock in ms, so a wall-clock step cannot open or
-    close a challenge, and round trips are measured on it."""
+    close a challenge, and round trips are measured on it. With several relays each
+    ping goes through one relay, and only a pong through that relay answers it (a round
+    trip is one path's)."""
 
     limit: int = MAX_OPEN_CHALLENGES
     _open: dict[str, _Challenge] = field(default_factory=dict)
 
-    def issue(self, nonce: str, channel: str, now_ms: float, open_ms: float) -> None:
-        """Open a challenge: the nonce of a ping we are sending now."""
+    def issue(
+        self, nonce: str, channel: str, now_ms: float, open_ms: float, relay: str | None = None
+    ) -> None:
+        """Open a challenge: the nonce of a ping we are sending now (through ``relay``)."""
         self.expire(now_ms)
-        self._open[nonce] = _Challenge(channel, now_ms, now_ms + open_ms)
+        self._open[nonce] = _Challenge(channel, now_ms, now_ms + open_ms, relay=relay)
         while len(self._open) > self.limit:
             del self._open[next(iter(self._open))]  # insertion order: the oldest
 
     def answer(
-        self, nonce: str, channel: str, responder: str, now_ms: float
+        self,
+        nonce: str,
+        channel: str,
+        responder: str,
+        now_ms: float,
+        relay: str | None = None,
     ) -> tuple[Freshness, float | None]:
-        """Take a pong from ``responder``: its verdict, and the round trip if fresh."""
+        """Take a pong from ``responder`` (heard through ``relay``): its verdict, and the
+        round trip if fresh."""
         self.expire(now_ms)
         challenge = self._open.get(nonce)
-        if challenge is None or challenge.channel != channel:
+        if challenge is None or challenge.channel != channel or challenge.relay != relay:
             return Freshness.UNASKED, None
         if responder in challenge.answered:
             return Freshness.REPLAYED, None
@@ -235,13 +248,14 @@ class LinkBoard:
         return changes
 
     def view(self, now_ms: int) -> dict[str, dict[str, Any]]:
-        out = {}
-        for party, link in self.links.items():
-            out[party] = {
-                "state": link.state,
-                "last_contact_ms": link.last_contact_ms,
-                "rtt_ms": link.rtt_ms,
-                "missed": self.missed(party, now_ms),
-                "station": link.station,
-            }
-        return out
+        return {party: self.party_view(party, now_ms) for party in self.links}
+
+    def party_view(self, party: str, now_ms: int) -> dict[str, Any]:
+        link = self.links[party]
+        return {
+            "state": link.state,
+            "last_contact_ms": link.last_contact_ms,
+            "rtt_ms": link.rtt_ms,
+            "missed": self.missed(party, now_ms),
+            "station": link.station,
+        }

@@ -457,9 +457,12 @@ def overdue_of(
     index: int,
     author: str,
     message_party: Callable[[int], str | None],
+    before: Callable[[int], bool] | None = None,
 ) -> tuple[int, str] | None:
     """The (message index, late party) an overdue notice at ``index`` records; None for
-    any other body.
+    any other body. ``before(i)``: whether ``i`` names an entry before the notice (by
+    default ``i < index``; with several relays an index may name another relay's log,
+    station/paths.py, where no order with the notice holds).
 
     A notice speaks only for its author: the sender's party about a member that has not
     acknowledged its message (side sender), or the late party about itself (side
@@ -469,7 +472,8 @@ def overdue_of(
     if not isinstance(content, OverdueNotice):
         return None
     of, late = content.of_index, content.party
-    sender = message_party(of) if 0 <= of < index else None
+    earlier = before(of) if before is not None else of < index
+    sender = message_party(of) if of >= 0 and earlier else None
     if sender is None:
         raise Malformed(
             f"overdue notice names no message #{of} before it",

@@ -4,15 +4,20 @@ retired only once nothing signed with it waits to be logged.
 The steps, run beside a serving station by someone holding the party root:
 
 1. make a new key for the same station and certify it with the party root;
-2. register it at the relay: a session in which the new key answers the relay's
-   challenge, so the relay logs its certificate (a key event) in every channel of the
-   party before anything is signed with it;
+2. register it at every relay of the roster: a session in which the new key answers the
+   relay's challenge, so the relay logs its certificate (a key event) in every channel
+   of the party before anything is signed with it; a relay not answering logs it when
+   the station next links to it (its hello carries the certificate);
 3. install it in the station's directory (the old key moves to ``retired/``: it still
    opens what was sealed to it) and tell the running station to switch to it;
 4. wait until the station's outbox holds nothing queued: every envelope signed with the
    old key has been logged, so none is refused once the old key is revoked;
-5. revoke the old key (``replaced_by`` the new one), through the relay: logged, it takes
-   effect at its position, after everything the old key signed.
+5. revoke the old key (``replaced_by`` the new one): the station owes the revocation to
+   every relay, durably (its store: a restart keeps it), and each link hands it over
+   once what the old key signed is logged there; logged, it takes effect at its
+   position, after everything the old key signed. The command waits a while for every
+   relay to log it and reports, per relay, what is logged and what is still pending (a
+   relay down now gets it when the station next links to it).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Rotation:
     old: StationCertificate
     new: StationCertificate
     revocation: Revocation
+    pending: dict[str, list[str]]  # per relay: the key events it has not logged yet
 
 
 def relay_ssl(directory: Path, url: str) -> ssl.SSLContext | None:
@@ -121,17 +127,6 @@ def _next(ws: ClientConnection, timeout: float) -> frames.RelayFrame:
     return frame
 
 
-def send_revocation(ws: ClientConnection, revocation: Revocation, timeout: float = 30.0) -> None:
-    """Hand the relay a revocation and wait for its ``ok`` (other frames are skipped)."""
-    ws.send(frames.encode_frame(frames.Revoke(revocation.encode(), id="revoke")))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        frame = _next(ws, max(0.1, deadline - time.monotonic()))
-        if isinstance(frame, frames.Ok) and frame.id == "revoke":
-            return
-    raise Unavailable("the relay did not confirm the revocation in time")
-
-
 def rotate_station(
     directory: Path,
     party: PartyKey,
@@ -139,14 +134,15 @@ def rotate_station(
     *,
     valid_days: int = 365,
     drain_timeout: float = 300.0,
+    confirm_timeout: float = 30.0,
     kdf: dict[str, int] | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> Rotation:
     """Rotate the key of the station served from ``directory`` (see the module doc)."""
     cfg = station_config(directory)
     roster = load_roster(directory / "roster.note")
-    first = roster.relay_names()[0]  # with several relays: the roster's first relay's URLs
-    urls = tuple(urls_per_relay(list(cfg.relays), first).get(first, []))
+    relays = roster.relay_names()
+    per_relay = urls_per_relay(list(cfg.relays), relays[0])
     old_key, old_cert = load_station(directory, passphrase, roster)
     with StationClient.for_dir(directory) as station:
         station.status()  # serving (Unavailable if not): it must switch and drain
@@ -155,9 +151,14 @@ def rotate_station(
     key = StationKey.generate(old_key.party, old_key.station)
     now = int(time.time())
     cert = party.certify(key, now - 300, now + valid_days * 86400)
-    with any_relay_session(directory, urls, roster, key, cert):
-        pass
-    say(f"new key of {key.ident} registered at the relay (its certificate is logged)")
+    for relay in relays:
+        try:
+            with any_relay_session(directory, tuple(per_relay.get(relay, [])), roster, key, cert):
+                pass
+        except Unavailable as exc:
+            say(f"{relay}: certificate pending ({exc}); logged when the station links to it")
+            continue
+        say(f"{relay}: new key of {key.ident} registered (its certificate is logged)")
     install_station_key(directory, key, cert, passphrase, kdf)
     with StationClient.for_dir(directory) as station:
         station.rotate()
@@ -171,7 +172,47 @@ def rotate_station(
                 )
             time.sleep(0.2)
     revocation = party.revoke(old_cert, int(time.time()), "rotated", replaced_by=cert)
-    with any_relay_session(directory, urls, roster, key, cert) as ws:
-        send_revocation(ws, revocation)
-    say("the old key is revoked (logged after everything it signed)")
-    return Rotation(old_cert, cert, revocation)
+    with StationClient.for_dir(directory) as station:
+        station.submit_key_event("revocation", revocation.encode())
+        say("the old key is revoked: the station hands the revocation to every relay")
+        owed = {cert.encode(): "certificate", revocation.encode(): "revocation"}
+        pending = _wait_logged(station, owed, relays, confirm_timeout)
+    for relay in relays:
+        if "revocation" not in pending[relay]:
+            say(f"{relay}: revocation logged (after everything the old key signed)")
+        else:
+            why = pending[relay]["revocation"]
+            say(
+                f"{relay}: revocation pending ({why}); the station keeps it and hands it "
+                "over when it next links to this relay: until then the old key is usable there"
+            )
+    return Rotation(
+        old_cert, cert, revocation, {r: sorted(pending[r]) for r in relays if pending[r]}
+    )
+
+
+def _wait_logged(
+    station: StationClient, owed: dict[bytes, str], relays: list[str], timeout: float
+) -> dict[str, dict[str, str]]:
+    """Wait up to ``timeout`` for every relay to log the key events ``owed`` (data to
+    kind); per relay, the kinds still pending and why (the relay's refusal, or that the
+    station is not linked to it)."""
+    digests = {hashlib.sha256(data).hexdigest(): kind for data, kind in owed.items()}
+    deadline = time.monotonic() + timeout
+    while True:
+        pending: dict[str, dict[str, str]] = {r: {} for r in relays}
+        for event in station.key_events()["events"]:
+            kind = digests.get(event["hash"])
+            if kind is not None and event["pending"] and event["relay"] in pending:
+                pending[event["relay"]][kind] = event["error"] or "not logged yet"
+        if not any(pending.values()) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    links = station.status().get("relays") or {}
+    for relay, kinds in pending.items():
+        link = links.get(relay) or {}
+        if kinds and link and not link.get("connected"):
+            error = link.get("last_error") or "no link"
+            for kind in kinds:
+                kinds[kind] = f"the station is not linked to it: {error}"
+    return pending

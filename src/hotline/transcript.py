@@ -27,13 +27,13 @@ import enum
 import itertools
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import envelope as env_mod
 from . import logcheck
 from .anchor import Anchor, root_fingerprint, roster_hash
-from .body import ReceiptStatus
+from .body import OverdueNotice, Receipt, ReceiptStatus
 from .envelope import Kind
 from .errors import BadProof, ForkDetected, HotlineError, Malformed
 from .frames import Entry
@@ -42,11 +42,13 @@ from .leaf import LeafKind, leaf_data
 from .merkle import MerkleTree
 from .notes import SignedCheckpoint, parse_checkpoint_text, parse_note, unb64
 from .roster import Roster, open_roster
+from .station import paths
 from .wire import MAX_U63
 
 FORMAT = "hotline-transcript/v3"  # v2: the relay's time in each leaf; v3: key events
 # A channel logged by several independent relays: the first relay's log as in FORMAT,
-# each other relay's under "relays": [{"relay", "entries", "checkpoints", "consistency"}].
+# each other relay's under "relays": [{"relay", "entries", "checkpoints", "consistency"}];
+# "bodies" name entries by qualified index (station/paths.py).
 MULTI_FORMAT = FORMAT + "+relays"
 
 
@@ -114,6 +116,7 @@ class Failure:
     reason: str
     code: str
     checkpoint: int | None = None
+    relay: str | None = None  # with several relays: the relay this failure shows faulty
 
     @property
     def where(self) -> str:
@@ -134,6 +137,7 @@ class Failure:
             "checkpoint": self.checkpoint,
             "code": self.code,
             "reason": self.reason,
+            **({"relay": self.relay} if self.relay is not None else {}),
         }
 
 
@@ -148,6 +152,9 @@ class PartyReport:
 class Verdict(enum.StrEnum):
     VERIFIED = "verified"  # every check holds and the roster matches the trust anchor
     CONSISTENT_ONLY = "consistent_only"  # every check holds, but nothing was pinned
+    # Several relays: every failure shows a relay faulty (named in Report.faulty), and the
+    # channel's record is intact: every envelope is proven in at least one signed log.
+    RELAY_FAULTY = "relay_faulty"
     FAILED = "failed"
 
 
@@ -171,9 +178,14 @@ class Report:
     uncovered: tuple[int, int] | None = None  # first and last entry no checkpoint covers
     key_history: list[str] = field(default_factory=list)  # the log's key events, in order
     failures: list[Failure] = field(default_factory=list)
-    # With several relays: per relay, its log's entries, largest checkpoint, failures and
-    # the envelopes other relays' logs hold that its log lacks.
-    relays: dict[str, dict[str, int]] = field(default_factory=dict)
+    # With several relays: per relay, what its log holds, what it omits that another
+    # relay's log holds, senders it logs out of order, whether its checkpoints are
+    # consistent, and whether it is faulty (render.py and docs/EVIDENCE.md say each).
+    relays: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Every valid envelope and key event is in at least one relay's log, under a checkpoint
+    # of that relay that matches it, and no sender's chain differs between logs.
+    record_intact: bool = True
+    faulty: list[str] = field(default_factory=list)  # relays some failure shows faulty
 
     @property
     def ok(self) -> bool:
@@ -182,9 +194,11 @@ class Report:
 
     @property
     def verdict(self) -> Verdict:
-        if self.failures:
-            return Verdict.FAILED
-        return Verdict.VERIFIED if self.anchored else Verdict.CONSISTENT_ONLY
+        if not self.failures:
+            return Verdict.VERIFIED if self.anchored else Verdict.CONSISTENT_ONLY
+        if self.record_intact and all(f.relay is not None for f in self.failures):
+            return Verdict.RELAY_FAULTY
+        return Verdict.FAILED
 
     def fail(
         self,
@@ -193,11 +207,21 @@ class Report:
         code: str | None = None,
         *,
         checkpoint: int | None = None,
+        channel: str | None = None,
+        relay: str | None = None,
     ) -> None:
+        """A failure placed at ``index`` (or the checkpoint, or the channel) of this
+        report's channel, or of ``channel`` (a relay's log: ``channel@relay``); ``relay``:
+        the relay it shows faulty."""
         reason, default = (exc.message, exc.code) if isinstance(exc, HotlineError) else (exc, None)
         self.failures.append(
             Failure(
-                self.channel, index, reason, code or default or "verification_failed", checkpoint
+                channel or self.channel,
+                index,
+                reason,
+                code or default or "verification_failed",
+                checkpoint,
+                relay,
             )
         )
 
@@ -230,7 +254,15 @@ class Report:
                 for p, r in self.parties.items()
             },
             "failures": [f.to_dict() for f in self.failures],
-            **({"relays": self.relays} if self.relays else {}),
+            **(
+                {
+                    "relays": self.relays,
+                    "record_intact": self.record_intact,
+                    "faulty_relays": self.faulty,
+                }
+                if self.relays
+                else {}
+            ),
         }
 
 
@@ -276,23 +308,37 @@ def verify(doc: Any, anchor: Anchor | None = None, workers: int = 1) -> Report:
         return report
     _check_anchor(report, roster, anchor)
     report.parties = {p: PartyReport() for p in members}
-    log = _check_log(report, ctx, doc)
-    others: dict[str, _Log] = {}
-    if doc.get("format") == MULTI_FORMAT:
-        others = _check_relays(report, roster, ring, doc, log)
-    _check_bodies(report, ctx, doc, log, others, roster)
-    for env in log.envelopes.values():
-        if env.kind == Kind.MESSAGE and env.party in report.parties:
-            report.parties[env.party].sent += 1
+    names = roster.relay_names()
+    if len(names) == 1:
+        logs = [_check_log(report, ctx, doc, names[0])]
+        for part in _dicts(report, doc, "relays") if doc.get("format") == MULTI_FORMAT else []:
+            name = str(part.get("relay"))
+            report.fail(None, f"relay {name!r} is not another relay of the roster", "malformed")
+    else:  # every relay's log, each against its own key; then across the logs
+        logs = _check_relays(report, roster, ring, doc)
+    _check_bodies(report, doc, logs, names)
+    if len(names) > 1:
+        _judge_relays(report, logs, names)
+    messages = {
+        env.hash: env
+        for log in logs
+        for env in log.envelopes.values()
+        if env.kind == Kind.MESSAGE and env.party in report.parties
+    }
+    for env in messages.values():
+        report.parties[env.party].sent += 1
     return report
 
 
-def _check_log(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any]) -> _Log:
+def _check_log(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any], name: str) -> _Log:
     """One relay's log: entries (its key events taken into its own key history),
     checkpoints signed by that relay, consistency, times."""
     log = _check_entries(report, ctx, _list(report, doc, "entries"))
+    log.name, log.ctx, log.channel = name, ctx, report.channel
     report.key_history = [e.describe() for e in ctx.history.events]
+    before = len(report.failures)
     good = _check_checkpoints(report, ctx, doc, log.tree)
+    log.checkpoints_consistent = len(report.failures) == before
     _check_times(report, ctx, log, good)
     if report.largest_checkpoint < report.entries:
         # A station takes entries only in runs that end at a checkpoint it verified, so
@@ -305,53 +351,167 @@ def _check_log(report: Report, ctx: logcheck.LogContext, doc: dict[str, Any]) ->
             f"{what} not covered by any checkpoint: nothing signed says they were logged",
             "not_covered",
         )
+    log.covered = report.largest_checkpoint
     return log
 
 
-def _check_relays(
-    report: Report, roster: Roster, ring: KeyRing, doc: dict[str, Any], first: _Log
-) -> dict[str, _Log]:
-    """Every other relay's log, each against its own key (failures placed at
-    ``channel@relay#index``); then across the logs: each must hold every envelope the
-    others hold, and one sender's sequence number must name one envelope in all."""
+def _check_relays(report: Report, roster: Roster, ring: KeyRing, doc: dict[str, Any]) -> list[_Log]:
+    """Every relay's log (the first relay's in the file's own fields, each other's under
+    ``relays``), each against its own key and its own key history, failures placed at
+    ``channel@relay#index`` and naming that relay; the report's own counts are the first
+    relay's log's."""
     names = roster.relay_names()
-    logs = {names[0]: first}
-    report.relays[names[0]] = {"entries": report.entries, "checkpoints": report.checkpoints}
-    for part in _dicts(report, doc, "relays"):
+    parts: dict[str, dict[str, Any]] = {names[0]: doc}
+    for part in _dicts(report, doc, "relays") if doc.get("format") == MULTI_FORMAT else []:
         name = str(part.get("relay"))
-        if name not in names[1:] or name in logs:
+        if name not in names[1:] or name in parts:
             report.fail(None, f"relay {name!r} is not another relay of the roster", "malformed")
+            continue
+        parts[name] = part
+    logs: list[_Log] = []
+    for name in names:
+        if name not in parts:  # the file's fault: it leaves out what the roster names
+            report.fail(None, f"the transcript lacks relay {name}'s log", "path_omits")
             continue
         sub = Report(f"{report.channel}@{name}")
         ctx = logcheck.LogContext.of(roster, report.channel, ring, name)
-        logs[name] = _check_log(sub, ctx, part)
-        report.failures += sub.failures
-        report.relays[name] = {"entries": sub.entries, "checkpoints": sub.checkpoints}
-    for name in names:
-        if name not in logs:
-            report.fail(None, f"the transcript lacks relay {name}'s log", "path_omits")
-    held = {name: set(log.hashes) for name, log in logs.items()}
-    every = set().union(*held.values())
+        log = _check_log(sub, ctx, parts[name], name)
+        log.position = names.index(name)
+        report.failures += [replace(f, relay=name) for f in sub.failures]
+        if name == names[0]:
+            for key in ("entries", "first_ms", "last_ms", "checkpoints", "largest_checkpoint"):
+                setattr(report, key, getattr(sub, key))
+            report.cosigned, report.uncovered = sub.cosigned, sub.uncovered
+            report.key_history = sub.key_history
+        report.relays[name] = {
+            "entries": sub.entries,
+            "envelopes": len(log.first_at),
+            "checkpoints": sub.checkpoints,
+            "largest_checkpoint": sub.largest_checkpoint,
+            "checkpoints_consistent": log.checkpoints_consistent,
+        }
+        logs.append(log)
+    _compare_logs(report, logs, len(logs) == len(names))
+    return logs
+
+
+OMITS_NAMED = 20  # omissions named one per line, per relay; the rest are counted
+
+
+def _compare_logs(report: Report, logs: list[_Log], complete: bool) -> None:
+    """Across the relays' logs: each must hold every valid entry another holds (an
+    omission names the relay and the entry, as the station's path audit does), log each
+    sender's envelopes in its chain's order, and one sender's sequence number must name
+    one envelope in all (else the sender signed two histories: the record is not intact).
+    ``complete``: every relay's log is in the file."""
+    holder: dict[bytes, tuple[_Log, int]] = {}  # every valid entry: its first holder
+    for log in logs:
+        for digest, index in log.valid_at.items():
+            holder.setdefault(digest, (log, index))
     by_seq: dict[tuple[str, int], tuple[bytes, str]] = {}
-    for name, log in logs.items():
-        missing = sorted(every - held[name])
-        report.relays[name]["missing"] = len(missing)
-        for digest in missing[:20]:
+    for log in logs:
+        omits = [d for d in holder if d not in log.first_at]
+        summary = report.relays[log.name]
+        summary["omits"] = [d.hex() for d in omits]
+        summary["missing"] = len(omits)
+        for digest in omits[:OMITS_NAMED]:
+            other, at = holder[digest]
             report.fail(
                 None,
-                f"relay {name}'s log lacks envelope {digest.hex()[:16]} that another relay logged",
+                f"relay {log.name}'s log lacks {other.describe(at)} that relay {other.name}'s "
+                f"log holds at #{at}",
                 "path_omits",
+                channel=log.channel,
+                relay=log.name,
             )
+        if len(omits) > OMITS_NAMED:
+            report.fail(
+                None,
+                f"relay {log.name}'s log lacks {len(omits) - OMITS_NAMED} more entries other "
+                f"relays' logs hold (each in the report's relays.{log.name}.omits)",
+                "path_omits",
+                channel=log.channel,
+                relay=log.name,
+            )
+        summary["out_of_order"] = _out_of_order(report, log)
         for env in log.envelopes.values():
-            seen = by_seq.setdefault((env.sender, env.seq), (env.hash, name))
+            seen = by_seq.setdefault((env.sender, env.seq), (env.hash, log.name))
             if seen[0] != env.hash:
+                report.record_intact = False
                 report.fail(
                     None,
-                    f"{env.sender}'s number {env.seq} is another envelope in relay {name}'s "
-                    f"log than in relay {seen[1]}'s",
+                    f"{env.sender}'s number {env.seq} is another envelope in relay "
+                    f"{log.name}'s log than in relay {seen[1]}'s: {env.sender} signed two",
                     "path_chain",
                 )
-    return logs
+    _sender_forks(report, logs, by_seq)
+    proven = {d for log in logs for d, i in log.valid_at.items() if i < log.covered}
+    if not complete or any(d not in proven for d in holder):
+        report.record_intact = False
+
+
+def _sender_forks(
+    report: Report, logs: list[_Log], by_seq: dict[tuple[str, int], tuple[bytes, str]]
+) -> None:
+    """An envelope a relay's log holds but that is not valid there (a replay, out of
+    its chain, before its key's certificate), at a sender's number where a log holds
+    another valid envelope: if the sender's key signed it, the sender signed two (the
+    record is not intact); if not, it is only that relay's failure, already named."""
+    for log in logs:
+        for index, env in log.parsed.items():
+            seen = by_seq.get((env.sender, env.seq))
+            if index in log.envelopes or seen is None or seen[0] == env.hash:
+                continue
+            certs = [
+                c for other in logs if other.ctx for c in other.ctx.history.certificates(env.sender)
+            ]
+            try:
+                env_mod.signed_by(env, certs, "in any log")
+            except HotlineError:
+                continue
+            report.record_intact = False
+            report.fail(
+                index,
+                f"{env.sender}'s number {env.seq} is another envelope here (not valid in "
+                f"this log, but signed by {env.sender}) than in relay {seen[1]}'s log: "
+                f"{env.sender} signed two",
+                "path_chain",
+                channel=log.channel,
+            )
+
+
+def _out_of_order(report: Report, log: _Log) -> list[str]:
+    """Where this relay's log holds a sender's envelope after a later one of the same
+    sender (read as logged, valid or not); the first per sender is a failure."""
+    found: list[str] = []
+    named: set[str] = set()
+    top: dict[str, env_mod.Envelope] = {}
+    for index, env in log.parsed.items():
+        last = top.get(env.sender)
+        if last is not None and env.seq < last.seq:
+            found.append(f"{env.sender} #{env.seq} at #{index}, after #{last.seq}")
+            if env.sender not in named:
+                named.add(env.sender)
+                report.fail(
+                    index,
+                    f"relay {log.name} logs {env.sender}'s envelope #{env.seq} after its "
+                    f"#{last.seq}: another order than the sender's chain",
+                    "path_order",
+                    channel=log.channel,
+                    relay=log.name,
+                )
+        if last is None or env.seq > last.seq:
+            top[env.sender] = env
+    return found
+
+
+def _judge_relays(report: Report, logs: list[_Log], names: list[str]) -> None:
+    """Per relay: how many failures show it faulty; the faulty ones, in roster order."""
+    counts = {name: sum(1 for f in report.failures if f.relay == name) for name in names}
+    for log in logs:
+        report.relays[log.name]["failures"] = counts[log.name]
+        report.relays[log.name]["faulty"] = counts[log.name] > 0
+    report.faulty = [name for name in names if counts[name]]
 
 
 def _check_anchor(report: Report, roster: Roster, anchor: Anchor) -> None:
@@ -367,16 +527,33 @@ def _check_anchor(report: Report, roster: Roster, anchor: Anchor) -> None:
 
 @dataclass
 class _Log:
-    """The entries as read so far."""
+    """One relay's log, as read so far."""
 
     tree: MerkleTree = field(default_factory=MerkleTree)
     hashes: list[bytes] = field(default_factory=list)  # of every entry, valid or not
     times: list[int] = field(default_factory=list)  # relay time of every entry
     envelopes: dict[int, env_mod.Envelope] = field(default_factory=dict)  # those that hold
     chains: dict[str, logcheck.Chain] = field(default_factory=dict)
+    parsed: dict[int, env_mod.Envelope] = field(default_factory=dict)  # valid or not
+    first_at: dict[bytes, int] = field(default_factory=dict)  # each entry's hash: first index
+    valid_at: dict[bytes, int] = field(default_factory=dict)  # same, of entries that hold
+    name: str = ""  # the relay's
+    position: int = 0  # the relay's in the roster (qualified indexes, station/paths.py)
+    ctx: logcheck.LogContext | None = None
+    channel: str = ""  # where its failures are placed: the channel, or channel@relay
+    covered: int = 0  # entries under a checkpoint that matches them
+    checkpoints_consistent: bool = True
 
     def hash_at(self, index: int) -> bytes | None:
         return self.hashes[index] if 0 <= index < len(self.hashes) else None
+
+    def describe(self, index: int) -> str:
+        """The entry at ``index``, as an omission names it."""
+        digest = self.hashes[index].hex()[:16]
+        env = self.parsed.get(index)
+        if env is None:
+            return f"key event {digest}"
+        return f"envelope {digest} ({env.sender} #{env.seq}, {env.kind.name.lower()})"
 
 
 def _check_entries(report: Report, ctx: logcheck.LogContext, items: list[Any]) -> _Log:
@@ -393,7 +570,9 @@ def _check_entries(report: Report, ctx: logcheck.LogContext, items: list[Any]) -
             break
         raw, relay_ms = entry.envelope, entry.relay_ms
         log.tree.append(leaf_data(relay_ms, raw, entry.kind))
-        log.hashes.append(env_mod.envelope_hash(raw))
+        digest = env_mod.envelope_hash(raw)
+        log.hashes.append(digest)
+        log.first_at.setdefault(digest, index)
         log.times.append(relay_ms)
         report.entries += 1
         report.first_ms = relay_ms if report.first_ms is None else report.first_ms
@@ -403,20 +582,25 @@ def _check_entries(report: Report, ctx: logcheck.LogContext, items: list[Any]) -
                 logcheck.take_key_event(ctx, raw, index=index, relay_ms=relay_ms)
             except HotlineError as exc:
                 report.fail(index, exc)
+                continue
+            log.valid_at.setdefault(digest, index)
             continue
         try:
-            env = logcheck.check_entry(
+            env = logcheck.parse_entry(ctx, raw, index=index)
+            log.parsed[index] = env
+            logcheck.check_envelope(
                 ctx,
-                raw,
+                env,
                 index=index,
                 relay_ms=relay_ms,
-                chain=lambda sender: log.chains.get(sender, logcheck.NO_CHAIN),
+                last=log.chains.get(env.sender, logcheck.NO_CHAIN),
             )
         except HotlineError as exc:
             report.fail(index, exc)
             continue
         log.chains[env.sender] = (env.seq, env.hash)
         log.envelopes[index] = env
+        log.valid_at.setdefault(digest, index)
     return log
 
 
@@ -530,31 +714,40 @@ def _check_times(
             report.fail(index, exc)
 
 
-def _check_bodies(
-    report: Report,
-    ctx: logcheck.LogContext,
-    doc: dict[str, Any],
-    log: _Log,
-    others: dict[str, _Log] | None = None,
-    roster: Roster | None = None,
-) -> None:
+def _check_bodies(report: Report, doc: dict[str, Any], logs: list[_Log], names: list[str]) -> None:
+    """Each disclosed body, named by its entry's (qualified) index: bound to that
+    envelope and what it decrypts to; then a receipt's or notice's reference, checked in
+    the log it names (station/paths.py): there, if that log holds the receipt or notice
+    too, it must name an earlier entry, as with one relay. Counted once per envelope
+    referred to (by hash), however many logs or stations name it."""
     items = doc.get("bodies", [])
     report.receipts_counted = bool(items)
-    delivered: dict[int, set[str]] = defaultdict(set)
-    acknowledged: dict[int, set[str]] = defaultdict(set)
-    late: set[tuple[int, str]] = set()  # (message, party) recorded overdue
-
-    def message_party(i: int) -> str | None:
-        env = log.envelopes.get(i)
-        return env.party if env is not None and env.kind == Kind.MESSAGE else None
+    by_position = {log.position: log for log in logs}
+    valid = {env.hash: env for log in logs for env in log.envelopes.values()}
+    delivered: dict[bytes, set[str]] = defaultdict(set)
+    acknowledged: dict[bytes, set[str]] = defaultdict(set)
+    late: set[tuple[bytes, str]] = set()  # (message, party) recorded overdue
+    done: set[bytes] = set()  # receipts and notices whose references were checked
 
     for item in _dicts(report, doc, "bodies"):
         named = item.get("index")
-        index = named if isinstance(named, int) and not isinstance(named, bool) else None
-        env = log.envelopes.get(index) if index is not None else None
-        if index is None or env is None:
-            if index is not None and 0 <= index < report.entries:
-                report.fail(index, "a disclosed body names no valid entry", "malformed")
+        qualified = named if isinstance(named, int) and not isinstance(named, bool) else None
+        position, index = paths.split(qualified) if qualified is not None else (0, -1)
+        log = by_position.get(position) if qualified is not None and qualified >= 0 else None
+        if log is not None and index not in log.envelopes and 0 <= index < len(log.hashes):
+            # Not valid in the log it names (that log's failure says why): the same
+            # envelope, by hash, where another relay's log holds it valid.
+            digest = log.hashes[index]
+            log, index = next(
+                ((other, other.valid_at[digest]) for other in logs if digest in other.valid_at),
+                (log, index),
+            )
+        env = log.envelopes.get(index) if log is not None else None
+        if log is None or env is None or log.ctx is None:
+            if log is not None and 0 <= index < len(log.hashes):
+                report.fail(
+                    index, "a disclosed body names no valid entry", "malformed", channel=log.channel
+                )
             else:
                 report.fail(
                     None,
@@ -564,7 +757,7 @@ def _check_bodies(
             continue
         try:
             content = logcheck.check_disclosed_body(
-                ctx,
+                log.ctx,
                 env,
                 index=index,
                 envelope_hash=str(item.get("hash")),
@@ -572,43 +765,28 @@ def _check_bodies(
                 body=_unb64(item.get("body"), "body"),
             )
         except HotlineError as exc:
-            report.fail(index, exc)
+            report.fail(index, exc, channel=log.channel)
             continue
         report.bodies_checked += 1
+        if env.hash in done or env.kind not in (Kind.RECEIPT, Kind.NOTICE):
+            continue
+        done.add(env.hash)
         if env.kind == Kind.RECEIPT:
             try:
                 receipt = logcheck.receipt_of(content)
-                if receipt.of_index >> 40 and others and roster is not None:
-                    _check_other_reference(receipt, index, others, roster)
-                    done = (
-                        acknowledged if receipt.status == ReceiptStatus.ACKNOWLEDGED else delivered
-                    )
-                    done[receipt.of_index].add(env.party)
-                    continue
-                logcheck.check_receipt(
-                    ctx,
-                    receipt,
-                    index=index,
-                    entry_hash_at=log.hash_at,
-                    root_at=log.tree.root,
-                    size_now=index + 1,  # what the log held when the receipt entered it
-                )
-            except ForkDetected as exc:
-                report.fail(index, exc)
-                continue
             except HotlineError as exc:
-                report.fail(index, f"malformed receipt: {exc.message}", "malformed")
-                continue
-            done = acknowledged if receipt.status == ReceiptStatus.ACKNOWLEDGED else delivered
-            done[receipt.of_index].add(env.party)
-        elif env.kind == Kind.NOTICE:
-            try:
-                said = logcheck.overdue_of(
-                    ctx, content, index=index, author=env.party, message_party=message_party
+                report.fail(
+                    index, f"malformed receipt: {exc.message}", "malformed", channel=log.channel
                 )
-            except HotlineError as exc:
-                report.fail(index, exc)
                 continue
+            of_hash = _check_receipt(report, receipt, env, log, index, by_position, valid, names)
+            if of_hash is not None:
+                counted = (
+                    acknowledged if receipt.status == ReceiptStatus.ACKNOWLEDGED else delivered
+                )
+                counted[of_hash].add(env.party)
+        else:
+            said = _check_notice(report, content, env, log, index, by_position, valid)
             if said is not None:
                 late.add(said)
     for parties in delivered.values():
@@ -622,18 +800,119 @@ def _check_bodies(
             report.parties[p].overdue += 1
 
 
-def _check_other_reference(
-    receipt: Any, index: int, others: dict[str, _Log], roster: Roster
-) -> None:
-    """A receipt naming an entry of another relay's log (a qualified index, station/paths.py):
-    that log's entry must be the envelope the receipt names by hash."""
-    names = roster.relay_names()
-    position, at = receipt.of_index >> 40, receipt.of_index & ((1 << 40) - 1)
-    log = others.get(names[position]) if position < len(names) else None
-    if log is None or log.hash_at(at) != receipt.of_hash:
-        raise ForkDetected(
-            f"receipt references no message #{at} of the log of relay "
-            f"{names[position] if position < len(names) else position}",
-            index=index,
-            field="of_hash",
+def _named(
+    env: env_mod.Envelope, of_index: int, log: _Log, index: int, by_position: dict[int, _Log]
+) -> tuple[_Log | None, _Log, int]:
+    """For a receipt or notice ``env`` disclosed at ``index`` of ``log`` naming the
+    qualified ``of_index``: the log it names (None if the file has none at that position)
+    and where to check it: that log's own copy of it if it holds one, else the copy
+    disclosed."""
+    named = by_position.get(paths.split(of_index)[0])
+    if named is not None and named is not log:
+        at = named.first_at.get(env.hash)
+        if at is not None and at in named.envelopes:
+            return named, named, at
+    return named, log, index
+
+
+def _check_receipt(
+    report: Report,
+    receipt: Receipt,
+    env: env_mod.Envelope,
+    log: _Log,
+    index: int,
+    by_position: dict[int, _Log],
+    valid: dict[bytes, env_mod.Envelope],
+    names: list[str],
+) -> bytes | None:
+    """A receipt's reference and carried checkpoint, in the log it names; the hash of
+    the envelope it answers, or None (a failure). A reference to another history of a
+    relay's log (an entry with another hash, a carried checkpoint that disagrees with the
+    log) shows that relay faulty: it showed the receipt's sender something else."""
+    position, of = paths.split(receipt.of_index)
+    named, where, at = _named(env, receipt.of_index, log, index, by_position)
+    blame = names[position] if len(names) > 1 and named is not None else None
+    if len(names) == 1:  # one relay: the index is the plain log index, as it always was
+        named, of = where, receipt.of_index
+    try:
+        if named is None:
+            raise ForkDetected(
+                f"receipt references entry #{of} of relay "
+                f"{names[position] if position < len(names) else position}'s log, "
+                "which the transcript does not hold",
+                field="of_index",
+            )
+        assert named.ctx is not None
+        local = replace(receipt, of_index=of)
+        if named is where:  # as with one relay: an earlier entry, a checkpoint it had
+            logcheck.check_receipt(
+                named.ctx,
+                local,
+                index=at,
+                entry_hash_at=named.hash_at,
+                root_at=named.tree.root,
+                size_now=at + 1,
+            )
+            return receipt.of_hash
+        # Named in another relay's log than the one it stands in: by hash; that log's copy
+        # in this file may stop short of it (the exporter's mirror was behind).
+        held = named.hash_at(of)
+        if (held is None and receipt.of_hash not in valid) or held not in (None, receipt.of_hash):
+            raise ForkDetected(
+                f"receipt references no message #{of} of relay {named.name}'s log",
+                field="of_hash",
+            )
+        signed = logcheck.open_log_checkpoint(named.ctx, receipt.checkpoint)
+        if signed.size <= named.tree.size:
+            logcheck.check_carried_checkpoint(
+                named.ctx,
+                local,
+                index=at,
+                root_at=named.tree.root,
+                size_now=named.tree.size,
+            )
+    except ForkDetected as exc:
+        who = f" (relay {blame} showed its sender another history)" if blame else ""
+        report.fail(at, exc.message + who, exc.code, channel=where.channel, relay=blame)
+        return None
+    except HotlineError as exc:
+        report.fail(at, f"malformed receipt: {exc.message}", "malformed", channel=where.channel)
+        return None
+    return receipt.of_hash
+
+
+def _check_notice(
+    report: Report,
+    content: Any,
+    env: env_mod.Envelope,
+    log: _Log,
+    index: int,
+    by_position: dict[int, _Log],
+    valid: dict[bytes, env_mod.Envelope],
+) -> tuple[bytes, str] | None:
+    """An overdue notice's reference, resolved in the log it names: (the message's
+    hash, the late party), or None (another body, or a failure)."""
+    if not isinstance(content, OverdueNotice):
+        return None
+    named, where, at = _named(env, content.of_index, log, index, by_position)
+    of = paths.split(content.of_index)[1]
+    held = named.hash_at(of) if named is not None else None
+
+    def message_party(_: int) -> str | None:
+        message = valid.get(held) if held is not None else None
+        return message.party if message is not None and message.kind == Kind.MESSAGE else None
+
+    assert where.ctx is not None
+    try:
+        said = logcheck.overdue_of(
+            where.ctx,
+            content,
+            index=at,
+            author=env.party,
+            message_party=message_party,
+            before=lambda _: named is not where or of < at,
         )
+    except HotlineError as exc:
+        report.fail(at, exc, channel=where.channel)
+        return None
+    return (held, said[1]) if said is not None and held is not None else None

@@ -211,15 +211,26 @@ def status(out: Json) -> str:
         lines.append(
             f"channel {ch}: cursor {c['cursor']}, verified checkpoint {c['verified_size']}"
         )
+    for name, path in out.get("relays", {}).items():
+        lines.append(
+            f"relay {name} {path['url']}: {'UP' if path['connected'] else 'DOWN'}"
+            f", last contact {ts(path['last_contact_ms'])}, unsent {path['unsent']}"
+        )
     for ch, parties in out.get("links", {}).items():
         for party_name, board in parties.items():
-            rtt = f", rtt {board['rtt_ms']:.0f} ms" if board["rtt_ms"] is not None else ""
-            lines.append(
-                f"link {ch} {party_name}: {board['state'].upper()}, last contact "
-                f"{ts(board['last_contact_ms'])}{rtt}, missed {board['missed']}"
-            )
+            lines.append(f"link {ch} {party_name}: {_link_line(board)}")
+            for relay, path in board.get("paths", {}).items():
+                lines.append(f"link {ch} {party_name} via {relay}: {_link_line(path)}")
     lines.append(f"open alarms: {out['open_alarms']}")
     return "\n".join(lines)
+
+
+def _link_line(board: Json) -> str:
+    rtt = f", rtt {board['rtt_ms']:.0f} ms" if board["rtt_ms"] is not None else ""
+    return (
+        f"{board['state'].upper()}, last contact "
+        f"{ts(board['last_contact_ms'])}{rtt}, missed {board['missed']}"
+    )
 
 
 def alarm_line(a: Json) -> str:
@@ -254,8 +265,9 @@ def verify_report(report: Report, json_out: bool) -> str:
         lines.append(f"roster {report.roster}: hash {report.roster_hash}")
         lines.extend(f"  root of {p}: {fp}" for p, fp in report.roots.items())
     lines.append("trust anchor: " + ("; ".join(report.pins) if report.pins else "none given"))
+    whose = f" (relay {next(iter(report.relays))}'s log)" if report.relays else ""
     lines += [
-        f"channel {report.channel}: {report.entries} entries, "
+        f"channel {report.channel}{whose}: {report.entries} entries, "
         f"{ts(report.first_ms)} .. {ts(report.last_ms)}",
         f"checkpoints: {report.checkpoints} signed by the relay, largest "
         f"{report.largest_checkpoint}",
@@ -264,8 +276,12 @@ def verify_report(report: Report, json_out: bool) -> str:
         lines.append(f"  cosigned by {witness} up to size {size}")
     for relay, log in report.relays.items():
         lines.append(
-            f"relay {relay}: {log.get('entries', 0)} entries, {log.get('checkpoints', 0)} "
-            f"checkpoints, lacks {log.get('missing', 0)} envelope(s) other relays logged"
+            f"relay {relay}: {log['entries']} entries ({log['envelopes']} distinct), "
+            f"{log['checkpoints']} checkpoints up to size {log['largest_checkpoint']} "
+            + ("(consistent)" if log["checkpoints_consistent"] else "(NOT consistent)")
+            + f"; lacks {log['missing']} of the entries other relays logged; "
+            f"{len(log['out_of_order'])} envelope(s) out of their sender's order"
+            + ("; FAULTY" if log.get("faulty") else "")
         )
     lines.append(f"key history (key events in the log): {len(report.key_history)}")
     lines.extend(f"  {event}" for event in report.key_history)
@@ -280,8 +296,22 @@ def verify_report(report: Report, json_out: bool) -> str:
         )
     if report.bodies_checked:
         lines.append(f"disclosed bodies checked: {report.bodies_checked}")
-    if not report.ok:
-        lines.append(f"FAILED: {len(report.failures)} problem(s)")
+    from ..transcript import Verdict
+
+    if report.verdict == Verdict.RELAY_FAULTY:
+        lines.append(
+            f"RELAY FAULTY: {', '.join(report.faulty)}: {len(report.failures)} problem(s); "
+            "the channel's record is intact: every envelope is proven in at least one "
+            "relay's signed log"
+        )
+        lines.extend(f"  {f}" for f in report.failures)
+    elif not report.ok:
+        intact = ""
+        if report.relays and not report.record_intact:
+            intact = "; the channel's record is not proven intact"
+        elif report.faulty:
+            intact = f"; faulty relay(s): {', '.join(report.faulty)}"
+        lines.append(f"FAILED: {len(report.failures)} problem(s){intact}")
         lines.extend(f"  {f}" for f in report.failures)
     elif report.anchored:
         lines.append(

@@ -229,16 +229,30 @@ def station_init_cmd(
     show_default=True,
     help="Seconds to wait for the outbox to drain before the old key is revoked.",
 )
+@click.option(
+    "--confirm-timeout",
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for every relay to log the revocation before reporting what is "
+    "still pending (the station keeps handing it over until each relay has logged it).",
+)
 @pass_env_option
 @handled
 def station_rotate_cmd(
-    directory: Path, party_dir: Path, valid_days: int, drain_timeout: float, passphrase_env: str
+    directory: Path,
+    party_dir: Path,
+    valid_days: int,
+    drain_timeout: float,
+    confirm_timeout: float,
+    passphrase_env: str,
 ) -> None:
     """Give a serving station a new key without losing a message.
 
-    The new key is certified by the party root and registered at the relay (which logs
+    The new key is certified by the party root and registered at every relay (each logs
     its certificate), the station switches to it, and once its outbox has drained the
-    old key is revoked (logged after everything it signed). The old key stays in
+    old key is revoked: the station hands the revocation to every relay (logged after
+    everything the old key signed), one down now when it next links to it, and this
+    command reports per relay what is logged and what is pending. The old key stays in
     DIR/retired/ to open what was sealed to it."""
     passphrase = get_passphrase(passphrase_env)
     rotation = rotate_station(
@@ -247,6 +261,7 @@ def station_rotate_cmd(
         passphrase,
         valid_days=valid_days,
         drain_timeout=drain_timeout,
+        confirm_timeout=confirm_timeout,
         say=click.echo,
     )
     click.echo(render.rotated(rotation.old, rotation.new))

@@ -91,8 +91,9 @@ def verify(
     """Verify a transcript offline (no network, no keys).
 
     Exit 0: every check holds against the trust anchor; 4: a check failed (or the
-    transcript's roster is not the pinned one); 7: consistent, but no trust anchor was
-    given, so anyone could have made it.
+    transcript's roster is not the pinned one; with several relays the verdict says
+    whether the channel's record is intact and which relay is faulty); 7: consistent,
+    but no trust anchor was given, so anyone could have made it.
     """
     from .. import anchor as anchor_mod
     from .. import parallel_verify, transcript

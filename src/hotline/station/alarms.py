@@ -37,6 +37,7 @@ class AlarmKind(StrEnum):
     FLASH = "flash"
     OVERDUE = "overdue"
     PARTY_DOWN = "party-down"
+    PARTY_PATH_DOWN = "party-path-down"  # silent through one relay, heard through another
     FORK = "fork"
     VERIFICATION = "verification"
     BAD_CHECKPOINT = "bad-checkpoint"

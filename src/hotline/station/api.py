@@ -27,6 +27,7 @@ from ..keys import StationCertificate, StationKey
 from ..notes import b64
 from ..translate import translate
 from . import paging
+from .core import StationCore
 from .export import export
 from .service import StationService
 from .store import Message, OutboxItem, OutboxState
@@ -97,6 +98,7 @@ class StationAPI:
             Route("/api/sent/{channel}/{seq:int}", self.sent_one),
             Route("/api/ack", self.ack, methods=["POST"]),
             Route("/api/rotate", self.rotate, methods=["POST"]),
+            Route("/api/key-events", self.key_events, methods=["GET", "POST"]),
             Route("/api/alarms", self.alarms),
             Route("/api/alarms/{alarm_id:int}/clear", self.clear_alarm, methods=["POST"]),
             Route("/api/wait", self.wait),
@@ -137,7 +139,7 @@ class StationAPI:
             "relays": self._paths_view(),
             "outbox": {str(state): counts.get(state, 0) for state in OutboxState},
             "channels": channels,
-            "links": {ch: board.view(core.now_ms()) for ch, board in core.boards.items()},
+            "links": core.link_view(),
             "open_alarms": store.open_alarm_count(),
         }
 
@@ -153,6 +155,8 @@ class StationAPI:
                 "last_error": link.last_error,
                 "cursors": {ch: core.size(ch, name) for ch in core.channels},
                 "unsent": len(core.store.unsent(name)),
+                "key_events_owed": len(core.store.key_submissions(name, pending=True)),
+                "omissions": _omissions(core, name),
             }
         return out
 
@@ -331,11 +335,30 @@ class StationAPI:
 
     async def rotate(self, request: Request) -> Response:
         """Switch to the key `hotline station rotate` installed in the directory."""
+        self.check(request)
         if self.reload_key is None:
             raise Malformed("this station cannot reload its key", field="key")
         key, cert, retired = await self.service.run_db(self.reload_key)
         await self.service.switch_key(key, cert, retired)
         return JSONResponse({"station": key.ident, "signing": key.signing_public.hex()})
+
+    async def key_events(self, request: Request) -> Response:
+        """GET: every key event this station submitted, per relay, logged or pending.
+        POST ``{"kind": "revocation", "data": NOTE}``: owe it to every relay (each link
+        hands it over when it is up; `hotline station rotate` submits its revocation so)."""
+        self.check(request)
+        if request.method == "POST":
+            data = await self.body(request)
+            kind, note = data.get("kind"), data.get("data")
+            if not isinstance(kind, str) or not isinstance(note, str):
+                raise Malformed("a key event needs kind and data (the signed note)")
+            digest = await self.service.run_db(
+                self.core.submit_key_event, kind, note.encode("utf-8")
+            )
+            self.service.kick()
+            return JSONResponse({"hash": digest.hex()})
+        events = await self.service.run_db(self.core.key_events_view)
+        return JSONResponse({"events": events})
 
     async def ack(self, request: Request) -> Response:
         self.check(request)
@@ -429,6 +452,15 @@ class StationAPI:
         if version == self.service.version:
             version = await self.service.wait_change(version, 25.0)
         return JSONResponse({"version": self.service.version})
+
+
+def _omissions(core: StationCore, relay: str) -> dict[str, int]:
+    """The path audit's omissions of ``relay``: still open, and repaired since (the relay
+    logged the entry after all; the alarm and its evidence stay)."""
+    audit = core.state.audit
+    found = audit.omissions(relay) if audit is not None else []
+    repaired = sum(1 for r in found if r.repaired_ms is not None)
+    return {"open": len(found) - repaired, "repaired": repaired}
 
 
 def _lang(request: Request) -> str | None:

@@ -150,6 +150,16 @@ class StationClient:
         """Have the station switch to the key now in its directory (`station rotate`)."""
         return dict(self._json("POST", "/api/rotate"))
 
+    def key_events(self) -> Json:
+        """Every key event this station submitted, per relay: ``events``, each logged or
+        ``pending`` (with the relay's last refusal)."""
+        return dict(self._json("GET", "/api/key-events"))
+
+    def submit_key_event(self, kind: str, data: bytes) -> Json:
+        """Owe a key event (a revocation note) to every relay; its ``hash``."""
+        payload = {"kind": kind, "data": data.decode("utf-8")}
+        return dict(self._json("POST", "/api/key-events", json=payload))
+
     def ack(self, channel: str, index: int, operator: str, reply: str | None = None) -> Json:
         """Acknowledge message ``index`` of ``channel`` as ``operator``."""
         data = {"channel": channel, "index": index, "operator": operator, "reply": reply}

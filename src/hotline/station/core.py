@@ -33,10 +33,10 @@ from ..link import LinkBoard
 from ..merkle import TreeCache
 from ..notes import SignedCheckpoint
 from ..roster import Roster
-from . import escalation, linktests, outbox, paths, statements, sync, views
+from . import escalation, keysubmit, linktests, outbox, paths, statements, sync, views
 from .alarms import Alarm
 from .state import Station
-from .store import OutboxItem, StationStore
+from .store import KeySubmission, OutboxItem, StationStore
 from .sync import Ingested
 
 __all__ = ["Ingested", "StationCore"]
@@ -101,6 +101,11 @@ class StationCore:
         return self.state.boards
 
     @property
+    def path_boards(self) -> dict[str, dict[str, LinkBoard]]:
+        """With several relays, each party's link through each: relay -> channel -> board."""
+        return self.state.path_boards
+
+    @property
     def ident(self) -> str:
         return self.state.ident
 
@@ -137,6 +142,28 @@ class StationCore:
         before it, kept to open what was sealed to them."""
         self.state.switch_key(key, cert)
         self.state.retired.extend(k for k in retired if k not in self.state.retired)
+        with self.store.transaction():  # owed to every relay until seen in its log
+            keysubmit.submit_certificate(self.state, cert)
+
+    # --- key events this station submits, owed to every relay (keysubmit.py) ----------------
+
+    def submit_key_event(self, kind: str, data: bytes) -> bytes:
+        """Owe a key event of this station's party (a revocation) to every relay; its hash."""
+        with self.store.transaction():
+            return keysubmit.submit(self.state, kind, data)
+
+    def key_events_owed(self, relay: str | None = None) -> list[KeySubmission]:
+        """The revocations ``relay`` (None: the first) has not logged yet."""
+        return keysubmit.owed(self.state, self.state.relays[self.state.position(relay)])
+
+    def key_event_refused(self, relay: str | None, digest: bytes, error: HotlineError) -> None:
+        """``relay`` refused the key event: owed still (sent again next session)."""
+        name = self.state.relays[self.state.position(relay)]
+        with self.store.transaction():
+            self.store.key_event_refused(name, digest, f"{error.code}: {error}")
+
+    def key_events_view(self) -> list[dict[str, Any]]:
+        return keysubmit.view(self.state)
 
     def add_statements(self, certificates: list[bytes], revocations: list[bytes]) -> int:
         """Learn other stations' certificates and revocations (checked against roots)."""
@@ -209,8 +236,8 @@ class StationCore:
         return result
 
     def send_receipts(self, limit: int | None = None) -> int:
-        """Seal the delivered receipts owed (the first ``limit`` of them, in log order),
-        in one transaction; how many were queued."""
+        """Seal the delivered receipts owed (at most ``limit`` of them, in log order; a
+        stuck channel's are skipped), in one transaction; how many were queued."""
         return outbox.send_receipts(self.state, limit)
 
     def due_cosigns(self, relay: str | None = None) -> list[tuple[str, int, bytes]]:
@@ -237,8 +264,10 @@ class StationCore:
             if at is not None:
                 audit.contact(relay, at)
         alarms = audit.check(self.now_ms())
-        for alarm in alarms:
-            self.alarm(alarm)
+        with self.store.transaction():
+            for alarm in alarms:
+                self.alarm(alarm)
+            self.state.keep_audit()
         return len(alarms)
 
     def check_sizes(self, sizes: Mapping[str, int], relay: str | None = None) -> None:
@@ -259,11 +288,12 @@ class StationCore:
         """Recompute link boards; alarm on a party going down, clear on return, log both."""
         return escalation.link_changes(self.state)
 
-    def link_tick(self) -> linktests.Tick:
-        """Link tests due now: pings to send, and the hourly one logged; and every
+    def link_tick(self, relay: str | None = None) -> linktests.Tick:
+        """Link tests due now: pings to send (through ``relay``, with several relays: each
+        relay's link asks for its own), and the hourly one logged; and every
         ``RETRY_RECEIPTS_MS`` the delivered receipts that could not be sealed before
         (``RETRY_RECEIPTS_LIMIT`` of them)."""
-        tick = self._links.tick()
+        tick = self._links.tick(relay)
         now = self.now_ms()
         if now - self._receipts_tried_ms < RETRY_RECEIPTS_MS:
             return tick
@@ -271,9 +301,15 @@ class StationCore:
         retried = outbox.send_receipts(self.state, RETRY_RECEIPTS_LIMIT)
         return linktests.Tick(tick.send, tick.queued + retried)
 
-    def on_link(self, link: LinkTest) -> list[LinkTest]:
-        """A forwarded link message: check it, update the board; return pongs to send."""
-        return self._links.on_link(link)
+    def on_link(self, link: LinkTest, relay: str | None = None) -> list[LinkTest]:
+        """A link message ``relay`` forwarded: check it, update the board (and, with
+        several relays, that relay's path board); return pongs to send back through it."""
+        return self._links.on_link(link, relay)
+
+    def link_view(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The link board: per channel and party its state, and with several relays its
+        state through each relay (``paths``)."""
+        return linktests.board_view(self.state, self.now_ms())
 
     # --- views -------------------------------------------------------------------------------
 

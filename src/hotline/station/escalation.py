@@ -4,6 +4,13 @@ A message waits for acknowledgments (ours for others' messages, every other
 party's for ours); past its deadline each escalation level is an alarm here and
 a notice in the log. A party going silent is an alarm and a notice too; its
 return clears the alarm. The rules of timing live in ``deadlines`` and ``link``.
+
+With several relays a party is up while any path to it is up. A path down while the
+party is up through another relay is a lesser alarm naming the relay
+(``party-path-down``), cleared when the path is up again; it is not a notice in the
+log: the log records the party's state as the channel's members see it, and a path's
+state is this station's view of one relay (which, being down, could not carry it).
+A party silent on every path is the ``party-down`` alarm alone, as with one relay.
 """
 
 from __future__ import annotations
@@ -127,8 +134,60 @@ def link_changes(st: Station) -> int:
                     )
                     if old == LinkState.DOWN:
                         queued += _link_notice(st, channel, party, old, new)
+    if st.path_boards:
+        _path_changes(st, now)
     linktests.heartbeat(st, now)
     return queued
+
+
+def _path_changes(st: Station, now: int) -> None:
+    """Each path's board: sample its changes; alarm on a path down while the party is
+    reachable through another relay, clear that alarm when the path is up again."""
+    for relay, by_channel in st.path_boards.items():
+        for channel, board in by_channel.items():
+            for party, old, new in board.update(now):
+                linktests.sample(st, channel, party, new, now, relay=relay)
+                if new == LinkState.UP and old != LinkState.UP:
+                    st.paths_down.discard((channel, party, relay))
+                    with st.store.transaction():
+                        st.store.clear_alarms(
+                            [AlarmKind.PARTY_PATH_DOWN],
+                            f"link through {relay} restored",
+                            now,
+                            channel=channel,
+                            subject=f"{party} via {relay}",
+                        )
+    for relay, by_channel in st.path_boards.items():
+        for channel, board in by_channel.items():
+            for party, link in board.links.items():
+                key = (channel, party, relay)
+                if link.state != LinkState.DOWN or key in st.paths_down:
+                    continue
+                if st.boards[channel].links[party].state == LinkState.DOWN:
+                    continue  # silent on every path: the party-down alarm says it
+                up = [
+                    r
+                    for r, boards in st.path_boards.items()
+                    if boards[channel].links[party].state in (LinkState.UP, LinkState.DEGRADED)
+                ]
+                st.paths_down.add(key)
+                with st.store.transaction():
+                    st.alarm(
+                        Alarm(
+                            AlarmKind.PARTY_PATH_DOWN,
+                            "party-down-via",
+                            level=2,
+                            channel=channel,
+                            subject=f"{party} via {relay}",
+                            params={
+                                "party": party,
+                                "channel": channel,
+                                "relay": relay,
+                                "missed": board.missed(party, now),
+                                "up": ", ".join(up) or "-",
+                            },
+                        )
+                    )
 
 
 def _link_notice(st: Station, channel: str, party: str, old: LinkState, new: LinkState) -> int:

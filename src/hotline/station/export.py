@@ -53,7 +53,6 @@ def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[s
     if channel not in core.channels:
         raise Malformed(f"{core.key.party} is not a member of {channel}", field="channel")
     first = _log(core, channel, 0)
-    entries = core.store.entries(channel)
     doc: dict[str, Any] = {
         "format": FORMAT if len(core.relays) == 1 else MULTI_FORMAT,
         "channel": channel,
@@ -70,8 +69,19 @@ def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[s
             if position > 0
         ]
     if with_bodies:
-        for e in entries:
-            if e.leaf_kind != LeafKind.ENVELOPE:
+        doc["bodies"] = _bodies(core, channel)
+    return doc
+
+
+def _bodies(core: StationCore, channel: str) -> list[dict[str, Any]]:
+    """Each envelope of the channel this station can open, disclosed once: at its
+    (qualified, paths.py) index in the first relay's log, in roster order, that holds it
+    valid; an envelope only one relay logged is disclosed in that relay's log."""
+    out: list[dict[str, Any]] = []
+    seen: set[bytes] = set()
+    for position in range(len(core.relays)):
+        for e in core.store.entries(channel, position):
+            if e.leaf_kind != LeafKind.ENVELOPE or not e.valid or e.hash in seen:
                 continue
             try:
                 env = env_mod.parse(e.envelope)
@@ -79,7 +89,8 @@ def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[s
                 plain = env_mod.decrypt_with_key(env, key)
             except HotlineError:
                 continue
-            doc["bodies"].append(
+            seen.add(e.hash)
+            out.append(
                 {
                     "index": e.index,
                     "hash": env.hash.hex(),
@@ -87,4 +98,4 @@ def export(core: StationCore, channel: str, with_bodies: bool = False) -> dict[s
                     "body": _b64(plain),
                 }
             )
-    return doc
+    return out

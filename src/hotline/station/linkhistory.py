@@ -1,5 +1,8 @@
 """Link history: the last 24 hours of each party's link, per channel, as samples.
 
+With several relays each party has samples of its link (through any relay, ``relay``
+None) and of its path through each relay (``relay`` that relay's name).
+
 A sample is written when a party's state changes, when one of its stations answers a
 link test (with the round-trip time), and at least every ``HEARTBEAT_MS`` otherwise,
 so that a stretch with no sample (this station was stopped) shows as no data rather
@@ -27,6 +30,7 @@ class LinkSample:
     state: str  # a LinkState value
     rtt_ms: float | None = None
     station: str | None = None  # the party's station that answered, if one did
+    relay: str | None = None  # the path through this relay (None: the party, any path)
 
 
 @dataclass(frozen=True)

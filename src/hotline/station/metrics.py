@@ -159,7 +159,26 @@ class StationCollector:
                 if link.rtt_ms is not None:
                     rtt.add_metric([channel, party], link.rtt_ms / 1000)
         yield from (log, outbox, pending, overdue, alarms, states, rtt)
+        if core.path_boards:
+            yield self._paths()
         yield from self._relay()
+
+    def _paths(self) -> Metric:
+        """With several relays: each party's link through each relay."""
+        paths = GaugeMetricFamily(
+            "hotline_station_link_path_state",
+            "1 for the state each other party's link through one relay is in, per channel; "
+            "0 for the others.",
+            labels=["channel", "party", "relay", "state"],
+        )
+        for relay, by_channel in sorted(self.core.path_boards.items()):
+            for channel, board in sorted(by_channel.items()):
+                for party, link in sorted(board.links.items()):
+                    for value in LinkState:
+                        paths.add_metric(
+                            [channel, party, relay, value.value], int(link.state == value)
+                        )
+        return paths
 
     def _relay(self) -> Iterable[Metric]:
         link = self.link

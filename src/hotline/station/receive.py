@@ -24,7 +24,7 @@ from ..keys import StationCertificate
 from ..leaf import LeafKind, leaf_data
 from ..notes import SignedCheckpoint, parse_note
 from ..roster import Roster
-from . import escalation, paths
+from . import escalation, keysubmit, paths
 from .alarms import Alarm, AlarmKind
 from .state import Station
 from .store import KEY_EVENT_SENDER, Entry, Message, Receipt
@@ -110,12 +110,15 @@ def _key_event(st: Station, channel: str, index: int, raw: bytes, relay_ms: int)
     except UNEXPECTED as exc:
         _unreadable(st, channel, index, raw, "a key event", f"{type(exc).__name__}: {exc}")
     valid = event is not None
+    digest = env_mod.envelope_hash(raw)
+    st.audit_logged(channel, index, digest, KEY_EVENT_SENDER, 0, st.now_ms())
+    keysubmit.seen(st, index, digest)  # if this station owed it to that relay: no more
     st.store.add_entry(
         Entry(
             channel,
             index,
             raw,
-            env_mod.envelope_hash(raw),
+            digest,
             KEY_EVENT_SENDER,
             0,
             int(Kind.KEY_EVENT),

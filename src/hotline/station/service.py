@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection
 from .. import frames, stamps
 from ..errors import HotlineError, Malformed, TooLarge
 from ..keys import StationCertificate, StationKey
+from . import keysubmit
 from .alarms import Alarm, AlarmKind
 from .core import Ingested, StationCore
 from .failover import Failover
@@ -331,6 +332,13 @@ class StationService:
                 await self.run_db(self.core.on_accepted, frame, self.relay)
                 await self.notify()
             case frames.ErrorReply(id=rid):
+                digest = keysubmit.of_request(rid)
+                if digest is not None:  # a key event refused: owed still, sent next session
+                    log.warning("relay %s refused a key event: %s", self.relay, frame.error())
+                    await self.run_db(
+                        self.core.key_event_refused, self.relay, digest, frame.error()
+                    )
+                    return
                 post = _post_of(rid)
                 if post is None:
                     log.warning("relay error: %s", frame.error())
@@ -361,13 +369,13 @@ class StationService:
                 await self.run_db(self.core.add_statements, list(certificates), list(revocations))
                 self.kick()  # held entries taken in may owe receipts, new stations be sealed to
             case frames.Link(link=link):
-                for answer in await self.run_db(self.core.on_link, link):
+                for answer in await self.run_db(self.core.on_link, link, self.relay):
                     await _send(ws, frames.Link(answer))
             case frames.Pong(id=rid):  # the answer to our keepalive: the link's round trip
                 sent = _ping_sent(rid)
                 if sent is not None:
                     self.link.rtt_ms = (time.monotonic() - sent) * 1000
-            case frames.Ok():
+            case frames.Ok():  # a key event's: owed until taken from the log (keysubmit.py)
                 pass
             case frames.Challenge() | frames.Welcome():
                 log.info("ignoring relay op %s after the handshake", frame.op)
@@ -407,9 +415,10 @@ class StationService:
         await _send(ws, frames.Sync(channel, start, id=f"sync:{channel}"))
 
     async def _link_tests(self, ws: ClientConnection) -> None:
-        """Send the link tests the core finds due (it keeps the schedule)."""
+        """Send the link tests the core finds due through this relay (it keeps the
+        schedule, one per relay path)."""
         while True:
-            tick = await self.run_db(self.core.link_tick)
+            tick = await self.run_db(self.core.link_tick, self.relay)
             for link in tick.send:
                 await _send(ws, frames.Link(link))
             if tick.queued:
@@ -454,6 +463,7 @@ class StationService:
     async def _pump(self, ws: ClientConnection) -> None:
         """Send every queued outbox item, in sequence order, until accepted."""
         self._handed = None  # read before this session: read afresh
+        keys_sent: set[bytes] = set()  # key events sent in this session
         while True:
             self.wake.clear()
             queued, self._handed = self._handed, None
@@ -470,9 +480,19 @@ class StationService:
                 self.link.in_flight.add(key)
                 await _send(ws, frames.Post(item.envelope, id=f"post:{item.channel}:{item.seq}"))
                 stamps.stamp("frame_sent", self.core.ident, item.hash)
+            if not self.link.in_flight:  # what the old key signed goes before its revocation
+                await self._send_key_events(ws, keys_sent)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self.wake.wait()
+
+    async def _send_key_events(self, ws: ClientConnection, sent: set[bytes]) -> None:
+        """Hand the relay the key events it has not logged yet (keysubmit.py), each once
+        per session (owed until the station takes it from that relay's log)."""
+        for owed in await self.run_db(self.core.key_events_owed, self.relay):
+            if owed.hash not in sent:
+                sent.add(owed.hash)
+                await _send(ws, frames.Revoke(owed.data, id=keysubmit.request_id(owed.hash)))
 
 
 class _BadFrame(Exception):

@@ -19,7 +19,7 @@ from ..leaf import check_not_v1
 from ..link import LinkBoard
 from ..merkle import TreeCache
 from ..notes import SignedCheckpoint
-from ..roster import Roster
+from ..roster import Channel, Roster
 from . import paths
 from .alarms import Alarm, Alarms
 from .pathaudit import Logged, PathAudit
@@ -66,32 +66,41 @@ class Station:
             tree = self.tree(channel)
             if tree.size:
                 check_not_v1(tree.leaf_hash_at(0), store.entry_bytes(channel, 0), "station store")
-        # Link history: when each (channel, party) was last sampled, and last pruned.
-        self.sampled_ms: dict[tuple[str, str], int] = {}
+        # Link history: when each (channel, party, relay path or None) was last sampled,
+        # and last pruned.
+        self.sampled_ms: dict[tuple[str, str, str | None], int] = {}
         self.pruned_ms = 0
         self._verified: dict[str, SignedCheckpoint | None] = {}  # by log key
         self._logs: dict[str, logcheck.LogContext] = {}  # by log key
         self.relays = roster.relay_names()  # each its own log of every channel
-        # With several relays: every envelope must show up in every relay's log.
-        self.audit = PathAudit(self.relays) if len(self.relays) > 1 else None
+        # With several relays: every entry (envelope or key event) must show up in every
+        # relay's log; what the audit raised before is in the store, not raised again.
+        self.audit = (
+            PathAudit(self.relays, raised=store.path_alarms()) if len(self.relays) > 1 else None
+        )
         if self.audit is not None:
             started_ms = self.now_ms()
-            for channel in self.channels:
-                for position in range(len(self.relays)):
-                    for e in store.entries(channel, position):
-                        if e.sender:  # an envelope (a key event's sender is empty)
+            with store.transaction():
+                for channel in self.channels:
+                    for position in range(len(self.relays)):
+                        for e in store.entries(channel, position):
                             self.audit_logged(channel, e.index, e.hash, e.sender, e.seq, started_ms)
         started = self.now_ms()
-        self.boards = {
-            c.name: LinkBoard(
-                c.name,
-                [p for p in c.members if p != key.party],
-                c.link_test_seconds,
-                c.link_down_after,
-                started,
-            )
-            for c in roster.channels_of(key.party)
-        }
+
+        def board(c: Channel) -> LinkBoard:
+            others = [p for p in c.members if p != key.party]
+            return LinkBoard(c.name, others, c.link_test_seconds, c.link_down_after, started)
+
+        # Each party's link per channel (heard through any relay: up if any path is up),
+        # and with several relays its link through each (relay -> channel -> board).
+        self.boards = {c.name: board(c) for c in roster.channels_of(key.party)}
+        self.path_boards: dict[str, dict[str, LinkBoard]] = (
+            {r: {c.name: board(c) for c in roster.channels_of(key.party)} for r in self.relays}
+            if len(self.relays) > 1
+            else {}
+        )
+        # (channel, party, relay) of each path-down alarm raised and not yet cleared.
+        self.paths_down: set[tuple[str, str, str]] = set()
 
     @property
     def ident(self) -> str:
@@ -139,6 +148,13 @@ class Station:
         entry = Logged(self.relay_at(at), channel, paths.split(at)[1], digest, sender, seq)
         for alarm in self.audit.logged(entry, now_ms):
             self.alarm(alarm)
+        self.keep_audit()
+
+    def keep_audit(self) -> None:
+        """Store what the path audit raised or saw repaired since the last call."""
+        if self.audit is not None:
+            for raised in self.audit.take_changes():
+                self.store.put_path_alarm(raised)
 
     def position(self, relay: str | None) -> int:
         """The roster position of ``relay`` (None: the first relay)."""

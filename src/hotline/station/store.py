@@ -25,6 +25,7 @@ from ..leaf import LeafKind
 from ..sqlitedb import NODE_SCHEMA, SqlNodes, connect, transaction
 from .alarms import Alarm, AlarmKind, AlarmRecord, Param
 from .linkhistory import LinkSample
+from .pathaudit import Raised
 
 SCHEMA = (
     NODE_SCHEMA
@@ -86,8 +87,16 @@ CREATE TABLE IF NOT EXISTS outbox_path (
   relay_ms INTEGER NOT NULL, PRIMARY KEY (channel, seq, relay)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS link_sample (
   id INTEGER PRIMARY KEY, channel TEXT NOT NULL, party TEXT NOT NULL, at_ms INTEGER NOT NULL,
-  state TEXT NOT NULL, rtt_ms REAL, station TEXT);
+  state TEXT NOT NULL, rtt_ms REAL, station TEXT, relay TEXT);
 CREATE INDEX IF NOT EXISTS link_sample_at ON link_sample (at_ms);
+CREATE TABLE IF NOT EXISTS key_submission (
+  relay TEXT NOT NULL, hash BLOB NOT NULL, kind TEXT NOT NULL, data BLOB NOT NULL,
+  queued_ms INTEGER NOT NULL, done_ms INTEGER, error TEXT, PRIMARY KEY (relay, hash))
+  WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS path_alarm (
+  what TEXT NOT NULL, relay TEXT NOT NULL, hash BLOB NOT NULL, channel TEXT NOT NULL,
+  idx INTEGER NOT NULL, raised_ms INTEGER NOT NULL, repaired_ms INTEGER,
+  PRIMARY KEY (what, relay, hash)) WITHOUT ROWID;
 """
 )
 
@@ -102,6 +111,7 @@ MIGRATIONS = (
     ("outbox", "send_key", "TEXT"),
     ("outbox", "request_hash", "BLOB"),
     ("outbox", "excerpt", "TEXT"),
+    ("link_sample", "relay", "TEXT"),  # NULL: the party's link through any relay
 )
 
 # Indexes over migrated columns: created once the columns surely exist.
@@ -164,6 +174,20 @@ class Entry:
     @property
     def leaf_kind(self) -> LeafKind:
         return LeafKind.KEY_EVENT if self.sender == KEY_EVENT_SENDER else LeafKind.ENVELOPE
+
+
+@dataclass(frozen=True)
+class KeySubmission:
+    """A key event this station submits (a certificate, a revocation), as one relay
+    stands with it: ``done_ms`` None while that relay has not logged it (pending)."""
+
+    relay: str
+    hash: bytes
+    kind: str
+    data: bytes
+    queued_ms: int
+    done_ms: int | None
+    error: str | None  # the relay's last refusal, while pending
 
 
 @dataclass(frozen=True)
@@ -622,27 +646,36 @@ class StationStore:
 
     def add_link_sample(self, s: LinkSample) -> None:
         self._x(
-            "INSERT INTO link_sample (channel, party, at_ms, state, rtt_ms, station) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO link_sample (channel, party, at_ms, state, rtt_ms, station, relay) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             s.channel,
             s.party,
             s.at_ms,
             s.state,
             s.rtt_ms,
             s.station,
+            s.relay,
         )
 
     def link_samples(self, since_ms: int) -> list[LinkSample]:
         """Link samples since ``since_ms``, oldest first, with the last one before it
-        of each channel and party (the state the window opens with)."""
+        of each channel, party and path (the state the window opens with)."""
         rows = self._q(
             "SELECT * FROM link_sample WHERE at_ms >= ? OR id IN (SELECT MAX(id) FROM "
-            "link_sample WHERE at_ms < ? GROUP BY channel, party) ORDER BY at_ms, id",
+            "link_sample WHERE at_ms < ? GROUP BY channel, party, relay) ORDER BY at_ms, id",
             since_ms,
             since_ms,
         )
         return [
-            LinkSample(r["channel"], r["party"], r["at_ms"], r["state"], r["rtt_ms"], r["station"])
+            LinkSample(
+                r["channel"],
+                r["party"],
+                r["at_ms"],
+                r["state"],
+                r["rtt_ms"],
+                r["station"],
+                r["relay"],
+            )
             for r in rows
         ]
 
@@ -958,6 +991,100 @@ class StationStore:
             kind,
             key,
             data,
+        )
+
+    # --- key events this station submits, per relay ---------------------------------------
+
+    def submit_key_event(
+        self, relays: Iterable[str], kind: str, data: bytes, digest: bytes, now_ms: int
+    ) -> None:
+        """Owe ``data`` to each of ``relays`` (once: submitting it again changes nothing)."""
+        for relay in relays:
+            self._x(
+                "INSERT INTO key_submission (relay, hash, kind, data, queued_ms) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (relay, hash) DO NOTHING",
+                relay,
+                digest,
+                kind,
+                data,
+                now_ms,
+            )
+
+    def key_submissions(
+        self, relay: str | None = None, *, pending: bool = False
+    ) -> list[KeySubmission]:
+        """The key events submitted (to ``relay``; only those it has not logged)."""
+        sql, args = "SELECT * FROM key_submission WHERE 1=1", []
+        if relay is not None:
+            sql += " AND relay=?"
+            args.append(relay)
+        if pending:
+            sql += " AND done_ms IS NULL"
+        rows = self._q(sql + " ORDER BY queued_ms, relay, hash", *args)
+        return [
+            KeySubmission(
+                r["relay"],
+                bytes(r["hash"]),
+                r["kind"],
+                bytes(r["data"]),
+                r["queued_ms"],
+                r["done_ms"],
+                r["error"],
+            )
+            for r in rows
+        ]
+
+    def key_event_logged(self, relay: str, digest: bytes, now_ms: int) -> bool:
+        """``relay`` logged the key event ``digest``; whether it was pending there."""
+        before = self._conn.total_changes
+        self._x(
+            "UPDATE key_submission SET done_ms=?, error=NULL "
+            "WHERE relay=? AND hash=? AND done_ms IS NULL",
+            now_ms,
+            relay,
+            digest,
+        )
+        return self._conn.total_changes != before
+
+    def key_event_refused(self, relay: str, digest: bytes, error: str) -> None:
+        """``relay`` refused the key event (it stays pending, retried at the next link)."""
+        self._x(
+            "UPDATE key_submission SET error=? WHERE relay=? AND hash=? AND done_ms IS NULL",
+            error,
+            relay,
+            digest,
+        )
+
+    # --- the path audit's memory: what it raised, per relay and entry ----------------------
+
+    def path_alarms(self) -> list[Raised]:
+        rows = self._q("SELECT * FROM path_alarm ORDER BY raised_ms, relay, hash")
+        return [
+            Raised(
+                r["what"],
+                r["relay"],
+                bytes(r["hash"]),
+                r["channel"],
+                r["idx"],
+                r["raised_ms"],
+                r["repaired_ms"],
+            )
+            for r in rows
+        ]
+
+    def put_path_alarm(self, raised: Raised) -> None:
+        """Keep what the audit raised (or that the relay repaired it) across restarts."""
+        self._x(
+            "INSERT INTO path_alarm (what, relay, hash, channel, idx, raised_ms, repaired_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (what, relay, hash)"
+            " DO UPDATE SET repaired_ms=COALESCE(path_alarm.repaired_ms, excluded.repaired_ms)",
+            raised.what,
+            raised.relay,
+            raised.hash,
+            raised.channel,
+            raised.index,
+            raised.raised_ms,
+            raised.repaired_ms,
         )
 
     # --- meta: small named values that outlive a restart ---------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -379,15 +380,23 @@ class Console:
 
         def work() -> list[dict[str, Any]]:
             samples = self.core.store.link_samples(now - linkhistory.SPAN_MS)
+            # The party's link, then (several relays) its path through each relay.
+            relays: list[str | None] = [None, *self.core.path_boards]
             out = []
             for channel, board in self.core.boards.items():
-                for party in board.links:
-                    mine = [s for s in samples if s.channel == channel and s.party == party]
+                for party, relay in itertools.product(board.links, relays):
+                    mine = [
+                        s
+                        for s in samples
+                        if s.channel == channel and s.party == party and s.relay == relay
+                    ]
                     drawn = linkhistory.chart(mine, now)
                     out.append(
                         {
                             "channel": channel,
                             "party": party,
+                            "relay": relay,
+                            "via": t(lang, "ui.via", relay=relay) if relay else "",
                             "chart": drawn,
                             "labels": {
                                 b.state: t(lang, "state." + b.state) for _, _, b in drawn.bands
@@ -459,16 +468,7 @@ class Console:
                 for a in self.core.store.alarms(limit=200)
             ]
             links = {
-                ch: {
-                    p: {
-                        **v,
-                        "label": t(lang, "state." + v["state"]),
-                        "contact": when(v["last_contact_ms"], lang)
-                        if v["last_contact_ms"]
-                        else "-",
-                    }
-                    for p, v in parties.items()
-                }
+                ch: {p: _label_link(v, lang) for p, v in parties.items()}
                 for ch, parties in status["links"].items()
             }
             out: dict[str, Any] = {
@@ -477,6 +477,10 @@ class Console:
                 "alarms": alarms,
                 "links": links,
                 "relay": status["relay"],
+                "relays": {
+                    name: {"url": r["url"], "connected": r["connected"]}
+                    for name, r in status["relays"].items()
+                },
             }
             if q.get("sent_channel") and q.get("sent_seq", "").isdigit():
                 item = self.core.store.outbox_item(q["sent_channel"], int(q["sent_seq"]))
@@ -505,6 +509,21 @@ class Console:
                     await self.service.wait_change(version, 2.0)
 
         return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+def _label_link(view: dict[str, Any], lang: str) -> dict[str, Any]:
+    """A party's link (and each of its paths through a relay) with its texts."""
+    out = {
+        **view,
+        "label": t(lang, "state." + view["state"]),
+        "contact": when(view["last_contact_ms"], lang) if view["last_contact_ms"] else "-",
+    }
+    if "paths" in view:
+        out["paths"] = {
+            relay: {**_label_link(path, lang), "via": t(lang, "ui.via", relay=relay)}
+            for relay, path in view["paths"].items()
+        }
+    return out
 
 
 def _label_parties(data: dict[str, Any], lang: str) -> dict[str, Any]:

@@ -103,24 +103,37 @@ function renderParties(recipients) {
   }
 }
 
+function linkRow(channel, party, l, relay) {
+  // One party's link (relay null), or its path through one relay (a row beneath it).
+  const tr = el("tr", null, "link-" + l.state + (relay ? " path" : ""));
+  tr.dataset.party = party;
+  if (relay) tr.dataset.relay = relay;
+  tr.append(el("td", relay ? "" : channel), el("td", relay ? l.via : party, relay ? "via" : null),
+    el("td", l.label, "state"), el("td", l.contact),
+    el("td", l.rtt_ms === null ? "-" : l.rtt_ms.toFixed(0) + " ms"), el("td", l.missed));
+  const cell = el("td");
+  const link = el("a", document.getElementById("handle-label").dataset.history);
+  link.href = "#history-" + channel + "-" + party + (relay ? "-via-" + relay : "");
+  link.className = "history-link";
+  cell.append(link);
+  tr.append(cell);
+  return tr;
+}
+
 function renderLinks(state) {
   const relay = state.relay;
-  document.getElementById("relay-line").textContent = (relay.connected ? "● " : "○ ") + relay.url;
+  const relays = Object.entries(state.relays || {});
+  document.getElementById("relay-line").textContent = relays.length
+    ? relays.map(([name, r]) => (r.connected ? "● " : "○ ") + name + " " + r.url).join("  ")
+    : (relay.connected ? "● " : "○ ") + relay.url;
   const tbody = document.querySelector("#links tbody");
   tbody.replaceChildren();
   for (const [channel, parties] of Object.entries(state.links)) {
     for (const [party, l] of Object.entries(parties)) {
-      const tr = el("tr", null, "link-" + l.state);
-      tr.dataset.party = party;
-      tr.append(el("td", channel), el("td", party), el("td", l.label, "state"), el("td", l.contact),
-        el("td", l.rtt_ms === null ? "-" : l.rtt_ms.toFixed(0) + " ms"), el("td", l.missed));
-      const cell = el("td");
-      const link = el("a", document.getElementById("handle-label").dataset.history);
-      link.href = "#history-" + channel + "-" + party;
-      link.className = "history-link";
-      cell.append(link);
-      tr.append(cell);
-      tbody.append(tr);
+      tbody.append(linkRow(channel, party, l, null));
+      for (const [name, path] of Object.entries(l.paths || {})) {
+        tbody.append(linkRow(channel, party, path, name));
+      }
     }
   }
   const list = document.getElementById("alarm-list");
