@@ -41,13 +41,17 @@ from tests.netutil import Cluster, free_ports, wait_for
 
 # The stages stamped along the path, in order, and where each happens.
 STAGES = [
+    ("client_sent", "client"),
     ("api_accepted", "sender"),
+    ("send_started", "sender"),
     ("outbox_committed", "sender"),
     ("frame_sent", "sender"),
     ("relay_received", "relay"),
+    ("relay_commit_started", "relay"),
     ("relay_committed", "relay"),
     ("push_queued", "relay"),
     ("station_received", "recipient"),
+    ("ingest_started", "recipient"),
     ("verified", "recipient"),
     ("committed", "recipient"),
     ("visible", "recipient"),
@@ -55,8 +59,24 @@ STAGES = [
 ]
 
 
+def py_spy() -> str:
+    """The py-spy beside this Python (a virtual environment's), or on the PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else "py-spy"
+
+
 class Clients(Protocol):
     def one(self, text: str) -> tuple[float, str]: ...
+
+
+def sent_now() -> int:
+    """Wall-clock ns just before a client posts (the ``client_sent`` stage)."""
+    global LAST_SENT_NS
+    LAST_SENT_NS = time.time_ns()
+    return LAST_SENT_NS
+
+
+LAST_SENT_NS = 0
 
 
 class HotlineClients:
@@ -68,34 +88,41 @@ class HotlineClients:
     def one(self, text: str) -> tuple[float, str]:
         """Send one message and long-poll until the recipient sees it: (seconds, hash)."""
         version = self.recipient.wait(-1)  # answers at once: the current version
+        sent_now()
         t = time.perf_counter()
         r = self.sender.http.post("/api/send", json={"channel": self.channel, "text": text})
         assert r.status_code == 202, r.text
         digest = r.json()["hash"]
         while True:
+            # Anything after ``version`` (read before the send) answers the wait at once, so
+            # the inbox is read only once something changed: a read while the message is
+            # still on its way would only compete with the recipient's taking it in.
+            version = self.recipient.wait(version)
             # Newest first within a precedence; the demo's FLASH stays ahead of ours.
             page = self.recipient.inbox_page(channel=self.channel, limit=3)
             if any(item["hash"] == digest for item in page["items"]):
                 return time.perf_counter() - t, digest
-            version = self.recipient.wait(version)
 
 
-def run_sequence(clients: Clients, n: int, warmup: int = 20) -> tuple[list[float], dict[str, int]]:
-    """``n`` sequential sends after ``warmup``; latencies in ms and when each was seen."""
+def run_sequence(
+    clients: Clients, n: int, warmup: int = 20
+) -> tuple[list[float], dict[str, tuple[int, int]]]:
+    """``n`` sequential sends after ``warmup``; latencies in ms, and for each message
+    when its client posted it and when the recipient's client saw it (wall ns)."""
     for i in range(warmup):
         clients.one(f"warm-up {i}")
     lat, seen = [], {}
     for i in range(n):
         elapsed, digest = clients.one(f"m{i} " + "x" * 200)
-        seen[digest[:16]] = time.time_ns()
+        seen[digest[:16]] = (LAST_SENT_NS, time.time_ns())
         lat.append(elapsed * 1000)
     return lat, seen
 
 
 def stage_breakdown(
-    stamp_dir: Path, seen: dict[str, int], sender: str, recipient: str
-) -> dict[str, float]:
-    """Median ms from each stage to the next, over the measured messages."""
+    stamp_dir: Path, seen: dict[str, tuple[int, int]], sender: str, recipient: str
+) -> dict[str, tuple[float, float]]:
+    """Median and p90 ms from each stage to the next, over the measured messages."""
     at: dict[str, dict[str, int]] = defaultdict(dict)
     for f in stamp_dir.glob("stamps-*.txt"):
         for line in f.read_text().splitlines():
@@ -106,24 +133,30 @@ def stage_breakdown(
             role = dict(STAGES).get(stage)
             if role is not None and want.get(role) == where:
                 at[digest].setdefault(stage, int(ns))  # the first time (resends are later)
-    for digest, ns in seen.items():
-        at[digest]["client_saw"] = ns
-    out: dict[str, float] = {}
-    for (prev, _), (stage, _) in itertools.pairwise(STAGES):
-        deltas = [
-            (stamps[stage] - stamps[prev]) / 1e6
-            for stamps in at.values()
-            if stage in stamps and prev in stamps
-        ]
-        if deltas:
-            out[f"{prev} -> {stage}"] = statistics.median(deltas)
+    for digest, (sent_ns, saw_ns) in seen.items():
+        at[digest]["client_sent"] = sent_ns
+        at[digest]["client_saw"] = saw_ns
+    # From each stage a message was stamped at to the next one it was stamped at (code
+    # without some of the stamps, e.g. an older checkout, still gets a breakdown).
+    deltas: dict[str, list[float]] = defaultdict(list)
+    for stamps in at.values():
+        present = [stage for stage, _ in STAGES if stage in stamps]
+        for prev, stage in itertools.pairwise(present):
+            deltas[f"{prev} -> {stage}"].append((stamps[stage] - stamps[prev]) / 1e6)
+    order = {f"{a} -> {b}": i for i, ((a, _), (b, _)) in enumerate(itertools.pairwise(STAGES))}
+    out: dict[str, tuple[float, float]] = {}
+    for name in sorted(deltas, key=lambda n: (order.get(n, len(order)), n)):
+        if len(deltas[name]) * 2 >= len(seen):  # a stage most messages were stamped at
+            out[name] = (statistics.median(deltas[name]), pct(deltas[name], 90))
     return out
 
 
 # --- hotline: separate processes, and the demo ---------------------------------------------
 
 
-def hotline_processes(root: Path, n: int, profile: Path | None = None) -> dict[str, Any]:
+def hotline_processes(
+    root: Path, n: int, profile: Path | None = None, gil: bool = False, post_quantum: bool = True
+) -> dict[str, Any]:
     stamp_dir = root / "stamps"
     stamp_dir.mkdir(parents=True)
     os.environ["HOTLINE_STAMPS"] = str(stamp_dir)
@@ -133,6 +166,7 @@ def hotline_processes(root: Path, n: int, profile: Path | None = None) -> dict[s
             stations={"us": ["us-1"], "ru": ["ru-1"]},
             channels={"us-ru": {"members": ["us", "ru"]}},
             relay_args=("--rate", "100000"),
+            post_quantum=post_quantum,
         )
         c.start()
     finally:
@@ -151,7 +185,7 @@ def hotline_processes(root: Path, n: int, profile: Path | None = None) -> dict[s
                 spies.append(
                     subprocess.Popen(
                         [
-                            "py-spy",
+                            py_spy(),
                             "record",
                             "-p",
                             str(pid),
@@ -161,13 +195,19 @@ def hotline_processes(root: Path, n: int, profile: Path | None = None) -> dict[s
                             "250",
                             "-o",
                             str(out),
+                            *(["--gil"] if gil else []),
                         ],
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
                     )
                 )
             time.sleep(2)  # py-spy attached
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         lat, seen = run_sequence(clients, n)
+        cpu = {}
+        for name, pid in pids.items():
+            (user, system), (user0, system0) = cpu_seconds(pid), before[name]
+            cpu[name] = ((user - user0) * 1000 / n, (system - system0) * 1000 / n)
         for spy in spies:
             spy.send_signal(2)
             spy.wait(60)
@@ -177,6 +217,7 @@ def hotline_processes(root: Path, n: int, profile: Path | None = None) -> dict[s
         "lat": lat,
         "stages": stage_breakdown(stamp_dir, seen, "us/us-1", "ru/ru-1"),
         "pids": pids,
+        "cpu": cpu,
     }
 
 
@@ -248,6 +289,7 @@ class SynapseClients:
     def one(self, text: str) -> tuple[float, str]:
         self.txn += 1
         body = f"{text} #{self.txn}"
+        sent_now()
         t = time.perf_counter()
         r = self.a.put(
             f"/_matrix/client/v3/rooms/{self.room}/send/m.room.message/t{self.txn}",
@@ -359,6 +401,39 @@ def synapse(venv: Path, root: Path, n: int) -> dict[str, Any]:
 # --- report --------------------------------------------------------------------------------
 
 
+def in_tree(
+    tree: Path | None, run: Callable[[Path], dict[str, Any]]
+) -> Callable[[Path], dict[str, Any]]:
+    """``run`` with the hotline processes it starts importing ``tree``'s src (None: ours)."""
+    if tree is None:
+        return run
+
+    def wrapped(root: Path) -> dict[str, Any]:
+        saved = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(tree.resolve() / "src"), saved) if p
+        )
+        try:
+            return run(root)
+        finally:
+            if saved is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = saved
+
+    return wrapped
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user, system) a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def line(name: str, lat: list[float], floor_ms: float) -> str:
     p50, p99 = pct(lat, 50), pct(lat, 99)
     return (
@@ -377,10 +452,28 @@ def main() -> None:
         help="a virtual environment with matrix-synapse installed (outside this repository)",
     )
     parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--skip-processes", action="store_true")
     parser.add_argument(
         "--profile",
         type=Path,
         help="record py-spy profiles (collapsed stacks) of relay and stations into this folder",
+    )
+    parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="profile only samples holding the GIL (Python's CPU), not waits and disk syncs",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout of hotline (e.g. main): its src runs the relay, stations and "
+        "demo too, alternating with this one's, under the same floor",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="alternations with --against")
+    parser.add_argument(
+        "--v1",
+        action="store_true",
+        help="version-1 envelopes (no post-quantum) for the separate processes; the demo is v2",
     )
     args = parser.parse_args()
     print(
@@ -388,14 +481,31 @@ def main() -> None:
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n"
     )
     results: dict[str, dict[str, Any]] = {}
-    runs: list[tuple[str, Callable[[Path], dict[str, Any]]]] = [
-        (
-            "hotline, separate processes",
-            lambda p: hotline_processes(p, args.messages, args.profile),
-        )
-    ]
-    if not args.skip_demo:
-        runs.append(("hotline demo (one process)", lambda p: hotline_demo(p, args.messages)))
+    runs: list[tuple[str, Callable[[Path], dict[str, Any]]]] = []
+    trees: list[tuple[str, Path | None]] = [("", None)]
+    if args.against is not None:
+        trees = [(" (this tree)", None), (f" ({args.against})", args.against)]
+    for _ in range(args.rounds if args.against is not None else 1):
+        for label, tree in trees:
+            if not args.skip_processes:
+                runs.append(
+                    (
+                        f"hotline{label}, separate processes",
+                        in_tree(
+                            tree,
+                            lambda p: hotline_processes(
+                                p, args.messages, args.profile, args.profile_gil, not args.v1
+                            ),
+                        ),
+                    )
+                )
+            if not args.skip_demo:
+                runs.append(
+                    (
+                        f"hotline{label} demo (one process)",
+                        in_tree(tree, lambda p: hotline_demo(p, args.messages)),
+                    )
+                )
     if args.synapse_venv:
         runs.append(
             ("Synapse (SQLite)", lambda p: synapse(Path(args.synapse_venv), p, args.messages))
@@ -403,9 +513,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         f = floor(Path(tmp))
         for i, (name, run) in enumerate(runs):
-            results[name] = run(Path(tmp) / f"run{i}")
+            load = os.getloadavg()[0]
+            got = run(Path(tmp) / f"run{i}")
+            got["load"] = (load, os.getloadavg()[0])
+            print(f"run {i}: {name}: p50 {pct(got['lat'], 50):.2f} ms, load {load:.1f}")
+            if name in results:  # another round: pooled
+                old = results[name]
+                old["lat"] += got["lat"]
+                old["load"] = (min(old["load"][0], load), max(old["load"][1], got["load"][1]))
+                old.setdefault("rounds", [pct(old["lat"][: len(got["lat"])], 50)])
+                old["rounds"].append(pct(got["lat"], 50))
+            else:
+                results[name] = got
         (Path(tmp) / "again").mkdir()
         after = floor(Path(tmp) / "again")
+    print()
     floor_ms = min(f["floor_ms"], after["floor_ms"])
     print("| floor part | median ms (before / after the runs) |\n|---|---:|")
     print(
@@ -416,10 +538,14 @@ def main() -> None:
     print(f"| loopback WebSocket round trip | {f['ws_rtt_ms']:.3f} / {after['ws_rtt_ms']:.3f} |")
     print(f"| **floor** | **{f['floor_ms']:.3f} / {after['floor_ms']:.3f}** |\n")
     print(f"ratios against the lower floor, {floor_ms:.3f} ms\n")
-    print("| system | messages | p50 ms | p90 ms | p99 ms | p50 / floor | p99 / p50 |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| system | messages | p50 ms | p90 ms | p99 ms | p50 / floor | p99 / p50 | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for name, r in results.items():
-        print(line(name, r["lat"], floor_ms))
+        low, high = r["load"]
+        print(line(name, r["lat"], floor_ms) + f" {low:.1f} to {high:.1f} |")
+    for name, r in results.items():
+        if "rounds" in r:
+            print(f"\n{name}: p50 per round " + ", ".join(f"{ms:.2f}" for ms in r["rounds"]))
     syn = results.get("Synapse (SQLite)")
     if syn is not None:
         s50 = pct(syn["lat"], 50)
@@ -428,11 +554,20 @@ def main() -> None:
                 print(f"\nSynapse p50 / {name} p50 = {s50 / pct(r['lat'], 50):.1f}x", end="")
         print()
     for name, r in results.items():
+        if r.get("cpu"):
+            parts = ", ".join(
+                f"{who} {user + system:.2f} ({system:.2f} system)"
+                for who, (user, system) in r["cpu"].items()
+            )
+            total = sum(user + system for user, system in r["cpu"].values())
+            print(f"\n{name}: CPU ms per message (receipts included): {parts}; all {total:.2f}")
+    for name, r in results.items():
         if r.get("stages"):
-            print(f"\n{name}: median ms per stage\n\n| stage | ms |\n|---|---:|")
-            for stage, ms in r["stages"].items():
-                print(f"| {stage} | {ms:.3f} |")
-            print(f"| sum of the medians | {sum(r['stages'].values()):.3f} |")
+            print(f"\n{name}: ms per stage\n\n| stage | median | p90 |\n|---|---:|---:|")
+            for stage, (ms, p90) in r["stages"].items():
+                print(f"| {stage} | {ms:.3f} | {p90:.3f} |")
+            total = sum(ms for ms, _ in r["stages"].values())
+            print(f"| sum of the medians | {total:.3f} | |")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """A station makes what arrived visible first and seals the delivered receipts it owes
-once arrivals pause (issue 15): a run of messages gets its receipts in one transaction,
+once arrivals pause (issue 15): a run of messages gets its receipts in a few transactions,
 out of the way of the next message. Nothing is visible, or owes a receipt, before the
 commit that takes it in. Driven in-process through the service's frame dispatch; the
 settling times are set by the test, never hoped for."""
@@ -13,7 +13,11 @@ from typing import Any
 import pytest
 
 from hotline import body as body_mod
+from hotline import envelope as env_mod
 from hotline.envelope import Kind
+from hotline.errors import Unavailable
+from hotline.station import core as core_mod
+from hotline.station import outbox as outbox_mod
 from hotline.station import service as service_mod
 from hotline.station.core import StationCore
 from hotline.station.service import StationService
@@ -42,8 +46,8 @@ def _counted(st: StationCore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sealings: list[int] = []
     real = st.send_receipts
 
-    def send_receipts() -> int:
-        sealings.append(real())
+    def send_receipts(limit: int | None = None) -> int:
+        sealings.append(real(limit))
         return sealings[-1]
 
     monkeypatch.setattr(st, "send_receipts", send_receipts)
@@ -96,9 +100,9 @@ def test_a_lone_arrival_is_receipted_without_waiting_for_another(
         log.add(us.send(CHANNEL, body_mod.text("alone", "en")).envelope)
         await svc._dispatch(_Wire(), log.frame(ru))  # type: ignore[arg-type]
         async with asyncio.timeout(60):  # settles in RECEIPTS_SETTLE_S; generous for a busy box
-            while not _receipts(ru):
+            while not sealings:  # the sealing returned (its receipt is committed before that)
                 await asyncio.sleep(0.02)
-        assert sealings == [1]
+        assert sealings == [1] and len(_receipts(ru)) == 1
         svc.db.shutdown()
 
     asyncio.run(run())
@@ -139,3 +143,149 @@ def test_a_failed_commit_shows_nothing_and_owes_no_receipt(
         svc.db.shutdown()
 
     asyncio.run(run())
+
+
+def test_a_long_run_is_receipted_in_chunks_none_lost_in_log_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More owed than one chunk: sealed a chunk per database call (other work goes between
+    two), until none is owed; every arrival gets its receipt, in log order."""
+    world = make_world()
+    us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    log = TestLog(world)
+    monkeypatch.setattr(service_mod, "RECEIPTS_SETTLE_S", 3600.0)
+    monkeypatch.setattr(service_mod, "RECEIPTS_WAIT_MAX_S", 3600.0)
+    monkeypatch.setattr(service_mod, "RECEIPTS_CHUNK", 2)
+    sealings = _counted(ru, monkeypatch)
+
+    async def run() -> None:
+        svc = StationService(ru, "ws://127.0.0.1:9/ws")
+        wire = _Wire()
+        for i in range(5):
+            log.add(us.send(CHANNEL, body_mod.text(f"m{i}", "en")).envelope)
+            await svc._dispatch(wire, log.frame(ru))  # type: ignore[arg-type]
+        arrived = [m.index for m in ru.store.inbox(ru.ident, CHANNEL, 10)]
+        assert len(arrived) == 5 and len(ru.store.receipts_due()) == 5
+        waiting = svc._receipts
+        assert waiting is not None
+        monkeypatch.setattr(service_mod, "RECEIPTS_SETTLE_S", 0.0)
+        svc._receipts_soon()
+        await waiting
+        assert sealings == [2, 2, 1]  # three calls: no chunk holds the thread for all five
+        assert ru.store.receipts_due() == []
+        receipts = [i for i in ru.store.outbox(OutboxState.QUEUED) if i.kind == Kind.RECEIPT]
+        of = [_receipt_of(ru, i.envelope) for i in receipts]
+        assert of == sorted(arrived)  # each arrival's receipt, once, in log order
+        svc.db.shutdown()
+
+    asyncio.run(run())
+
+
+def _receipt_of(st: StationCore, raw: bytes) -> int:
+    """The log index a sealed receipt of ``st`` names (opened with its own key)."""
+    content = body_mod.parse_body(env_mod.decrypt(env_mod.parse(raw), st.key))
+    assert isinstance(content, body_mod.Receipt)
+    return content.of_index
+
+
+def test_the_retry_tick_seals_no_more_than_its_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The link tick's retry, falling while a run's receipts wait for a pause, seals a
+    few of them, not the whole run in one call; the rest stay owed, none lost."""
+    world = make_world()
+    us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    log = TestLog(world)
+    monkeypatch.setattr(core_mod, "RETRY_RECEIPTS_LIMIT", 2)
+    for i in range(5):
+        log.add(us.send(CHANNEL, body_mod.text(f"m{i}", "en")).envelope)
+    ru.on_entries(log.frame(ru), receipts=False)
+    assert len(ru.store.receipts_due()) == 5
+    ru.link_tick()  # the first tick retries (none was tried yet)
+    assert len(_receipts(ru)) == 2 and len(ru.store.receipts_due()) == 3
+    assert ru.send_receipts() == 3 and ru.store.receipts_due() == []
+
+
+def test_a_chunk_that_fails_to_commit_leaves_its_receipts_owed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second chunk's commit fails: the first chunk's receipts stand, the second's
+    and the rest stay owed (nothing half-sealed), and a later sealing takes them all."""
+    world = make_world()
+    us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    log = TestLog(world)
+    monkeypatch.setattr(service_mod, "RECEIPTS_SETTLE_S", 3600.0)
+    monkeypatch.setattr(service_mod, "RECEIPTS_WAIT_MAX_S", 3600.0)
+    monkeypatch.setattr(service_mod, "RECEIPTS_CHUNK", 2)
+    real_conn, real_send = ru.store._conn, ru.send_receipts
+    calls: list[int | None] = []
+
+    class FailingCommit:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real_conn, name)
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql == "COMMIT":
+                raise OSError("disk full")
+            return real_conn.execute(sql, *args)
+
+    def send_receipts(limit: int | None = None) -> int:
+        calls.append(limit)
+        if len(calls) != 2:
+            return real_send(limit)
+        ru.store._conn = FailingCommit()  # type: ignore[assignment]
+        try:
+            return real_send(limit)
+        finally:
+            ru.store._conn = real_conn
+            real_conn.execute("ROLLBACK")  # what the failed COMMIT left open
+
+    monkeypatch.setattr(ru, "send_receipts", send_receipts)
+
+    async def run() -> None:
+        svc = StationService(ru, "ws://127.0.0.1:9/ws")
+        wire = _Wire()
+        for i in range(5):
+            log.add(us.send(CHANNEL, body_mod.text(f"m{i}", "en")).envelope)
+            await svc._dispatch(wire, log.frame(ru))  # type: ignore[arg-type]
+        waiting = svc._receipts
+        assert waiting is not None
+        monkeypatch.setattr(service_mod, "RECEIPTS_SETTLE_S", 0.0)
+        svc._receipts_soon()
+        await waiting  # the failure is logged, not raised: the link tick retries
+        assert calls == [2, 2]
+        assert len(_receipts(ru)) == 2 and len(ru.store.receipts_due()) == 3
+        assert real_send() == 3 and ru.store.receipts_due() == []
+        of = [_receipt_of(ru, i.envelope) for i in ru.store.outbox(OutboxState.QUEUED)]
+        assert of == sorted(m.index for m in ru.store.inbox(ru.ident, CHANNEL, 10))
+        svc.db.shutdown()
+
+    asyncio.run(run())
+
+
+def test_a_stuck_channel_does_not_hold_back_another_channels_receipts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Receipts owed in a channel that cannot be sealed to (first in the order owed) take
+    none of a chunk: the other channel's are sealed, a chunk at a time, all of them."""
+    world = make_world()
+    us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    logs = {ch: TestLog(world, ch) for ch in ("us-ru", CHANNEL)}
+    for ch, log in logs.items():
+        for i in range(3):
+            log.add(us.send(ch, body_mod.text(f"{ch} {i}", "en")).envelope)
+        ru.on_entries(log.frame(ru), receipts=False)
+    assert sorted({d.channel for d in ru.store.receipts_due()}) == ["us-ru", CHANNEL]
+    real = outbox_mod.recipients
+
+    def recipients(st: Any, channel: str) -> Any:
+        if channel == "us-ru":
+            raise Unavailable("no station of us is known yet", channel=channel)
+        return real(st, channel)
+
+    monkeypatch.setattr(outbox_mod, "recipients", recipients)
+    assert ru.send_receipts(2) == 2 and ru.send_receipts(2) == 1 and ru.send_receipts(2) == 0
+    assert [d.channel for d in ru.store.receipts_due()] == ["us-ru"] * 3  # still owed
+    monkeypatch.setattr(outbox_mod, "recipients", real)
+    assert ru.send_receipts(2) == 2 and ru.send_receipts(2) == 1
+    assert ru.store.receipts_due() == []

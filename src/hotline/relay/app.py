@@ -247,6 +247,8 @@ class Relay:
     ) -> tuple[list[Acceptance | HotlineError], list[frames.Entries]]:
         """On the database thread: accept the batch, then build the push frames."""
         started = time.perf_counter()
+        if stamps.enabled():
+            stamps.stamp_raw("relay_commit_started", "relay", (p.raw for p in batch))
         results = self.core.accept([(p.conn.cert.ident, p.raw) for p in batch])
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
         if stamps.enabled():

@@ -183,12 +183,15 @@ class StationAPI:
 
         def queue() -> tuple[OutboxItem, bool, list[OutboxItem] | None]:
             # The outbox's queue read in the same call, for the pump (one hop fewer).
+            begun_ns = stamps.now_ns() if started_ns is not None else None
             if key is None:
                 item = self.core.send(channel, content, kind=Kind.MESSAGE, precedence=prec)
                 repeated = False
             else:
                 done = self.core.send_once(channel, content, prec, key)
                 item, repeated = done.item, done.repeated
+            if begun_ns is not None and not repeated:
+                stamps.stamp("send_started", self.core.ident, item.hash, begun_ns)
             return item, repeated, self.core.store.outbox(OutboxState.QUEUED) if online else None
 
         item, repeated, queued = await self.service.run_db(queue)

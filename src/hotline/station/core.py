@@ -42,6 +42,9 @@ from .sync import Ingested
 __all__ = ["Ingested", "StationCore"]
 
 RETRY_RECEIPTS_MS = 5000  # how often owed receipts that could not be sealed are retried
+# At most this many a retry: the service seals a run's receipts in chunks once arrivals
+# pause, and a retry tick falling in that window must not seal the whole run in one go.
+RETRY_RECEIPTS_LIMIT = 8
 
 
 class StationCore:
@@ -246,9 +249,10 @@ class StationCore:
             result.cosign = self._throttle(relay).offer(*result.cosign)
         return result
 
-    def send_receipts(self) -> int:
-        """Seal the delivered receipts owed (each in its transaction); how many."""
-        return outbox.send_receipts(self.state)
+    def send_receipts(self, limit: int | None = None) -> int:
+        """Seal the delivered receipts owed (at most ``limit`` of them, in log order; a
+        stuck channel's are skipped), in one transaction; how many were queued."""
+        return outbox.send_receipts(self.state, limit)
 
     def due_cosigns(self, relay: str | None = None) -> list[tuple[str, int, bytes]]:
         """Cosignatures held back by the throttle that may go to the relay now."""
@@ -301,13 +305,15 @@ class StationCore:
     def link_tick(self, relay: str | None = None) -> linktests.Tick:
         """Link tests due now: pings to send (through ``relay``, with several relays: each
         relay's link asks for its own), and the hourly one logged; and every
-        ``RETRY_RECEIPTS_MS`` the delivered receipts that could not be sealed before."""
+        ``RETRY_RECEIPTS_MS`` the delivered receipts that could not be sealed before
+        (``RETRY_RECEIPTS_LIMIT`` of them)."""
         tick = self._links.tick(relay)
         now = self.now_ms()
         if now - self._receipts_tried_ms < RETRY_RECEIPTS_MS:
             return tick
         self._receipts_tried_ms = now
-        return linktests.Tick(tick.send, tick.queued + outbox.send_receipts(self.state))
+        retried = outbox.send_receipts(self.state, RETRY_RECEIPTS_LIMIT)
+        return linktests.Tick(tick.send, tick.queued + retried)
 
     def on_link(self, link: LinkTest, relay: str | None = None) -> list[LinkTest]:
         """A link message ``relay`` forwarded: check it, update the board (and, with

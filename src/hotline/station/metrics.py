@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .. import stamps
 from ..envelope import Precedence
 from ..frames import Entries
 from ..link import LinkState
@@ -79,6 +80,7 @@ class StationMetrics:
         known = channel in self.core.channels
         before = self.core.size(channel, relay) if known else 0
         started = time.perf_counter()
+        stamps.stamp_raw("ingest_started", self.core.ident, (e.envelope for e in frame.entries))
         result = self.core.on_entries(frame, receipts, relay)
         self.ingest_seconds.observe(time.perf_counter() - started)
         if not known:

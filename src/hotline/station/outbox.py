@@ -156,21 +156,27 @@ def send_once(
         return Queued(item, repeated=False)
 
 
-def send_receipts(st: Station) -> int:
-    """Seal and queue the delivered receipts owed; returns how many were queued.
+def send_receipts(st: Station, limit: int | None = None) -> int:
+    """Seal and queue the delivered receipts owed (at most ``limit`` of them, in log
+    order per channel, when given); returns how many were queued.
 
     One that cannot be sealed (no usable station of a member, too many recipients)
     stays owed with an alarm, and its channel's later ones wait behind it; they are
-    retried on the next ingest, certificate or retry tick."""
+    retried on the next ingest, certificate or retry tick. A stuck channel does not
+    count against ``limit``: the other channels' receipts are sealed past it."""
     owed = st.store.receipts_due()
     if not owed:
         return 0
     queued = 0
     stuck: set[str] = set()
+    tried: set[str] = set()
     with st.store.transaction():
         for due in owed:
             if due.channel in stuck:
                 continue
+            if limit is not None and queued >= limit:
+                break
+            tried.add(due.channel)
             content = body_mod.receipt(
                 body_mod.ReceiptStatus.DELIVERED, due.of_index, due.hash, due.note
             )
@@ -199,7 +205,7 @@ def send_receipts(st: Station) -> int:
                 continue
             st.store.receipt_sent(due.channel, due.of_index)
             queued += 1
-        for channel in {d.channel for d in owed} - stuck:
+        for channel in tried - stuck:
             st.store.clear_alarms(
                 [AlarmKind.RECEIPT_NOT_SENT], "sent", st.now_ms(), channel=channel
             )
