@@ -18,11 +18,12 @@ import hashlib
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey, MLDSA65PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from . import pubkeys
 from .errors import BadSignature, Malformed
 from .notes import (
     MLDSA65_PUBLIC_SIZE,
@@ -119,8 +120,8 @@ def verify(ed25519: bytes, mldsa: bytes, message: bytes, signature: bytes) -> bo
         return False
     ed_sig, pq_sig = signature[:ED25519_SIGNATURE_SIZE], signature[ED25519_SIGNATURE_SIZE:]
     try:
-        Ed25519PublicKey.from_public_bytes(ed25519).verify(ed_sig, message)
-        MLDSA65PublicKey.from_public_bytes(mldsa).verify(pq_sig, message)
+        pubkeys.ed25519(ed25519).verify(ed_sig, message)
+        pubkeys.mldsa65(mldsa).verify(pq_sig, message)
     except (InvalidSignature, ValueError):
         return False
     return True
