@@ -5,7 +5,8 @@ message bytes; everything else still goes to Ed25519, so a forged signature, a g
 signature moved onto other text, or another key's claim fails right after the genuine one
 passed. Public keys are made once per key bytes. A key name is checked with one
 expression the tests hold equal to the old one over every code point. A receipt's
-reference is compared with the hash stored beside the entry's bytes."""
+reference is compared with the hash stored beside the entry's bytes. A station opens a
+v2 envelope with the public keys it derived once from its secrets."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from hotline import envelope as env_mod
-from hotline import notes, pubkeys
+from hotline import hybrid, notes, pubkeys
 from hotline.errors import BadSignature, Malformed
+from hotline.keys import StationKey
 from hotline.notes import (
     Checkpoint,
     Cosigner,
@@ -120,3 +123,24 @@ def test_the_stored_entry_hash_is_the_hash_of_the_stored_bytes(tmp_path: Path) -
     assert store.entry_hash("c", 1) is None  # an empty entry names nothing, as before
     assert store.entry_hash("c", 2) is None and store.entry_hash("d", 0) is None
     store.close()
+
+
+def test_a_station_opens_with_the_publics_it_holds_as_with_publics_derived_again() -> None:
+    station = StationKey.generate("ru", "ru-1")
+    assert station.pq is not None
+    recipient = station.encryption.public_key().public_bytes_raw()
+    eph = X25519PrivateKey.generate()
+    eph_public = eph.public_key().public_bytes_raw()
+    kek, ct = hybrid.encapsulate(eph, eph_public, recipient, station.pq.kem_public)
+    held = (station.encryption_public, station.pq.kem_public)
+    assert hybrid.decapsulate(station.encryption, station.pq.kem, eph_public, ct) == kek
+    assert (
+        hybrid.decapsulate(station.encryption, station.pq.kem, eph_public, ct, publics=held) == kek
+    )
+    # The publics are bound into the key: another station's do not give the same one.
+    other = StationKey.generate("ua", "ua-1")
+    assert other.pq is not None
+    wrong = (other.encryption_public, other.pq.kem_public)
+    assert (
+        hybrid.decapsulate(station.encryption, station.pq.kem, eph_public, ct, publics=wrong) != kek
+    )
