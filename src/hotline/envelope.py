@@ -384,7 +384,11 @@ def unwrap_key(env: Envelope, station: StationKey) -> bytes:
         try:
             if env.version == VERSION_V2 and station.pq is not None:
                 kek = hybrid.decapsulate(
-                    station.encryption, station.pq.kem, env.ephemeral, entry.kem_ciphertext
+                    station.encryption,
+                    station.pq.kem,
+                    env.ephemeral,
+                    entry.kem_ciphertext,
+                    publics=(station.encryption_public, station.pq.kem_public),
                 )
                 aead = ChaCha20Poly1305(kek)
             else:

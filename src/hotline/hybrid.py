@@ -18,11 +18,12 @@ import hashlib
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey, MLDSA65PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from . import pubkeys
 from .errors import BadSignature, Malformed
 from .notes import (
     MLDSA65_PUBLIC_SIZE,
@@ -87,22 +88,23 @@ def decapsulate(
     mlkem: MLKEM768PrivateKey,
     ephemeral_public: bytes,
     ct_mlkem: bytes,
+    *,
+    publics: tuple[bytes, bytes] | None = None,
 ) -> bytes:
     """The key-encryption key for a recipient holding both secrets.
+
+    ``publics``: the recipient's X25519 and ML-KEM-768 public keys, as its key holder
+    derived them from these very secrets once (issue 15: deriving them again cost a
+    station some 30 µs per envelope opened); None derives them here.
 
     Raises ValueError for a low-order ephemeral key or a ciphertext of the wrong size.
     (ML-KEM decapsulation of a wrong ciphertext yields a pseudorandom secret, so a
     tampered ciphertext surfaces as a wrap that does not open.)"""
     ss_x = x25519.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
     ss_m = mlkem.decapsulate(ct_mlkem)
-    return combine(
-        ss_m,
-        ss_x,
-        ephemeral_public,
-        x25519.public_key().public_bytes_raw(),
-        ct_mlkem,
-        mlkem.public_key().public_bytes_raw(),
-    )
+    if publics is None:
+        publics = (x25519.public_key().public_bytes_raw(), mlkem.public_key().public_bytes_raw())
+    return combine(ss_m, ss_x, ephemeral_public, publics[0], ct_mlkem, publics[1])
 
 
 # --- signatures -----------------------------------------------------------------------
@@ -119,8 +121,8 @@ def verify(ed25519: bytes, mldsa: bytes, message: bytes, signature: bytes) -> bo
         return False
     ed_sig, pq_sig = signature[:ED25519_SIGNATURE_SIZE], signature[ED25519_SIGNATURE_SIZE:]
     try:
-        Ed25519PublicKey.from_public_bytes(ed25519).verify(ed_sig, message)
-        MLDSA65PublicKey.from_public_bytes(mldsa).verify(pq_sig, message)
+        pubkeys.ed25519(ed25519).verify(ed_sig, message)
+        pubkeys.mldsa65(mldsa).verify(pq_sig, message)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from . import hybrid
+from . import hybrid, pubkeys
 from .errors import (
     BadSignature,
     KeyNotValid,
@@ -228,7 +228,7 @@ class StationCertificate:
         ):
             return True
         try:
-            Ed25519PublicKey.from_public_bytes(self.signing).verify(signature, message)
+            pubkeys.ed25519(self.signing).verify(signature, message)
         except InvalidSignature:
             return False
         return True

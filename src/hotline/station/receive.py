@@ -509,9 +509,9 @@ def _check_other_log_reference(
 
 
 def _entry_hash(st: Station, channel: str, index: int) -> bytes | None:
-    """The envelope hash of our entry ``index`` (None if we hold none)."""
-    raw = st.store.entry_bytes(channel, index)
-    return env_mod.envelope_hash(raw) if raw else None
+    """The envelope hash of our entry ``index`` (None if we hold none), as stored beside
+    its bytes when we took it in: not the bytes read back and hashed again (issue 15)."""
+    return st.store.entry_hash(channel, index)
 
 
 def _check_carried_checkpoint(

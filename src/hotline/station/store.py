@@ -563,6 +563,16 @@ class StationStore:
         )
         return row is not None
 
+    def entry_hash(self, channel: str, index: int) -> bytes | None:
+        """The envelope hash of the entry at ``index`` of our copy of the log (None if we
+        have none, or it is empty): stored with its bytes when it was taken in (receive.py)."""
+        row = self._one(
+            "SELECT hash FROM entry WHERE channel=? AND idx=? AND length(envelope) > 0",
+            channel,
+            index,
+        )
+        return bytes(row["hash"]) if row else None
+
     def entry_bytes(self, channel: str, index: int) -> bytes:
         """The envelope at ``index`` of our copy of the log (empty if we have none)."""
         row = self._one("SELECT envelope FROM entry WHERE channel=? AND idx=?", channel, index)

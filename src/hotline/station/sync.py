@@ -161,9 +161,10 @@ def on_entries(
                 for a in result.arrived:
                     stamps.stamp("verified", st.ident, a.hash)
                 cosigned = cosign(signed, st.witness, int(st.clock()))
-                st.store.add_checkpoint(key, signed.size, cosigned.encode(), st.now_ms())
-                result.cosign = (channel, signed.size, cosigned.encode())
-                _owe_receipts(st, channel, result.arrived, cosigned.encode())
+                encoded = cosigned.encode()
+                st.store.add_checkpoint(key, signed.size, encoded, st.now_ms())
+                result.cosign = (channel, signed.size, encoded)
+                _owe_receipts(st, channel, result.arrived, encoded)
             st.set_verified(channel, cosigned, relay)
             for a in result.arrived:
                 stamps.stamp("committed", st.ident, a.hash)
