@@ -1,7 +1,9 @@
-"""`hotline demo`: a relay and stations us, ru, ua on loopback, with real traffic.
+"""`hotline demo`: relays and stations us, ru, ua on loopback, with real traffic.
 
 Everything runs in this process but talks over real WebSockets and HTTP on
-127.0.0.1, with the embedded SQLite stores in a (temporary or given) directory.
+127.0.0.1, with the embedded SQLite stores in a (temporary or given) directory; with
+``--database postgresql://...`` the relays keep their logs in PostgreSQL instead (a schema
+each) and relay.ae runs as two relay instances sharing only that database.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, TypeVar
 from .errors import HotlineError, Malformed, Unavailable
 from .home import read_toml, write_private
 from .provision import Network, provision
-from .run import build_relay, build_station, serve_relay, serve_station
+from .run import build_relay, build_station, is_postgres, serve_relay, serve_station
 from .station import paths
 from .station.api import StationAPI
 from .station.client import StationClient
@@ -55,8 +57,76 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
 NOTICE_WINDOW = ("2026-11-26T06:00", "2026-11-26T18:00")
 
 
+# With --database, relay.ae's second process listens this far above the first one's port.
+AE_SECOND_OFFSET = 80
+
+
+class DemoDatabase:
+    """``--database postgresql://...``: a schema for relay.ae and one for relay.ch in that
+    database (independent relays never share a store), made for this demo and dropped when
+    it stops."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
+        if not is_postgres(url):
+            raise Malformed("--database must be a postgresql:// URL", field="database")
+        try:
+            info = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise Malformed(f"--database: not a usable URL ({exc})", field="database") from None
+        # Where, never the password: the URL may hold one.
+        where = f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}"
+        where += f"/{info.get('dbname') or ''}"
+        self.url = url
+        tag = secrets.token_hex(4)
+        self.schemas = {"ae": f"hotline_demo_{tag}_ae", "ch": f"hotline_demo_{tag}_ch"}
+        try:
+            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise Unavailable(f"demo: cannot reach PostgreSQL at {where}: {exc}") from None
+        try:
+            for schema in self.schemas.values():
+                self.conn.execute(f"CREATE SCHEMA {schema}")
+        except psycopg.Error as exc:
+            self.drop()
+            raise Unavailable(f"demo: cannot create a schema at {where}: {exc}") from None
+
+    def dsn(self, host: str) -> str:
+        """The URL of ``host``'s store: its schema first on the search path."""
+        sep = "&" if "?" in self.url else "?"
+        return f"{self.url}{sep}options=-csearch_path%3D{self.schemas[host]}"
+
+    def drop(self) -> None:
+        try:
+            for schema in self.schemas.values():
+                self.conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        finally:
+            self.conn.close()
+
+
 async def run_demo(
-    directory: Path | None, base_port: int, stop: asyncio.Event, scenario_only: bool = False
+    directory: Path | None,
+    base_port: int,
+    stop: asyncio.Event,
+    scenario_only: bool = False,
+    database: str | None = None,
+) -> None:
+    db = DemoDatabase(database) if database is not None else None  # fail before any key
+    try:
+        await _run_demo(directory, base_port, stop, scenario_only, db)
+    finally:
+        if db is not None:
+            db.drop()
+
+
+async def _run_demo(
+    directory: Path | None,
+    base_port: int,
+    stop: asyncio.Event,
+    scenario_only: bool,
+    db: DemoDatabase | None,
 ) -> None:
     root = Path(tempfile.mkdtemp(prefix="hotline-demo-")) if directory is None else directory
     if (root / "relay").exists():
@@ -64,47 +134,122 @@ async def run_demo(
     passphrase = secrets.token_urlsafe(24)
     write_private(root / "demo-passphrase", passphrase.encode() + b"\n")
     say(f"hotline demo in {root}")
+    if db is not None:
+        say(f"relay stores in PostgreSQL: schemas {', '.join(db.schemas.values())}")
     say(
         "creating keys for us, ru, ua and the relay hosts ae and ch (Argon2id-encrypted at rest)..."
     )
     ch_port = base_port + 90
-    net = provision(root, passphrase, relay_port=base_port, extra_relays={"relay.ch": ch_port})
+    ae2_port = base_port + AE_SECOND_OFFSET
+    net = provision(
+        root,
+        passphrase,
+        relay_port=base_port,
+        extra_relays={"relay.ch": ch_port},
+        more_ae_ports=(ae2_port,) if db is not None else (),
+    )
     for sdir in net.stations.values():
         store = StationStore(sdir / "station.db")
         language = read_toml(sdir / "station.toml")["language"]
         add_operator(store, "duty officer", passphrase, language, int(time.time() * 1000))
         store.close()
-    relay = build_relay(net.relay_dir, passphrase)
-    relay_ch = build_relay(net.more_relays["relay.ch"][0], passphrase)
+    ae_db = db.dsn("ae") if db is not None else None
+    relay = build_relay(net.relay_dir, passphrase, database=ae_db)
+    # With PostgreSQL, relay.ae's second process: its own connections, the same database.
+    relay_ae2 = build_relay(net.relay_dir, passphrase, database=ae_db) if db else None
+    relay_ch = build_relay(
+        net.more_relays["relay.ch"][0], passphrase, database=db.dsn("ch") if db else None
+    )
     stations: dict[str, tuple[StationService, StationAPI]] = {
         ident: build_station(sdir, passphrase) for ident, sdir in net.stations.items()
     }
     inner_stop = asyncio.Event()
     ae_stop = asyncio.Event()  # relay.ae is stopped mid-way: traffic goes on through relay.ch
-    async with asyncio.TaskGroup() as tg:
-        ae = tg.create_task(serve_relay(relay, "127.0.0.1", base_port, stop=ae_stop))
-        tg.create_task(serve_relay(relay_ch, "127.0.0.1", ch_port, stop=inner_stop))
-        for ident, (service, api) in stations.items():
-            tg.create_task(
-                serve_station(service, api, "127.0.0.1", net.api_ports[ident], inner_stop)
-            )
-        try:
-            await scenario(net)
+    ae2_stop = asyncio.Event()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            ae = tg.create_task(serve_relay(relay, "127.0.0.1", base_port, stop=ae_stop))
+            ae2 = None
+            if relay_ae2 is not None:
+                ae2 = tg.create_task(serve_relay(relay_ae2, "127.0.0.1", ae2_port, stop=ae2_stop))
+            tg.create_task(serve_relay(relay_ch, "127.0.0.1", ch_port, stop=inner_stop))
+            for ident, (service, api) in stations.items():
+                tg.create_task(
+                    serve_station(service, api, "127.0.0.1", net.api_ports[ident], inner_stop)
+                )
+            try:
+                await scenario(net)
 
-            async def stop_ae() -> None:
+                async def stop_first() -> None:
+                    ae_stop.set()
+                    await ae
+
+                last, last_stop = ae, ae_stop
+                if ae2 is not None:
+                    await failover(net, stop_first, f"ws://127.0.0.1:{ae2_port}/ws")
+                    last, last_stop = ae2, ae2_stop
+
+                async def stop_ae() -> None:
+                    last_stop.set()
+                    await last
+
+                await redundancy(net, stop_ae)
+                print_where(net, ae2_port if db is not None else None)
+                if not scenario_only:
+                    say("\nrunning; press Ctrl-C to stop")
+                    await stop.wait()
+            finally:
+                say("stopping...")
                 ae_stop.set()
-                await ae
-
-            await redundancy(net, stop_ae)
-            print_where(net)
-            if not scenario_only:
-                say("\nrunning; press Ctrl-C to stop")
-                await stop.wait()
-        finally:
-            say("stopping...")
-            ae_stop.set()
-            inner_stop.set()
+                ae2_stop.set()
+                inner_stop.set()
+    finally:
+        for r in (relay, relay_ae2, relay_ch):
+            if r is not None:
+                r.core.store.close()
     say("stopped cleanly")
+
+
+async def failover(
+    net: Network, stop_first: Callable[[], Awaitable[None]], second_url: str
+) -> None:
+    """Stop one of relay.ae's two processes: every station moves to the other (one database,
+    one log) and messages keep flowing through relay.ae."""
+    clients = {ident: StationClient.for_dir(sdir) for ident, sdir in net.stations.items()}
+    us, ru = clients["us/us-1"], clients["ru/ru-1"]
+    try:
+        say(f"\nrelay.ae runs as two processes on one PostgreSQL database: {net.relay_url}, ")
+        say(f"{second_url}; each station knows both URLs")
+        say("stopping relay.ae's first process ...")
+        await stop_first()
+
+        async def moved() -> bool:
+            for client in clients.values():
+                ae = (await _call(client.status))["relays"]["relay.ae"]
+                if not (ae["connected"] and ae["url"] == second_url):
+                    return False
+            return True
+
+        await _until(moved, "stations on relay.ae's second process")
+        say("every station moved to relay.ae's second process, from its own log position")
+        for n in range(1, 4):
+            text = f"Message {n} while one of relay.ae's processes is down."
+            sent = await _send(us, "us-ru", {"type": "text", "lang": "en", "text": text}, "ROUTINE")
+            await _index_at(ru, "us-ru", sent["hash"])
+            say(f"us -> us-ru     ROUTINE    message {n}: delivered to ru")
+
+        async def in_ae_log() -> bool:
+            """relay.ae took all of us's envelopes, and ru took all of relay.ae's log."""
+            mine = (await _call(us.status))["relays"]["relay.ae"]
+            theirs = (await _call(ru.status))["relays"]["relay.ae"]
+            size = int(mine["cursors"]["us-ru"])
+            return mine["unsent"] == 0 and size > 0 and theirs["cursors"]["us-ru"] >= size
+
+        await _until(in_ae_log, "relay.ae's log to hold them")
+        say("relay.ae's log holds them all, taken by its second process; ru has all of it")
+    finally:
+        for client in clients.values():
+            client.close()
 
 
 async def scenario(net: Network) -> None:
@@ -283,9 +428,11 @@ async def _scenario(
     say("us sees the deconfliction notice delivered to ru and ua (signed receipts in the log)")
 
 
-def print_where(net: Network) -> None:
+def print_where(net: Network, ae2_port: int | None = None) -> None:
     say("\nwhere everything is:")
     say(f"  relay.ae   {net.relay_url}   (http://127.0.0.1:{net.relay_port}/health)")
+    if ae2_port is not None:
+        say(f"  relay.ae   ws://127.0.0.1:{ae2_port}/ws   (its second process)")
     for name, (_, port) in net.more_relays.items():
         say(f"  {name:<10} ws://127.0.0.1:{port}/ws   (http://127.0.0.1:{port}/health)")
     for ident, sdir in net.stations.items():

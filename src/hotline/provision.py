@@ -50,6 +50,7 @@ def provision(
     roster_name: str = "abu-dhabi",
     post_quantum: bool = True,
     extra_relays: dict[str, int] | None = None,
+    more_ae_ports: tuple[int, ...] = (),
 ) -> Network:
     """Create every key, certify stations, and have every party sign the roster.
 
@@ -57,7 +58,9 @@ def provision(
     and X25519 keys only): for the benchmarks that compare the two. ``extra_relays``
     (relay name -> port, e.g. ``{"relay.ch": 8800}``): independent relays beside
     ``relay.ae``, each with its own key and directory (``relay-ch/``), all named in the
-    roster; every station is given each relay's URL (``NAME=URL``)."""
+    roster; every station is given each relay's URL (``NAME=URL``). ``more_ae_ports``: further
+    processes of ``relay.ae`` (one PostgreSQL database behind them all), whose URLs every
+    station is given after the first, to move to when one fails."""
     stations = (
         stations if stations is not None else {"us": ["us-1"], "ru": ["ru-1"], "ua": ["ua-1"]}
     )
@@ -86,7 +89,11 @@ def provision(
     for rdir, _ in more.values():
         (rdir / "roster.note").write_bytes(roster_bytes)
     net = Network(root, relay_dir, relay_port, keys, more_relays=more)
-    urls = [net.relay_url, *(f"{n}=ws://127.0.0.1:{p}/ws" for n, (_, p) in more.items())]
+    urls = [
+        net.relay_url,
+        *(f"ws://127.0.0.1:{p}/ws" for p in more_ae_ports),
+        *(f"{n}=ws://127.0.0.1:{p}/ws" for n, (_, p) in more.items()),
+    ]
     port = relay_port + 1
     for party, names in stations.items():
         for name in names:

@@ -135,14 +135,30 @@ def station_serve(
     help="Relay port; stations' APIs use the next ports.",
 )
 @click.option("--scenario-only", is_flag=True, help="Run the scenario, then stop.")
+@click.option(
+    "--database",
+    "--postgres",
+    "database",
+    metavar="URL",
+    help="postgresql://... (as relay serve's --database) to keep the relays' logs in "
+    "PostgreSQL (a new schema per relay, dropped when the demo stops) and run relay.ae as "
+    "two processes on it, one stopped before the other (default: SQLite in --dir).",
+)
 @log_format_option
-def demo(directory: Path | None, base_port: int, scenario_only: bool, log_format: str) -> None:
+def demo(
+    directory: Path | None,
+    base_port: int,
+    scenario_only: bool,
+    database: str | None,
+    log_format: str,
+) -> None:
     """Two relays (hosts ae and ch) plus stations us, ru, ua on loopback, with a scripted
-    scenario; relay.ae is stopped mid-way and messages keep flowing through relay.ch."""
+    scenario; relay.ae is stopped mid-way and messages keep flowing through relay.ch (with
+    --database, first one of relay.ae's two processes: stations move to the other)."""
     from ..demo import run_demo
 
     start_logging(log_format)
     try:
-        run_until_signal(lambda stop: run_demo(directory, base_port, stop, scenario_only))
+        run_until_signal(lambda stop: run_demo(directory, base_port, stop, scenario_only, database))
     except HotlineError as exc:
         fail(exc)
