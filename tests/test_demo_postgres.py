@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from hotline import demo
+from hotline.envelope import Kind
 from hotline.errors import Malformed, Unavailable
 from hotline.station.store import StationStore
 
@@ -95,13 +96,15 @@ def test_demo_on_postgres_moves_stations_between_relay_ae_processes_and_loses_no
     us = StationStore(root / "stations" / "us-1" / "station.db")
     ru = StationStore(root / "stations" / "ru-1" / "station.db")
     try:
-        sent = us.outbox(channel="us-ru")
         # The FLASH, three messages with one of relay.ae's processes down, three with all
-        # of relay.ae down.
+        # of relay.ae down (the station's own link-test records and notices aside: how
+        # many of those a run logs depends on its pace).
+        sent = [i for i in us.outbox(channel="us-ru") if i.kind == Kind.MESSAGE]
         assert len(sent) == 7
-        taken = {m.hash for m in ru.messages("us-ru")}
+        got = [m for m in ru.messages("us-ru") if m.kind == Kind.MESSAGE]
+        taken = {m.hash for m in got}
         assert [item.seq for item in sent if item.hash not in taken] == []  # nothing lost
-        assert len(ru.messages("us-ru")) == len(taken) == 7  # nothing twice
+        assert len(got) == len(taken) == 7  # nothing twice
         # relay.ae (its second process) took each message sent while the first was down.
         for item in sent[1:4]:
             assert "relay.ae" in us.paths_of("us-ru", item.seq), item.seq

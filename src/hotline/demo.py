@@ -341,7 +341,9 @@ async def _scenario(
     await _until(connected, "stations connected")
     say("relay and stations up; a station sends to another once it verified its certificate\n")
 
-    seqs: dict[int, tuple[int, str]] = {}  # log index -> (seq, hash), as the sender saw it
+    # (channel, log index) -> (seq, hash), as the sender saw it: an index alone names a
+    # different message in each channel
+    seqs: dict[tuple[str, int], tuple[int, str]] = {}
 
     async def send(client: StationClient, channel: str, body: dict[str, Any], prec: str) -> int:
         """Queue (once every recipient's station is known), then wait for the log index."""
@@ -355,7 +357,7 @@ async def _scenario(
             return bool(index)
 
         await _until(logged, "accepted")
-        seqs[index[0]] = (queued["seq"], queued["hash"])
+        seqs[channel, index[0]] = (queued["seq"], queued["hash"])
         return index[0]
 
     notice = {
@@ -399,19 +401,20 @@ async def _scenario(
     i3 = await send(us, "us-ru", flash, "FLASH")
     say(f"us -> us-ru     FLASH      free text, {_at(i3)}")
 
-    at_ru = await _index_at(ru, "us-ru", seqs[i3][1])  # ru's number for it
+    at_ru = await _index_at(ru, "us-ru", seqs["us-ru", i3][1])  # ru's number for it
     await _call(
         ru.ack, "us-ru", at_ru, "duty officer Petrov", "Received. Checking; reply within the hour."
     )
     say("ru acknowledges the FLASH as 'duty officer Petrov'")
 
     async def ru_state() -> dict[str, Any]:
-        sent = await _call(us.sent_message, "us-ru", seqs[i3][0])
+        sent = await _call(us.sent_message, "us-ru", seqs["us-ru", i3][0])
         state: dict[str, Any] = sent["recipients"].get("ru", {})
         return state
 
-    async def acked() -> bool:
-        return bool((await ru_state()).get("acknowledged"))
+    async def acked() -> bool:  # ru's delivered receipt may come after its acknowledgment
+        state = await ru_state()
+        return bool(state.get("acknowledged")) and bool(state.get("delivered"))
 
     await _until(acked, "ack at us")
     state = await ru_state()
@@ -421,7 +424,7 @@ async def _scenario(
     )
 
     async def delivered_everywhere() -> bool:
-        state = (await _call(us.sent_message, "us-ru-ua", seqs[i1][0]))["recipients"]
+        state = (await _call(us.sent_message, "us-ru-ua", seqs["us-ru-ua", i1][0]))["recipients"]
         return bool(state) and all(v.get("delivered") for v in state.values())
 
     await _until(delivered_everywhere, "notice delivered")

@@ -45,8 +45,8 @@ KEYS_EVERY_S = 1.0  # how often a busy link looks for key events it may hand ove
 # (RECEIPTS_CHUNK each), and their sealing, logging and taking in stay out of the way of
 # the next message. Each chunk is one call on the database thread: work queued meanwhile
 # (an arrival's ingest, a client's read) goes between two chunks. (A longer wait, 0.2 s,
-# cost less CPU per message in bench_latency but made the demo scenario's "notice
-# delivered" time out in tests/test_console_map.py, not understood yet: bench/RESULTS.md.)
+# cost less CPU per message in bench_latency, but delays the proof of delivery the
+# sender waits for: bench/RESULTS.md.)
 RECEIPTS_SETTLE_S = 0.02
 RECEIPTS_WAIT_MAX_S = 0.05
 RECEIPTS_CHUNK = 4
