@@ -33,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_relay import _sender, pct
-from hotline.envelope import ZERO_HASH, Kind, envelope_hash, seal
+from bench.bench_relay import _sender, pct, sealed_chain
+from hotline.envelope import Kind
 from hotline.home import load_roster, load_station
 from tests.netutil import PASSPHRASE, Cluster, wait_for
 
@@ -85,20 +85,7 @@ def throughput(root: Path, relays: int, dbs: list[str | None], senders: int, per
         body, now = os.urandom(1024), int(time.time() * 1000)
         chains: dict[str, list[bytes]] = {}
         for n, (key, cert) in keys.items():
-            prev, out = ZERO_HASH, []
-            for seq in range(1, per + 1):
-                raw = seal(
-                    body,
-                    sender=key,
-                    channel=CHANNEL,
-                    seq=seq,
-                    prev=prev,
-                    recipients=[cert, ru_cert],
-                    created_ms=now,
-                )
-                out.append(raw)
-                prev = envelope_hash(raw)
-            chains[n] = out
+            chains[n] = sealed_chain(body, key, [cert, ru_cert], CHANNEL, per, now)
 
         async def run() -> float:
             t = time.perf_counter()

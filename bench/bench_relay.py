@@ -192,6 +192,31 @@ async def _sender(
         return accepted
 
 
+def sealed_chain(
+    body: bytes,
+    key: StationKey,
+    recipients: list[StationCertificate],
+    channel: str,
+    count: int,
+    now_ms: int,
+) -> list[bytes]:
+    """``count`` envelopes of one sender in ``channel``, each chained to the one before."""
+    prev, out = ZERO_HASH, []
+    for seq in range(1, count + 1):
+        raw = seal(
+            body,
+            sender=key,
+            channel=channel,
+            seq=seq,
+            prev=prev,
+            recipients=recipients,
+            created_ms=now_ms,
+        )
+        out.append(raw)
+        prev = envelope_hash(raw)
+    return out
+
+
 def throughput(
     root: Path,
     senders: int,
@@ -224,20 +249,9 @@ def throughput(
     batches: dict[str, list[bytes]] = {}
     now = int(time.time() * 1000)
     for i, (n, (key, cert)) in enumerate(keys.items()):
-        prev, out = ZERO_HASH, []
-        for seq in range(1, per_sender + 1):
-            raw = seal(
-                body,
-                sender=key,
-                channel=chans[i % len(chans)],
-                seq=seq,
-                prev=prev,
-                recipients=[cert, ru_cert],
-                created_ms=now,
-            )
-            out.append(raw)
-            prev = envelope_hash(raw)
-        batches[n] = out
+        batches[n] = sealed_chain(
+            body, key, [cert, ru_cert], chans[i % len(chans)], per_sender, now
+        )
 
     async def run() -> float:
         t = time.perf_counter()
