@@ -80,13 +80,34 @@ LAST_SENT_NS = 0
 
 
 class HotlineClients:
-    """The two clients of one measurement: the sender's and the recipient's."""
+    """The two clients of one measurement: the sender's and the recipient's.
+
+    The recipient's client follows new messages with ``GET /api/received`` (one long
+    poll answers with the message itself); against a checkout without it (``--against``
+    an older one), with ``GET /api/wait`` then ``GET /api/inbox``."""
 
     def __init__(self, sender: StationClient, recipient: StationClient, channel: str) -> None:
         self.sender, self.recipient, self.channel = sender, recipient, channel
+        start = recipient.http.get("/api/received")
+        self.legacy = start.status_code == 404
+        self.since: str | None = None if self.legacy else start.json()["since"]
 
     def one(self, text: str) -> tuple[float, str]:
         """Send one message and long-poll until the recipient sees it: (seconds, hash)."""
+        if self.legacy:
+            return self._one_legacy(text)
+        sent_now()
+        t = time.perf_counter()
+        r = self.sender.http.post("/api/send", json={"channel": self.channel, "text": text})
+        assert r.status_code == 202, r.text
+        digest = r.json()["hash"]
+        while True:
+            page = self.recipient.received(self.since, channel=self.channel)
+            self.since = page["since"]
+            if any(item["hash"] == digest for item in page["items"]):
+                return time.perf_counter() - t, digest
+
+    def _one_legacy(self, text: str) -> tuple[float, str]:
         version = self.recipient.wait(-1)  # answers at once: the current version
         sent_now()
         t = time.perf_counter()
@@ -192,7 +213,7 @@ def hotline_processes(
                             "-f",
                             "raw",
                             "-r",
-                            "250",
+                            os.environ.get("HOTLINE_SPY_RATE", "250"),
                             "-o",
                             str(out),
                             *(["--gil"] if gil else []),

@@ -36,6 +36,7 @@ MAX_REQUEST = 128 * 1024
 # Test only: the station exits right after a keyed send is committed, before it answers
 # (how tests cut a send between its commit and its answer, every time).
 CRASH_AFTER_SEND = "HOTLINE_TEST_CRASH_AFTER_SEND"
+RECEIVED_WAIT_MAX_S = 25.0  # GET /api/received waits at most this long for a message
 
 
 def precedence_of(name: str) -> Precedence:
@@ -102,6 +103,7 @@ class StationAPI:
             Route("/api/alarms", self.alarms),
             Route("/api/alarms/{alarm_id:int}/clear", self.clear_alarm, methods=["POST"]),
             Route("/api/wait", self.wait),
+            Route("/api/received", self.received),
             Route("/api/export/{channel}", self.export),
         ]
 
@@ -232,6 +234,37 @@ class StationAPI:
         rows = self.core.store.inbox(self.core.ident, channel, limit + 1, key)
         got = paging.page(rows, limit, lambda m: (m.precedence, m.relay_ms, m.channel, m.index))
         return {"items": [self._message(m, lang) for m in got.items], "next": got.next}
+
+    async def received(self, request: Request) -> Response:
+        """Long poll for new messages: those received after ``since``, in the order they
+        were taken in, as soon as there is one (or after ``timeout`` seconds, at most 25,
+        with none). Without ``since``: none, and the ``since`` to start from (now)."""
+        self.check(request)
+        q = request.query_params
+        since = received_since(q.get("since"))
+        timeout = received_timeout(q.get("timeout"))
+        limit, channel, lang = paging.limit_of(q.get("limit")), q.get("channel"), _lang(request)
+        if since is None:
+            last = await self.service.run_db(self.core.store.last_arrival)
+            return JSONResponse({"items": [], "since": paging.encode((last,))})
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        while True:
+            # The version is read before the query: whatever is committed after the query
+            # changes it, so the wait below cannot sleep through a message.
+            version = self.service.version
+            page = await self.service.run_db(self.received_page, channel, since, limit, lang)
+            left = until - loop.time()
+            if page["items"] or left <= 0:
+                return JSONResponse(page)
+            await self.service.wait_change(version, left)
+
+    def received_page(
+        self, channel: str | None, since: int, limit: int, lang: str | None
+    ) -> dict[str, Any]:
+        rows = self.core.store.received_after(self.core.ident, channel, since, limit)
+        last = rows[-1][0] if rows else since
+        return {"items": [self._message(m, lang) for _, m in rows], "since": paging.encode((last,))}
 
     def inbox_view(
         self, channel: str | None, limit: int, lang: str | None = None
@@ -463,6 +496,29 @@ def _omissions(core: StationCore, relay: str) -> dict[str, int]:
     found = audit.omissions(relay) if audit is not None else []
     repaired = sum(1 for r in found if r.repaired_ms is not None)
     return {"open": len(found) - repaired, "repaired": repaired}
+
+
+def received_since(text: str | None) -> int | None:
+    """``since`` of ``GET /api/received``: a cursor an earlier answer gave, or none."""
+    if text is None:
+        return None
+    key = paging.decode(text, (int,), "since")
+    if key is None:
+        raise Malformed("since is not a cursor this API gave", field="since")
+    return int(key[0])
+
+
+def received_timeout(text: str | None) -> float:
+    """``timeout`` of ``GET /api/received``: seconds from 0 to 25 (25 when not given)."""
+    if text is None:
+        return RECEIVED_WAIT_MAX_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= RECEIVED_WAIT_MAX_S:  # also refuses nan
+        raise Malformed(f"timeout is seconds from 0 to {RECEIVED_WAIT_MAX_S:g}", field="timeout")
+    return value
 
 
 def _lang(request: Request) -> str | None:

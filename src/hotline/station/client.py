@@ -216,6 +216,20 @@ class StationClient:
         out = self._json("GET", "/api/wait", params={"version": version}, timeout=WAIT_TIMEOUT)
         return int(out["version"])
 
+    def received(
+        self,
+        since: str | None = None,
+        timeout: float | None = None,
+        channel: str | None = None,
+        lang: str | None = None,
+    ) -> Json:
+        """New messages: ``items`` received after ``since`` (a cursor an earlier answer
+        gave), in the order the station took them in, as soon as there is one, or none
+        after ``timeout`` seconds (at most 25); and ``since`` for the next call. Without
+        ``since``: no items, and the cursor to start from (now)."""
+        params = {"since": since, "timeout": timeout, "channel": channel, "lang": lang}
+        return dict(self._json("GET", "/api/received", params=_given(params), timeout=WAIT_TIMEOUT))
+
     # --- transport ---------------------------------------------------------------------
 
     def _every(self, page: Callable[..., Json], **kwargs: Any) -> Iterator[Json]:

@@ -48,22 +48,23 @@ def encode(key: Key) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
 
 
-def decode(text: str | None, kinds: Sequence[type]) -> Key | None:
-    """The key in a cursor this API gave, shaped as ``kinds`` (None: the first page)."""
+def decode(text: str | None, kinds: Sequence[type], field: str = "after") -> Key | None:
+    """The key in a cursor this API gave, shaped as ``kinds`` (None: the first page);
+    ``field``: the parameter it came in, named in the error."""
     if not text:
         return None
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         value = json.loads(raw)
     except (binascii.Error, ValueError) as exc:
-        raise Malformed("after is not a cursor this API gave", field="after") from exc
+        raise Malformed(f"{field} is not a cursor this API gave", field=field) from exc
     if (
         not isinstance(value, list)
         or len(value) != len(kinds)
         or not all(type(v) is k for v, k in zip(value, kinds, strict=True))
         or any(type(v) is int and not 0 <= v <= MAX_U63 for v in value)
     ):
-        raise Malformed("after is not a cursor this API gave", field="after")
+        raise Malformed(f"{field} is not a cursor this API gave", field=field)
     return tuple(value)
 
 

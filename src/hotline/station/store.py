@@ -740,6 +740,28 @@ class StationStore:
         args.append(limit)
         return [_message(r) for r in self._q(sql, *args)]
 
+    def received_after(
+        self, not_from: str, channel: str | None, after: int, limit: int
+    ) -> list[tuple[int, Message]]:
+        """Messages received (not sent by station ``not_from``) after arrival number
+        ``after``, in the order this station took them in, each with its arrival number.
+
+        The arrival number is the row's id: message rows are only ever added (never
+        replaced or deleted), so it grows with every commit."""
+        sql = "SELECT rowid AS arrival, * FROM message WHERE rowid>? AND kind=? AND sender!=?"
+        args: list[Any] = [after, int(Kind.MESSAGE), not_from]
+        if channel:
+            sql += " AND channel=?"
+            args.append(channel)
+        sql += " ORDER BY rowid LIMIT ?"
+        args.append(limit)
+        return [(r["arrival"], _message(r)) for r in self._q(sql, *args)]
+
+    def last_arrival(self) -> int:
+        """The arrival number of the last message row (0 before any)."""
+        row = self._one("SELECT COALESCE(MAX(rowid), 0) AS n FROM message")
+        return int(row["n"]) if row is not None else 0
+
     def mark_read(self, channel: str, index: int, now_ms: int) -> None:
         self._x(
             "UPDATE message SET read_ms=COALESCE(read_ms, ?) WHERE channel=? AND idx=?",
