@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 
 import pytest
@@ -138,3 +139,74 @@ def test_any_body_shaped_json_gives_a_body_or_malformed(
     except Malformed:
         return
     assert body.parse_body(body.encode(parsed)) == parsed
+
+
+# --- a delivered receipt naming a run of entries (issue 15) --------------------------------
+
+_H = [bytes([i]) * 32 for i in range(70)]
+
+
+def _run(indexes: list[int], status: str = "delivered") -> bytes:
+    first, *rest = indexes
+    value = {
+        "type": "receipt",
+        "status": status,
+        "of_index": first,
+        "of_hash": _H[first % 70].hex(),
+        "checkpoint": "n",
+        "also": [{"of_index": i, "of_hash": _H[i % 70].hex()} for i in rest],
+    }
+    return json.dumps(value).encode()
+
+
+@given(st.lists(st.integers(0, 2**63 - 1), min_size=1, max_size=body.MAX_RECEIPT_REFS, unique=True))
+def test_a_run_of_rising_entries_round_trips_and_names_each_once(indexes: list[int]) -> None:
+    indexes.sort()
+    made = body.delivered([(i, _H[i % 70]) for i in indexes], b"n")
+    assert [(r.of_index, r.of_hash) for r in made.each()] == [(i, _H[i % 70]) for i in indexes]
+    assert all(not r.also and r.status == body.ReceiptStatus.DELIVERED for r in made.each())
+    data = body.encode(made)
+    assert body.parse_body(data) == made and body.encode(body.parse_body(data)) == data
+    assert ("also" in json.loads(data)) == (len(indexes) > 1)  # one entry: as it always was
+
+
+@given(st.lists(st.integers(0, 1000), min_size=2, max_size=10))
+def test_a_run_not_strictly_rising_is_refused(indexes: list[int]) -> None:
+    rising = all(b > a for a, b in itertools.pairwise(indexes))
+    if rising:
+        assert isinstance(body.parse_body(_run(indexes)), body.Receipt)
+        return
+    with pytest.raises(Malformed) as caught:
+        body.parse_body(_run(indexes))
+    assert caught.value.field == "also"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"status": "acknowledged"}, "also"),  # an acknowledgment is one operator, one message
+        ({"also": []}, "also"),
+        ({"also": {}}, "also"),
+        ({"also": [[4, "00" * 32]]}, "also"),
+        ({"also": [{"of_index": 4}]}, "also"),
+        ({"also": [{"of_index": 4, "of_hash": "00" * 32, "x": 1}]}, "also"),
+        ({"also": [{"of_index": 4, "of_hash": "zz"}]}, "of_hash"),
+        ({"also": [{"of_index": 4, "of_hash": "00" * 31}]}, "of_hash"),
+        ({"also": [{"of_index": -4, "of_hash": "00" * 32}]}, "of_index"),
+        ({"also": [{"of_index": True, "of_hash": "00" * 32}]}, "of_index"),
+        (
+            {"also": [{"of_index": i, "of_hash": "00" * 32} for i in range(4, 4 + 64)]},
+            "also",
+        ),  # 65 entries in all
+    ],
+)
+def test_a_malformed_run_is_refused_naming_the_field(change: dict[str, object], field: str) -> None:
+    value = json.loads(_run([3, 4]))
+    value.update(change)
+    with pytest.raises(Malformed) as caught:
+        body.parse_body(json.dumps(value).encode())
+    assert caught.value.field == field
+    with pytest.raises(Malformed):
+        body.delivered([], b"n")
+    with pytest.raises(Malformed):
+        body.delivered([(i, _H[0]) for i in range(body.MAX_RECEIPT_REFS + 1)], b"n")

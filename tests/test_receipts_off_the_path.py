@@ -7,6 +7,7 @@ settling times are set by the test, never hoped for."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from hotline.station import outbox as outbox_mod
 from hotline.station import service as service_mod
 from hotline.station.core import StationCore
 from hotline.station.service import StationService
-from hotline.station.store import OutboxState
+from hotline.station.store import OutboxState, StationStore
+from hotline.station.store import Receipt as StoredReceipt
 
 from .conftest import make_world
 from .test_never_stall import CHANNEL, TestLog, _everyone
@@ -80,8 +82,8 @@ def test_a_run_of_arrivals_is_visible_at_once_and_receipted_in_one_sealing(
         monkeypatch.setattr(service_mod, "RECEIPTS_SETTLE_S", 0.0)
         svc._receipts_soon()  # the pause is over
         await waiting
-        assert sealings == [3]  # the three receipts, in one sealing
-        assert len(_receipts(ru)) == 3 and ru.store.receipts_due() == []
+        assert sealings == [1]  # one receipt naming the three, in one sealing
+        assert len(_receipts(ru)) == 1 and ru.store.receipts_due() == []
         svc.db.shutdown()
 
     asyncio.run(run())
@@ -156,6 +158,7 @@ def test_a_long_run_is_receipted_in_chunks_none_lost_in_log_order(
     monkeypatch.setattr(service_mod, "RECEIPTS_SETTLE_S", 3600.0)
     monkeypatch.setattr(service_mod, "RECEIPTS_WAIT_MAX_S", 3600.0)
     monkeypatch.setattr(service_mod, "RECEIPTS_CHUNK", 2)
+    monkeypatch.setattr(body_mod, "MAX_RECEIPT_REFS", 1)  # a receipt each: chunks of them
     sealings = _counted(ru, monkeypatch)
 
     async def run() -> None:
@@ -197,6 +200,7 @@ def test_the_retry_tick_seals_no_more_than_its_limit(
     us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
     log = TestLog(world)
     monkeypatch.setattr(core_mod, "RETRY_RECEIPTS_LIMIT", 2)
+    monkeypatch.setattr(body_mod, "MAX_RECEIPT_REFS", 1)
     for i in range(5):
         log.add(us.send(CHANNEL, body_mod.text(f"m{i}", "en")).envelope)
     ru.on_entries(log.frame(ru), receipts=False)
@@ -217,6 +221,7 @@ def test_a_chunk_that_fails_to_commit_leaves_its_receipts_owed(
     monkeypatch.setattr(service_mod, "RECEIPTS_SETTLE_S", 3600.0)
     monkeypatch.setattr(service_mod, "RECEIPTS_WAIT_MAX_S", 3600.0)
     monkeypatch.setattr(service_mod, "RECEIPTS_CHUNK", 2)
+    monkeypatch.setattr(body_mod, "MAX_RECEIPT_REFS", 1)
     real_conn, real_send = ru.store._conn, ru.send_receipts
     calls: list[int | None] = []
 
@@ -270,6 +275,7 @@ def test_a_stuck_channel_does_not_hold_back_another_channels_receipts(
     none of a chunk: the other channel's are sealed, a chunk at a time, all of them."""
     world = make_world()
     us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    monkeypatch.setattr(body_mod, "MAX_RECEIPT_REFS", 1)  # a receipt each: chunks of them
     logs = {ch: TestLog(world, ch) for ch in ("us-ru", CHANNEL)}
     for ch, log in logs.items():
         for i in range(3):
@@ -289,3 +295,69 @@ def test_a_stuck_channel_does_not_hold_back_another_channels_receipts(
     monkeypatch.setattr(outbox_mod, "recipients", real)
     assert ru.send_receipts(2) == 2 and ru.send_receipts(2) == 1
     assert ru.store.receipts_due() == []
+
+
+def test_a_run_is_named_by_few_receipts_each_entry_once_and_the_sender_sees_every_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five arrivals owed at once: receipts of at most MAX_RECEIPT_REFS entries each (here
+    2), naming every arrival once by its index and envelope hash, in log order; the
+    sender takes them in and shows each of its five messages delivered to ru, once."""
+    world = make_world()
+    us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    log = TestLog(world)
+    monkeypatch.setattr(body_mod, "MAX_RECEIPT_REFS", 2)
+    sent = []
+    for i in range(5):
+        item = us.send(CHANNEL, body_mod.text(f"m{i}", "en"))
+        sent.append((log.add(item.envelope), item.hash))
+    ru.on_entries(log.frame(ru), receipts=False)
+    log.deliver(us)
+    assert ru.send_receipts() == 3 and ru.store.receipts_due() == []
+    named = []
+    for item in _queued_receipts(ru):
+        content = body_mod.parse_body(env_mod.decrypt(env_mod.parse(item.envelope), ru.key))
+        assert isinstance(content, body_mod.Receipt)
+        named.append([(r.of_index, r.of_hash) for r in content.each()])
+        log.add(item.envelope)
+    assert named == [sent[0:2], sent[2:4], sent[4:5]]
+    log.deliver(us)
+    for index, _ in sent:
+        got = us.store.receipts_of(CHANNEL, index)
+        assert [(r.party, r.status) for r in got] == [("ru", "delivered")], index
+    assert [a for a in us.store.alarms() if a.level >= 2] == []
+
+
+def _queued_receipts(st: StationCore) -> list[Any]:
+    return [i for i in st.store.outbox(OutboxState.QUEUED) if i.kind == Kind.RECEIPT]
+
+
+def test_a_store_keyed_one_receipt_per_entry_is_migrated_every_row_kept(tmp_path: Path) -> None:
+    """A station store made before receipts named runs (receipt rows keyed by channel and
+    index): opened, its rows are all there, and a run's rows (one entry, several messages)
+    now fit; opening it again changes nothing."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """CREATE TABLE receipt (
+  channel TEXT NOT NULL, idx INTEGER NOT NULL, of_index INTEGER NOT NULL, party TEXT NOT NULL,
+  station TEXT NOT NULL, status TEXT NOT NULL, operator TEXT, reply TEXT,
+  created_ms INTEGER NOT NULL, relay_ms INTEGER NOT NULL, PRIMARY KEY (channel, idx));
+CREATE INDEX receipt_of ON receipt (channel, of_index);
+INSERT INTO receipt VALUES ('c', 5, 2, 'ru', 'ru/ru-1', 'delivered', NULL, NULL, 1, 2);
+INSERT INTO receipt VALUES ('c', 6, 2, 'ru', 'ru/ru-1', 'acknowledged', 'Volkov', 'ok', 3, 4);"""
+    )
+    conn.close()
+    for _ in range(2):
+        store = StationStore(path)
+        got = [(r.index, r.status, r.operator) for r in store.receipts_of("c", 2)]
+        assert got == [(5, "delivered", None), (6, "acknowledged", "Volkov")]
+        store.close()
+    store = StationStore(path)
+    with store.transaction():
+        for of in (3, 4):
+            store.add_receipt(
+                StoredReceipt("c", 7, of, "ru", "ru/ru-1", "delivered", None, None, 5, 6)
+            )
+    assert [r.index for r in store.receipts("c")] == [5, 6, 7, 7]
+    store.close()

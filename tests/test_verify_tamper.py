@@ -27,6 +27,7 @@ from hotline.merkle import MerkleTree
 from hotline.notes import Note, NoteSignature, parse_note
 from hotline.transcript import Failure, verify
 
+from .conftest import make_world
 from .logbuild import T0, ChannelLog, exchange
 
 
@@ -576,3 +577,73 @@ def test_an_entry_time_beyond_its_checkpoints_signed_time_is_named() -> None:
     found = verify(log.transcript()).failures
     assert [f.code for f in found if f.index == 11] == ["bad_time"], found
     assert "after the signed time" in next(f.reason for f in found if f.index == 11)
+
+
+# --- a delivered receipt naming a run of messages (issue 15) -------------------------------
+
+
+def _run_exchange(refs: list[tuple[int, bytes]] | None = None) -> tuple[ChannelLog, int]:
+    """us sends three messages; ru answers with ONE delivered receipt naming all three
+    (or ``refs``); its index."""
+    log = ChannelLog(make_world(T0))
+    sent = [log.message("us", f"message {i}") for i in range(3)]
+    log.checkpoint("us", "ru")
+    named = refs or [(i, env_mod.envelope_hash(log.entries[i][0])) for i in sent]
+    note = log.checkpoints[-1].encode()
+    index = log.send("ru", body_mod.delivered(named, note), Kind.RECEIPT)
+    log.checkpoint("us", "ru")
+    return log, index
+
+
+def test_one_receipt_naming_a_run_counts_each_message_delivered_once() -> None:
+    log, _ = _run_exchange()
+    report = verify(log.transcript())
+    assert report.ok, [str(f) for f in report.failures]
+    assert report.parties["ru"].delivered == 3  # one signed statement, three messages
+    assert report.parties["us"].delivered == 0
+
+
+def test_a_run_naming_one_entry_by_another_hash_is_named_and_the_rest_still_count() -> None:
+    log = ChannelLog(make_world(T0))
+    sent = [log.message("us", f"message {i}") for i in range(3)]
+    log.checkpoint("us", "ru")
+    refs = [(i, env_mod.envelope_hash(log.entries[i][0])) for i in sent]
+    refs[1] = (refs[1][0], bytes(32))  # ru claims another envelope at entry 3
+    index = log.send("ru", body_mod.delivered(refs, log.checkpoints[-1].encode()), Kind.RECEIPT)
+    log.checkpoint("us", "ru")
+    report = verify(log.transcript())
+    (failure,) = report.failures
+    assert (failure.index, failure.code) == (index, "fork")
+    assert failure.reason == f"receipt references no message #{sent[1]} of this log"
+    assert report.parties["ru"].delivered == 2
+
+
+def test_a_run_naming_a_later_entry_is_named() -> None:
+    log = ChannelLog(make_world(T0))
+    first = log.message("us", "message 0")
+    log.checkpoint("us", "ru")
+    later = len(log.entries) + 1  # the message sent after the receipt
+    refs = [(first, env_mod.envelope_hash(log.entries[first][0])), (later, bytes(range(32)))]
+    index = log.send("ru", body_mod.delivered(refs, log.checkpoints[-1].encode()), Kind.RECEIPT)
+    log.message("us", "message 1")
+    log.checkpoint("us", "ru")
+    assert at(log.transcript(), index) == {"fork"}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_a_run_edited_in_the_file_is_refused_or_named(data: st.DataObject) -> None:
+    """A transcript holder who edits a run's disclosed body cannot make it count for
+    anything the signed envelope does not say: the body no longer opens to its hash."""
+    log, index = _run_exchange()
+    d = log.transcript()
+    bodies = {b["index"]: b for b in d["bodies"]}
+    body = json.loads(base64.b64decode(bodies[index]["body"]))
+    body["also"] = data.draw(st.permutations(body["also"]))[: data.draw(st.integers(0, 2))]
+    if not body["also"]:
+        del body["also"]
+    edited = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    if edited == base64.b64decode(bodies[index]["body"]):
+        return  # the same body: nothing edited
+    bodies[index]["body"] = base64.b64encode(edited).decode()
+    assert not verify(d).ok

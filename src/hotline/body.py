@@ -6,7 +6,8 @@ On the wire a body is one UTF-8 JSON object (compact, keys sorted)::
     {"type": "form", "form": NAME, "version": N, "fields": {...}}   a structured form
     (both may carry "operator": NAME, the console operator who wrote it)
     {"type": "receipt", "status": "delivered"|"acknowledged", "of_index": I,
-     "of_hash": HEX, "checkpoint": NOTE[, "operator": ..., "reply": ...]}
+     "of_hash": HEX, "checkpoint": NOTE[, "operator": ..., "reply": ...]
+     [, "also": [{"of_index": I, "of_hash": HEX}, ...]]}   delivered only: a run of them
     {"type": "notice", "notice": "overdue", "side", "of_index", "party", "level", "due_ms"}
     {"type": "notice", "notice": "link", "party", "from", "to"}
     {"type": "link-test", "sent_ms": MS}                        the hourly logged link test
@@ -19,6 +20,7 @@ a JSON object: their schema lives in ``forms/`` and is checked there.
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,6 +32,8 @@ from .wire import MAX_U63
 MAX_TEXT = 32 * 1024
 MAX_BODY = 1024 * 1024
 MAX_DEPTH = 16  # forms nest a point in a list at most; anything deeper is hostile
+# One delivered receipt names at most this many entries (its own and ``also``'s).
+MAX_RECEIPT_REFS = 64
 
 
 class ReceiptStatus(enum.StrEnum):
@@ -69,7 +73,11 @@ class Form:
 @dataclass(frozen=True)
 class Receipt:
     """Which entry (by index and envelope hash) was delivered or acknowledged, and the
-    checkpoint note its sender had verified when it wrote the receipt."""
+    checkpoint note its sender had verified when it wrote the receipt.
+
+    A delivered receipt may name a run of entries of one log: ``also`` holds the ones
+    after the first, each (index, envelope hash), indexes rising. It is the same signed
+    statement for each, made once (one signature, one log entry, instead of one each)."""
 
     status: ReceiptStatus
     of_index: int
@@ -77,6 +85,7 @@ class Receipt:
     checkpoint: bytes
     operator: str | None = None
     reply: str | None = None
+    also: tuple[tuple[int, bytes], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -90,7 +99,14 @@ class Receipt:
             out["operator"] = self.operator
         if self.reply:
             out["reply"] = self.reply
+        if self.also:  # absent when it names one entry: such receipts are as they always were
+            out["also"] = [{"of_index": i, "of_hash": h.hex()} for i, h in self.also]
         return out
+
+    def each(self) -> list[Receipt]:
+        """One receipt per entry named, each as if sent alone (same status, checkpoint)."""
+        first = replace(self, also=())
+        return [first, *(replace(first, of_index=i, of_hash=h) for i, h in self.also)]
 
 
 @dataclass(frozen=True)
@@ -236,6 +252,19 @@ def receipt(
     return Receipt(status, of_index, of_hash, checkpoint, operator or None, reply or None)
 
 
+def delivered(refs: list[tuple[int, bytes]], checkpoint: bytes) -> Receipt:
+    """One delivered receipt for the entries ``refs`` ((index, hash), indexes rising; 1
+    to MAX_RECEIPT_REFS of them), with the checkpoint note its sender verified."""
+    if not 1 <= len(refs) <= MAX_RECEIPT_REFS:
+        raise Malformed(
+            f"a receipt names 1 to {MAX_RECEIPT_REFS} entries, not {len(refs)}", field="also"
+        )
+    (of_index, of_hash), *also = refs
+    made = Receipt(ReceiptStatus.DELIVERED, of_index, of_hash, checkpoint, also=tuple(also))
+    _check_refs(made)
+    return made
+
+
 def summary(body: Body) -> str:
     """One line for lists (never used on the relay: bodies never reach it in clear)."""
     match body:
@@ -244,7 +273,8 @@ def summary(body: Body) -> str:
         case Form():
             return f"[{body.form}]"
         case Receipt():
-            return f"[{body.status} #{body.of_index}]"
+            more = f" +{len(body.also)}" if body.also else ""
+            return f"[{body.status} #{body.of_index}{more}]"
         case OverdueNotice() | LinkNotice():
             return "[notice]"
         case LinkTestRecord():
@@ -255,20 +285,53 @@ def _receipt(value: dict[str, Any]) -> Receipt:
     status = value.get("status")
     if status not in tuple(ReceiptStatus):
         raise Malformed(f"unknown receipt status {str(status)[:40]!r}", field="status")
-    try:
-        of_hash = bytes.fromhex(_str(value, "of_hash"))
-    except ValueError as exc:
-        raise Malformed("receipt of_hash is not hex", field="of_hash") from exc
-    if len(of_hash) != 32:
-        raise Malformed("receipt of_hash is not a SHA-256 hash", field="of_hash")
-    return Receipt(
+    made = Receipt(
         ReceiptStatus(status),
         _int(value, "of_index"),
-        of_hash,
+        _hash(value, "of_hash"),
         (_opt_str(value, "checkpoint") or "").encode(),
         _opt_str(value, "operator") or None,
         _opt_str(value, "reply") or None,
+        _also(value),
     )
+    _check_refs(made)
+    return made
+
+
+def _hash(value: dict[str, Any], key: str) -> bytes:
+    try:
+        digest = bytes.fromhex(_str(value, key))
+    except ValueError as exc:
+        raise Malformed(f"receipt {key} is not hex", field=key) from exc
+    if len(digest) != 32:
+        raise Malformed(f"receipt {key} is not a SHA-256 hash", field=key)
+    return digest
+
+
+def _also(value: dict[str, Any]) -> tuple[tuple[int, bytes], ...]:
+    """A receipt's ``also``: absent, or a list of 1 to MAX_RECEIPT_REFS - 1 references."""
+    if "also" not in value:
+        return ()
+    got = value["also"]
+    if not isinstance(got, list) or not 1 <= len(got) < MAX_RECEIPT_REFS:
+        raise Malformed(f"receipt also must list 1 to {MAX_RECEIPT_REFS - 1} entries", field="also")
+    refs = []
+    for item in got:
+        if not isinstance(item, dict) or set(item) != {"of_index", "of_hash"}:
+            raise Malformed("each of receipt also is {of_index, of_hash}", field="also")
+        refs.append((_int(item, "of_index"), _hash(item, "of_hash")))
+    return tuple(refs)
+
+
+def _check_refs(receipt: Receipt) -> None:
+    """Only a delivered receipt names a run; its indexes rise (each entry once)."""
+    if not receipt.also:
+        return
+    if receipt.status != ReceiptStatus.DELIVERED:
+        raise Malformed("only a delivered receipt names several entries", field="also")
+    indexes = [receipt.of_index, *(i for i, _ in receipt.also)]
+    if any(b <= a for a, b in itertools.pairwise(indexes)):
+        raise Malformed("a receipt's entries are named once each, indexes rising", field="also")
 
 
 def _signed_by(out: dict[str, Any], operator: str | None) -> dict[str, Any]:

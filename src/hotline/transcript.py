@@ -788,12 +788,21 @@ def _check_bodies(report: Report, doc: dict[str, Any], logs: list[_Log], names: 
                     index, f"malformed receipt: {exc.message}", "malformed", channel=log.channel
                 )
                 continue
-            of_hash = _check_receipt(report, receipt, env, log, index, by_position, valid, names)
-            if of_hash is not None:
-                counted = (
-                    acknowledged if receipt.status == ReceiptStatus.ACKNOWLEDGED else delivered
+            if len({paths.split(one.of_index)[0] for one in receipt.each()}) > 1:
+                report.fail(
+                    index,
+                    "malformed receipt: it names entries of more than one relay's log",
+                    "malformed",
+                    channel=log.channel,
                 )
-                counted[of_hash].add(env.party)
+                continue
+            for one in receipt.each():  # a delivered run: the same statement for each entry
+                of_hash = _check_receipt(report, one, env, log, index, by_position, valid, names)
+                if of_hash is not None:
+                    counted = (
+                        acknowledged if one.status == ReceiptStatus.ACKNOWLEDGED else delivered
+                    )
+                    counted[of_hash].add(env.party)
         else:
             said = _check_notice(report, content, env, log, index, by_position, valid)
             if said is not None:

@@ -20,7 +20,7 @@ from ..keys import StationCertificate
 from . import paths
 from .alarms import Alarm, AlarmKind
 from .state import Station
-from .store import OutboxItem, OutboxState
+from .store import DueReceipt, OutboxItem, OutboxState
 
 # Refusals after which the envelope stays queued and is sent again.
 TRANSIENT = ("unavailable", "rate_limited")
@@ -157,13 +157,16 @@ def send_once(
 
 
 def send_receipts(st: Station, limit: int | None = None) -> int:
-    """Seal and queue the delivered receipts owed (at most ``limit`` of them, in log
+    """Seal and queue the delivered receipts owed (at most ``limit`` receipts, in log
     order per channel, when given); returns how many were queued.
 
-    One that cannot be sealed (no usable station of a member, too many recipients)
-    stays owed with an alarm, and its channel's later ones wait behind it; they are
-    retried on the next ingest, certificate or retry tick. A stuck channel does not
-    count against ``limit``: the other channels' receipts are sealed past it."""
+    Owed receipts next to each other in one channel's log (one relay's log, one
+    precedence) go in one receipt naming up to MAX_RECEIPT_REFS entries: one signature
+    and one log entry for a run of arrivals instead of one each (issue 15). One that
+    cannot be sealed (no usable station of a member, too many recipients) stays owed with
+    an alarm, and its channel's later ones wait behind it; they are retried on the next
+    ingest, certificate or retry tick. A stuck channel does not count against ``limit``:
+    the other channels' receipts are sealed past it."""
     owed = st.store.receipts_due()
     if not owed:
         return 0
@@ -171,45 +174,61 @@ def send_receipts(st: Station, limit: int | None = None) -> int:
     stuck: set[str] = set()
     tried: set[str] = set()
     with st.store.transaction():
-        for due in owed:
-            if due.channel in stuck:
+        for run in _runs(owed):
+            channel = run[0].channel
+            if channel in stuck:
                 continue
             if limit is not None and queued >= limit:
                 break
-            tried.add(due.channel)
-            content = body_mod.receipt(
-                body_mod.ReceiptStatus.DELIVERED, due.of_index, due.hash, due.note
-            )
+            tried.add(channel)
+            refs = [(due.of_index, due.hash) for due in run]
+            # The newest checkpoint verified among them: it holds every entry named.
+            content = body_mod.delivered(refs, run[-1].note)
             try:
                 queue(
                     st,
-                    due.channel,
+                    channel,
                     content,
                     kind=Kind.RECEIPT,
-                    precedence=Precedence(due.precedence),
+                    precedence=Precedence(run[0].precedence),
                 )
             except HotlineError as exc:
-                stuck.add(due.channel)
+                stuck.add(channel)
                 st.alarm(
                     Alarm(
                         AlarmKind.RECEIPT_NOT_SENT,
                         "receipt-not-sent",
-                        channel=due.channel,
-                        params={
-                            "channel": due.channel,
-                            "index": due.of_index,
-                            "detail": str(exc),
-                        },
+                        channel=channel,
+                        params={"channel": channel, "index": run[0].of_index, "detail": str(exc)},
                     )
                 )
                 continue
-            st.store.receipt_sent(due.channel, due.of_index)
+            for due in run:
+                st.store.receipt_sent(channel, due.of_index)
             queued += 1
         for channel in tried - stuck:
             st.store.clear_alarms(
                 [AlarmKind.RECEIPT_NOT_SENT], "sent", st.now_ms(), channel=channel
             )
     return queued
+
+
+def _runs(owed: list[DueReceipt]) -> list[list[DueReceipt]]:
+    """Owed receipts (in channel, index order) cut into runs one receipt can name: the
+    same channel, relay log and precedence, at most MAX_RECEIPT_REFS each."""
+    runs: list[list[DueReceipt]] = []
+    for due in owed:
+        last = runs[-1][-1] if runs else None
+        if (
+            last is not None
+            and (last.channel, paths.split(last.of_index)[0], last.precedence)
+            == (due.channel, paths.split(due.of_index)[0], due.precedence)
+            and len(runs[-1]) < body_mod.MAX_RECEIPT_REFS
+        ):
+            runs[-1].append(due)
+        else:
+            runs.append([due])
+    return runs
 
 
 def on_accepted(st: Station, frame: Accepted, relay: str | None = None) -> None:

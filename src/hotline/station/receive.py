@@ -402,7 +402,7 @@ def _receipt(
     content: body_mod.Body,
     relay_ms: int,
 ) -> None:
-    ctx = st.log(channel)
+    """A receipt: each entry it names (one, or a delivered run) is checked and recorded."""
     try:
         receipt = logcheck.receipt_of(content)
     except Malformed as exc:
@@ -417,6 +417,40 @@ def _receipt(
             )
         )
         return
+    refs = receipt.each()
+    if len({paths.split(one.of_index)[0] for one in refs}) > 1:
+        st.alarm(
+            Alarm(
+                AlarmKind.VERIFICATION,
+                "malformed-receipt",
+                channel=channel,
+                index=index,
+                evidence=env.raw,
+                params={
+                    "channel": channel,
+                    "index": index,
+                    "detail": "a receipt names entries of more than one relay's log",
+                },
+            )
+        )
+        return
+    checked: set[int] = set()  # the one checkpoint a receipt carries is checked once
+    for one in refs:
+        _one_receipt(st, channel, index, env, one, relay_ms, checked)
+
+
+def _one_receipt(
+    st: Station,
+    channel: str,
+    index: int,
+    env: env_mod.Envelope,
+    receipt: body_mod.Receipt,
+    relay_ms: int,
+    checked: set[int],
+) -> None:
+    """One entry a receipt names: the reference checked against the log it names, the
+    carried checkpoint (once per receipt), and the receipt recorded for that message."""
+    ctx = st.log(channel)
     of_index = receipt.of_index
     try:
         of_relay = st.relay_at(of_index)
@@ -446,7 +480,10 @@ def _receipt(
         )
         return
     cross = of_relay != st.relay_at(index)
-    _check_carried_checkpoint(st, ctx, index, env, receipt, st.log_key(channel, of_relay), cross)
+    if paths.split(of_index)[0] not in checked:
+        checked.add(paths.split(of_index)[0])
+        key = st.log_key(channel, of_relay)
+        _check_carried_checkpoint(st, ctx, index, env, receipt, key, cross)
     # The message it answers, as this station numbers it (taken from whichever log first).
     of_index = st.store.message_index(channel, receipt.of_hash, of_index)
     operator = receipt.operator

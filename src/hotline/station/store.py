@@ -27,6 +27,13 @@ from .alarms import Alarm, AlarmKind, AlarmRecord, Param
 from .linkhistory import LinkSample
 from .pathaudit import Raised
 
+# A receipt entry names one message, or a delivered run of them: a row for each.
+RECEIPT_TABLE = """CREATE TABLE IF NOT EXISTS receipt (
+  channel TEXT NOT NULL, idx INTEGER NOT NULL, of_index INTEGER NOT NULL, party TEXT NOT NULL,
+  station TEXT NOT NULL, status TEXT NOT NULL, operator TEXT, reply TEXT,
+  created_ms INTEGER NOT NULL, relay_ms INTEGER NOT NULL, PRIMARY KEY (channel, idx, of_index))"""
+RECEIPT_INDEX = "CREATE INDEX IF NOT EXISTS receipt_of ON receipt (channel, of_index)"
+
 SCHEMA = (
     NODE_SCHEMA
     + """
@@ -51,11 +58,11 @@ CREATE TABLE IF NOT EXISTS message (
   seq INTEGER NOT NULL, kind INTEGER NOT NULL, precedence INTEGER NOT NULL,
   created_ms INTEGER NOT NULL, relay_ms INTEGER NOT NULL, hash BLOB NOT NULL, body TEXT NOT NULL,
   received_ms INTEGER NOT NULL, read_ms INTEGER, PRIMARY KEY (channel, idx));
-CREATE TABLE IF NOT EXISTS receipt (
-  channel TEXT NOT NULL, idx INTEGER NOT NULL, of_index INTEGER NOT NULL, party TEXT NOT NULL,
-  station TEXT NOT NULL, status TEXT NOT NULL, operator TEXT, reply TEXT,
-  created_ms INTEGER NOT NULL, relay_ms INTEGER NOT NULL, PRIMARY KEY (channel, idx));
-CREATE INDEX IF NOT EXISTS receipt_of ON receipt (channel, of_index);
+"""
+    + RECEIPT_TABLE
+    + ";\n"
+    + RECEIPT_INDEX
+    + """;
 CREATE TABLE IF NOT EXISTS alarm (
   id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL, kind TEXT NOT NULL, level INTEGER NOT NULL,
   channel TEXT, idx INTEGER, message TEXT NOT NULL, evidence BLOB, cleared_ms INTEGER,
@@ -268,6 +275,27 @@ class StationStore:
             have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        self._migrate_receipt_key()
+
+    def _migrate_receipt_key(self) -> None:
+        """A receipt entry may name several messages (a delivered run, issue 15): its rows
+        are keyed by (channel, idx, of_index). A store made before keyed them by (channel,
+        idx); its table is copied into the new shape, every row kept, in one transaction."""
+        key = {r[1] for r in self._conn.execute("PRAGMA table_info(receipt)") if r[5]}
+        if "of_index" in key:
+            return
+        columns = (
+            "channel, idx, of_index, party, station, status, operator, reply, created_ms, relay_ms"
+        )
+        with transaction(self._conn):
+            self._conn.execute("ALTER TABLE receipt RENAME TO receipt_before")
+            self._conn.execute("DROP INDEX IF EXISTS receipt_of")
+            self._conn.execute(RECEIPT_TABLE)
+            self._conn.execute(RECEIPT_INDEX)
+            self._conn.execute(
+                f"INSERT INTO receipt ({columns}) SELECT {columns} FROM receipt_before"
+            )
+            self._conn.execute("DROP TABLE receipt_before")
 
     def transaction(self) -> AbstractContextManager[None]:
         return transaction(self._conn)
