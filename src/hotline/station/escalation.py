@@ -35,11 +35,15 @@ NEVER_MS = 2**62  # next escalation of one at the highest level
 def await_acks(st: Station, channel: str, index: int, env: env_mod.Envelope, relay_ms: int) -> None:
     """A message entered the log: note whose acknowledgment it waits for, and when.
 
-    Messages of our party wait for every other member; others' wait for us."""
+    Messages of our party wait for every other member; others' wait for us. A party
+    whose acknowledgment was read before the message (from another relay's log, filed
+    under this number by then) is not awaited: nothing would ever end that wait."""
     me = st.party
     parties = (
         [p for p in st.roster.channel(channel).members if p != me] if env.party == me else [me]
     )
+    done = st.store.acknowledged_by(channel, index)
+    parties = [p for p in parties if p not in done]
     deadline = st.deadline_s(channel, int(env.precedence))
     for party in parties:
         st.store.await_ack(

@@ -316,7 +316,9 @@ def acknowledge(
         raise Malformed(f"no message {index} in {channel}", field="index")
     if not operator.strip():
         raise Malformed("an acknowledgment names the operator", field="operator")
-    note = st.store.verified_checkpoint(channel) or b""
+    # The checkpoint of the log the message is numbered in (with several relays, maybe
+    # not the first relay's): the receipt's readers check it against that log.
+    note = st.store.verified_checkpoint(st.log_key(channel, st.relay_at(index))) or b""
     with st.store.transaction():
         item = queue(
             st,

@@ -375,6 +375,10 @@ def _open(
             None,
         )
     )
+    # With several relays a receipt can be read before the message it names (it stands
+    # earlier in another relay's log): it was filed under a number the message does not
+    # keep (our acceptance's, or its sender's); this is the message's number from now on.
+    st.store.refile_receipts(channel, digest, index)
     if env.kind != Kind.MESSAGE:
         return None
     escalation.await_acks(st, channel, index, env, relay_ms)
@@ -486,6 +490,9 @@ def _one_receipt(
         _check_carried_checkpoint(st, ctx, index, env, receipt, key, cross)
     # The message it answers, as this station numbers it (taken from whichever log first).
     of_index = st.store.message_index(channel, receipt.of_hash, of_index)
+    # Read before the message itself (it stands earlier in another relay's log than the
+    # message): keep the hash, to file it under the number the message is taken in at.
+    early = st.store.message(channel, of_index) is None
     operator = receipt.operator
     st.store.add_receipt(
         Receipt(
@@ -499,6 +506,7 @@ def _one_receipt(
             receipt.reply,
             env.created_ms,
             relay_ms,
+            receipt.of_hash if early else None,
         )
     )
     if receipt.status == body_mod.ReceiptStatus.ACKNOWLEDGED:

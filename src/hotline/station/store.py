@@ -31,7 +31,8 @@ from .pathaudit import Raised
 RECEIPT_TABLE = """CREATE TABLE IF NOT EXISTS receipt (
   channel TEXT NOT NULL, idx INTEGER NOT NULL, of_index INTEGER NOT NULL, party TEXT NOT NULL,
   station TEXT NOT NULL, status TEXT NOT NULL, operator TEXT, reply TEXT,
-  created_ms INTEGER NOT NULL, relay_ms INTEGER NOT NULL, PRIMARY KEY (channel, idx, of_index))"""
+  created_ms INTEGER NOT NULL, relay_ms INTEGER NOT NULL, of_hash BLOB,
+  PRIMARY KEY (channel, idx, of_index))"""
 RECEIPT_INDEX = "CREATE INDEX IF NOT EXISTS receipt_of ON receipt (channel, of_index)"
 
 SCHEMA = (
@@ -119,6 +120,7 @@ MIGRATIONS = (
     ("outbox", "request_hash", "BLOB"),
     ("outbox", "excerpt", "TEXT"),
     ("link_sample", "relay", "TEXT"),  # NULL: the party's link through any relay
+    ("receipt", "of_hash", "BLOB"),  # kept only while the message is not taken in yet
 )
 
 # Indexes over migrated columns: created once the columns surely exist.
@@ -129,6 +131,7 @@ CREATE INDEX IF NOT EXISTS entry_hash ON entry (channel, hash);
 CREATE INDEX IF NOT EXISTS message_hash ON message (channel, hash);
 CREATE INDEX IF NOT EXISTS entry_key_event ON entry (channel, idx) WHERE sender='';
 CREATE UNIQUE INDEX IF NOT EXISTS outbox_send_key ON outbox (send_key) WHERE send_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS receipt_early ON receipt (channel, of_hash) WHERE of_hash IS NOT NULL;
 """
 
 
@@ -241,6 +244,9 @@ class Receipt:
     reply: str | None
     created_ms: int
     relay_ms: int
+    # The message's envelope hash (the same in every log), kept only for a receipt read
+    # before its message was taken in: it is filed again under the message's number then.
+    of_hash: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -285,7 +291,8 @@ class StationStore:
         if "of_index" in key:
             return
         columns = (
-            "channel, idx, of_index, party, station, status, operator, reply, created_ms, relay_ms"
+            "channel, idx, of_index, party, station, status, operator, reply, created_ms,"
+            " relay_ms, of_hash"
         )
         with transaction(self._conn):
             self._conn.execute("ALTER TABLE receipt RENAME TO receipt_before")
@@ -801,7 +808,7 @@ class StationStore:
     def add_receipt(self, r: Receipt) -> None:
         self._x(
             "INSERT INTO receipt (channel, idx, of_index, party, station, status, operator, reply,"
-            " created_ms, relay_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_ms, relay_ms, of_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             r.channel,
             r.index,
             r.of_index,
@@ -812,7 +819,28 @@ class StationStore:
             r.reply,
             r.created_ms,
             r.relay_ms,
+            r.of_hash,
         )
+
+    def refile_receipts(self, channel: str, digest: bytes, index: int) -> None:
+        """The message ``digest`` is now taken in at ``index``: the receipts read before it
+        (from another relay's log, filed under the acceptance's number or the one their
+        sender gave it) are filed under this one, the number everything else uses."""
+        self._x(
+            "UPDATE receipt SET of_index=?, of_hash=NULL WHERE channel=? AND of_hash=?",
+            index,
+            channel,
+            digest,
+        )
+
+    def acknowledged_by(self, channel: str, index: int) -> set[str]:
+        """The parties whose acknowledgment of message ``index`` is filed already."""
+        rows = self._q(
+            "SELECT party FROM receipt WHERE channel=? AND of_index=? AND status='acknowledged'",
+            channel,
+            index,
+        )
+        return {r["party"] for r in rows}
 
     def receipts_of(self, channel: str, of_index: int) -> list[Receipt]:
         """Receipts for one message, in log order."""
@@ -1313,6 +1341,7 @@ def _receipt(r: sqlite3.Row) -> Receipt:
         r["reply"],
         r["created_ms"],
         r["relay_ms"],
+        bytes(r["of_hash"]) if r["of_hash"] is not None else None,
     )
 
 
