@@ -356,10 +356,10 @@ def _mixed(min_version: int | None = 2) -> Mixed:
     world.certs.update(old_certs)
     for cert in old_certs.values():  # logged first, as the relay does
         log.key_event(cert.encode())
-    log.message("us", "v1: one")
+    one = log.message("us", "v1: one")
     log.message("ru", "v1: two")
     log.checkpoint("us", "ru")
-    log.receipt("ru", "delivered", 0)
+    log.receipt("ru", "delivered", one)  # a message of another party's (not a key event)
     log.checkpoint("us", "ru")
     switch_ms = log.now_ms + 500
     world.roster = _roster(world, min_version, switch_ms if min_version else None)
@@ -369,8 +369,9 @@ def _mixed(min_version: int | None = 2) -> Mixed:
     for cert in world.certs.values():
         log.key_event(cert.encode())
     log.chains.clear()  # new stations, new chains
-    log.message("us", "v2: three")
-    log.receipt("ru", "delivered", 3)
+    three = log.message("us", "v2: three")
+    log.checkpoint("us", "ru")  # ru verified it before its receipt
+    log.receipt("ru", "delivered", three)
     log.message("ru", "v2: four")
     log.checkpoint("us", "ru")
     return Mixed(log, old_stations, old_certs, switch_ms)

@@ -369,10 +369,11 @@ def test_the_builder_lies_only_when_told() -> None:
     """The honest log of a longer exchange verifies: the tests above fail for their lie."""
     log = ChannelLog(exchange().world)
     for n in range(20):
-        log.message("us" if n % 3 else "ru", f"m{n}")
-        if n % 4 == 3:
+        sender = "us" if n % 3 else "ru"
+        at = log.message(sender, f"m{n}")
+        if n % 4 == 3:  # the other party's delivered receipt (for its message, as honest)
             log.checkpoint("us", "ru")
-            log.receipt("ru", "delivered", n + 2)
+            log.receipt("ru" if sender == "us" else "us", "delivered", at)
     log.checkpoint("ru")
     assert verify(log.transcript()).ok
 

@@ -332,6 +332,10 @@ def _check_refs(receipt: Receipt) -> None:
     indexes = [receipt.of_index, *(i for i, _ in receipt.also)]
     if any(b <= a for a, b in itertools.pairwise(indexes)):
         raise Malformed("a receipt's entries are named once each, indexes rising", field="also")
+    # One envelope is one entry of a log: a run naming it twice names a log no relay may
+    # keep (else a station would take one message as delivered twice by one receipt).
+    if len({receipt.of_hash, *(h for _, h in receipt.also)}) != len(indexes):
+        raise Malformed("a receipt names each envelope once", field="also")
 
 
 def _signed_by(out: dict[str, Any], operator: str | None) -> dict[str, Any]:

@@ -798,11 +798,22 @@ def _check_bodies(report: Report, doc: dict[str, Any], logs: list[_Log], names: 
                 continue
             for one in receipt.each():  # a delivered run: the same statement for each entry
                 of_hash = _check_receipt(report, one, env, log, index, by_position, valid, names)
-                if of_hash is not None:
-                    counted = (
-                        acknowledged if one.status == ReceiptStatus.ACKNOWLEDGED else delivered
-                    )
-                    counted[of_hash].add(env.party)
+                if of_hash is None:
+                    continue
+                of = valid.get(of_hash)
+                if of is None or of.kind != Kind.MESSAGE or of.party == env.party:
+                    # Counted only as what it says: a message of another party taken in.
+                    if one.status == ReceiptStatus.DELIVERED:
+                        report.fail(
+                            index,
+                            f"malformed receipt: entry #{one.of_index} it names as delivered"
+                            " is no message of another party",
+                            "malformed",
+                            channel=log.channel,
+                        )
+                    continue
+                counted = acknowledged if one.status == ReceiptStatus.ACKNOWLEDGED else delivered
+                counted[of_hash].add(env.party)
         else:
             said = _check_notice(report, content, env, log, index, by_position, valid)
             if said is not None:
@@ -875,7 +886,10 @@ def _check_receipt(
         # Named in another relay's log than the one it stands in: by hash; that log's copy
         # in this file may stop short of it (the exporter's mirror was behind).
         held = named.hash_at(of)
-        if (held is None and receipt.of_hash not in valid) or held not in (None, receipt.of_hash):
+        # Not in the file's copy yet: an envelope of the channel, not held at another
+        # place of that log (an envelope is logged once per log).
+        unheld = receipt.of_hash not in valid or receipt.of_hash in named.first_at
+        if (held is None and unheld) or held not in (None, receipt.of_hash):
             raise ForkDetected(
                 f"receipt references no message #{of} of relay {named.name}'s log",
                 field="of_hash",

@@ -439,8 +439,9 @@ def _receipt(
         )
         return
     checked: set[int] = set()  # the one checkpoint a receipt carries is checked once
+    recorded: set[int] = set()  # each message once per receipt (one row per message)
     for one in refs:
-        _one_receipt(st, channel, index, env, one, relay_ms, checked)
+        _one_receipt(st, channel, index, env, one, relay_ms, checked, recorded)
 
 
 def _one_receipt(
@@ -451,9 +452,11 @@ def _one_receipt(
     receipt: body_mod.Receipt,
     relay_ms: int,
     checked: set[int],
+    recorded: set[int],
 ) -> None:
     """One entry a receipt names: the reference checked against the log it names, the
-    carried checkpoint (once per receipt), and the receipt recorded for that message."""
+    carried checkpoint (once per receipt), and the receipt recorded for that message: a
+    delivery only of a message of another party, and each message once."""
     ctx = st.log(channel)
     of_index = receipt.of_index
     try:
@@ -490,6 +493,22 @@ def _one_receipt(
         _check_carried_checkpoint(st, ctx, index, env, receipt, key, cross)
     # The message it answers, as this station numbers it (taken from whichever log first).
     of_index = st.store.message_index(channel, receipt.of_hash, of_index)
+    detail = _not_delivered(st, channel, env, receipt)
+    if detail is None and of_index in recorded:
+        detail = f"a receipt names message #{of_index} twice"
+    if detail is not None:
+        st.alarm(
+            Alarm(
+                AlarmKind.VERIFICATION,
+                "malformed-receipt",
+                channel=channel,
+                index=index,
+                evidence=env.raw,
+                params={"channel": channel, "index": index, "detail": detail},
+            )
+        )
+        return
+    recorded.add(of_index)
     # Read before the message itself (it stands earlier in another relay's log than the
     # message): keep the hash, to file it under the number the message is taken in at.
     early = st.store.message(channel, of_index) is None
@@ -511,6 +530,24 @@ def _one_receipt(
     )
     if receipt.status == body_mod.ReceiptStatus.ACKNOWLEDGED:
         _acknowledged(st, channel, of_index, env, f"{operator} ({env.sender})")
+
+
+def _not_delivered(
+    st: Station, channel: str, env: env_mod.Envelope, receipt: body_mod.Receipt
+) -> str | None:
+    """Why a delivered receipt's entry names no delivery (None if it does): a station owes
+    one only for a message of another party (a key event, a receipt, a notice or the
+    party's own message delivered to it says nothing, and must not show as delivered)."""
+    if receipt.status != body_mod.ReceiptStatus.DELIVERED:
+        return None  # an acknowledgment names what its operator chose (outbox.acknowledge)
+    named = st.store.envelope_of(channel, receipt.of_hash)
+    if named is None:
+        return None
+    kind, sender = named
+    party = st.party if sender is None else sender.partition("/")[0]
+    if kind != Kind.MESSAGE or party == env.party:
+        return f"a delivered receipt names entry #{receipt.of_index}, no message of another party"
+    return None
 
 
 def _acknowledged(
@@ -542,8 +579,18 @@ def _check_other_log_reference(
     relays): that entry, if we hold it yet, must have the receipt's hash; if we do not, the
     hash must be of an envelope we know in the channel. Either way the receipt refers to
     the envelope by its hash, which is the same in every relay's log."""
-    held = _entry_hash(st, channel, receipt.of_index)
-    if held == receipt.of_hash or (held is None and st.store.knows(channel, receipt.of_hash)):
+    of = receipt.of_index
+    # What we know stands there: the entry, or one of ours its relay signed it took there.
+    held = _entry_hash(st, channel, of) or st.store.ours_at(channel, of)
+    if held == receipt.of_hash:
+        return
+    # Not there yet: an envelope of the channel we know, not known at another place of
+    # that log (an envelope is logged once per log).
+    position = paths.split(of)[0]
+    elsewhere = [
+        i for i in st.store.placed_at(channel, receipt.of_hash) if paths.split(i)[0] == position
+    ]
+    if held is None and not elsewhere and st.store.knows(channel, receipt.of_hash):
         return
     raise ForkDetected(
         f"receipt references no message #{receipt.of_index} we know",

@@ -532,6 +532,48 @@ class StationStore:
         )
         return [r["idx"] for r in rows]
 
+    def ours_at(self, channel: str, index: int) -> bytes | None:
+        """The hash of our envelope a relay signed it took at qualified ``index`` (its
+        acceptance, or where we saw it logged), if one of ours is there."""
+        row = self._one(
+            "SELECT hash FROM outbox WHERE channel=? AND idx=? UNION ALL SELECT o.hash FROM"
+            " outbox_path p JOIN outbox o ON o.channel=p.channel AND o.seq=p.seq"
+            " WHERE p.channel=? AND p.idx=? LIMIT 1",
+            channel,
+            index,
+            channel,
+            index,
+        )
+        return bytes(row["hash"]) if row else None
+
+    def placed_at(self, channel: str, digest: bytes) -> list[int]:
+        """Every qualified index at which we know a relay's log holds the envelope
+        ``digest``: entries we mirror, and where relays accepted it if it is ours."""
+        rows = self._q(
+            "SELECT idx FROM entry WHERE channel=? AND hash=? UNION SELECT idx FROM outbox"
+            " WHERE channel=? AND hash=? AND idx IS NOT NULL UNION SELECT p.idx FROM outbox_path"
+            " p JOIN outbox o ON o.channel=p.channel AND o.seq=p.seq WHERE o.channel=? AND"
+            " o.hash=?",
+            channel,
+            digest,
+            channel,
+            digest,
+            channel,
+            digest,
+        )
+        return sorted(r["idx"] for r in rows)
+
+    def envelope_of(self, channel: str, digest: bytes) -> tuple[int, str | None] | None:
+        """(kind, sending station: '' for a key event, None for one of ours no log brought
+        us yet) of the envelope ``digest`` of the channel; None if we know none."""
+        row = self._one(
+            "SELECT kind, sender FROM entry WHERE channel=? AND hash=? LIMIT 1", channel, digest
+        )
+        if row is not None:
+            return int(row["kind"]), str(row["sender"])
+        row = self._one("SELECT kind FROM outbox WHERE channel=? AND hash=?", channel, digest)
+        return (int(row["kind"]), None) if row is not None else None
+
     def mark_refused(self, channel: str, seq: int, error: str) -> None:
         self._x(
             "UPDATE outbox SET state=?, error=? WHERE channel=? AND seq=?",
