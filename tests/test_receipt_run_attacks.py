@@ -337,3 +337,27 @@ def test_verify_names_a_run_placing_a_message_where_the_log_does_not_hold_it() -
     report = verify(logs.transcript())
     assert _failures(report, at["relay.ae"]) == [("fork", None)], [str(f) for f in report.failures]
     assert report.parties["ru"].delivered == 0  # (relay.ch is named for leaving it out)
+
+
+def test_an_acknowledgment_of_a_message_taken_from_relay_ch_carries_relay_chs_checkpoint(
+    world: World, tmp_path: Path
+) -> None:
+    """ru took us's message from relay.ch's log; its operator acknowledges it. The
+    acknowledgment names relay.ch's entry, so it carries relay.ch's checkpoint: us takes
+    it without alarm (before: relay.ae's checkpoint, a false receipt-checkpoint alarm at
+    every station, the honest acknowledgment looking like a bad one)."""
+    roster, ae_key, ch_key = _two_relay_roster(world)
+    ae, ch = _relay(roster, ae_key, world, tmp_path), _relay(roster, ch_key, world, tmp_path)
+    us, ru = _station(roster, world, tmp_path, "us"), _station(roster, world, tmp_path, "ru")
+    for st in (us, ru):
+        st.on_entries(_frame(ae, 0), relay="relay.ae")
+    sent = us.send(CH, body_mod.Text("en", "through relay.ch"))
+    k = _accepted(ch, us, sent.envelope, "relay.ch")
+    ru.on_entries(_frame(ch, 0), relay="relay.ch")
+    ru.acknowledge(CH, paths.qualify(1, k), "Volkov", None)
+    for item in ru.store.outbox(OutboxState.QUEUED):
+        _post(ae, ru, item.envelope)
+    us.on_entries(_frame(ae, us.size(CH, "relay.ae")), relay="relay.ae")
+    assert [(a.text, a.params) for a in us.store.alarms()] == []
+    state = us.message_state(CH, paths.qualify(1, k))
+    assert state["ru"]["delivered"] and state["ru"]["acknowledged"]

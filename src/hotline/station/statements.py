@@ -33,8 +33,10 @@ def release_held(st: Station) -> None:
     """Take in the entries that waited for a certificate now known, in log order."""
     for channel in st.channels:
         with st.alarms.deferred(), st.store.transaction():
-            note = st.store.verified_checkpoint(channel) or b""
             for m in receive.release_held(st, channel):
+                # The checkpoint of the log it stands in (each relay's log, its own key).
+                key = st.log_key(channel, st.relay_at(m.index))
+                note = st.store.verified_checkpoint(key) or b""
                 st.store.owe_receipt(DueReceipt(channel, m.index, m.hash, int(m.precedence), note))
 
 
