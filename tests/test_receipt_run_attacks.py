@@ -7,16 +7,20 @@ ingest stops the channel at that entry for good). Driven in-process, orders forc
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from hotline import body as body_mod
 from hotline import envelope as env_mod
 from hotline import frames
 from hotline.envelope import Kind
 from hotline.station import paths
+from hotline.station import store as store_mod
 from hotline.station.alarms import AlarmKind, AlarmRecord
 from hotline.station.core import StationCore
-from hotline.station.store import OutboxState
+from hotline.station.store import OutboxState, StationStore
 from hotline.transcript import Report, verify
 
 from .conftest import World, make_world
@@ -361,3 +365,34 @@ def test_an_acknowledgment_of_a_message_taken_from_relay_ch_carries_relay_chs_ch
     assert [(a.text, a.params) for a in us.store.alarms()] == []
     state = us.message_state(CH, paths.qualify(1, k))
     assert state["ru"]["delivered"] and state["ru"]["acknowledged"]
+
+
+def test_a_receipt_key_migration_interrupted_leaves_the_old_store_whole_then_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guard: the migration of a store whose receipt rows are keyed (channel, idx) fails
+    half-way (after the table is renamed and the new one made): nothing of it stays, the
+    rows are as they were; opened again, it completes with every row kept."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """CREATE TABLE receipt (
+  channel TEXT NOT NULL, idx INTEGER NOT NULL, of_index INTEGER NOT NULL, party TEXT NOT NULL,
+  station TEXT NOT NULL, status TEXT NOT NULL, operator TEXT, reply TEXT,
+  created_ms INTEGER NOT NULL, relay_ms INTEGER NOT NULL, PRIMARY KEY (channel, idx));
+CREATE INDEX receipt_of ON receipt (channel, of_index);
+INSERT INTO receipt VALUES ('c', 5, 2, 'ru', 'ru/ru-1', 'delivered', NULL, NULL, 1, 2);"""
+    )
+    conn.close()
+    monkeypatch.setattr(store_mod, "RECEIPT_INDEX", "CREATE INDEX broken ON nowhere (x)")
+    with pytest.raises(sqlite3.OperationalError):
+        StationStore(path)
+    conn = sqlite3.connect(path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "receipt_before" not in tables
+    assert conn.execute("SELECT idx, of_index FROM receipt").fetchall() == [(5, 2)]
+    conn.close()
+    monkeypatch.undo()
+    store = StationStore(path)
+    assert [(r.index, r.of_index) for r in store.receipts("c")] == [(5, 2)]
+    store.close()
