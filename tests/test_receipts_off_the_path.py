@@ -22,7 +22,7 @@ from hotline.station import outbox as outbox_mod
 from hotline.station import service as service_mod
 from hotline.station.core import StationCore
 from hotline.station.service import StationService
-from hotline.station.store import OutboxState, StationStore
+from hotline.station.store import DueReceipt, OutboxState, StationStore
 from hotline.station.store import Receipt as StoredReceipt
 
 from .conftest import make_world
@@ -361,3 +361,20 @@ INSERT INTO receipt VALUES ('c', 6, 2, 'ru', 'ru/ru-1', 'acknowledged', 'Volkov'
             )
     assert [r.index for r in store.receipts("c")] == [5, 6, 7, 7]
     store.close()
+
+
+def test_owed_receipts_naming_one_envelope_twice_go_in_two_receipts_none_stuck() -> None:
+    """Should a station ever owe receipts for one envelope at two places of a log (a relay
+    that logged it twice), the run is cut there: every receipt sealed parses, none is
+    stuck behind a body that cannot be made."""
+    digest, other = bytes([1]) * 32, bytes([2]) * 32
+    owed = [
+        DueReceipt("c", 3, digest, 4, b"n"),
+        DueReceipt("c", 4, other, 4, b"n"),
+        DueReceipt("c", 5, digest, 4, b"n"),
+    ]
+    runs = outbox_mod._runs(owed)
+    assert [[d.of_index for d in run] for run in runs] == [[3, 4], [5]]
+    for run in runs:
+        made = body_mod.delivered([(d.of_index, d.hash) for d in run], b"n")
+        assert body_mod.parse_body(body_mod.encode(made)) == made

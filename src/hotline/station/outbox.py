@@ -183,12 +183,11 @@ def send_receipts(st: Station, limit: int | None = None) -> int:
             tried.add(channel)
             refs = [(due.of_index, due.hash) for due in run]
             # The newest checkpoint verified among them: it holds every entry named.
-            content = body_mod.delivered(refs, run[-1].note)
             try:
                 queue(
                     st,
                     channel,
-                    content,
+                    body_mod.delivered(refs, run[-1].note),
                     kind=Kind.RECEIPT,
                     precedence=Precedence(run[0].precedence),
                 )
@@ -215,7 +214,8 @@ def send_receipts(st: Station, limit: int | None = None) -> int:
 
 def _runs(owed: list[DueReceipt]) -> list[list[DueReceipt]]:
     """Owed receipts (in channel, index order) cut into runs one receipt can name: the
-    same channel, relay log and precedence, at most MAX_RECEIPT_REFS each."""
+    same channel, relay log and precedence, at most MAX_RECEIPT_REFS each, each envelope
+    hash once (a run naming one twice does not parse: one logged twice goes in the next)."""
     runs: list[list[DueReceipt]] = []
     for due in owed:
         last = runs[-1][-1] if runs else None
@@ -224,6 +224,7 @@ def _runs(owed: list[DueReceipt]) -> list[list[DueReceipt]]:
             and (last.channel, paths.split(last.of_index)[0], last.precedence)
             == (due.channel, paths.split(due.of_index)[0], due.precedence)
             and len(runs[-1]) < body_mod.MAX_RECEIPT_REFS
+            and all(d.hash != due.hash for d in runs[-1])
         ):
             runs[-1].append(due)
         else:
