@@ -571,3 +571,59 @@ def test_a_v2_roster_lists_at_most_50_parties() -> None:
     with pytest.raises(Malformed) as caught:
         open_roster(make_note(text, world.relay).encode())
     assert caught.value.field == "parties"
+
+
+# --- a signature made here is not checked again (issue 15) ---------------------------------
+
+
+def _pair() -> tuple[Any, Any, bytes, bytes]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
+
+    ed, pq = Ed25519PrivateKey.generate(), MLDSA65PrivateKey.generate()
+    return ed, pq, ed.public_key().public_bytes_raw(), pq.public_key().public_bytes_raw()
+
+
+def test_a_signature_made_here_verifies_without_the_arithmetic_and_no_other_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ed, pq, ed_pub, pq_pub = _pair()
+    other_ed, other_pq, other_ed_pub, other_pq_pub = _pair()
+    message = b"an envelope's signed part"
+    made = hybrid.sign(ed, pq, message)
+    by_hand = other_ed.sign(message) + other_pq.sign(message)  # valid, not made by sign
+
+    def no_arithmetic(public: bytes) -> Any:
+        raise AssertionError("verified with the arithmetic")
+
+    monkeypatch.setattr(hybrid.pubkeys, "mldsa65", no_arithmetic)
+    assert hybrid.verify(ed_pub, pq_pub, message, made)  # remembered: no arithmetic
+    with pytest.raises(AssertionError, match="arithmetic"):
+        hybrid.verify(other_ed_pub, other_pq_pub, message, by_hand)
+    monkeypatch.undo()
+    assert hybrid.verify(other_ed_pub, other_pq_pub, message, by_hand)
+    # Made under one key pair: never taken for another's, even with the same bytes.
+    assert not hybrid.verify(other_ed_pub, other_pq_pub, message, made)
+    assert not hybrid.verify(ed_pub, other_pq_pub, message, made)
+
+
+_ED, _PQ, _ED_PUB, _PQ_PUB = _pair()
+_MESSAGE = b"m" * 300
+_MADE = hybrid.sign(_ED, _PQ, _MESSAGE)
+
+
+@given(
+    part=st.sampled_from(["ed_pub", "pq_pub", "message", "signature"]),
+    bit=st.integers(0, 8 * 64 - 1),
+)
+def test_a_made_signature_changed_by_one_bit_anywhere_is_checked_in_full_and_fails(
+    part: str, bit: int
+) -> None:
+    values = {"ed_pub": _ED_PUB, "pq_pub": _PQ_PUB, "message": _MESSAGE, "signature": _MADE}
+    flipped = bytearray(values[part])
+    flipped[(bit // 8) % len(flipped)] ^= 1 << (bit % 8)
+    values[part] = bytes(flipped)
+    assert hybrid.verify(_ED_PUB, _PQ_PUB, _MESSAGE, _MADE)
+    assert not hybrid.verify(
+        values["ed_pub"], values["pq_pub"], values["message"], values["signature"]
+    )
