@@ -101,24 +101,24 @@ class HotlineClients:
         """Send one message and long-poll until the recipient sees it: (seconds, hash)."""
         if self.legacy:
             return self._one_legacy(text)
-        sent_now()
-        t = time.perf_counter()
-        r = self.sender.http.post("/api/send", json={"channel": self.channel, "text": text})
-        assert r.status_code == 202, r.text
-        digest = r.json()["hash"]
+        t, digest = self._send(text)
         while True:
             page = self.recipient.received(self.since, channel=self.channel)
             self.since = page["since"]
             if any(item["hash"] == digest for item in page["items"]):
                 return time.perf_counter() - t, digest
 
-    def _one_legacy(self, text: str) -> tuple[float, str]:
-        version = self.recipient.wait(-1)  # answers at once: the current version
+    def _send(self, text: str) -> tuple[float, str]:
+        """Post one message at the sender: (when the clock started, its hash)."""
         sent_now()
         t = time.perf_counter()
         r = self.sender.http.post("/api/send", json={"channel": self.channel, "text": text})
         assert r.status_code == 202, r.text
-        digest = r.json()["hash"]
+        return t, r.json()["hash"]
+
+    def _one_legacy(self, text: str) -> tuple[float, str]:
+        version = self.recipient.wait(-1)  # answers at once: the current version
+        t, digest = self._send(text)
         while True:
             # Anything after ``version`` (read before the send) answers the wait at once, so
             # the inbox is read only once something changed: a read while the message is

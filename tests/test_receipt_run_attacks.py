@@ -26,6 +26,7 @@ from hotline.transcript import Report, verify
 from .conftest import World, make_world
 from .logbuild import T0, ChannelLog, RelayLogs
 from .test_never_stall import CHANNEL, TestLog, _everyone
+from .test_receipts_off_the_path import OLD_RECEIPT_TABLE
 from .test_relay_paths import CH, _frame, _post, _relay, _station, _two_relay_roster
 
 DELIVERED = body_mod.ReceiptStatus.DELIVERED
@@ -375,14 +376,7 @@ def test_a_receipt_key_migration_interrupted_leaves_the_old_store_whole_then_com
     rows are as they were; opened again, it completes with every row kept."""
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    conn.executescript(
-        """CREATE TABLE receipt (
-  channel TEXT NOT NULL, idx INTEGER NOT NULL, of_index INTEGER NOT NULL, party TEXT NOT NULL,
-  station TEXT NOT NULL, status TEXT NOT NULL, operator TEXT, reply TEXT,
-  created_ms INTEGER NOT NULL, relay_ms INTEGER NOT NULL, PRIMARY KEY (channel, idx));
-CREATE INDEX receipt_of ON receipt (channel, of_index);
-INSERT INTO receipt VALUES ('c', 5, 2, 'ru', 'ru/ru-1', 'delivered', NULL, NULL, 1, 2);"""
-    )
+    conn.executescript(OLD_RECEIPT_TABLE)
     conn.close()
     monkeypatch.setattr(store_mod, "RECEIPT_INDEX", "CREATE INDEX broken ON nowhere (x)")
     with pytest.raises(sqlite3.OperationalError):

@@ -332,6 +332,17 @@ def _queued_receipts(st: StationCore) -> list[Any]:
     return [i for i in st.store.outbox(OutboxState.QUEUED) if i.kind == Kind.RECEIPT]
 
 
+# A station store's receipt table before receipts named runs (rows keyed by channel and
+# index), with one row.
+OLD_RECEIPT_TABLE = """CREATE TABLE receipt (
+  channel TEXT NOT NULL, idx INTEGER NOT NULL, of_index INTEGER NOT NULL, party TEXT NOT NULL,
+  station TEXT NOT NULL, status TEXT NOT NULL, operator TEXT, reply TEXT,
+  created_ms INTEGER NOT NULL, relay_ms INTEGER NOT NULL, PRIMARY KEY (channel, idx));
+CREATE INDEX receipt_of ON receipt (channel, of_index);
+INSERT INTO receipt VALUES ('c', 5, 2, 'ru', 'ru/ru-1', 'delivered', NULL, NULL, 1, 2);
+"""
+
+
 def test_a_store_keyed_one_receipt_per_entry_is_migrated_every_row_kept(tmp_path: Path) -> None:
     """A station store made before receipts named runs (receipt rows keyed by channel and
     index): opened, its rows are all there, and a run's rows (one entry, several messages)
@@ -339,13 +350,9 @@ def test_a_store_keyed_one_receipt_per_entry_is_migrated_every_row_kept(tmp_path
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
     conn.executescript(
-        """CREATE TABLE receipt (
-  channel TEXT NOT NULL, idx INTEGER NOT NULL, of_index INTEGER NOT NULL, party TEXT NOT NULL,
-  station TEXT NOT NULL, status TEXT NOT NULL, operator TEXT, reply TEXT,
-  created_ms INTEGER NOT NULL, relay_ms INTEGER NOT NULL, PRIMARY KEY (channel, idx));
-CREATE INDEX receipt_of ON receipt (channel, of_index);
-INSERT INTO receipt VALUES ('c', 5, 2, 'ru', 'ru/ru-1', 'delivered', NULL, NULL, 1, 2);
-INSERT INTO receipt VALUES ('c', 6, 2, 'ru', 'ru/ru-1', 'acknowledged', 'Volkov', 'ok', 3, 4);"""
+        OLD_RECEIPT_TABLE
+        + "INSERT INTO receipt VALUES ('c', 6, 2, 'ru', 'ru/ru-1', 'acknowledged', 'Volkov',"
+        " 'ok', 3, 4);"
     )
     conn.close()
     for _ in range(2):

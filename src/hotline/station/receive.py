@@ -410,38 +410,33 @@ def _receipt(
     try:
         receipt = logcheck.receipt_of(content)
     except Malformed as exc:
-        st.alarm(
-            Alarm(
-                AlarmKind.VERIFICATION,
-                "malformed-receipt",
-                channel=channel,
-                index=index,
-                evidence=env.raw,
-                params={"channel": channel, "index": index, "detail": str(exc)},
-            )
-        )
+        _malformed_receipt(st, channel, index, env, str(exc))
         return
     refs = receipt.each()
     if len({paths.split(one.of_index)[0] for one in refs}) > 1:
-        st.alarm(
-            Alarm(
-                AlarmKind.VERIFICATION,
-                "malformed-receipt",
-                channel=channel,
-                index=index,
-                evidence=env.raw,
-                params={
-                    "channel": channel,
-                    "index": index,
-                    "detail": "a receipt names entries of more than one relay's log",
-                },
-            )
-        )
+        detail = "a receipt names entries of more than one relay's log"
+        _malformed_receipt(st, channel, index, env, detail)
         return
     checked: set[int] = set()  # the one checkpoint a receipt carries is checked once
     recorded: set[int] = set()  # each message once per receipt (one row per message)
     for one in refs:
         _one_receipt(st, channel, index, env, one, relay_ms, checked, recorded)
+
+
+def _malformed_receipt(
+    st: Station, channel: str, index: int, env: env_mod.Envelope, detail: str
+) -> None:
+    """The receipt at ``index`` (or one entry it names) says nothing that can be recorded."""
+    st.alarm(
+        Alarm(
+            AlarmKind.VERIFICATION,
+            "malformed-receipt",
+            channel=channel,
+            index=index,
+            evidence=env.raw,
+            params={"channel": channel, "index": index, "detail": detail},
+        )
+    )
 
 
 def _one_receipt(
@@ -497,16 +492,7 @@ def _one_receipt(
     if detail is None and of_index in recorded:
         detail = f"a receipt names message #{of_index} twice"
     if detail is not None:
-        st.alarm(
-            Alarm(
-                AlarmKind.VERIFICATION,
-                "malformed-receipt",
-                channel=channel,
-                index=index,
-                evidence=env.raw,
-                params={"channel": channel, "index": index, "detail": detail},
-            )
-        )
+        _malformed_receipt(st, channel, index, env, detail)
         return
     recorded.add(of_index)
     # Read before the message itself (it stands earlier in another relay's log than the
