@@ -37,6 +37,7 @@ def test_a_stamp_is_stage_place_hash_and_time(
     monkeypatch.setenv(stamps.ENV, str(tmp_path))
     s = stamps._Stamps()
     s.write("verified", "ru/ru-1", [bytes(range(32))], 123)
+    s.flush()  # lines are written out every FLUSH_S and at exit
     (f,) = tmp_path.glob("stamps-*.txt")
     assert f.read_text() == "verified ru/ru-1 0001020304050607 123\n"
 
