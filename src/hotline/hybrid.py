@@ -80,8 +80,8 @@ def encapsulate(
     """(key-encryption key, ML-KEM ciphertext) for one recipient's pair of public keys.
 
     Raises ValueError when the X25519 key is a low-order point (the caller skips it)."""
-    ss_x = ephemeral.exchange(X25519PublicKey.from_public_bytes(x25519))
-    ss_m, ct_m = MLKEM768PublicKey.from_public_bytes(mlkem).encapsulate()
+    ss_x = ephemeral.exchange(pubkeys.x25519(x25519))
+    ss_m, ct_m = pubkeys.mlkem768(mlkem).encapsulate()
     return combine(ss_m, ss_x, ephemeral_public, x25519, ct_m, mlkem), ct_m
 
 
