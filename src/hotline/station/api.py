@@ -262,8 +262,12 @@ class StationAPI:
     def received_page(
         self, channel: str | None, since: int, limit: int, lang: str | None
     ) -> dict[str, Any]:
-        rows = self.core.store.received_after(self.core.ident, channel, since, limit)
-        last = rows[-1][0] if rows else since
+        # The last arrival is read first: every row up to it is committed (one writer at a
+        # time, numbers rising), so a short page has looked at all of them, and the next
+        # poll starts after them, not at the last match (skipped rows are scanned once).
+        top = self.core.store.last_arrival()
+        rows = self.core.store.received_after(self.core.ident, channel, since, limit, top)
+        last = rows[-1][0] if len(rows) == limit else max(since, top)
         return {"items": [self._message(m, lang) for _, m in rows], "since": paging.encode((last,))}
 
     def inbox_view(

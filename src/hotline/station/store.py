@@ -818,15 +818,19 @@ class StationStore:
         return [_message(r) for r in self._q(sql, *args)]
 
     def received_after(
-        self, not_from: str, channel: str | None, after: int, limit: int
+        self, not_from: str, channel: str | None, after: int, limit: int, upto: int
     ) -> list[tuple[int, Message]]:
         """Messages received (not sent by station ``not_from``) after arrival number
-        ``after``, in the order this station took them in, each with its arrival number.
+        ``after`` up to ``upto``, in the order this station took them in, each with its
+        arrival number.
 
         The arrival number is the row's id: message rows are only ever added (never
         replaced or deleted), so it grows with every commit."""
-        sql = "SELECT rowid AS arrival, * FROM message WHERE rowid>? AND kind=? AND sender!=?"
-        args: list[Any] = [after, int(Kind.MESSAGE), not_from]
+        sql = (
+            "SELECT rowid AS arrival, * FROM message"
+            " WHERE rowid>? AND rowid<=? AND kind=? AND sender!=?"
+        )
+        args: list[Any] = [after, upto, int(Kind.MESSAGE), not_from]
         if channel:
             sql += " AND channel=?"
             args.append(channel)
