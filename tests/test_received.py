@@ -179,11 +179,13 @@ def test_a_cursor_or_timeout_it_did_not_give_is_refused_and_named(
         cases = {
             "since": ["", "not-a-cursor", paging.encode(("x",)), paging.encode((2**70,))],
             "timeout": ["-1", "26", "nan", "soon", "1e400"],
+            # A channel this station is not in: refused, not 25 s of nothing at every poll.
+            "channel": ["us-xx", "US-RU"],
         }
         for field, values in cases.items():
             for value in values:
                 params = {field: value}
-                if field == "timeout":
+                if field in ("timeout", "channel"):
                     params["since"] = paging.encode((0,))
                 answer = client.get("/api/received", params=params)
                 assert answer.status_code == 400, (field, value, answer.text)

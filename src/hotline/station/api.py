@@ -244,6 +244,10 @@ class StationAPI:
         since = received_since(q.get("since"))
         timeout = received_timeout(q.get("timeout"))
         limit, channel, lang = paging.limit_of(q.get("limit")), q.get("channel"), _lang(request)
+        if channel and channel not in self.core.channels:  # else nothing, at every poll
+            raise Malformed(
+                f"channel {channel}: {self.core.key.party} is no member", field="channel"
+            )
         if since is None:
             last = await self.service.run_db(self.core.store.last_arrival)
             return JSONResponse({"items": [], "since": paging.encode((last,))})
