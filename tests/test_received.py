@@ -177,7 +177,15 @@ def test_a_cursor_or_timeout_it_did_not_give_is_refused_and_named(
 ) -> None:
     with station(tmp_path / "us.db", world) as (client, _):
         cases = {
-            "since": ["", "not-a-cursor", paging.encode(("x",)), paging.encode((2**70,))],
+            # The last: a cursor ahead of the store (another store's, one restored from a
+            # backup): refused, not every message up to it skipped without a word.
+            "since": [
+                "",
+                "not-a-cursor",
+                paging.encode(("x",)),
+                paging.encode((2**70,)),
+                paging.encode((1,)),
+            ],
             "timeout": ["-1", "26", "nan", "soon", "1e400"],
             # A channel this station is not in: refused, not 25 s of nothing at every poll.
             "channel": ["us-xx", "US-RU"],

@@ -270,6 +270,10 @@ class StationAPI:
         # time, numbers rising), so a short page has looked at all of them, and the next
         # poll starts after them, not at the last match (skipped rows are scanned once).
         top = self.core.store.last_arrival()
+        if since > top:  # another store's (restored from a backup, made anew): say so
+            raise Malformed(
+                "since is ahead of this station's store: start without it", field="since"
+            )
         rows = self.core.store.received_after(self.core.ident, channel, since, limit, top)
         last = rows[-1][0] if len(rows) == limit else max(since, top)
         return {"items": [self._message(m, lang) for _, m in rows], "since": paging.encode((last,))}
