@@ -390,3 +390,39 @@ def test_a_receipt_key_migration_interrupted_leaves_the_old_store_whole_then_com
     store = StationStore(path)
     assert [(r.index, r.of_index) for r in store.receipts("c")] == [(5, 2)]
     store.close()
+
+
+def test_a_run_swapping_two_unmirrored_messages_is_no_database_error_when_they_arrive(
+    world: World, tmp_path: Path
+) -> None:
+    """us sent m0, m1 through relay.ch and heard no acceptance (nor mirrored relay.ch's
+    log). ru's run, logged by relay.ae, names them swapped: m1 at m0's place, m0 at
+    m1's. Neither can be compared yet, so both are filed early. When relay.ch's log
+    brings m0 at its place, its early row is refiled there, where the same receipt's
+    row for m1 already stands: a UNIQUE error out of ingest (the channel stops there
+    for good). It must be an alarm, and ingest go on."""
+    roster, ae_key, ch_key = _two_relay_roster(world)
+    ae, ch = _relay(roster, ae_key, world, tmp_path), _relay(roster, ch_key, world, tmp_path)
+    us, ru = _station(roster, world, tmp_path, "us"), _station(roster, world, tmp_path, "ru")
+    sent = [us.send(CH, body_mod.Text("en", f"m{i}")) for i in range(2)]
+    at = []
+    for s in sent:
+        result = ch.accept([(us.ident, s.envelope)])[0]
+        frame = frames.decode_relay_frame(frames.encode_frame(result.frame(None)))
+        assert isinstance(frame, frames.Accepted)
+        at.append(frame.index)  # us never hears it
+    ru.on_entries(_frame(ch, 0), receipts=False, relay="relay.ch")
+    note = ru.store.verified_checkpoint(f"{CH}@relay.ch") or b""
+    refs = [(paths.qualify(1, at[0]), sent[1].hash), (paths.qualify(1, at[1]), sent[0].hash)]
+    _post(ae, ru, ru.send(CH, _run(refs, note), kind=Kind.RECEIPT).envelope)
+    us.on_entries(_frame(ae, 0), relay="relay.ae")
+    assert us.size(CH, "relay.ae") == ae.size(CH)
+    us.on_entries(_frame(ch, 0), relay="relay.ch")  # before: sqlite3.IntegrityError
+    assert us.size(CH, "relay.ch") == ch.size(CH)
+    # m1 named where m0 stands: a fork-receipt alarm at ru's receipt, that row dropped;
+    # m0's row (named by its hash) is filed under m0's number, nothing left unfiled.
+    (fork,) = _alarms(us, "fork-receipt")
+    assert paths.split(fork.index or 0) == (0, ae.size(CH) - 1)
+    (row,) = us.store.receipts(CH)
+    m0 = us.store.message(CH, row.of_index)
+    assert row.of_hash is None and m0 is not None and m0.hash == sent[0].hash

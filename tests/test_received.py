@@ -177,13 +177,23 @@ def test_a_cursor_or_timeout_it_did_not_give_is_refused_and_named(
 ) -> None:
     with station(tmp_path / "us.db", world) as (client, _):
         cases = {
-            "since": ["", "not-a-cursor", paging.encode(("x",)), paging.encode((2**70,))],
+            # The last: a cursor ahead of the store (another store's, one restored from a
+            # backup): refused, not every message up to it skipped without a word.
+            "since": [
+                "",
+                "not-a-cursor",
+                paging.encode(("x",)),
+                paging.encode((2**70,)),
+                paging.encode((1,)),
+            ],
             "timeout": ["-1", "26", "nan", "soon", "1e400"],
+            # A channel this station is not in: refused, not 25 s of nothing at every poll.
+            "channel": ["us-xx", "US-RU"],
         }
         for field, values in cases.items():
             for value in values:
                 params = {field: value}
-                if field == "timeout":
+                if field in ("timeout", "channel"):
                     params["since"] = paging.encode((0,))
                 answer = client.get("/api/received", params=params)
                 assert answer.status_code == 400, (field, value, answer.text)
@@ -203,3 +213,28 @@ def _api(client: Any) -> StationAPI:
 
 def _service(client: Any) -> Any:
     return _api(client).service
+
+
+def test_an_empty_answer_moves_the_cursor_past_what_it_looked_at(
+    tmp_path: Path, world: World
+) -> None:
+    """Rows the poll skips (our own messages, another channel's) are looked at once: an
+    answer with no items gives a cursor after them. Before, the cursor stayed where it
+    was, so every later poll (and every wake of it, one per commit) scanned them all
+    again: a sending station's client rescanned everything it sent since it last
+    received, each time anything committed."""
+    with station(tmp_path / "us.db", world) as (client, core):
+        start = client.get("/api/received").json()["since"]
+        for index in range(5):
+            _receive(core, index, "us-ru", sender="us/us-1")  # our own
+        for index in range(5, 8):
+            _receive(core, index, "us-ru-ua")
+        page = client.get(
+            "/api/received", params={"since": start, "channel": "us-ru", "timeout": "0"}
+        )
+        assert page.json()["items"] == []
+        assert page.json()["since"] == paging.encode((core.store.last_arrival(),))
+        # Nothing is lost by it: the next message comes, once.
+        _receive(core, 8, "us-ru")
+        seen, _ = _follow(client, page.json()["since"], channel="us-ru")
+        assert seen == [8]

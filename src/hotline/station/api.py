@@ -244,6 +244,10 @@ class StationAPI:
         since = received_since(q.get("since"))
         timeout = received_timeout(q.get("timeout"))
         limit, channel, lang = paging.limit_of(q.get("limit")), q.get("channel"), _lang(request)
+        if channel and channel not in self.core.channels:  # else nothing, at every poll
+            raise Malformed(
+                f"channel {channel}: {self.core.key.party} is no member", field="channel"
+            )
         if since is None:
             last = await self.service.run_db(self.core.store.last_arrival)
             return JSONResponse({"items": [], "since": paging.encode((last,))})
@@ -262,8 +266,16 @@ class StationAPI:
     def received_page(
         self, channel: str | None, since: int, limit: int, lang: str | None
     ) -> dict[str, Any]:
-        rows = self.core.store.received_after(self.core.ident, channel, since, limit)
-        last = rows[-1][0] if rows else since
+        # The last arrival is read first: every row up to it is committed (one writer at a
+        # time, numbers rising), so a short page has looked at all of them, and the next
+        # poll starts after them, not at the last match (skipped rows are scanned once).
+        top = self.core.store.last_arrival()
+        if since > top:  # another store's (restored from a backup, made anew): say so
+            raise Malformed(
+                "since is ahead of this station's store: start without it", field="since"
+            )
+        rows = self.core.store.received_after(self.core.ident, channel, since, limit, top)
+        last = rows[-1][0] if len(rows) == limit else max(since, top)
         return {"items": [self._message(m, lang) for _, m in rows], "since": paging.encode((last,))}
 
     def inbox_view(

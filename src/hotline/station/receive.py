@@ -378,7 +378,23 @@ def _open(
     # With several relays a receipt can be read before the message it names (it stands
     # earlier in another relay's log): it was filed under a number the message does not
     # keep (our acceptance's, or its sender's); this is the message's number from now on.
-    st.store.refile_receipts(channel, digest, index)
+    for false in st.store.refile_receipts(channel, digest, index):
+        st.alarm(
+            Alarm(
+                AlarmKind.FORK,
+                "fork-receipt",
+                level=3,
+                channel=channel,
+                index=false.index,
+                evidence=st.store.entry_bytes(channel, false.index) or None,
+                params={
+                    "channel": channel,
+                    "index": false.index,
+                    "sender": false.station,
+                    "of_index": index,
+                },
+            )
+        )
     if env.kind != Kind.MESSAGE:
         return None
     escalation.await_acks(st, channel, index, env, relay_ms)

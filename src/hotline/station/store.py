@@ -818,15 +818,19 @@ class StationStore:
         return [_message(r) for r in self._q(sql, *args)]
 
     def received_after(
-        self, not_from: str, channel: str | None, after: int, limit: int
+        self, not_from: str, channel: str | None, after: int, limit: int, upto: int
     ) -> list[tuple[int, Message]]:
         """Messages received (not sent by station ``not_from``) after arrival number
-        ``after``, in the order this station took them in, each with its arrival number.
+        ``after`` up to ``upto``, in the order this station took them in, each with its
+        arrival number.
 
         The arrival number is the row's id: message rows are only ever added (never
         replaced or deleted), so it grows with every commit."""
-        sql = "SELECT rowid AS arrival, * FROM message WHERE rowid>? AND kind=? AND sender!=?"
-        args: list[Any] = [after, int(Kind.MESSAGE), not_from]
+        sql = (
+            "SELECT rowid AS arrival, * FROM message"
+            " WHERE rowid>? AND rowid<=? AND kind=? AND sender!=?"
+        )
+        args: list[Any] = [after, upto, int(Kind.MESSAGE), not_from]
         if channel:
             sql += " AND channel=?"
             args.append(channel)
@@ -864,16 +868,29 @@ class StationStore:
             r.of_hash,
         )
 
-    def refile_receipts(self, channel: str, digest: bytes, index: int) -> None:
+    def refile_receipts(self, channel: str, digest: bytes, index: int) -> list[Receipt]:
         """The message ``digest`` is now taken in at ``index``: the receipts read before it
         (from another relay's log, filed under the acceptance's number or the one their
-        sender gave it) are filed under this one, the number everything else uses."""
+        sender gave it) are filed under this one, the number everything else uses.
+
+        A receipt read early that placed another envelope at ``index`` named a place
+        falsely (it could not be compared then): that row is removed and returned, for
+        the caller's alarm. Left, it would be counted as a delivery of this message, and
+        the same receipt's row for this message could not be filed here (one row per
+        message per receipt: a database error out of ingest)."""
+        where = "channel=? AND of_index=? AND of_hash IS NOT NULL AND of_hash!=?"
+        false = [
+            _receipt(r)
+            for r in self._q(f"SELECT * FROM receipt WHERE {where}", channel, index, digest)
+        ]
+        self._x(f"DELETE FROM receipt WHERE {where}", channel, index, digest)
         self._x(
             "UPDATE receipt SET of_index=?, of_hash=NULL WHERE channel=? AND of_hash=?",
             index,
             channel,
             digest,
         )
+        return false
 
     def acknowledged_by(self, channel: str, index: int) -> set[str]:
         """The parties whose acknowledgment of message ``index`` is filed already."""
