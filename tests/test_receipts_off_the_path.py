@@ -7,16 +7,22 @@ settling times are set by the test, never hoped for."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hotline import body as body_mod
 from hotline import envelope as env_mod
 from hotline.envelope import Kind
-from hotline.errors import Unavailable
+from hotline.errors import Malformed, Unavailable
+from hotline.keys import PartyKey
+from hotline.notes import NoteSigner, make_note
+from hotline.roster import open_roster, roster_text, sign_roster
 from hotline.station import core as core_mod
 from hotline.station import outbox as outbox_mod
 from hotline.station import service as service_mod
@@ -385,3 +391,56 @@ def test_owed_receipts_naming_one_envelope_twice_go_in_two_receipts_none_stuck()
     for run in runs:
         made = body_mod.delivered([(d.of_index, d.hash) for d in run], b"n")
         assert body_mod.parse_body(body_mod.encode(made)) == made
+
+
+def test_under_a_roster_without_receipt_runs_each_message_gets_its_own_receipt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A network whose roster does not say ``receipt_runs`` may still run stations that
+    read a run as a receipt for its first message only: its stations send one receipt
+    per message, as before issue 15."""
+    world = make_world()
+    us, ru = _everyone(world, tmp_path, "us"), _everyone(world, tmp_path, "ru")
+    assert ru.state.roster.receipt_runs  # a new roster says it
+    monkeypatch.setattr(ru.state, "roster", replace(ru.state.roster, receipt_runs=False))
+    log = TestLog(world)
+    for i in range(3):
+        log.add(us.send(CHANNEL, body_mod.text(f"m{i}", "en")).envelope)
+    ru.on_entries(log.frame(ru), receipts=False)
+    assert ru.send_receipts() == 3 and ru.store.receipts_due() == []
+    named = [
+        body_mod.parse_body(env_mod.decrypt(env_mod.parse(i.envelope), ru.key))
+        for i in _queued_receipts(ru)
+    ]
+    assert len(named) == 3
+    assert all(isinstance(r, body_mod.Receipt) and not r.also for r in named)
+
+
+def _signed_roster(runs: object) -> bytes:
+    parties = {p: PartyKey.generate(p) for p in ("us", "ru")}
+    relay = NoteSigner("relay.ae", Ed25519PrivateKey.generate())
+    text = roster_text(
+        "talks",
+        {p: k.public_keys() for p, k in parties.items()},
+        {"us-ru": {"members": ["us", "ru"]}},
+        relay.verifier.encode(),
+        receipt_runs=False,
+    )
+    kind, body = text.split("\n", 1)
+    value = json.loads(body)
+    if runs is not None:
+        value["receipt_runs"] = runs
+    note = make_note(kind + "\n" + json.dumps(value, separators=(",", ":")) + "\n")
+    for p in ("us", "ru"):
+        note = sign_roster(note, parties[p])
+    return note.encode()
+
+
+def test_receipt_runs_is_a_choice_every_party_signs_true_or_false() -> None:
+    assert open_roster(_signed_roster(None)).receipt_runs is False  # absent: an older roster
+    assert open_roster(_signed_roster(True)).receipt_runs is True
+    assert open_roster(_signed_roster(False)).receipt_runs is False
+    for bad in ("yes", 1, [], {}):
+        with pytest.raises(Malformed) as caught:
+            open_roster(_signed_roster(bad))
+        assert caught.value.field == "receipt_runs"

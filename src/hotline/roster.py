@@ -11,6 +11,10 @@ then verify, under a roster that Ed25519 alone protects. Either
 form may name ``min_envelope_version`` (1 or 2) and ``min_envelope_version_from`` (unix
 ms, 0 by default): entries logged at or after that relay time must be at least that
 version, at the relay and at every station and verifier (``check_envelope_version``).
+``receipt_runs`` (true or false, false when absent) says every station of the network
+reads a delivered receipt naming a run of messages (issue 15; docs/PROTOCOL.md section
+7): only then do stations send them (a station of an earlier version would read a run as
+a receipt for its first message only). New rosters name it true.
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ class Roster:
     min_envelope_version: int = 1
     min_envelope_from_ms: int = 0
     relays: tuple[NoteVerifier, ...] = ()  # every relay (its own log); the first is relay_key
+    receipt_runs: bool = False  # stations may send a delivered receipt naming a run
 
     def relay_names(self) -> list[str]:
         """The names of the roster's relays (their checkpoint keys' names), in roster order."""
@@ -131,6 +136,7 @@ def roster_text(
     version: int = 1,
     min_envelope_version: int | None = None,
     min_envelope_from_ms: int | None = None,
+    receipt_runs: bool = True,
 ) -> str:
     """The text every party signs. ``parties`` maps name to root key, language, title
     (and ``pq_root``, its ML-DSA-65 key: with every party's, the roster is /v2).
@@ -152,6 +158,8 @@ def roster_text(
         body["min_envelope_version"] = min_envelope_version
     if min_envelope_from_ms is not None:
         body["min_envelope_version_from"] = min_envelope_from_ms
+    if receipt_runs:
+        body["receipt_runs"] = True
     v2 = bool(parties) and all("pq_root" in p for p in parties.values())
     return statement_text(ROSTER_TYPE_V2 if v2 else ROSTER_TYPE, body)
 
@@ -255,11 +263,16 @@ def _parse_body(note: Note) -> Roster:
         min_from = _bounded(
             body.get("min_envelope_version_from", 0), 0, MAX_U63, "min_envelope_version_from"
         )
+        runs = body.get("receipt_runs", False)
+        if not isinstance(runs, bool):
+            raise Malformed("roster receipt_runs must be true or false", field="receipt_runs")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, Malformed):
             raise
         raise Malformed(f"roster is malformed: {exc}", field="roster") from exc
-    return Roster(name, version, parties, channels, relay_key, note, min_version, min_from, relays)
+    return Roster(
+        name, version, parties, channels, relay_key, note, min_version, min_from, relays, runs
+    )
 
 
 def _relays(listed: Any, first: NoteVerifier) -> tuple[NoteVerifier, ...]:

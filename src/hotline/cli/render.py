@@ -62,6 +62,7 @@ def roster_data(r: Roster) -> Json:
         "relays": [k.encode() for k in r.relays],
         "min_envelope_version": r.min_envelope_version,
         "min_envelope_version_from": r.min_envelope_from_ms,
+        "receipt_runs": r.receipt_runs,
         "parties": {
             p.name: {"language": p.language, **_root_keys(p.root)} for p in r.parties.values()
         },

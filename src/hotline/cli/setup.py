@@ -83,6 +83,13 @@ def roster() -> None:
     type=click.IntRange(0),
     help="... from this relay time on (Unix ms; entries logged before stay valid).",
 )
+@click.option(
+    "--receipt-runs/--no-receipt-runs",
+    default=True,
+    show_default=True,
+    help="Stations may send one delivered receipt for a run of messages (every station "
+    "must read them: no for a network still running stations from before issue 15).",
+)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @handled
 def roster_create(
@@ -92,6 +99,7 @@ def roster_create(
     relay_keys: tuple[str, ...],
     min_envelope_version: int | None,
     min_envelope_version_from: int | None,
+    receipt_runs: bool,
     out: Path,
 ) -> None:
     """Write an unsigned roster; then each party runs `hotline roster sign`."""
@@ -104,6 +112,7 @@ def roster_create(
         [verifier_key(k) for k in relay_keys],
         min_envelope_version=min_envelope_version,
         min_envelope_from_ms=min_envelope_version_from,
+        receipt_runs=receipt_runs,
     )
     out.write_text(text)
     click.echo(render.roster_written(out, list(party_map)))

@@ -174,7 +174,7 @@ def send_receipts(st: Station, limit: int | None = None) -> int:
     stuck: set[str] = set()
     tried: set[str] = set()
     with st.store.transaction():
-        for run in _runs(owed):
+        for run in _runs(owed, st.roster.receipt_runs):
             channel = run[0].channel
             if channel in stuck:
                 continue
@@ -212,15 +212,17 @@ def send_receipts(st: Station, limit: int | None = None) -> int:
     return queued
 
 
-def _runs(owed: list[DueReceipt]) -> list[list[DueReceipt]]:
+def _runs(owed: list[DueReceipt], many: bool = True) -> list[list[DueReceipt]]:
     """Owed receipts (in channel, index order) cut into runs one receipt can name: the
     same channel, relay log and precedence, at most MAX_RECEIPT_REFS each, each envelope
-    hash once (a run naming one twice does not parse: one logged twice goes in the next)."""
+    hash once (a run naming one twice does not parse: one logged twice goes in the next).
+    ``many`` false (a roster without ``receipt_runs``): one entry each."""
     runs: list[list[DueReceipt]] = []
     for due in owed:
         last = runs[-1][-1] if runs else None
         if (
-            last is not None
+            many
+            and last is not None
             and (last.channel, paths.split(last.of_index)[0], last.precedence)
             == (due.channel, paths.split(due.of_index)[0], due.precedence)
             and len(runs[-1]) < body_mod.MAX_RECEIPT_REFS
