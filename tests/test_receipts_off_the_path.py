@@ -45,6 +45,22 @@ class _Wire:
         self.sent.append(text)
 
 
+def _failing_commit(real: Any) -> type:
+    """A stand-in for the station's connection ``real`` whose COMMIT fails (a full disk,
+    say); everything else goes to ``real``."""
+
+    class FailingCommit:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql == "COMMIT":
+                raise OSError("disk full")
+            return real.execute(sql, *args)
+
+    return FailingCommit
+
+
 def _receipts(st: StationCore) -> list[int]:
     return [i.seq for i in st.store.outbox(OutboxState.QUEUED) if i.kind == Kind.RECEIPT]
 
@@ -124,17 +140,7 @@ def test_a_failed_commit_shows_nothing_and_owes_no_receipt(
     log = TestLog(world)
     log.add(us.send(CHANNEL, body_mod.text("lost", "en")).envelope)
     real = ru.store._conn
-
-    class FailingCommit:
-        """The station's connection, whose COMMIT fails (a full disk, say)."""
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real, name)
-
-        def execute(self, sql: str, *args: Any) -> Any:
-            if sql == "COMMIT":
-                raise OSError("disk full")
-            return real.execute(sql, *args)
+    FailingCommit = _failing_commit(real)
 
     async def run() -> None:
         svc = StationService(ru, "ws://127.0.0.1:9/ws")
@@ -230,15 +236,7 @@ def test_a_chunk_that_fails_to_commit_leaves_its_receipts_owed(
     monkeypatch.setattr(body_mod, "MAX_RECEIPT_REFS", 1)
     real_conn, real_send = ru.store._conn, ru.send_receipts
     calls: list[int | None] = []
-
-    class FailingCommit:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real_conn, name)
-
-        def execute(self, sql: str, *args: Any) -> Any:
-            if sql == "COMMIT":
-                raise OSError("disk full")
-            return real_conn.execute(sql, *args)
+    FailingCommit = _failing_commit(real_conn)
 
     def send_receipts(limit: int | None = None) -> int:
         calls.append(limit)

@@ -115,14 +115,14 @@ def test_a_link_test_is_forwarded_only_from_its_own_station_to_its_channel(
     assert subs.online() == {"us-1", "ua-1"}
 
 
-def _post(world: World, core: RelayCore, count: int) -> list[Acceptance]:
-    us = world.stations["us"]
+def _chain(world: World, count: int, body: bytes = b"x") -> list[bytes]:
+    """us's first ``count`` envelopes in us-ru, each linked to the one before."""
     recipients = [world.certs["us"], world.certs["ru"]]
     prev, out = ZERO_HASH, []
     for seq in range(1, count + 1):
         raw = seal(
-            b"x",
-            sender=us,
+            body,
+            sender=world.stations["us"],
             channel="us-ru",
             seq=seq,
             prev=prev,
@@ -130,6 +130,13 @@ def _post(world: World, core: RelayCore, count: int) -> list[Acceptance]:
             created_ms=_now(world) * 1000,
         )
         prev = envelope_hash(raw)
+        out.append(raw)
+    return out
+
+
+def _post(world: World, core: RelayCore, count: int) -> list[Acceptance]:
+    out = []
+    for raw in _chain(world, count):
         (result,) = core.accept([("us/us-1", raw)])
         assert isinstance(result, Acceptance), result
         out.append(result)
@@ -202,20 +209,7 @@ def test_a_batch_larger_than_one_push_frame_is_logged_signed_and_pushed_in_one_t
 ) -> None:
     """Each piece of the push of a large batch ends at a checkpoint signed with the
     batch, not on demand afterwards (one more transaction and durable commit a piece)."""
-    us, recipients = world.stations["us"], [world.certs["us"], world.certs["ru"]]
-    body, prev, batch = os.urandom(8 * 1024), ZERO_HASH, []
-    for seq in range(1, 121):
-        raw = seal(
-            body,
-            sender=us,
-            channel="us-ru",
-            seq=seq,
-            prev=prev,
-            recipients=recipients,
-            created_ms=_now(world) * 1000,
-        )
-        prev = envelope_hash(raw)
-        batch.append(("us/us-1", raw))
+    batch = [("us/us-1", raw) for raw in _chain(world, 120, os.urandom(8 * 1024))]
     transactions = 0
     opened = core.store.transaction
 

@@ -76,6 +76,16 @@ def _rotate(c: Cluster, us_dir: Path, drain: int = 120) -> subprocess.CompletedP
     )
 
 
+def _after_reaches_ru(c: Cluster) -> None:
+    """Traffic goes on with the new key: "after" reaches ru beside "before"."""
+    c.send(US, CHANNEL, "after")
+    wait_for(
+        lambda: {"before", "after"} <= {m["body"]["text"] for m in c.client(RU).inbox(CHANNEL)},
+        timeout=60,
+        what="after delivered",
+    )
+
+
 def _cluster(root: Path, ch_mode: str | None = None) -> Cluster:
     """us-1 and ru-1 on relay.ae and relay.ch (``ch_mode``: relay.ch is tests/liar.py's),
     both linked to both."""
@@ -159,12 +169,7 @@ def test_a_relay_down_during_rotate_gets_the_revocation_when_linked_again(
             what="nothing pending at us-1",
         )
         # Traffic goes on with the new key through both relays.
-        c.send(US, CHANNEL, "after")
-        wait_for(
-            lambda: {"before", "after"} <= {m["body"]["text"] for m in c.client(RU).inbox(CHANNEL)},
-            timeout=60,
-            what="after delivered",
-        )
+        _after_reaches_ru(c)
     finally:
         c.close()
 
@@ -269,12 +274,7 @@ def test_a_key_rotated_twice_while_a_relay_was_down_is_revoked_there_too(
             (revoked,) = [cert for cert in certs if cert.signing == signing]
             certified = at[hashlib.sha256(revoked.encode()).digest()]
             assert certified < at[hashlib.sha256(data).digest()]
-        c.send(US, CHANNEL, "after")
-        wait_for(
-            lambda: {"before", "after"} <= {m["body"]["text"] for m in c.client(RU).inbox(CHANNEL)},
-            timeout=60,
-            what="after delivered",
-        )
+        _after_reaches_ru(c)
     finally:
         c.close()
 

@@ -232,11 +232,7 @@ async def failover(
 
         await _until(moved, "stations on relay.ae's second process")
         say("every station moved to relay.ae's second process, from its own log position")
-        for n in range(1, 4):
-            text = f"Message {n} while one of relay.ae's processes is down."
-            sent = await _send(us, "us-ru", {"type": "text", "lang": "en", "text": text}, "ROUTINE")
-            await _index_at(ru, "us-ru", sent["hash"])
-            say(f"us -> us-ru     ROUTINE    message {n}: delivered to ru")
+        await _three_delivered(us, ru, "one of relay.ae's processes is down", "")
 
         async def in_ae_log() -> bool:
             """relay.ae took all of us's envelopes, and ru took all of relay.ae's log."""
@@ -277,15 +273,20 @@ async def redundancy(net: Network, stop_ae: Callable[[], Awaitable[None]]) -> No
         say("stopping relay.ae (host ae) ...")
         await stop_ae()
         say("relay.ae is stopped; the stations keep their link to relay.ch")
-        for n in range(1, 4):
-            text = f"Message {n} while relay.ae is down."
-            sent = await _send(us, "us-ru", {"type": "text", "lang": "en", "text": text}, "ROUTINE")
-            await _index_at(ru, "us-ru", sent["hash"])
-            say(f"us -> us-ru     ROUTINE    message {n}: delivered to ru through relay.ch")
+        await _three_delivered(us, ru, "relay.ae is down", " through relay.ch")
         say("messages keep flowing with relay.ae down; each station's path audit names relay.ae")
     finally:
         us.close()
         ru.close()
+
+
+async def _three_delivered(us: StationClient, ru: StationClient, down: str, via: str) -> None:
+    """us sends ru three ROUTINE messages, each waited for until ru has it."""
+    for n in range(1, 4):
+        text = f"Message {n} while {down}."
+        sent = await _send(us, "us-ru", {"type": "text", "lang": "en", "text": text}, "ROUTINE")
+        await _index_at(ru, "us-ru", sent["hash"])
+        say(f"us -> us-ru     ROUTINE    message {n}: delivered to ru{via}")
 
 
 async def _send(

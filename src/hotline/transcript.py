@@ -788,7 +788,8 @@ def _check_bodies(report: Report, doc: dict[str, Any], logs: list[_Log], names: 
                     index, f"malformed receipt: {exc.message}", "malformed", channel=log.channel
                 )
                 continue
-            if len({paths.split(one.of_index)[0] for one in receipt.each()}) > 1:
+            refs = receipt.each()
+            if len({paths.split(one.of_index)[0] for one in refs}) > 1:
                 report.fail(
                     index,
                     "malformed receipt: it names entries of more than one relay's log",
@@ -796,7 +797,7 @@ def _check_bodies(report: Report, doc: dict[str, Any], logs: list[_Log], names: 
                     channel=log.channel,
                 )
                 continue
-            for one in receipt.each():  # a delivered run: the same statement for each entry
+            for one in refs:  # a delivered run: the same statement for each entry
                 of_hash = _check_receipt(report, one, env, log, index, by_position, valid, names)
                 if of_hash is None:
                     continue

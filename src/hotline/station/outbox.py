@@ -321,7 +321,7 @@ def acknowledge(
         raise Malformed("an acknowledgment names the operator", field="operator")
     # The checkpoint of the log the message is numbered in (with several relays, maybe
     # not the first relay's): the receipt's readers check it against that log.
-    note = st.store.verified_checkpoint(st.log_key(channel, st.relay_at(index))) or b""
+    note = st.note_of_log_at(channel, index)
     with st.store.transaction():
         item = queue(
             st,

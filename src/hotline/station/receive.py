@@ -379,22 +379,8 @@ def _open(
     # earlier in another relay's log): it was filed under a number the message does not
     # keep (our acceptance's, or its sender's); this is the message's number from now on.
     for false in st.store.refile_receipts(channel, digest, index):
-        st.alarm(
-            Alarm(
-                AlarmKind.FORK,
-                "fork-receipt",
-                level=3,
-                channel=channel,
-                index=false.index,
-                evidence=st.store.entry_bytes(channel, false.index) or None,
-                params={
-                    "channel": channel,
-                    "index": false.index,
-                    "sender": false.station,
-                    "of_index": index,
-                },
-            )
-        )
+        evidence = st.store.entry_bytes(channel, false.index) or None
+        _fork_receipt(st, channel, false.index, evidence, false.station, index)
     if env.kind != Kind.MESSAGE:
         return None
     escalation.await_acks(st, channel, index, env, relay_ms)
@@ -439,6 +425,23 @@ def _receipt(
         _one_receipt(st, channel, index, env, one, relay_ms, checked, recorded)
 
 
+def _fork_receipt(
+    st: Station, channel: str, index: int, evidence: bytes | None, sender: str, of_index: int
+) -> None:
+    """The receipt at ``index`` names entry ``of_index`` in another history than ours."""
+    st.alarm(
+        Alarm(
+            AlarmKind.FORK,
+            "fork-receipt",
+            level=3,
+            channel=channel,
+            index=index,
+            evidence=evidence,
+            params={"channel": channel, "index": index, "sender": sender, "of_index": of_index},
+        )
+    )
+
+
 def _malformed_receipt(
     st: Station, channel: str, index: int, env: env_mod.Envelope, detail: str
 ) -> None:
@@ -480,26 +483,12 @@ def _one_receipt(
             _check_other_log_reference(st, ctx, channel, index, receipt)
         ctx = st.log(channel, of_relay)  # its checkpoint is of the log it names
     except (ForkDetected, LookupError):
-        st.alarm(
-            Alarm(
-                AlarmKind.FORK,
-                "fork-receipt",
-                level=3,
-                channel=channel,
-                index=index,
-                evidence=env.raw,
-                params={
-                    "channel": channel,
-                    "index": index,
-                    "sender": env.sender,
-                    "of_index": of_index,
-                },
-            )
-        )
+        _fork_receipt(st, channel, index, env.raw, env.sender, of_index)
         return
     cross = of_relay != st.relay_at(index)
-    if paths.split(of_index)[0] not in checked:
-        checked.add(paths.split(of_index)[0])
+    position = paths.split(of_index)[0]
+    if position not in checked:
+        checked.add(position)
         key = st.log_key(channel, of_relay)
         _check_carried_checkpoint(st, ctx, index, env, receipt, key, cross)
     # The message it answers, as this station numbers it (taken from whichever log first).
@@ -513,7 +502,7 @@ def _one_receipt(
     recorded.add(of_index)
     # Read before the message itself (it stands earlier in another relay's log than the
     # message): keep the hash, to file it under the number the message is taken in at.
-    early = st.store.message(channel, of_index) is None
+    early = not st.store.has_message(channel, of_index)
     operator = receipt.operator
     st.store.add_receipt(
         Receipt(

@@ -175,6 +175,13 @@ class Station:
         position = self.position(relay)
         return paths.log_key(channel, self.relays[position], position)
 
+    def note_of_log_at(self, channel: str, qualified: int) -> bytes:
+        """The latest verified checkpoint note of the log that qualified index names (the
+        one a receipt for that entry carries; b"" before any)."""
+        return (
+            self.store.verified_checkpoint(self.log_key(channel, self.relay_at(qualified))) or b""
+        )
+
     def size(self, channel: str, relay: str | None = None) -> int:
         return self.tree(self.log_key(channel, relay)).size
 

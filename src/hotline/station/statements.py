@@ -35,8 +35,7 @@ def release_held(st: Station) -> None:
         with st.alarms.deferred(), st.store.transaction():
             for m in receive.release_held(st, channel):
                 # The checkpoint of the log it stands in (each relay's log, its own key).
-                key = st.log_key(channel, st.relay_at(m.index))
-                note = st.store.verified_checkpoint(key) or b""
+                note = st.note_of_log_at(channel, m.index)
                 st.store.owe_receipt(DueReceipt(channel, m.index, m.hash, int(m.precedence), note))
 
 
